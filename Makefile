@@ -1,0 +1,51 @@
+# costline: `make demo` runs the demo organization end to end; `make test` runs the whole suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
+UV := $(PYTHON) -m uv
+endif
+export UV_PYTHON ?= $(shell command -v python3.11 || command -v $(PYTHON))
+
+.PHONY: help setup setup-system demo test test-unit lint typecheck bench docs clean
+
+help:
+	@echo "make demo   - set up, generate the demo organization, ingest it and report"
+	@echo "make test   - set up and run the whole test suite (unit + integration)"
+	@echo "make lint / typecheck / bench / clean"
+
+# uv from PyPI if missing, then the locked environment (.venv) from uv.lock.
+setup:
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || \
+		$(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
+	$(UV) sync --locked
+
+# Debian packages the integration tests need (Java 17 for PySpark). Root only; CI is root.
+setup-system:
+	@if command -v java >/dev/null 2>&1; then echo "java present"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless; \
+	else echo "warning: no java; the Spark conformance test will be skipped"; fi
+
+demo: setup
+	$(UV) run costline demo
+
+test: setup setup-system
+	$(UV) run pytest -q
+
+test-unit: setup
+	$(UV) run pytest -q tests/unit
+
+lint: setup
+	$(UV) run ruff check src tests bench
+	$(UV) run ruff format --check src tests bench
+
+typecheck: setup
+	$(UV) run mypy
+
+bench: setup
+	$(UV) run python bench/ingest.py
+
+clean:
+	rm -rf .costline demo-org bench/out .pytest_cache .mypy_cache .ruff_cache

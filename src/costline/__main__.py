@@ -1,0 +1,3 @@
+from costline.cli.main import main
+
+main()

@@ -1,0 +1,180 @@
+"""The `costline` command line (Typer). Exit codes: 0 ok, 1 a gate failed, 2 bad input."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from costline.cli.output import Format, default_format, dumps, emit_arrow, emit_rows
+from costline.errors import CostlineError
+from costline.ledger.store import DEFAULT_LEDGER_URL
+
+app = typer.Typer(
+    name="costline",
+    help="FinOps for AI workloads: one ledger for cloud bills, GPUs, jobs, tokens and storage.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+ingest_app = typer.Typer(
+    help="Load data into the ledger (atomic, idempotent).", no_args_is_help=True
+)
+export_app = typer.Typer(help="Write the ledger out in standard formats.", no_args_is_help=True)
+schema_app = typer.Typer(help="Print the JSON Schemas costline publishes.", no_args_is_help=True)
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(export_app, name="export")
+app.add_typer(schema_app, name="schema")
+
+err = Console(stderr=True)
+out = Console()
+
+FormatOpt = Annotated[
+    Format | None,
+    typer.Option(
+        "--format", "-f", help="table, json or csv (default: table on a terminal, else json)"
+    ),
+]
+
+
+class State:
+    ledger_url: str = DEFAULT_LEDGER_URL
+    config_path: Path | None = None
+
+
+state = State()
+
+
+@app.callback()
+def main_options(
+    ledger: Annotated[
+        str,
+        typer.Option(
+            "--ledger",
+            envvar="COSTLINE_LEDGER",
+            help="Ledger URL, e.g. duckdb:///path/ledger.duckdb",
+        ),
+    ] = DEFAULT_LEDGER_URL,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", envvar="COSTLINE_CONFIG", help="costline.yaml (default ./costline.yaml)"
+        ),
+    ] = None,
+) -> None:
+    state.ledger_url = ledger
+    state.config_path = config
+
+
+def open_ledger(read_only: bool = False):  # type: ignore[no-untyped-def]
+    from costline.ledger.store import Ledger
+
+    return Ledger(state.ledger_url, read_only=read_only)
+
+
+@ingest_app.command("focus")
+def ingest_focus_cmd(
+    paths: Annotated[
+        list[str], typer.Argument(help="FOCUS or provider-native files, folders or globs")
+    ],
+    fmt: FormatOpt = None,
+) -> None:
+    """Ingest FOCUS 1.0-1.3 exports (CSV, CSV.gz, Parquet) and AWS CUR / Azure EA-MCA bills."""
+    from costline.pipeline import ingest_focus
+
+    fmt = default_format(fmt)
+    with open_ledger() as ledger:
+        if fmt is Format.table:
+            with err.status(f"Ingesting {len(paths)} path(s) into {ledger.path} ..."):
+                summary = ingest_focus(ledger, paths)
+        else:
+            summary = ingest_focus(ledger, paths)
+    data = summary.as_json()
+    if fmt is Format.json:
+        sys.stdout.write(dumps(data) + "\n")
+        return
+    if fmt is Format.csv:
+        emit_rows(
+            data["files"], fmt, columns=["path", "status", "rows", "dialect", "focus_version"]
+        )
+        return
+    emit_rows(
+        data["files"],
+        fmt,
+        title="Files",
+        columns=["path", "status", "rows", "dialect", "focus_version", "duplicate_of"],
+    )
+    emit_rows(data["totals"], fmt, title="Totals per currency")
+    for f in summary.files:
+        for w in f.warnings:
+            err.print(f"[yellow]note[/yellow] {f.path}: {w}")
+    for r in data["restated_periods"]:
+        err.print(
+            f"restated: {r['provider']} {r['billing_account_id']} {r['billing_period_start']} "
+            f"({r['replaced_rows']} rows replaced)"
+        )
+    out.print(
+        f"{summary.rows} rows from {len(summary.files) - len(summary.duplicates)} file(s), "
+        f"{len(summary.duplicates)} duplicate(s), {summary.seconds:.2f}s"
+    )
+
+
+@export_app.command("focus")
+def export_focus_cmd(
+    out_path: Annotated[
+        Path, typer.Argument(metavar="OUT", help="OUT.parquet, OUT.csv or OUT.csv.gz")
+    ],
+    focus_version: Annotated[
+        str, typer.Option("--focus-version", help="1.0, 1.1, 1.2 or 1.3")
+    ] = "1.2",
+    fmt: FormatOpt = None,
+) -> None:
+    """Write the ledger's cost lines as a FOCUS file."""
+    from costline.export import export_focus
+
+    with open_ledger(read_only=True) as ledger:
+        result = export_focus(ledger, out_path, focus_version=focus_version)
+    emit_rows([vars(result)], default_format(fmt))
+
+
+@app.command("sql")
+def sql_cmd(
+    query: Annotated[str, typer.Argument(help="SELECT ... against the ledger's tables")],
+    fmt: FormatOpt = None,
+) -> None:
+    """Run read-only SQL against the ledger; statements that write are refused (exit 2)."""
+    from costline.ledger.readonly import run_sql
+
+    emit_arrow(run_sql(state.ledger_url, query), default_format(fmt))
+
+
+@schema_app.command("config")
+def schema_config_cmd() -> None:
+    """The JSON Schema of costline.yaml."""
+    from costline.config import config_json_schema
+
+    sys.stdout.write(json.dumps(config_json_schema(), indent=2) + "\n")
+
+
+@schema_app.command("finding")
+def schema_finding_cmd() -> None:
+    """The JSON Schema of a Finding, as emitted in JSON output and webhooks."""
+    from costline.model import finding_json_schema
+
+    sys.stdout.write(json.dumps(finding_json_schema(), indent=2) + "\n")
+
+
+def main() -> None:
+    """Entry point: usage errors exit 2 (Typer), costline's own errors with their exit code."""
+    try:
+        app()
+    except CostlineError as exc:
+        err.print(
+            f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
+        raise SystemExit(exc.exit_code) from None

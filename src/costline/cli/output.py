@@ -1,0 +1,97 @@
+"""One way to print results: table (rich), JSON or CSV, chosen by `--format`."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import enum
+import io
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+from rich.console import Console
+from rich.table import Table
+
+
+class Format(enum.StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def default_format(fmt: Format | None) -> Format:
+    """Tables on a terminal, JSON when piped."""
+    if fmt is not None:
+        return fmt
+    return Format.table if sys.stdout.isatty() else Format.json
+
+
+def json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+        return value.isoformat()
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, default=json_default, indent=2, ensure_ascii=False)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return (
+            format(value.normalize(), "f") if value == value.to_integral() else format(value, "f")
+        )
+    if isinstance(value, Mapping | list):
+        return json.dumps(value, default=json_default, ensure_ascii=False)
+    if isinstance(value, dt.datetime | dt.date):
+        return str(json_default(value))
+    return str(value)
+
+
+def emit_rows(
+    rows: Sequence[Mapping[str, Any]],
+    fmt: Format,
+    *,
+    title: str | None = None,
+    columns: Sequence[str] | None = None,
+    console: Console | None = None,
+) -> None:
+    cols = list(columns) if columns is not None else (list(rows[0]) if rows else [])
+    if fmt is Format.json:
+        sys.stdout.write(dumps([dict(r) for r in rows]) + "\n")
+    elif fmt is Format.csv:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(cols)
+        for r in rows:
+            writer.writerow([_cell(r.get(c)) for c in cols])
+        sys.stdout.write(buf.getvalue())
+    else:
+        table = Table(title=title, show_lines=False)
+        for c in cols:
+            table.add_column(c, overflow="fold")
+        for r in rows:
+            table.add_row(*[_cell(r.get(c)) for c in cols])
+        (console or Console()).print(table)
+
+
+def emit_arrow(table: pa.Table, fmt: Format, *, title: str | None = None) -> None:
+    emit_rows(table.to_pylist(), fmt, title=title, columns=table.column_names)

@@ -1,0 +1,81 @@
+"""Forward-only schema migrations of the ledger, applied in one transaction on open.
+
+Each migration is a function of the raw DuckDB connection, numbered in order. Version 1 creates
+every table of `costline.ledger.schema`. A ledger written by a newer costline is refused rather
+than guessed at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import duckdb
+from ibis.backends.sql.datatypes import DuckDBType
+from ibis.expr.schema import Schema
+
+from costline.errors import LedgerError
+from costline.ledger import schema
+
+Migration = Callable[[duckdb.DuckDBPyConnection], None]
+
+
+def create_table_sql(name: str, table_schema: Schema) -> str:
+    cols = ",\n  ".join(
+        f'"{col}" {DuckDBType.to_string(dtype)}' for col, dtype in table_schema.items()
+    )
+    return f'CREATE TABLE IF NOT EXISTS "{name}" (\n  {cols}\n)'
+
+
+def _v1_create_tables(con: duckdb.DuckDBPyConnection) -> None:
+    for name, table_schema in schema.tables().items():
+        con.execute(create_table_sql(name, table_schema))
+
+
+MIGRATIONS: list[tuple[int, str, Migration]] = [
+    (1, "create the canonical ledger tables", _v1_create_tables),
+]
+LATEST = MIGRATIONS[-1][0]
+
+
+def current_version(con: duckdb.DuckDBPyConnection) -> int:
+    found = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'schema_version'"
+    ).fetchone()
+    if not found or not found[0]:
+        return 0
+    row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def migrate(
+    con: duckdb.DuckDBPyConnection, migrations: list[tuple[int, str, Migration]] | None = None
+) -> list[int]:
+    """Apply the migrations the ledger lacks, all in one transaction; return the versions applied."""
+    steps = MIGRATIONS if migrations is None else migrations
+    latest = steps[-1][0]
+    have = current_version(con)
+    if have > latest:
+        raise LedgerError(
+            f"the ledger is at schema version {have}, newer than this costline knows ({latest}); "
+            "upgrade costline to read it"
+        )
+    todo = [m for m in steps if m[0] > have]
+    if not todo:
+        return []
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version "
+            "(version INTEGER, description VARCHAR, applied_at TIMESTAMPTZ DEFAULT now())"
+        )
+        for version, description, step in todo:
+            step(con)
+            con.execute(
+                "INSERT INTO schema_version (version, description) VALUES (?, ?)",
+                [version, description],
+            )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return [m[0] for m in todo]

@@ -1,0 +1,306 @@
+"""The canonical ledger: every table of DESIGN.md with its types, as Ibis schemas.
+
+`cost_lines` is generated from the FOCUS column catalogue shipped in `data/` (FOCUS 1.2 names, plus the
+1.3 columns), so the schema, version detection and export all read one source of truth.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+from dataclasses import dataclass
+from importlib import resources
+
+import ibis
+import ibis.expr.datatypes as dt
+from ibis.expr.schema import Schema
+
+from costline.money import MONEY_DTYPE
+
+TS = dt.Timestamp(timezone="UTC", scale=6)
+STR = dt.string
+TAGS = dt.Map(dt.string, dt.string)
+
+# FOCUS versions in order; "0.5" and "1.0-preview" are the pre-1.0 drafts some tools still emit.
+FOCUS_VERSIONS = ("0.5", "1.0-preview", "1.0", "1.1", "1.2", "1.3")
+
+
+@dataclass(frozen=True)
+class FocusColumn:
+    name: str
+    introduced: str
+    data_type: str  # Decimal, Date/Time, String, JSON
+    feature_level: str  # Mandatory, Conditional, Recommended
+    versions: frozenset[str]
+
+    @property
+    def dtype(self) -> dt.DataType:
+        if self.name in ("Tags", "AllocatedTags"):
+            return TAGS
+        return {"Decimal": MONEY_DTYPE, "Date/Time": TS}.get(self.data_type, STR)
+
+    def mandatory_in(self, version: str) -> bool:
+        return self.feature_level == "Mandatory" and version in self.versions
+
+
+@functools.cache
+def focus_columns() -> tuple[FocusColumn, ...]:
+    """All FOCUS Cost and Usage columns of versions 1.0 to 1.3, in catalogue order."""
+    text = resources.files("costline.ledger").joinpath(
+        "data/focus_cost_and_usage_columns_1.0-1.3.csv"
+    )
+    rows = list(csv.DictReader(text.read_text(encoding="utf-8").splitlines()))
+    out = []
+    for r in rows:
+        versions = frozenset(
+            v for v in ("1.0", "1.1", "1.2", "1.3") if r[f"In_{v.replace('.', '_')}"]
+        )
+        out.append(
+            FocusColumn(
+                name=r["ColumnId"],
+                introduced=r["VersionIntroduced"],
+                data_type=r["DataType"],
+                feature_level=r["FeatureLevel"],
+                versions=versions,
+            )
+        )
+    return tuple(out)
+
+
+@functools.cache
+def focus_column_map() -> dict[str, FocusColumn]:
+    return {c.name: c for c in focus_columns()}
+
+
+def focus_columns_of(version: str) -> list[FocusColumn]:
+    """The columns a FOCUS `version` (1.0 .. 1.3) defines."""
+    return [c for c in focus_columns() if version in c.versions]
+
+
+# Derived attribution columns, computed by `attribution/`, never typed by hand.
+ATTRIBUTION_COLUMNS = (
+    "team",
+    "project",
+    "model",
+    "model_version",
+    "environment",
+    "workload_type",
+    "endpoint",
+    "pipeline",
+    "region",
+    "accelerator",
+    "tenant",
+    "owner",
+    "cost_domain",
+    "cost_layer",
+)
+
+COST_DOMAINS = ("training", "online_inference", "batch_ai", "shared_platform", "non_ai")
+COST_LAYERS = (
+    "gpu_compute",
+    "cpu_compute",
+    "tokens",
+    "storage",
+    "vector_db",
+    "network_egress",
+    "observability",
+    "control_plane",
+    "other",
+)
+
+# Columns costline adds to every cost line.
+COST_LINE_META = {
+    "x_extra": TAGS,  # other x_ (and unknown) columns of the source, by their source name
+    "x_source": STR,  # the dialect that was read: focus, aws-cur, azure-ea, ...
+    "x_focus_version": STR,  # FOCUS version detected from the source's columns
+    "x_ingestion_id": STR,
+}
+
+
+def cost_lines_schema() -> Schema:
+    fields: dict[str, dt.DataType] = {c.name: c.dtype for c in focus_columns()}
+    fields.update(COST_LINE_META)
+    fields.update({name: STR for name in ATTRIBUTION_COLUMNS})
+    return ibis.schema(fields)
+
+
+def _attributed(fields: dict[str, dt.DataType]) -> Schema:
+    out = dict(fields)
+    out.update({name: STR for name in ATTRIBUTION_COLUMNS if name not in out})
+    out.setdefault("x_ingestion_id", STR)
+    return ibis.schema(out)
+
+
+GPU_SAMPLES = _attributed(
+    {
+        "ts": TS,
+        "host": STR,
+        "gpu_uuid": STR,
+        "gpu_index": dt.int32,
+        "gpu_model": STR,
+        "mig_profile": STR,
+        "mig_instance_id": STR,
+        "gr_engine_active": dt.float64,
+        "sm_active": dt.float64,
+        "tensor_active": dt.float64,
+        "dram_active": dt.float64,
+        "gpu_util": dt.float64,
+        "fb_used_mib": dt.float64,
+        "fb_total_mib": dt.float64,
+        "power_w": dt.float64,
+        "namespace": STR,
+        "pod": STR,
+        "container": STR,
+        "job_id": STR,
+        "sample_seconds": dt.float64,
+    }
+)
+
+WORKLOADS = _attributed(
+    {
+        "workload_id": STR,
+        "kind": STR,  # training_run, sweep_trial, fine_tune, inference_endpoint, batch_job, ...
+        "name": STR,
+        "tags": TAGS,
+        "start": TS,
+        "end": TS,
+        "gpus_requested": dt.Decimal(18, 6),
+        "gpu_model": STR,
+        "pool": STR,
+        "capacity_type": STR,  # on_demand, spot, reserved
+        "ttl": dt.Interval("us"),
+        "budget_usd": MONEY_DTYPE,
+        "status": STR,
+        "outputs": dt.Map(dt.string, dt.float64),  # requests, successes, tokens, custom units
+        "source": STR,
+    }
+)
+
+LLM_REQUESTS = _attributed(
+    {
+        "ts": TS,
+        "request_id": STR,
+        "provider": STR,
+        "model": STR,
+        "input_tokens": dt.int64,
+        "cached_input_tokens": dt.int64,
+        "cache_write_tokens": dt.int64,
+        "output_tokens": dt.int64,
+        "reasoning_tokens": dt.int64,
+        "requests": dt.int64,  # 1, or the count of a rollup row
+        "latency_ms": dt.float64,
+        "status": STR,
+        "max_tokens": dt.int64,
+        "system_prompt_tokens": dt.int64,
+        "prompt_id": STR,
+        "app": STR,
+        "user": STR,
+        "tags": TAGS,
+        "cost_usd": MONEY_DTYPE,  # null = unpriced, never zero
+        "price_version": STR,
+    }
+)
+
+STORAGE_OBJECTS = _attributed(
+    {
+        "snapshot_date": dt.date,
+        "provider": STR,
+        "bucket": STR,
+        "key": STR,
+        "size_bytes": dt.int64,
+        "object_count": dt.int64,
+        "storage_class": STR,
+        "last_modified": TS,
+        "last_accessed": TS,
+        "tags": TAGS,
+        "is_checkpoint": dt.boolean,
+    }
+)
+
+METRICS = ibis.schema(
+    {"ts": TS, "metric": STR, "value": dt.float64, "labels": TAGS, "x_ingestion_id": STR}
+)
+
+ANNOTATIONS = ibis.schema(
+    {
+        "annotation_id": STR,
+        "ts": TS,
+        "end": TS,
+        "kind": STR,
+        "scope": TAGS,
+        "text": STR,
+        "source": STR,
+        "x_ingestion_id": STR,
+    }
+)
+
+# State tables.
+INGESTIONS = ibis.schema(
+    {
+        "fingerprint": STR,  # sha256 of the file's bytes: the idempotency key
+        "ingestion_id": STR,  # one per transaction; shared by the files loaded together
+        "source": STR,  # focus, dcgm, llm, ...
+        "dialect": STR,
+        "focus_version": STR,
+        "path": STR,
+        "size_bytes": dt.int64,
+        "rows": dt.int64,
+        "replaced_rows": dt.int64,
+        "ingested_at": TS,
+    }
+)
+
+FINDINGS = ibis.schema(
+    {
+        "fingerprint": STR,
+        "kind": STR,
+        "severity": STR,
+        "status": STR,
+        "title": STR,
+        "summary": STR,
+        "scope": TAGS,
+        "owner": STR,
+        "impact_usd": MONEY_DTYPE,
+        "window_start": TS,
+        "window_end": TS,
+        "first_seen": TS,
+        "last_seen": TS,
+        "snoozed_until": TS,
+        "body": dt.JSON(),  # the whole Finding as JSON (versioned)
+    }
+)
+
+OUTBOX = ibis.schema(
+    {
+        "message_id": STR,
+        "finding_fingerprint": STR,
+        "channel": STR,
+        "route": STR,
+        "payload": dt.JSON(),
+        "status": STR,  # pending, sent, failed
+        "attempts": dt.int32,
+        "next_attempt_at": TS,
+        "last_error": STR,
+        "created_at": TS,
+        "sent_at": TS,
+    }
+)
+
+WATERMARKS = ibis.schema({"source": STR, "key": STR, "value": TS, "updated_at": TS})
+
+
+def tables() -> dict[str, Schema]:
+    """Every ledger table, data and state, by name."""
+    return {
+        "cost_lines": cost_lines_schema(),
+        "gpu_samples": GPU_SAMPLES,
+        "workloads": WORKLOADS,
+        "llm_requests": LLM_REQUESTS,
+        "storage_objects": STORAGE_OBJECTS,
+        "metrics": METRICS,
+        "annotations": ANNOTATIONS,
+        "ingestions": INGESTIONS,
+        "findings": FINDINGS,
+        "outbox": OUTBOX,
+        "watermarks": WATERMARKS,
+    }

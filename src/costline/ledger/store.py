@@ -1,0 +1,251 @@
+"""The ledger: the canonical tables over Ibis, and the only code that writes them.
+
+Every ingestion is one DuckDB transaction: rows are streamed in from the sources' Arrow readers,
+restated billing periods are replaced, the files are recorded by fingerprint, and only then is the
+transaction committed. A failure (bad row, crash, kill) leaves the ledger exactly as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import duckdb
+import ibis
+import pyarrow as pa
+from ibis.backends.duckdb import Backend as DuckDBBackend
+from ibis.backends.sql.datatypes import DuckDBType
+
+from costline import faults
+from costline.clock import SYSTEM_CLOCK, Clock
+from costline.errors import CostlineError, IngestError, LedgerError
+from costline.ledger import migrations, schema
+from costline.sources.base import SourceBatch
+
+DEFAULT_LEDGER_URL = "duckdb://.costline/ledger.duckdb"
+
+
+def ledger_path(url: str) -> str:
+    """The DuckDB database path of a ledger URL (`duckdb:///abs/path`, `duckdb://rel/path`, a path)."""
+    if url.startswith("duckdb://"):
+        rest = url[len("duckdb://") :]
+        if not rest:
+            raise LedgerError(f"ledger URL {url!r} names no database file")
+        return rest
+    if "://" in url:
+        scheme = url.split("://", 1)[0]
+        raise LedgerError(
+            f"ledger URL {url!r}: only duckdb:// ledgers can be written; "
+            f"{scheme} engines are read through Ibis (costline.open_backend)"
+        )
+    return url
+
+
+@dataclass(frozen=True)
+class RestatedPeriod:
+    provider: str | None
+    billing_account_id: str | None
+    billing_period_start: dt.datetime | None
+    replaced_rows: int
+
+
+@dataclass
+class WriteResult:
+    ingestion_id: str
+    rows_by_file: dict[str, int] = field(default_factory=dict)
+    restated: list[RestatedPeriod] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return sum(self.rows_by_file.values())
+
+
+class Ledger:
+    """A costline ledger on an embedded DuckDB file (the default engine)."""
+
+    def __init__(
+        self, url: str = DEFAULT_LEDGER_URL, *, read_only: bool = False, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
+        self.url = url
+        self.path = ledger_path(url)
+        self.clock = clock
+        self.read_only = read_only
+        if self.path != ":memory:":
+            if read_only and not Path(self.path).exists():
+                raise LedgerError(f"no ledger at {self.path}: ingest something first")
+            if not read_only:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._ibis: DuckDBBackend = ibis.duckdb.connect(self.path, read_only=read_only)
+        except duckdb.IOException as exc:
+            raise LedgerError(f"cannot open the ledger {self.path}: {exc}") from exc
+        self.con: duckdb.DuckDBPyConnection = self._ibis.con
+        self.con.execute("SET TimeZone = 'UTC'")
+        if read_only:
+            if migrations.current_version(self.con) < migrations.LATEST:
+                raise LedgerError(f"the ledger {self.path} is at an older schema: open it to write")
+        else:
+            migrations.migrate(self.con)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    @property
+    def backend(self) -> DuckDBBackend:
+        return self._ibis
+
+    def table(self, name: str) -> ibis.Table:
+        """An unexecuted Ibis table of the ledger: analytics start here."""
+        if name not in schema.tables():
+            raise LedgerError(f"no ledger table {name!r}; tables: {', '.join(schema.tables())}")
+        return self._ibis.table(name)
+
+    def schema_version(self) -> int:
+        return migrations.current_version(self.con)
+
+    def known_fingerprints(self, fingerprints: Sequence[str]) -> dict[str, str]:
+        """The fingerprints already ingested, mapped to the path they were first loaded from."""
+        if not fingerprints:
+            return {}
+        rows = self.con.execute(
+            "SELECT fingerprint, any_value(path) FROM ingestions "
+            "WHERE fingerprint IN (SELECT unnest(?)) GROUP BY fingerprint",
+            [list(fingerprints)],
+        ).fetchall()
+        return {fp: path for fp, path in rows}
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def write(self, batches: Sequence[SourceBatch], *, source: str) -> WriteResult:
+        """Load every batch in one transaction; nothing is written unless everything is."""
+        if self.read_only:
+            raise LedgerError("the ledger was opened read-only")
+        ingestion_id = _ingestion_id(batches, self.clock.now())
+        result = WriteResult(ingestion_id=ingestion_id)
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            for batch in batches:
+                rows = self._insert(batch, ingestion_id)
+                result.rows_by_file[batch.file.fingerprint] = rows
+                faults.point("ingest.after_insert")
+            if any(b.table == "cost_lines" for b in batches):
+                result.restated = self._replace_restated_periods(ingestion_id)
+            replaced = sum(p.replaced_rows for p in result.restated)
+            for i, batch in enumerate(batches):
+                self._record(batch, source, ingestion_id, result, replaced if i == 0 else 0)
+            faults.point("ingest.before_commit")
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        return result
+
+    def _insert(self, batch: SourceBatch, ingestion_id: str) -> int:
+        target = schema.tables()[batch.table]
+        cols = [name for name in batch.reader.schema.names if name in target]
+        exprs = []
+        for name in cols:
+            q = f'"{name}"'
+            if name in batch.json_map_columns:
+                sql_type = DuckDBType.to_string(target[name])
+                q = f"CAST(json({q}) AS {sql_type})"
+            exprs.append(q)
+        view = f"__costline_src_{batch.file.fingerprint[:16]}"
+        self.con.register(view, batch.reader)
+        try:
+            names = ", ".join(f'"{c}"' for c in [*cols, "x_ingestion_id"])
+            sql = f'INSERT INTO "{batch.table}" ({names}) SELECT {", ".join(exprs)}, ? FROM {view}'
+            try:
+                row = self.con.execute(sql, [ingestion_id]).fetchone()
+            except CostlineError:
+                raise
+            except (duckdb.Error, pa.ArrowException) as exc:
+                raise batch.diagnose(exc) from exc
+        finally:
+            with contextlib.suppress(duckdb.Error):  # an aborted transaction refuses even this
+                self.con.unregister(view)
+        return int(row[0]) if row else 0
+
+    def _replace_restated_periods(self, ingestion_id: str) -> list[RestatedPeriod]:
+        """Delete older rows of every (provider, billing account, billing period) just loaded."""
+        self.con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE __restated AS
+            WITH new_keys AS (
+              SELECT DISTINCT {_provider_key("cost_lines")} AS p, "BillingAccountId" AS a, "BillingPeriodStart" AS s
+              FROM cost_lines WHERE x_ingestion_id = $1)
+            SELECT k.p, k.a, k.s, count(*) AS n
+            FROM cost_lines c JOIN new_keys k
+              ON k.p IS NOT DISTINCT FROM {_provider_key("c")}
+             AND k.a IS NOT DISTINCT FROM c."BillingAccountId"
+             AND k.s IS NOT DISTINCT FROM c."BillingPeriodStart"
+            WHERE c.x_ingestion_id <> $1
+            GROUP BY ALL""",
+            [ingestion_id],
+        )
+        found = self.con.execute("SELECT p, a, s, n FROM __restated ORDER BY s, p, a").fetchall()
+        if found:
+            self.con.execute(
+                f"""DELETE FROM cost_lines c WHERE c.x_ingestion_id <> $1 AND EXISTS (
+                  SELECT 1 FROM __restated k
+                  WHERE k.p IS NOT DISTINCT FROM {_provider_key("c")}
+                    AND k.a IS NOT DISTINCT FROM c."BillingAccountId"
+                    AND k.s IS NOT DISTINCT FROM c."BillingPeriodStart")""",
+                [ingestion_id],
+            )
+        self.con.execute("DROP TABLE __restated")
+        return [RestatedPeriod(p, a, s, int(n)) for p, a, s, n in found]
+
+    def _record(
+        self, batch: SourceBatch, source: str, ingestion_id: str, result: WriteResult, replaced: int
+    ) -> None:
+        self.con.execute(
+            "INSERT INTO ingestions (fingerprint, ingestion_id, source, dialect, focus_version, path, "
+            "size_bytes, rows, replaced_rows, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                batch.file.fingerprint,
+                ingestion_id,
+                source,
+                batch.dialect,
+                batch.focus_version,
+                str(batch.file.path),
+                batch.file.size_bytes,
+                result.rows_by_file.get(batch.file.fingerprint, 0),
+                replaced,
+                self.clock.now(),
+            ],
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._ibis.disconnect()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _ingestion_id(batches: Sequence[SourceBatch], now: dt.datetime) -> str:
+    digest = hashlib.sha256(now.isoformat().encode())
+    for b in batches:
+        digest.update(b.file.fingerprint.encode())
+    return digest.hexdigest()[:24]
+
+
+def _provider_key(alias: str) -> str:
+    """The provider of a cost line for restatement: 1.3's ServiceProviderName, else ProviderName."""
+    return f'coalesce({alias}."ServiceProviderName", {alias}."ProviderName")'
+
+
+__all__ = ["DEFAULT_LEDGER_URL", "IngestError", "Ledger", "WriteResult", "ledger_path"]

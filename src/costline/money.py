@@ -1,0 +1,31 @@
+"""Money is Decimal at the edges and DECIMAL(38, 18) in the engine; never a float."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import ibis.expr.datatypes as dt
+
+MONEY_PRECISION = 38
+MONEY_SCALE = 18
+MONEY_SQL = f"DECIMAL({MONEY_PRECISION},{MONEY_SCALE})"
+MONEY_DTYPE = dt.Decimal(MONEY_PRECISION, MONEY_SCALE)
+
+_QUANTUM = Decimal(1).scaleb(-MONEY_SCALE)
+
+
+def to_money(value: Decimal | int | str) -> Decimal:
+    """Normalise a value to the ledger's 18 decimal places; floats are refused on purpose."""
+    if isinstance(value, float):
+        raise TypeError("money must not be a float; pass a str or Decimal")
+    return Decimal(value).quantize(_QUANTUM)
+
+
+def format_money(value: Decimal | None, currency: str | None = "USD", places: int = 2) -> str:
+    """Human rendering: `$1,234.57`, or `unpriced` when there is no value."""
+    if value is None:
+        return "unpriced"
+    q = value.quantize(Decimal(1).scaleb(-places))
+    symbol = "$" if currency in (None, "USD") else ""
+    suffix = "" if symbol else f" {currency}"
+    return f"{symbol}{q:,}{suffix}"

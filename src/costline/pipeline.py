@@ -1,0 +1,186 @@
+"""Ingestion end to end: expand paths, fingerprint, skip duplicates, read, write in one transaction.
+
+Sources parse and map; the ledger writes; this module only wires them and summarises what happened.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import ibis
+
+from costline.ledger.store import Ledger, RestatedPeriod
+from costline.sources.base import SourceFile
+from costline.sources.files import expand_paths
+from costline.sources.focus import read_focus
+
+FOCUS_SUFFIXES = (".csv", ".csv.gz", ".csv.zst", ".tsv", ".tsv.gz", ".parquet", ".pq")
+
+
+@dataclass
+class FileReport:
+    path: str
+    fingerprint: str
+    status: str  # ingested | duplicate
+    rows: int = 0
+    dialect: str | None = None
+    focus_version: str | None = None
+    duplicate_of: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CurrencyTotals:
+    currency: str | None
+    rows: int
+    billed: Decimal
+    effective: Decimal
+    list: Decimal | None
+    contracted: Decimal | None
+
+
+@dataclass
+class IngestSummary:
+    source: str
+    ingestion_id: str | None
+    files: list[FileReport]
+    totals: list[CurrencyTotals]
+    billing_periods: list[str]
+    providers: list[str]
+    restated: list[RestatedPeriod]
+    seconds: float
+
+    @property
+    def rows(self) -> int:
+        return sum(f.rows for f in self.files)
+
+    @property
+    def duplicates(self) -> list[str]:
+        return [f.path for f in self.files if f.status == "duplicate"]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "source": self.source,
+            "ingestion_id": self.ingestion_id,
+            "rows": self.rows,
+            "totals": [
+                {
+                    "currency": t.currency,
+                    "rows": t.rows,
+                    "billed": str(t.billed),
+                    "effective": str(t.effective),
+                    "list": None if t.list is None else str(t.list),
+                    "contracted": None if t.contracted is None else str(t.contracted),
+                }
+                for t in self.totals
+            ],
+            "billing_periods": self.billing_periods,
+            "providers": self.providers,
+            "duplicates": self.duplicates,
+            "restated_periods": [
+                {
+                    "provider": r.provider,
+                    "billing_account_id": r.billing_account_id,
+                    "billing_period_start": _iso(r.billing_period_start),
+                    "replaced_rows": r.replaced_rows,
+                }
+                for r in self.restated
+            ],
+            "files": [vars(f) for f in self.files],
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _iso(ts: dt.datetime | None) -> str | None:
+    return None if ts is None else ts.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def ingest_focus(ledger: Ledger, paths: Iterable[str | Path]) -> IngestSummary:
+    """`costline ingest focus`: FOCUS and provider-native billing files into `cost_lines`."""
+    started = time.perf_counter()
+    files = [SourceFile.of(p) for p in expand_paths(paths, FOCUS_SUFFIXES)]
+    reports: list[FileReport] = []
+    fresh: list[SourceFile] = []
+    known = ledger.known_fingerprints([f.fingerprint for f in files])
+    in_this_run: dict[str, str] = {}
+    for f in files:
+        earlier = known.get(f.fingerprint) or in_this_run.get(f.fingerprint)
+        if earlier is not None:
+            reports.append(
+                FileReport(str(f.path), f.fingerprint, "duplicate", duplicate_of=earlier)
+            )
+            continue
+        in_this_run[f.fingerprint] = str(f.path)
+        fresh.append(f)
+    if not fresh:
+        return IngestSummary("focus", None, reports, [], [], [], [], time.perf_counter() - started)
+    batches = read_focus(fresh)
+    result = ledger.write(batches, source="focus")
+    for b in batches:
+        reports.append(
+            FileReport(
+                str(b.file.path),
+                b.file.fingerprint,
+                "ingested",
+                rows=result.rows_by_file[b.file.fingerprint],
+                dialect=b.dialect,
+                focus_version=b.focus_version,
+                warnings=list(b.warnings),
+            )
+        )
+    lines = ledger.table("cost_lines").filter(ibis._.x_ingestion_id == result.ingestion_id)
+    return IngestSummary(
+        source="focus",
+        ingestion_id=result.ingestion_id,
+        files=reports,
+        totals=currency_totals(lines),
+        billing_periods=_distinct_periods(lines),
+        providers=_distinct(lines, "ProviderName"),
+        restated=result.restated,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def currency_totals(lines: ibis.Table) -> list[CurrencyTotals]:
+    """Billed, effective, list and contracted totals per billing currency, exact."""
+    agg = (
+        lines.group_by(currency=lines.BillingCurrency)
+        .aggregate(
+            rows=lines.count(),
+            billed=lines.BilledCost.sum(),
+            effective=lines.EffectiveCost.sum(),
+            list=lines.ListCost.sum(),
+            contracted=lines.ContractedCost.sum(),
+        )
+        .order_by("currency")
+    )
+    out = []
+    for r in agg.to_pyarrow().to_pylist():
+        out.append(
+            CurrencyTotals(
+                currency=r["currency"],
+                rows=int(r["rows"]),
+                billed=r["billed"] or Decimal(0),
+                effective=r["effective"] or Decimal(0),
+                list=r["list"],
+                contracted=r["contracted"],
+            )
+        )
+    return out
+
+
+def _distinct(lines: ibis.Table, column: str) -> list[str]:
+    values = lines.select(column).distinct().to_pyarrow().column(0).to_pylist()
+    return sorted(v for v in values if v is not None)
+
+
+def _distinct_periods(lines: ibis.Table) -> list[str]:
+    values = lines.select("BillingPeriodStart").distinct().to_pyarrow().column(0).to_pylist()
+    return sorted(p for p in (_iso(v) for v in values) if p is not None)

@@ -1,0 +1,84 @@
+"""What every source adapter hands the ledger: a lazy Arrow stream in the canonical schema.
+
+An adapter parses and maps only. It never writes the ledger: the ledger consumes the stream inside
+its own transaction, and when the engine raises while reading it, the ledger asks the batch to
+`diagnose` the failure so the user sees the file, the row and the column.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from costline.errors import IngestError
+
+_CHUNK = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A file named on the command line, with the fingerprint that makes re-ingestion a no-op."""
+
+    path: Path
+    fingerprint: str
+    size_bytes: int
+
+    @classmethod
+    def of(cls, path: Path) -> SourceFile:
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                digest.update(chunk)
+        return cls(path=path, fingerprint=digest.hexdigest(), size_bytes=path.stat().st_size)
+
+
+@dataclass
+class SourceBatch:
+    """One file's rows for one ledger table, as a lazy Arrow stream.
+
+    `reader` yields record batches in the canonical Arrow schema of `table` (see
+    `costline.ledger.schema`), except that map-typed columns travel as JSON object text: the ledger
+    converts them, which is much cheaper than moving Arrow maps between engines.
+    """
+
+    table: str
+    file: SourceFile
+    reader: pa.RecordBatchReader
+    dialect: str
+    diagnose: Callable[[BaseException], IngestError]
+    focus_version: str | None = None
+    json_map_columns: Sequence[str] = ()
+    warnings: list[str] = field(default_factory=list)
+    # Keeps the adapter's own engine (e.g. an in-memory DuckDB) alive while `reader` is consumed.
+    keepalive: Any = None
+
+
+@dataclass(frozen=True)
+class NativeDialect:
+    """A provider-native billing format mapped to FOCUS column names.
+
+    `detect` says whether a file with these (exact, case-sensitive) column names is in this dialect.
+    `select` returns, for the file's columns, a list of `(focus_column, sql_expression)` pairs over
+    the raw columns (all read as VARCHAR from CSV, or with their Parquet types). Expressions are DuckDB
+    SQL; quote raw column names with `quote_ident`. The FOCUS reader then types and validates the
+    result exactly as it does a FOCUS file, so expressions may return VARCHAR.
+    """
+
+    name: str
+    description: str
+    detect: Callable[[Sequence[str]], bool]
+    select: Callable[[Sequence[str]], list[tuple[str, str]]]
+
+
+def quote_ident(name: str) -> str:
+    """A DuckDB identifier, quoted: `lineItem/UnblendedCost` -> `"lineItem/UnblendedCost"`."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"

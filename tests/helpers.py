@@ -1,0 +1,58 @@
+"""Helpers shared by the tests: fixture paths, the files' own sums, ledger snapshots."""
+
+from __future__ import annotations
+
+import csv
+import re
+from decimal import Decimal
+from pathlib import Path
+
+from costline.ledger.store import Ledger
+
+FIXTURES = Path(__file__).parent / "fixtures"
+FOCUS_SAMPLE = FIXTURES / "focus" / "focus_sample.csv"
+SPEC_EXAMPLES = FIXTURES / "focus" / "spec-examples-1.2"
+COST_COLUMNS = ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost")
+
+
+def csv_sums(paths: list[Path], by: str | None = None) -> dict[tuple[str | None, str], Decimal]:
+    """The files' own sums, in plain Python Decimal: what the ledger must reproduce exactly."""
+    out: dict[tuple[str | None, str], Decimal] = {}
+    for path in paths:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            for row in csv.DictReader(fh):
+                key = row.get(by) if by else None
+                for col in COST_COLUMNS:
+                    text = row.get(col)
+                    if text in (None, "", "NULL", "null"):
+                        continue
+                    value = Decimal(re.sub(r"[$,\s]", "", text))
+                    out[(key, col)] = out.get((key, col), Decimal(0)) + value
+    return out
+
+
+def ledger_sums(led: Ledger, by: str | None = None) -> dict[tuple[str | None, str], Decimal]:
+    group = f'"{by}"' if by else "NULL"
+    rows = led.con.execute(
+        f"SELECT {group}, "
+        + ", ".join(f'sum("{c}")' for c in COST_COLUMNS)
+        + f" FROM cost_lines GROUP BY {group}"
+    ).fetchall()
+    out: dict[tuple[str | None, str], Decimal] = {}
+    for key, *sums in rows:
+        for col, value in zip(COST_COLUMNS, sums, strict=True):
+            if value is not None:
+                out[(key, col)] = value
+    return out
+
+
+def snapshot(led: Ledger) -> tuple[object, ...]:
+    """Everything a failed ingestion must leave untouched."""
+    lines = led.con.execute(
+        "SELECT count(*), sum(BilledCost), sum(EffectiveCost), "
+        "count(DISTINCT x_ingestion_id) FROM cost_lines"
+    ).fetchone()
+    files = led.con.execute(
+        "SELECT count(*), string_agg(fingerprint, ',' ORDER BY fingerprint) FROM ingestions"
+    ).fetchone()
+    return (lines, files)
