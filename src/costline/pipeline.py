@@ -13,9 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import ibis
-
-from costline.ledger.store import Ledger, RestatedPeriod
+from costline.ledger.store import CurrencyTotals, Ledger, RestatedPeriod
 from costline.sources.base import SourceFile
 from costline.sources.files import expand_paths
 from costline.sources.focus import read_focus
@@ -33,16 +31,6 @@ class FileReport:
     focus_version: str | None = None
     duplicate_of: str | None = None
     warnings: list[str] = field(default_factory=list)
-
-
-@dataclass
-class CurrencyTotals:
-    currency: str | None
-    rows: int
-    billed: Decimal
-    effective: Decimal
-    list: Decimal | None
-    contracted: Decimal | None
 
 
 @dataclass
@@ -74,10 +62,10 @@ class IngestSummary:
                 {
                     "currency": t.currency,
                     "rows": t.rows,
-                    "billed": str(t.billed),
-                    "effective": str(t.effective),
-                    "list": None if t.list is None else str(t.list),
-                    "contracted": None if t.contracted is None else str(t.contracted),
+                    "billed": _text(t.billed),
+                    "effective": _text(t.effective),
+                    "list": _text(t.list),
+                    "contracted": _text(t.contracted),
                 }
                 for t in self.totals
             ],
@@ -96,6 +84,10 @@ class IngestSummary:
             "files": [vars(f) for f in self.files],
             "seconds": round(self.seconds, 3),
         }
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
 
 
 def _iso(ts: dt.datetime | None) -> str | None:
@@ -135,52 +127,14 @@ def ingest_focus(ledger: Ledger, paths: Iterable[str | Path]) -> IngestSummary:
                 warnings=list(b.warnings),
             )
         )
-    lines = ledger.table("cost_lines").filter(ibis._.x_ingestion_id == result.ingestion_id)
+    report = ledger.ingestion_report(result.ingestion_id)
     return IngestSummary(
         source="focus",
         ingestion_id=result.ingestion_id,
         files=reports,
-        totals=currency_totals(lines),
-        billing_periods=_distinct_periods(lines),
-        providers=_distinct(lines, "ProviderName"),
+        totals=report.totals,
+        billing_periods=sorted(p for p in (_iso(v) for v in report.billing_periods) if p),
+        providers=sorted(report.providers),
         restated=result.restated,
         seconds=time.perf_counter() - started,
     )
-
-
-def currency_totals(lines: ibis.Table) -> list[CurrencyTotals]:
-    """Billed, effective, list and contracted totals per billing currency, exact."""
-    agg = (
-        lines.group_by(currency=lines.BillingCurrency)
-        .aggregate(
-            rows=lines.count(),
-            billed=lines.BilledCost.sum(),
-            effective=lines.EffectiveCost.sum(),
-            list=lines.ListCost.sum(),
-            contracted=lines.ContractedCost.sum(),
-        )
-        .order_by("currency")
-    )
-    out = []
-    for r in agg.to_pyarrow().to_pylist():
-        out.append(
-            CurrencyTotals(
-                currency=r["currency"],
-                rows=int(r["rows"]),
-                billed=r["billed"] or Decimal(0),
-                effective=r["effective"] or Decimal(0),
-                list=r["list"],
-                contracted=r["contracted"],
-            )
-        )
-    return out
-
-
-def _distinct(lines: ibis.Table, column: str) -> list[str]:
-    values = lines.select(column).distinct().to_pyarrow().column(0).to_pylist()
-    return sorted(v for v in values if v is not None)
-
-
-def _distinct_periods(lines: ibis.Table) -> list[str]:
-    values = lines.select("BillingPeriodStart").distinct().to_pyarrow().column(0).to_pylist()
-    return sorted(p for p in (_iso(v) for v in values) if p is not None)

@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
 
@@ -54,6 +55,23 @@ class RestatedPeriod:
     replaced_rows: int
 
 
+@dataclass(frozen=True)
+class CurrencyTotals:
+    currency: str | None
+    rows: int
+    billed: Decimal | None
+    effective: Decimal | None
+    list: Decimal | None
+    contracted: Decimal | None
+
+
+@dataclass
+class IngestionReport:
+    totals: list[CurrencyTotals] = field(default_factory=list)
+    billing_periods: set[dt.datetime] = field(default_factory=set)
+    providers: set[str] = field(default_factory=set)
+
+
 @dataclass
 class WriteResult:
     ingestion_id: str
@@ -86,6 +104,8 @@ class Ledger:
             raise LedgerError(f"cannot open the ledger {self.path}: {exc}") from exc
         self.con: duckdb.DuckDBPyConnection = self._ibis.con
         self.con.execute("SET TimeZone = 'UTC'")
+        # Row order in the ledger carries no meaning; letting inserts run unordered parallelises them.
+        self.con.execute("SET preserve_insertion_order = false")
         if read_only:
             if migrations.current_version(self.con) < migrations.LATEST:
                 raise LedgerError(f"the ledger {self.path} is at an older schema: open it to write")
@@ -118,6 +138,24 @@ class Ledger:
         ).fetchall()
         return {fp: path for fp, path in rows}
 
+    def ingestion_report(self, ingestion_id: str) -> IngestionReport:
+        """Totals per currency, billing periods and providers of one ingestion, in one scan."""
+        rows = self.con.execute(
+            """SELECT BillingCurrency, count(*), sum(BilledCost), sum(EffectiveCost), sum(ListCost),
+                      sum(ContractedCost), list(DISTINCT BillingPeriodStart),
+                      list(DISTINCT ProviderName)
+               FROM cost_lines WHERE x_ingestion_id = ? GROUP BY 1 ORDER BY 1 NULLS LAST""",
+            [ingestion_id],
+        ).fetchall()
+        report = IngestionReport()
+        for currency, n, billed, effective, listed, contracted, periods, providers in rows:
+            report.totals.append(
+                CurrencyTotals(currency, int(n), billed, effective, listed, contracted)
+            )
+            report.billing_periods.update(p for p in periods if p is not None)
+            report.providers.update(p for p in providers if p is not None)
+        return report
+
     # -- writing -----------------------------------------------------------------------------
 
     def write(self, batches: Sequence[SourceBatch], *, source: str) -> WriteResult:
@@ -146,28 +184,32 @@ class Ledger:
 
     def _insert(self, batch: SourceBatch, ingestion_id: str) -> int:
         target = schema.tables()[batch.table]
-        cols = [name for name in batch.reader.schema.names if name in target]
+        cols = [name for name in batch.columns if name in target]
         exprs = []
         for name in cols:
             q = f'"{name}"'
             if name in batch.json_map_columns:
-                sql_type = DuckDBType.to_string(target[name])
-                q = f"CAST(json({q}) AS {sql_type})"
+                q = f"CAST(json({q}) AS {DuckDBType.to_string(target[name])})"
             exprs.append(q)
-        view = f"__costline_src_{batch.file.fingerprint[:16]}"
-        self.con.register(view, batch.reader)
+        names = ", ".join(f'"{c}"' for c in [*cols, "x_ingestion_id"])
+        insert = f'INSERT INTO "{batch.table}" ({names}) SELECT {", ".join(exprs)}, ? FROM '
+        view = None
         try:
-            names = ", ".join(f'"{c}"' for c in [*cols, "x_ingestion_id"])
-            sql = f'INSERT INTO "{batch.table}" ({names}) SELECT {", ".join(exprs)}, ? FROM {view}'
-            try:
-                row = self.con.execute(sql, [ingestion_id]).fetchone()
-            except CostlineError:
-                raise
-            except (duckdb.Error, pa.ArrowException) as exc:
-                raise batch.diagnose(exc) from exc
+            if batch.duckdb_sql is not None:
+                sql = insert + f"({batch.duckdb_sql})"
+            else:
+                view = f"__costline_src_{batch.file.fingerprint[:16]}"
+                self.con.register(view, batch.reader())
+                sql = insert + view
+            row = self.con.execute(sql, [ingestion_id]).fetchone()
+        except CostlineError:
+            raise
+        except (duckdb.Error, pa.ArrowException) as exc:
+            raise batch.diagnose(exc) from exc
         finally:
-            with contextlib.suppress(duckdb.Error):  # an aborted transaction refuses even this
-                self.con.unregister(view)
+            if view is not None:
+                with contextlib.suppress(duckdb.Error):  # an aborted transaction refuses even this
+                    self.con.unregister(view)
         return int(row[0]) if row else 0
 
     def _replace_restated_periods(self, ingestion_id: str) -> list[RestatedPeriod]:

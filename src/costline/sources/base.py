@@ -39,18 +39,24 @@ class SourceFile:
 
 @dataclass
 class SourceBatch:
-    """One file's rows for one ledger table, as a lazy Arrow stream.
+    """One file's rows for one ledger table, as a lazy Arrow stream or a DuckDB query.
 
-    `reader` yields record batches in the canonical Arrow schema of `table` (see
+    `reader()` opens a stream of record batches in the canonical Arrow schema of `table` (see
     `costline.ledger.schema`), except that map-typed columns travel as JSON object text: the ledger
     converts them, which is much cheaper than moving Arrow maps between engines.
+
+    `duckdb_sql`, when set, is the same rows as a self-contained DuckDB SELECT (reading the file
+    itself). A DuckDB ledger runs it inside its own INSERT, one parallel pipeline instead of two
+    engines handing Arrow across; the adapter still writes nothing.
     """
 
     table: str
     file: SourceFile
-    reader: pa.RecordBatchReader
+    columns: Sequence[str]
+    reader: Callable[[], pa.RecordBatchReader]
     dialect: str
     diagnose: Callable[[BaseException], IngestError]
+    duckdb_sql: str | None = None
     focus_version: str | None = None
     json_map_columns: Sequence[str] = ()
     warnings: list[str] = field(default_factory=list)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import duckdb
+import pyarrow as pa
 
 from costline.errors import IngestError
 from costline.ledger.schema import TAGS, TS, focus_column_map, focus_columns
@@ -165,17 +166,27 @@ class FocusFile:
         return f"SELECT {', '.join(cols)} FROM ({self.named_sql})"
 
     def batch(self) -> SourceBatch:
+        sql = self.typed_sql()
         try:
-            reader = self.con.sql(self.typed_sql()).to_arrow_reader(BATCH_ROWS)
+            columns = [row[0] for row in self.con.execute(f"DESCRIBE {sql}").fetchall()]
         except duckdb.Error as exc:
             raise self.diagnose(exc) from exc
-        map_cols = [c for c in ("Tags", "AllocatedTags", "x_extra") if c in reader.schema.names]
+        map_cols = [c for c in ("Tags", "AllocatedTags", "x_extra") if c in columns]
+
+        def reader() -> pa.RecordBatchReader:
+            try:
+                return self.con.sql(sql).to_arrow_reader(BATCH_ROWS)
+            except duckdb.Error as exc:
+                raise self.diagnose(exc) from exc
+
         return SourceBatch(
             table="cost_lines",
             file=self.file,
+            columns=columns,
             reader=reader,
             dialect=self.dialect,
             diagnose=self.diagnose,
+            duckdb_sql=sql,
             focus_version=self.version,
             json_map_columns=map_cols,
             warnings=self.warnings,

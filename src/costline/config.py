@@ -1,0 +1,573 @@
+"""`costline.yaml`: the configuration as code, its models, its JSON Schema and its loader.
+
+The words users write after `type:` (`type: focus`, `type: slack`) are small classes in explicit
+registries (`SOURCE_TYPES`, `ROUTE_TYPES`); each carries a docstring with a YAML example that a
+meta-test loads. The loader validates in two passes (structure: YAML syntax, duplicate keys, top
+level, folder merge; then schema) and names the file, the line and the dotted key in every error:
+
+    costline.yaml:12: budgets[0].amount_usd: Input should be a valid decimal (got 'lots')
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import inspect
+import operator
+import os
+import re
+import textwrap
+import typing
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, TypeAlias
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
+
+from costline.errors import ConfigError
+from costline.model import JSON_SCHEMA_DIALECT, Selector, Severity, Usd
+from costline.yamlfile import (
+    Loc,
+    Located,
+    YamlDocument,
+    YamlIssue,
+    dotted,
+    merge_documents,
+    parse_yaml,
+    read_yaml,
+    show,
+)
+
+CONFIG_ENV = "COSTLINE_CONFIG"
+DEFAULT_CONFIG_FILE = "costline.yaml"
+CONFIG_SUFFIXES = (".yaml", ".yml")
+
+ConfigIssue = YamlIssue
+"""One thing wrong with the configuration, and where: `file:line: key: message`."""
+
+
+class ConfigValidationError(ConfigError):
+    """The configuration is invalid; `issues` lists every problem found, one per line."""
+
+    def __init__(self, issues: Sequence[YamlIssue]) -> None:
+        self.issues = tuple(issues)
+        super().__init__("\n".join(str(issue) for issue in self.issues))
+
+
+# -- shared field types ---------------------------------------------------------------------------
+
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+def _env_name(value: str) -> str:
+    if not re.match(_ENV_NAME, value):
+        raise ValueError(
+            f"{value!r} is not an environment variable name: keep the secret in an environment "
+            "variable and name it here (e.g. SLACK_WEBHOOK_URL)"
+        )
+    return value
+
+
+EnvVarName = Annotated[
+    str, AfterValidator(_env_name), Field(json_schema_extra={"pattern": _ENV_NAME})
+]
+EmailAddress = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]
+Name = Annotated[str, Field(min_length=1)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# -- sources: the `type:` words under `sources:` --------------------------------------------------
+
+
+class SourceBase(_Section):
+    """What every source has: its `type` and an optional `name` (default: the type)."""
+
+    type: str
+    name: Name | None = None
+
+    @property
+    def label(self) -> str:
+        """The name the ledger records for rows from this source."""
+        return self.name or self.type
+
+
+class FocusSource(SourceBase):
+    """FOCUS cost and usage exports (CSV or Parquet, FOCUS 1.0 to 1.3) from any provider.
+
+    `paths` are glob patterns, relative to the folder of the configuration.
+
+    ```yaml
+    type: focus
+    name: aws
+    paths:
+      - exports/aws/focus/*.parquet
+      - exports/aws/focus/*.csv.gz
+    ```
+    """
+
+    type: Literal["focus"]
+    paths: list[Name] = Field(min_length=1)
+
+
+SOURCE_TYPES: dict[str, type[SourceBase]] = {
+    "focus": FocusSource,
+}
+"""Every `type:` a source may have, name -> model. Register new source types here."""
+
+
+# -- routes: where findings are delivered ---------------------------------------------------------
+
+
+class RouteBase(_Section):
+    """What every route has: a `name` owners refer to, and the least severity it delivers."""
+
+    type: str
+    name: Name
+    min_severity: Severity = Severity.INFO
+
+
+class SlackRoute(RouteBase):
+    """A Slack incoming webhook; the URL is a secret, so it is read from an environment variable.
+
+    ```yaml
+    type: slack
+    name: fraud-slack
+    webhook_url_env: SLACK_FRAUD_WEBHOOK_URL
+    channel: "#fraud-costs"
+    min_severity: warning
+    ```
+    """
+
+    type: Literal["slack"]
+    webhook_url_env: EnvVarName
+    channel: str | None = None
+
+
+class PagerDutyRoute(RouteBase):
+    """PagerDuty Events API v2; the integration's routing key is read from an environment variable.
+
+    ```yaml
+    type: pagerduty
+    name: platform-oncall
+    routing_key_env: PAGERDUTY_PLATFORM_KEY
+    min_severity: critical
+    ```
+    """
+
+    type: Literal["pagerduty"]
+    routing_key_env: EnvVarName
+    events_url: str = "https://events.pagerduty.com/v2/enqueue"
+
+
+class EmailRoute(RouteBase):
+    """Email through an SMTP relay.
+
+    ```yaml
+    type: email
+    name: finops-mail
+    to: [finops@example.com]
+    from_address: costline@example.com
+    smtp_host: smtp.example.com
+    smtp_port: 587
+    ```
+    """
+
+    type: Literal["email"]
+    to: list[EmailAddress] = Field(min_length=1)
+    from_address: EmailAddress
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+
+
+class WebhookRoute(RouteBase):
+    """A JSON POST of each finding (its published schema) to any HTTP endpoint.
+
+    When `secret_env` is set, the body is signed with HMAC-SHA256 using that variable's value.
+
+    ```yaml
+    type: webhook
+    name: finops-bot
+    url: https://hooks.example.com/costline
+    headers: {X-Team: finops}
+    secret_env: COSTLINE_WEBHOOK_SECRET
+    ```
+    """
+
+    type: Literal["webhook"]
+    url: str = Field(pattern=r"^https?://")
+    headers: dict[str, str] = Field(default_factory=dict)
+    secret_env: EnvVarName | None = None
+
+
+ROUTE_TYPES: dict[str, type[RouteBase]] = {
+    "slack": SlackRoute,
+    "pagerduty": PagerDutyRoute,
+    "email": EmailRoute,
+    "webhook": WebhookRoute,
+}
+"""Every `type:` a route may have, name -> model. Register new route types here."""
+
+
+def _tagged_union(registry: Mapping[str, type[BaseModel]]) -> Any:
+    """`A | B | ...` discriminated on `type`, built from a registry."""
+    for name, cls in registry.items():
+        if typing.get_args(cls.model_fields["type"].annotation) != (name,):
+            raise TypeError(f"{cls.__name__} is registered as {name!r} but its type says otherwise")
+    members = functools.reduce(operator.or_, registry.values())
+    return Annotated[members, Field(discriminator="type")]
+
+
+if TYPE_CHECKING:
+    SourceConfig: TypeAlias = SourceBase
+    RouteConfig: TypeAlias = RouteBase
+else:
+    SourceConfig = _tagged_union(SOURCE_TYPES)
+    RouteConfig = _tagged_union(ROUTE_TYPES)
+
+# Sections whose items are tagged by `type`, for error messages.
+_REGISTRIES: dict[str, Mapping[str, type[BaseModel]]] = {
+    "sources": SOURCE_TYPES,
+    "routes": ROUTE_TYPES,
+}
+
+
+# -- the other sections ---------------------------------------------------------------------------
+
+
+class TagRules(_Section):
+    """Which tags every cost line must carry, and which spellings mean the same tag.
+
+    ```yaml
+    required: [team, project, environment]
+    aliases:
+      team: [Team, owner_team, "k8s-label:team"]
+      environment: [env, Environment]
+    case_fold_values: true
+    ```
+    """
+
+    required: list[Name] = Field(default_factory=list)
+    aliases: dict[str, list[Name]] = Field(
+        default_factory=dict, description="canonical key -> the alias keys that mean it"
+    )
+    case_fold_values: bool = Field(
+        default=False, description="compare and store tag values in lower case"
+    )
+
+    @model_validator(mode="after")
+    def _aliases_unambiguous(self) -> Self:
+        seen: dict[str, str] = {}
+        for canonical, aliases in self.aliases.items():
+            for alias in aliases:
+                if alias in self.aliases and alias != canonical:
+                    raise ValueError(f"{alias!r} is a canonical key and cannot alias {canonical!r}")
+                if seen.setdefault(alias, canonical) != canonical:
+                    raise ValueError(
+                        f"alias {alias!r} is listed under both {seen[alias]!r} and {canonical!r}"
+                    )
+        return self
+
+
+class Owner(_Section):
+    """Who owns the costs a selector matches, and the routes their findings go to.
+
+    ```yaml
+    name: fraud
+    kind: team
+    match: {team: fraud}
+    routes: [fraud-slack]
+    ```
+    """
+
+    name: Name
+    kind: Literal["team", "person", "service"] = "team"
+    match: Selector
+    routes: list[Name] = Field(default_factory=list)
+
+    @field_validator("match")
+    @classmethod
+    def _match_something(cls, value: Selector) -> Selector:
+        if not value.dimensions:
+            raise ValueError("an owner must match something, e.g. match: {team: fraud}")
+        return value
+
+
+class Budget(_Section):
+    """A spending limit over a scope; a finding is raised as spend crosses each threshold.
+
+    ```yaml
+    name: fraud-gpu
+    scope: {team: fraud, cost_layer: gpu_compute}
+    amount_usd: 25000
+    period: month
+    thresholds: [50, 80, 100]
+    ```
+    """
+
+    name: Name
+    scope: Selector = Field(
+        default_factory=Selector, description="what the budget covers; empty = everything"
+    )
+    amount_usd: Annotated[Usd, Field(gt=0)]
+    period: Literal["month", "quarter", "year"] = "month"
+    thresholds: list[Annotated[Decimal, Field(gt=0, le=1000)]] = Field(
+        default_factory=lambda: [Decimal(p) for p in (50, 75, 90, 100)],
+        min_length=1,
+        description="percents of amount_usd; default [50, 75, 90, 100]",
+    )
+
+    @field_validator("thresholds")
+    @classmethod
+    def _sorted_unique(cls, value: list[Decimal]) -> list[Decimal]:
+        repeated = sorted({t for t in value if value.count(t) > 1})
+        if repeated:
+            raise ValueError(f"thresholds repeat {', '.join(str(t) for t in repeated)}")
+        return sorted(value)
+
+
+_DEFER_REFERENCES = "costline.defer_references"
+
+
+class Config(_Section):
+    """The whole of `costline.yaml` (or of a folder of YAML files, merged)."""
+
+    version: Literal[1] = 1
+    ledger: str | None = Field(
+        default=None, description="ledger URL, e.g. duckdb://.costline/ledger.duckdb"
+    )
+    sources: list[SourceConfig] = Field(default_factory=list)
+    tags: TagRules = Field(default_factory=TagRules)
+    owners: list[Owner] = Field(default_factory=list)
+    routes: list[RouteConfig] = Field(default_factory=list)
+    budgets: list[Budget] = Field(default_factory=list)
+
+    _files: tuple[Path, ...] = PrivateAttr(default=())
+    _base_dir: Path | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _references_resolve(self, info: ValidationInfo) -> Self:
+        if info.context and info.context.get(_DEFER_REFERENCES):
+            return self  # the loader checks them itself, to point at lines
+        problems = self.reference_problems()
+        if problems:
+            raise ValueError("; ".join(f"{dotted(loc)}: {message}" for loc, message in problems))
+        return self
+
+    def reference_problems(self) -> list[tuple[Loc, str]]:
+        """Names that repeat within a section, and routes that owners name but nobody defines."""
+        problems = _duplicates("sources", [s.label for s in self.sources])
+        problems += _duplicates("owners", [o.name for o in self.owners])
+        problems += _duplicates("routes", [r.name for r in self.routes])
+        problems += _duplicates("budgets", [b.name for b in self.budgets])
+        defined = sorted({r.name for r in self.routes})
+        for i, owner in enumerate(self.owners):
+            for j, route in enumerate(owner.routes):
+                if route not in defined:
+                    known = ", ".join(defined) or "none defined"
+                    problems.append(
+                        (("owners", i, "routes", j), f"no route named {route!r} (routes: {known})")
+                    )
+        return problems
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """The files this configuration was read from, in merge order; empty for defaults."""
+        return self._files
+
+    @property
+    def base_dir(self) -> Path:
+        """Where relative paths in the configuration start: its folder, else the working dir."""
+        return self._base_dir if self._base_dir is not None else Path.cwd()
+
+
+def _duplicates(section: str, names: Sequence[str]) -> list[tuple[Loc, str]]:
+    first: dict[str, int] = {}
+    problems: list[tuple[Loc, str]] = []
+    for i, name in enumerate(names):
+        if name in first:
+            message = (
+                f"{section}[{first[name]}] already has the name {name!r}; names must be unique"
+            )
+            problems.append(((section, i, "name"), message))
+        first.setdefault(name, i)
+    return problems
+
+
+def config_json_schema() -> dict[str, Any]:
+    """The JSON Schema of `costline.yaml` (printed by `costline schema config`)."""
+    return {"$schema": JSON_SCHEMA_DIALECT, **Config.model_json_schema()}
+
+
+_EXAMPLE = re.compile(r"```yaml\n(.*?)```", re.DOTALL)
+
+
+def example_yaml(cls: type) -> str:
+    """The YAML example in a config class's docstring (every registered class has one)."""
+    match = _EXAMPLE.search(inspect.getdoc(cls) or "")
+    if match is None:
+        raise ValueError(f"{cls.__name__} has no ```yaml example in its docstring")
+    return textwrap.dedent(match.group(1))
+
+
+# -- loading --------------------------------------------------------------------------------------
+
+
+def resolve_config_path(path: Path | None = None) -> Path | None:
+    """Which configuration to read: `path`, else `$COSTLINE_CONFIG`, else `./costline.yaml`."""
+    if path is not None:
+        return path
+    from_env = os.environ.get(CONFIG_ENV, "").strip()
+    if from_env:
+        return Path(from_env)
+    default = Path(DEFAULT_CONFIG_FILE)
+    return default if default.is_file() else None
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Load and validate the configuration (a file, or a folder of `*.yaml` files merged).
+
+    With no path, `$COSTLINE_CONFIG`, then `./costline.yaml`; with none of those, the defaults.
+    Raises `ConfigError` naming the file, line and key of every problem found.
+    """
+    resolved = resolve_config_path(path)
+    if resolved is None:
+        return Config()
+    if not resolved.exists():
+        named_by = "" if path is not None else f" (named by ${CONFIG_ENV})"
+        raise ConfigError(f"{resolved}: no such configuration file or folder{named_by}")
+    files = _config_files(resolved)
+    issues: list[YamlIssue] = []
+    documents = [_top_level(read_yaml(f, issues), str(f), issues) for f in files]
+    if issues:
+        raise ConfigValidationError(issues)
+    merged = functools.reduce(lambda a, b: merge_documents(a, b, issues), documents)
+    if issues:
+        raise ConfigValidationError(issues)
+    config = _validate(merged)
+    config._files = tuple(files)
+    config._base_dir = (resolved if resolved.is_dir() else resolved.parent).resolve()
+    return config
+
+
+def parse_config(text: str, *, filename: str = DEFAULT_CONFIG_FILE) -> Config:
+    """Validate configuration YAML held in a string; errors name `filename` and lines in `text`."""
+    issues: list[YamlIssue] = []
+    document = _top_level(parse_yaml(text, filename, issues), filename, issues)
+    if issues:
+        raise ConfigValidationError(issues)
+    return _validate(document)
+
+
+def _config_files(path: Path) -> list[Path]:
+    if not path.is_dir():
+        return [path]
+    files = sorted(p for p in path.iterdir() if p.suffix in CONFIG_SUFFIXES and p.is_file())
+    if not files:
+        raise ConfigError(f"{path}: the configuration folder has no *.yaml files")
+    return files
+
+
+def _top_level(
+    document: YamlDocument | None, filename: str, issues: list[YamlIssue]
+) -> YamlDocument:
+    """The structure pass's last check: a file is a mapping of sections (or empty)."""
+    empty = YamlDocument({}, Located(filename, 1, mapping={}))
+    if document is None or document.data is None:
+        return empty
+    if not isinstance(document.data, dict):
+        what = show(document.data)
+        message = f"the top level must be a mapping of sections (version, sources, ...), not {what}"
+        issues.append(YamlIssue(filename, document.located.line, "", message))
+        return empty
+    return document
+
+
+def _validate(document: YamlDocument) -> Config:
+    """The schema pass: every pydantic error and every dangling reference, with its line."""
+    located = document.located
+    try:
+        config = Config.model_validate(document.data, context={_DEFER_REFERENCES: True})
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        raise ConfigValidationError([_error_issue(e, located) for e in errors]) from None
+    problems = config.reference_problems()
+    if problems:
+        raise ConfigValidationError([located.issue(loc, msg) for loc, msg in problems])
+    return config
+
+
+def _error_issue(error: ErrorDetails, located: Located) -> YamlIssue:
+    """A pydantic error as `file:line: key: message`, in words a YAML author can act on."""
+    loc: Loc = tuple(error["loc"])
+    kind, ctx = error["type"], error.get("ctx", {})
+    section = loc[0] if loc and isinstance(loc[0], str) else ""
+    expected = ", ".join(sorted(_REGISTRIES.get(section, {}))) or ctx.get("expected_tags", "")
+    if kind == "union_tag_invalid":
+        message = f"unknown type {ctx.get('tag')!r}; expected one of: {expected}"
+        return located.issue((*loc, "type"), message)
+    if kind == "union_tag_not_found":
+        return located.issue((*loc, "type"), f"required key missing; one of: {expected}")
+    if kind == "extra_forbidden":
+        return located.issue(loc, _unknown_key(loc))
+    if kind == "missing":
+        return located.issue(loc, "required key missing")
+    if kind in ("value_error", "assertion_error"):  # our own messages, which show the value
+        message = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        return located.issue(loc, message)
+    message, value = error["msg"], error.get("input")
+    if isinstance(value, str | int | float | Decimal) or value is None:
+        message += f" (got {show(value)})"
+    return located.issue(loc, message)
+
+
+def _unknown_key(loc: Loc) -> str:
+    allowed = _allowed_keys(loc[:-1])
+    message = "unknown key"
+    close = difflib.get_close_matches(str(loc[-1]), allowed, n=1) if loc else []
+    if close:
+        message += f" (did you mean {close[0]!r}?)"
+    return f"{message}; allowed here: {', '.join(allowed)}" if allowed else message
+
+
+def _allowed_keys(loc: Loc) -> list[str]:
+    """The keys the schema allows at `loc`, found by walking the generated JSON Schema."""
+    schema = config_json_schema()
+    defs: dict[str, Any] = schema.get("$defs", {})
+    node = _deref(schema, defs)
+    for part in loc:
+        properties: dict[str, Any] = node.get("properties", {})
+        mapping: dict[str, str] = node.get("discriminator", {}).get("mapping", {})
+        if isinstance(part, int) and "items" in node:
+            node = _deref(node["items"], defs)
+        elif str(part) in properties:
+            node = _deref(properties[str(part)], defs)
+        elif str(part) in mapping:
+            node = _deref({"$ref": mapping[str(part)]}, defs)
+        elif properties.get("type", {}).get("const") != part:
+            return []
+    return sorted(node.get("properties", {}))
+
+
+def _deref(node: dict[str, Any], defs: Mapping[str, Any]) -> dict[str, Any]:
+    while True:
+        if "$ref" in node:
+            node = defs.get(str(node["$ref"]).rsplit("/", 1)[-1], {})
+        elif "anyOf" in node:  # Optional[X]: follow X
+            node = next((n for n in node["anyOf"] if n.get("type") != "null"), {})
+        else:
+            return node
