@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from collections.abc import Iterable
+from decimal import Context, Decimal, localcontext
 
 import ibis.expr.datatypes as dt
 
@@ -13,12 +14,22 @@ MONEY_DTYPE = dt.Decimal(MONEY_PRECISION, MONEY_SCALE)
 
 _QUANTUM = Decimal(1).scaleb(-MONEY_SCALE)
 
+# Python's default decimal context keeps 28 significant digits, fewer than DECIMAL(38, 18) holds:
+# `sum()` of ledger amounts in the default context silently rounds. Money arithmetic uses this.
+MONEY_CONTEXT = Context(prec=76)
+
+
+def total(values: Iterable[Decimal | None]) -> Decimal:
+    """The exact sum of amounts (None is skipped), whatever their size."""
+    with localcontext(MONEY_CONTEXT):
+        return sum((v for v in values if v is not None), Decimal(0))
+
 
 def to_money(value: Decimal | int | str) -> Decimal:
     """Normalise a value to the ledger's 18 decimal places; floats are refused on purpose."""
     if isinstance(value, float):
         raise TypeError("money must not be a float; pass a str or Decimal")
-    return Decimal(value).quantize(_QUANTUM)
+    return Decimal(value).quantize(_QUANTUM, context=MONEY_CONTEXT)
 
 
 def format_money(value: Decimal | None, currency: str | None = "USD", places: int = 2) -> str:

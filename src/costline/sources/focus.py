@@ -27,7 +27,7 @@ from costline.sources.focus_columns import (
     missing_required,
     plan_columns,
 )
-from costline.sources.native import detect_native
+from costline.plugins import billing_dialects
 
 BATCH_ROWS = 1 << 20
 CSV_NULLS = "['NULL', 'null', 'Null', '']"
@@ -240,7 +240,7 @@ def plan_file(file: SourceFile) -> FocusFile:
     except duckdb.Error as exc:
         raise IngestError(f"cannot read as {kind}: {_engine_message(exc)}", path=path) from exc
     raw_types = {name: str(t) for name, t, *_ in described}
-    native = detect_native(list(raw_types))
+    native = next((d for d in billing_dialects() if d.detect(list(raw_types))), None)
     if native is not None:
         named_pairs = native.select(list(raw_types))
         named_sql = (
