@@ -88,7 +88,9 @@ def run(kind: str, path: Path) -> dict[str, float]:
         p.unlink(missing_ok=True)
     proc = subprocess.run(
         [sys.executable, __file__, "--worker", kind, str(path), str(db)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     db.unlink(missing_ok=True)
     result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -96,16 +98,22 @@ def run(kind: str, path: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
-    parser.add_argument("--formats", nargs="+", default=["parquet", "csv"], choices=["parquet", "csv"])
+    parser.add_argument(
+        "--formats", nargs="+", default=["parquet", "csv"], choices=["parquet", "csv"]
+    )
     parser.add_argument("--worker", nargs=3, metavar=("KIND", "PATH", "DB"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(*args.worker)
         return
-    print(f"{'rows':>11} {'format':8} {'duckdb s':>9} {'costline s':>10} {'ratio':>6} "
-          f"{'costline rows/s':>16} {'peak MiB (duckdb/costline)':>27}")
+    print(
+        f"{'rows':>11} {'format':8} {'duckdb s':>9} {'costline s':>10} {'ratio':>6} "
+        f"{'costline rows/s':>16} {'peak MiB (duckdb/costline)':>27}"
+    )
     for rows in args.rows:
         for fmt in args.formats:
             path = generate(rows, fmt)
@@ -113,9 +121,11 @@ def main() -> None:
             ours = run("costline", path)
             assert ours["rows"] == base["rows"] == rows, (ours, base)
             ratio = ours["seconds"] / base["seconds"]
-            print(f"{rows:>11,} {fmt:8} {base['seconds']:>9.2f} {ours['seconds']:>10.2f} {ratio:>6.2f} "
-                  f"{rows / ours['seconds']:>16,.0f} {base['peak_mib']:>12,.0f} / {ours['peak_mib']:>10,.0f}",
-                  flush=True)
+            print(
+                f"{rows:>11,} {fmt:8} {base['seconds']:>9.2f} {ours['seconds']:>10.2f} {ratio:>6.2f} "
+                f"{rows / ours['seconds']:>16,.0f} {base['peak_mib']:>12,.0f} / {ours['peak_mib']:>10,.0f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from costline.errors import CostlineError
 from costline.ledger.schema import TAGS, focus_columns_of
+from costline.ledger.sql import run, run_one
 from costline.ledger.store import Ledger
 from costline.sources.base import quote_ident, quote_literal
 
@@ -59,6 +60,6 @@ def export_focus(ledger: Ledger, out: Path, *, focus_version: str = "1.2") -> Ex
     select = (
         f"SELECT {', '.join(cols)} FROM cost_lines ORDER BY ChargePeriodStart, BillingAccountId"
     )
-    ledger.con.execute(f"COPY ({select}) TO {quote_literal(str(out))} ({fmt})")
-    count = ledger.con.execute("SELECT count(*) FROM cost_lines").fetchone()
+    run(ledger.con, f"COPY ({select}) TO {quote_literal(str(out))} ({fmt})")
+    count = run_one(ledger.con, "SELECT count(*) FROM cost_lines")
     return ExportResult(str(out), int(count[0]) if count else 0, focus_version, len(cols))

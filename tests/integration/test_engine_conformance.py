@@ -18,8 +18,14 @@ from tests.helpers import FOCUS_SAMPLE, SPEC_EXAMPLES
 pytestmark = pytest.mark.integration
 
 COLUMNS = [
-    "ChargePeriodStart", "ServiceName", "BillingCurrency", "ProviderName", "RegionId",
-    "BilledCost", "EffectiveCost", "ListCost",
+    "ChargePeriodStart",
+    "ServiceName",
+    "BillingCurrency",
+    "ProviderName",
+    "RegionId",
+    "BilledCost",
+    "EffectiveCost",
+    "ListCost",
 ]
 
 

@@ -44,6 +44,7 @@ FormatOpt = Annotated[
 
 class State:
     ledger_url: str = DEFAULT_LEDGER_URL
+    ledger_explicit: bool = False
     config_path: Path | None = None
 
 
@@ -67,7 +68,8 @@ def main_options(
         ),
     ] = None,
 ) -> None:
-    state.ledger_url = ledger
+    state.ledger_url = ledger or DEFAULT_LEDGER_URL
+    state.ledger_explicit = ledger is not None
     state.config_path = config
 
 
@@ -151,6 +153,36 @@ def sql_cmd(
     from costline.ledger.readonly import run_sql
 
     emit_arrow(run_sql(state.ledger_url, query), default_format(fmt))
+
+
+@app.command("demo")
+def demo_cmd(
+    out_dir: Annotated[Path, typer.Option("--out", help="Where the bills are written")] = Path(
+        "demo-org"
+    ),
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed writes the same bytes")] = 7,
+    days: Annotated[int, typer.Option(min=1, help="Days of billing, ending 2026-11-01")] = 90,
+    scale: Annotated[
+        float, typer.Option(min=0.01, help="Multiplies the number of resources")
+    ] = 1.0,
+    fmt: FormatOpt = None,
+) -> None:
+    """Write a multi-cloud AI organization's bills in real formats, ingest them and report.
+
+    The ledger is OUT/ledger.duckdb unless --ledger or COSTLINE_LEDGER names one.
+    """
+    from costline.cli.demo import run_demo
+
+    url = state.ledger_url if state.ledger_explicit else f"duckdb://{out_dir / 'ledger.duckdb'}"
+    run_demo(
+        out=out_dir,
+        ledger_url=url,
+        seed=seed,
+        days=days,
+        scale=scale,
+        fmt=default_format(fmt),
+        err=err,
+    )
 
 
 @schema_app.command("config")

@@ -15,6 +15,7 @@ from ibis.expr.schema import Schema
 
 from costline.errors import LedgerError
 from costline.ledger import schema
+from costline.ledger.sql import run, run_one
 
 Migration = Callable[[duckdb.DuckDBPyConnection], None]
 
@@ -28,7 +29,7 @@ def create_table_sql(name: str, table_schema: Schema) -> str:
 
 def _v1_create_tables(con: duckdb.DuckDBPyConnection) -> None:
     for name, table_schema in schema.tables().items():
-        con.execute(create_table_sql(name, table_schema))
+        run(con, create_table_sql(name, table_schema))
 
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [
@@ -38,12 +39,10 @@ LATEST = MIGRATIONS[-1][0]
 
 
 def current_version(con: duckdb.DuckDBPyConnection) -> int:
-    found = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'schema_version'"
-    ).fetchone()
+    found = run_one(con, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'schema_version'")
     if not found or not found[0]:
         return 0
-    row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+    row = run_one(con, "SELECT max(version) FROM schema_version")
     return int(row[0]) if row and row[0] is not None else 0
 
 
@@ -62,20 +61,22 @@ def migrate(
     todo = [m for m in steps if m[0] > have]
     if not todo:
         return []
-    con.execute("BEGIN TRANSACTION")
+    run(con, "BEGIN TRANSACTION")
     try:
-        con.execute(
+        run(
+            con,
             "CREATE TABLE IF NOT EXISTS schema_version "
-            "(version INTEGER, description VARCHAR, applied_at TIMESTAMPTZ DEFAULT now())"
+            "(version INTEGER, description VARCHAR, applied_at TIMESTAMPTZ DEFAULT now())",
         )
         for version, description, step in todo:
             step(con)
-            con.execute(
+            run(
+                con,
                 "INSERT INTO schema_version (version, description) VALUES (?, ?)",
                 [version, description],
             )
-        con.execute("COMMIT")
+        run(con, "COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        run(con, "ROLLBACK")
         raise
     return [m[0] for m in todo]

@@ -12,6 +12,7 @@ import duckdb
 import pyarrow as pa
 
 from costline.errors import LedgerError
+from costline.ledger.sql import run
 from costline.ledger.store import ledger_path
 
 ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
@@ -42,9 +43,9 @@ def run_sql(url: str, sql: str) -> pa.Table:
     except duckdb.Error as exc:
         raise LedgerError(f"cannot open the ledger {path} read-only: {exc}") from exc
     try:
-        con.execute("SET TimeZone = 'UTC'")
-        con.execute("SET enable_external_access = false")
-        con.execute("SET lock_configuration = true")
+        run(con, "SET TimeZone = 'UTC'")
+        run(con, "SET enable_external_access = false")
+        run(con, "SET lock_configuration = true")
         return con.sql(sql).to_arrow_table()
     except duckdb.Error as exc:
         raise LedgerError(f"the query failed: {str(exc).splitlines()[0]}") from exc

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import duckdb
 import ibis
@@ -26,6 +27,7 @@ from costline import faults
 from costline.clock import SYSTEM_CLOCK, Clock
 from costline.errors import CostlineError, IngestError, LedgerError
 from costline.ledger import migrations, schema
+from costline.ledger.sql import run, run_one
 from costline.sources.base import SourceBatch
 
 DEFAULT_LEDGER_URL = "duckdb://.costline/ledger.duckdb"
@@ -103,14 +105,17 @@ class Ledger:
         except duckdb.IOException as exc:
             raise LedgerError(f"cannot open the ledger {self.path}: {exc}") from exc
         self.con: duckdb.DuckDBPyConnection = self._ibis.con
-        self.con.execute("SET TimeZone = 'UTC'")
+        self._run("SET TimeZone = 'UTC'")
         # Row order in the ledger carries no meaning; letting inserts run unordered parallelises them.
-        self.con.execute("SET preserve_insertion_order = false")
+        self._run("SET preserve_insertion_order = false")
         if read_only:
             if migrations.current_version(self.con) < migrations.LATEST:
                 raise LedgerError(f"the ledger {self.path} is at an older schema: open it to write")
         else:
             migrations.migrate(self.con)
+
+    def _run(self, sql: str, params: object = None) -> list[Any]:
+        return run(self.con, sql, params)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -164,7 +169,7 @@ class Ledger:
             raise LedgerError("the ledger was opened read-only")
         ingestion_id = _ingestion_id(batches, self.clock.now())
         result = WriteResult(ingestion_id=ingestion_id)
-        self.con.execute("BEGIN TRANSACTION")
+        self._run("BEGIN TRANSACTION")
         try:
             for batch in batches:
                 rows = self._insert(batch, ingestion_id)
@@ -176,9 +181,9 @@ class Ledger:
             for i, batch in enumerate(batches):
                 self._record(batch, source, ingestion_id, result, replaced if i == 0 else 0)
             faults.point("ingest.before_commit")
-            self.con.execute("COMMIT")
+            self._run("COMMIT")
         except BaseException:
-            self.con.execute("ROLLBACK")
+            self._run("ROLLBACK")
             raise
         return result
 
@@ -201,7 +206,7 @@ class Ledger:
                 view = f"__costline_src_{batch.file.fingerprint[:16]}"
                 self.con.register(view, batch.reader())
                 sql = insert + view
-            row = self.con.execute(sql, [ingestion_id]).fetchone()
+            row = run_one(self.con, sql, [ingestion_id])
         except CostlineError:
             raise
         except (duckdb.Error, pa.ArrowException) as exc:
@@ -214,7 +219,7 @@ class Ledger:
 
     def _replace_restated_periods(self, ingestion_id: str) -> list[RestatedPeriod]:
         """Delete older rows of every (provider, billing account, billing period) just loaded."""
-        self.con.execute(
+        self._run(
             f"""CREATE OR REPLACE TEMP TABLE __restated AS
             WITH new_keys AS (
               SELECT DISTINCT {_provider_key("cost_lines")} AS p, "BillingAccountId" AS a, "BillingPeriodStart" AS s
@@ -230,7 +235,7 @@ class Ledger:
         )
         found = self.con.execute("SELECT p, a, s, n FROM __restated ORDER BY s, p, a").fetchall()
         if found:
-            self.con.execute(
+            self._run(
                 f"""DELETE FROM cost_lines c WHERE c.x_ingestion_id <> $1 AND EXISTS (
                   SELECT 1 FROM __restated k
                   WHERE k.p IS NOT DISTINCT FROM {_provider_key("c")}
@@ -238,13 +243,13 @@ class Ledger:
                     AND k.s IS NOT DISTINCT FROM c."BillingPeriodStart")""",
                 [ingestion_id],
             )
-        self.con.execute("DROP TABLE __restated")
+        self._run("DROP TABLE __restated")
         return [RestatedPeriod(p, a, s, int(n)) for p, a, s, n in found]
 
     def _record(
         self, batch: SourceBatch, source: str, ingestion_id: str, result: WriteResult, replaced: int
     ) -> None:
-        self.con.execute(
+        self._run(
             "INSERT INTO ingestions (fingerprint, ingestion_id, source, dialect, focus_version, path, "
             "size_bytes, rows, replaced_rows, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [

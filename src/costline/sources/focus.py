@@ -18,6 +18,7 @@ import pyarrow as pa
 from costline.errors import IngestError
 from costline.ledger.schema import TAGS, TS, focus_column_map, focus_columns
 from costline.money import MONEY_DTYPE, MONEY_SQL
+from costline.plugins import billing_dialects
 from costline.sources import timestamps
 from costline.sources.base import SourceBatch, SourceFile, quote_ident, quote_literal
 from costline.sources.focus_columns import (
@@ -27,7 +28,6 @@ from costline.sources.focus_columns import (
     missing_required,
     plan_columns,
 )
-from costline.plugins import billing_dialects
 
 BATCH_ROWS = 1 << 20
 CSV_NULLS = "['NULL', 'null', 'Null', '']"

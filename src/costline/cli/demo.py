@@ -1,0 +1,93 @@
+"""`costline demo`: the demo organization, written in real formats and run through the product."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from costline.attribution.tags import cost_domain, team
+from costline.cli.output import Format, dumps, emit_rows
+from costline.economics.spend import spend_by
+from costline.ledger.store import Ledger
+from costline.money import format_money
+from costline.pipeline import ingest_focus
+
+
+def _spend_rows(ledger: Ledger, key: str) -> list[dict[str, Any]]:
+    lines = ledger.table("cost_lines")
+    dims = {
+        "provider": lines.ProviderName.name("provider"),
+        "team": team(lines),
+        "domain": cost_domain(lines),
+    }
+    return spend_by(lines, [dims[key]]).to_pyarrow().to_pylist()
+
+
+def run_demo(
+    *, out: Path, ledger_url: str, seed: int, days: int, scale: float, fmt: Format, err: Console
+) -> None:
+    from costline.demo.billing import generate_billing
+
+    started = time.perf_counter()
+    with err.status(f"Writing the demo organization's bills to {out} ..."):
+        manifest = generate_billing(out, seed=seed, days=days, scale=scale)
+    generated = time.perf_counter() - started
+    err.print(
+        f"wrote {len(manifest.files)} billing files ({manifest.rows:,} lines, "
+        f"{manifest.window_start:%Y-%m-%d} to {manifest.window_end:%Y-%m-%d}) and "
+        f"{manifest.ground_truth.name} in {generated:.1f}s"
+    )
+    with Ledger(ledger_url) as ledger:
+        with err.status(f"Ingesting through `costline ingest focus` into {ledger.path} ..."):
+            summary = ingest_focus(ledger, [out])
+        err.print(
+            f"ingested {summary.rows:,} lines from {len(summary.files) - len(summary.duplicates)} "
+            f"file(s), {len(summary.duplicates)} already in the ledger, in {summary.seconds:.1f}s"
+        )
+        by = {key: _spend_rows(ledger, key) for key in ("provider", "team", "domain")}
+    ledger_total = sum((r["billed"] for r in by["provider"]), start=type(manifest.total.billed)(0))
+    matches = ledger_total == manifest.total.billed
+    report = {
+        "version": 1,
+        "out": str(out),
+        "ledger": ledger_url,
+        "seed": seed,
+        "days": days,
+        "scale": scale,
+        "lines": manifest.rows,
+        "billed_total": str(ledger_total),
+        "ground_truth_billed_total": str(manifest.total.billed),
+        "ledger_matches_ground_truth": matches,
+        "untagged_share_of_effective": str(manifest.untagged_share),
+        "spend_by_provider": by["provider"],
+        "spend_by_team": by["team"],
+        "spend_by_cost_domain": by["domain"],
+    }
+    if fmt is Format.json:
+        sys.stdout.write(dumps(report) + "\n")
+        return
+    for key, title in (
+        ("provider", "provider"),
+        ("team", "team (from tags)"),
+        ("domain", "cost domain (from tags)"),
+    ):
+        rows = [
+            {
+                key: r[key if key != "domain" else "cost_domain"],
+                "lines": r["rows"],
+                "billed": format_money(r["billed"]),
+                "effective": format_money(r["effective"]),
+            }
+            for r in by[key]
+        ]
+        emit_rows(rows, fmt, title=f"Spend by {title}")
+    verdict = "matches" if matches else "DOES NOT match"
+    Console().print(
+        f"Billed total {format_money(ledger_total)} {verdict} the ground truth "
+        f"({format_money(manifest.total.billed)}); ground truth per team and domain: "
+        f"{manifest.ground_truth}"
+    )

@@ -1,0 +1,141 @@
+"""The demo organization's cloud bills, as FOCUS 1.2 files in each provider's export format.
+
+    >>> from pathlib import Path
+    >>> manifest = generate_billing(Path("/tmp/costline-demo"), days=7)   # doctest: +SKIP
+    >>> [f.path for f in manifest.files][:1]                               # doctest: +SKIP
+    ['aws/focus-2026-10.parquet']
+
+AWS as Parquet, Azure as CSV, Google Cloud as gzipped CSV, Lambda as CSV, one file per provider and
+billing month, and `ground_truth.json` beside them. The same arguments give the same bytes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from costline.demo.charges import BillSink, charge
+from costline.demo.fleets import ACCOUNTS, organization
+from costline.demo.focus_files import FocusTable, write_csv, write_parquet
+from costline.demo.ground_truth import (
+    BillingFile,
+    build_ground_truth,
+    group_totals,
+    untagged_share,
+)
+from costline.demo.org import Account
+from costline.demo.schedule import Timeline
+from costline.demo.totals import CostTotals, sum_totals
+
+# The window ends here unless told otherwise: fixed, so runs never depend on the wall clock.
+DEFAULT_END = dt.date(2026, 11, 1)
+GROUND_TRUTH_FILE = "ground_truth.json"
+
+__all__ = ["DEFAULT_END", "BillingFile", "BillingManifest", "CostTotals", "generate_billing"]
+
+
+@dataclass(frozen=True)
+class BillingManifest:
+    """What `generate_billing` wrote, with the totals the ground truth holds."""
+
+    root: Path
+    seed: int
+    days: int
+    scale: float
+    window_start: dt.datetime
+    window_end: dt.datetime
+    files: tuple[BillingFile, ...]
+    ground_truth: Path
+    total: CostTotals
+    per_provider: Mapping[str, CostTotals]
+    per_team: Mapping[str, CostTotals]
+    per_cost_domain: Mapping[str, CostTotals]
+    untagged_share: Decimal  # share of EffectiveCost on lines without a team tag
+
+    @property
+    def rows(self) -> int:
+        return self.total.rows
+
+
+def _file_name(account: Account, month: str) -> str:
+    return f"{account.provider}/focus-{month}.{account.file_format}"
+
+
+def _write(account: Account, table: FocusTable, path: Path) -> None:
+    if account.file_format == "parquet":
+        write_parquet(table, path)
+    else:
+        write_csv(table, path, gzipped=account.file_format == "csv.gz")
+
+
+def _write_files(sink: BillSink, timeline: Timeline, out: Path) -> list[BillingFile]:
+    """Write one file per provider and month, providers in a fixed order."""
+    files: list[BillingFile] = []
+    for account in ACCOUNTS:
+        for month in timeline.months:
+            table = sink.tables.get((account.provider, month.key))
+            if table is None:
+                continue
+            name = _file_name(account, month.key)
+            _write(account, table, out / name)
+            totals = CostTotals.of_table(table)
+            files.append(BillingFile(name, account.provider, account.file_format, totals))
+    return files
+
+
+def generate_billing(
+    out: Path,
+    *,
+    seed: int = 7,
+    days: int = 90,
+    scale: float = 1.0,
+    end: dt.date | None = None,
+) -> BillingManifest:
+    """Write the bills of the `days` days before `end` under `out`, and their ground truth."""
+    if days < 1:
+        raise ValueError("days must be at least 1")
+    if scale <= 0:
+        raise ValueError("scale must be positive")
+    end = end or DEFAULT_END
+    out.mkdir(parents=True, exist_ok=True)
+    timeline = Timeline.of(end - dt.timedelta(days=days), days)
+    resources = organization(scale)
+    sink = BillSink(timeline)
+    plan = charge(resources, sink, seed)
+
+    files = _write_files(sink, timeline, out)
+    per_resource = {key: acc.freeze() for key, acc in sink.per_resource.items()}
+    truth = build_ground_truth(
+        seed=seed,
+        days=days,
+        scale=scale,
+        timeline=timeline,
+        resources=resources,
+        per_resource=per_resource,
+        files=files,
+        plan=plan,
+    )
+    truth_path = out / GROUND_TRUTH_FILE
+    truth_path.write_text(json.dumps(truth, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    origin = dt.datetime(
+        timeline.start.year, timeline.start.month, timeline.start.day, tzinfo=dt.UTC
+    )
+    return BillingManifest(
+        root=out,
+        seed=seed,
+        days=days,
+        scale=scale,
+        window_start=origin,
+        window_end=origin + dt.timedelta(days=days),
+        files=tuple(files),
+        ground_truth=truth_path,
+        total=sum_totals([f.totals for f in files]),
+        per_provider=group_totals(resources, per_resource, lambda r: r.account.provider),
+        per_team=group_totals(resources, per_resource, lambda r: r.owner.team),
+        per_cost_domain=group_totals(resources, per_resource, lambda r: r.owner.cost_domain),
+        untagged_share=untagged_share(resources, per_resource),
+    )

@@ -1,0 +1,24 @@
+"""Running a statement on a raw DuckDB connection to completion.
+
+DuckDB 2.0 keeps a statement's result open until it is fetched, and refuses other work on the
+connection meanwhile (Ibis shares the ledger's connection), so every statement is run through here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+
+
+def run(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> list[Any]:
+    cursor = con.execute(sql, params) if params is not None else con.execute(sql)
+    return cursor.fetchall()
+
+
+def run_one(
+    con: duckdb.DuckDBPyConnection, sql: str, params: object = None
+) -> tuple[Any, ...] | None:
+    """The first row of a statement's result (the rest is fetched too, to complete it)."""
+    rows = run(con, sql, params)
+    return tuple(rows[0]) if rows else None

@@ -1,0 +1,75 @@
+"""The CLI as a user runs it: exit codes, formats, the demo end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.helpers import FOCUS_SAMPLE
+
+
+def costline(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "costline", *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_ingest_sql_and_exit_codes(tmp_path: Path) -> None:
+    env = {"COSTLINE_LEDGER": f"duckdb:///{tmp_path / 'l.duckdb'}"}
+    first = costline("ingest", "focus", str(FOCUS_SAMPLE), "-f", "json", cwd=tmp_path, env=env)
+    assert first.returncode == 0, first.stderr
+    data = json.loads(first.stdout)
+    assert data["rows"] == 1000 and data["totals"][0]["billed"] == "20.520226728990000000"
+    again = costline("ingest", "focus", str(FOCUS_SAMPLE), "-f", "json", cwd=tmp_path, env=env)
+    assert json.loads(again.stdout)["duplicates"] == [str(FOCUS_SAMPLE)]
+    out = costline(
+        "sql", "SELECT count(*) AS n FROM cost_lines", "-f", "csv", cwd=tmp_path, env=env
+    )
+    assert out.stdout.splitlines() == ["n", "1000"]
+    refused = costline("sql", "DELETE FROM cost_lines", cwd=tmp_path, env=env)
+    assert refused.returncode == 2 and "refused" in refused.stderr
+    bad = tmp_path / "bad.csv"
+    bad.write_text(FOCUS_SAMPLE.read_text().replace("0.00000080000", "zero", 1))
+    failed = costline("ingest", "focus", str(bad), cwd=tmp_path, env=env)
+    assert failed.returncode == 2
+    assert "bad.csv, row 1, column BilledCost: 'zero' is not a decimal number" in failed.stderr
+    usage = costline("ingest", "nosuchsource", cwd=tmp_path, env=env)
+    assert usage.returncode == 2
+
+
+def test_schema_commands_print_json(tmp_path: Path) -> None:
+    for what in ("config", "finding"):
+        proc = costline("schema", what, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["type"] == "object"
+
+
+def test_demo_end_to_end_is_reproducible_and_idempotent(tmp_path: Path) -> None:
+    args = ("demo", "--days", "20", "--scale", "0.3", "--out", str(tmp_path / "org"), "-f", "json")
+    first = costline(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert report["ledger_matches_ground_truth"] is True
+    assert {r["provider"] for r in report["spend_by_provider"]} == {
+        "AWS",
+        "Microsoft",
+        "Google Cloud",
+        "Lambda",
+    }
+    assert len([r for r in report["spend_by_team"] if r["team"] != "(untagged)"]) >= 5
+    truth = json.loads((tmp_path / "org" / "ground_truth.json").read_text())
+    assert truth["seed"] == 7
+    second = costline(*args, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "12 already in the ledger" in second.stderr or "already in the ledger" in second.stderr
+    assert json.loads(second.stdout)["billed_total"] == report["billed_total"]
