@@ -44,6 +44,9 @@ lint: setup
 typecheck: setup
 	$(UV) run mypy
 
+docs: setup
+	$(UV) run python -m costline.cli.reference > docs/cli.md
+
 bench: setup
 	$(UV) run python bench/ingest.py
 

@@ -73,3 +73,10 @@ def test_demo_end_to_end_is_reproducible_and_idempotent(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stderr
     assert "12 already in the ledger" in second.stderr or "already in the ledger" in second.stderr
     assert json.loads(second.stdout)["billed_total"] == report["billed_total"]
+
+
+def test_cli_reference_is_current() -> None:
+    from costline.cli.reference import render
+
+    doc = Path(__file__).parents[2] / "docs" / "cli.md"
+    assert doc.read_text() == render(), "docs/cli.md is stale: run `make docs`"

@@ -149,6 +149,9 @@ def test_restated_period_replaces_only_that_period(ledger: Ledger, tmp_path: Pat
         ).fetchall()
     )
     assert totals == {"acct-1": Decimal("16.25"), "acct-2": Decimal("100")}
+    # The first file's part lost all its rows and is gone; the other account's part stays.
+    parts = ledger.con.execute("SELECT count(*) FROM cost_line_parts").fetchall()
+    assert parts == [(2,)]
 
 
 def test_two_files_of_one_period_loaded_together_are_both_kept(

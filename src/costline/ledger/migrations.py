@@ -14,7 +14,7 @@ from ibis.backends.sql.datatypes import DuckDBType
 from ibis.expr.schema import Schema
 
 from costline.errors import LedgerError
-from costline.ledger import schema
+from costline.ledger import parts, schema
 from costline.ledger.sql import run, run_one
 
 Migration = Callable[[duckdb.DuckDBPyConnection], None]
@@ -29,7 +29,10 @@ def create_table_sql(name: str, table_schema: Schema) -> str:
 
 def _v1_create_tables(con: duckdb.DuckDBPyConnection) -> None:
     for name, table_schema in schema.tables().items():
-        run(con, create_table_sql(name, table_schema))
+        if name != parts.VIEW:
+            run(con, create_table_sql(name, table_schema))
+    parts.create(con)
+    parts.rebuild_view(con, schema.cost_lines_schema())
 
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [

@@ -26,7 +26,7 @@ from ibis.backends.sql.datatypes import DuckDBType
 from costline import faults
 from costline.clock import SYSTEM_CLOCK, Clock
 from costline.errors import CostlineError, IngestError, LedgerError
-from costline.ledger import migrations, schema
+from costline.ledger import migrations, parts, schema
 from costline.ledger.sql import run, run_one
 from costline.sources.base import SourceBatch
 
@@ -188,6 +188,7 @@ class Ledger:
         return result
 
     def _insert(self, batch: SourceBatch, ingestion_id: str) -> int:
+        """Rows of one batch into their table; cost lines into a new part (see `parts`)."""
         target = schema.tables()[batch.table]
         cols = [name for name in batch.columns if name in target]
         exprs = []
@@ -195,18 +196,24 @@ class Ledger:
             q = f'"{name}"'
             if name in batch.json_map_columns:
                 q = f"CAST(json({q}) AS {DuckDBType.to_string(target[name])})"
-            exprs.append(q)
-        names = ", ".join(f'"{c}"' for c in [*cols, "x_ingestion_id"])
-        insert = f'INSERT INTO "{batch.table}" ({names}) SELECT {", ".join(exprs)}, ? FROM '
+            exprs.append(f'{q} AS "{name}"')
+        select = f"SELECT {', '.join(exprs)}, {_literal(ingestion_id)} AS x_ingestion_id FROM "
         view = None
         try:
             if batch.duckdb_sql is not None:
-                sql = insert + f"({batch.duckdb_sql})"
+                select += f"({batch.duckdb_sql})"
             else:
                 view = f"__costline_src_{batch.file.fingerprint[:16]}"
                 self.con.register(view, batch.reader())
-                sql = insert + view
-            row = run_one(self.con, sql, [ingestion_id])
+                select += view
+            if batch.table == parts.VIEW:
+                part, seq = parts.next_name(self.con)
+                self._run(f"CREATE TABLE {part} AS {select}")
+                parts.register(self.con, part, seq, ingestion_id, batch.file.fingerprint)
+                row = run_one(self.con, f"SELECT count(*) FROM {part}")
+            else:
+                names = ", ".join(f'"{c}"' for c in [*cols, "x_ingestion_id"])
+                row = run_one(self.con, f'INSERT INTO "{batch.table}" ({names}) {select}')
         except CostlineError:
             raise
         except (duckdb.Error, pa.ArrowException) as exc:
@@ -219,30 +226,37 @@ class Ledger:
 
     def _replace_restated_periods(self, ingestion_id: str) -> list[RestatedPeriod]:
         """Delete older rows of every (provider, billing account, billing period) just loaded."""
+        parts.rebuild_view(self.con, schema.cost_lines_schema())
         self._run(
             f"""CREATE OR REPLACE TEMP TABLE __restated AS
             WITH new_keys AS (
-              SELECT DISTINCT {_provider_key("cost_lines")} AS p, "BillingAccountId" AS a, "BillingPeriodStart" AS s
+              SELECT DISTINCT {_provider_key("cost_lines", True)} AS p, "BillingAccountId" AS a,
+                     "BillingPeriodStart" AS s
               FROM cost_lines WHERE x_ingestion_id = $1)
             SELECT k.p, k.a, k.s, count(*) AS n
             FROM cost_lines c JOIN new_keys k
-              ON k.p IS NOT DISTINCT FROM {_provider_key("c")}
+              ON k.p IS NOT DISTINCT FROM {_provider_key("c", True)}
              AND k.a IS NOT DISTINCT FROM c."BillingAccountId"
              AND k.s IS NOT DISTINCT FROM c."BillingPeriodStart"
             WHERE c.x_ingestion_id <> $1
             GROUP BY ALL""",
             [ingestion_id],
         )
-        found = self.con.execute("SELECT p, a, s, n FROM __restated ORDER BY s, p, a").fetchall()
+        found = self._run("SELECT p, a, s, n FROM __restated ORDER BY s, p, a")
         if found:
-            self._run(
-                f"""DELETE FROM cost_lines c WHERE c.x_ingestion_id <> $1 AND EXISTS (
-                  SELECT 1 FROM __restated k
-                  WHERE k.p IS NOT DISTINCT FROM {_provider_key("c")}
-                    AND k.a IS NOT DISTINCT FROM c."BillingAccountId"
-                    AND k.s IS NOT DISTINCT FROM c."BillingPeriodStart")""",
-                [ingestion_id],
-            )
+            for part in parts.listed(self.con, not_ingestion=ingestion_id):
+                have = parts.columns_of(self.con, part)
+                account = 'c."BillingAccountId"' if "BillingAccountId" in have else "NULL"
+                period = 'c."BillingPeriodStart"' if "BillingPeriodStart" in have else "NULL"
+                self._run(
+                    f"""DELETE FROM {part} c WHERE EXISTS (
+                      SELECT 1 FROM __restated k
+                      WHERE k.p IS NOT DISTINCT FROM {_provider_key("c", have)}
+                        AND k.a IS NOT DISTINCT FROM {account}
+                        AND k.s IS NOT DISTINCT FROM {period})"""
+                )
+                parts.drop_if_empty(self.con, part)
+            parts.rebuild_view(self.con, schema.cost_lines_schema())
         self._run("DROP TABLE __restated")
         return [RestatedPeriod(p, a, s, int(n)) for p, a, s, n in found]
 
@@ -290,9 +304,21 @@ def _ingestion_id(batches: Sequence[SourceBatch], now: dt.datetime) -> str:
     return digest.hexdigest()[:24]
 
 
-def _provider_key(alias: str) -> str:
-    """The provider of a cost line for restatement: 1.3's ServiceProviderName, else ProviderName."""
-    return f'coalesce({alias}."ServiceProviderName", {alias}."ProviderName")'
+def _provider_key(alias: str, present: bool | set[str]) -> str:
+    """The provider of a cost line for restatement: 1.3's ServiceProviderName, else ProviderName.
+
+    `present` is True for the view (every column exists) or the columns a part has.
+    """
+    cols = [
+        f'{alias}."{c}"'
+        for c in ("ServiceProviderName", "ProviderName")
+        if present is True or (isinstance(present, set) and c in present)
+    ]
+    return f"coalesce({', '.join(cols)})" if cols else "NULL"
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 __all__ = ["DEFAULT_LEDGER_URL", "IngestError", "Ledger", "WriteResult", "ledger_path"]
