@@ -91,8 +91,9 @@ def run(kind: str, path: Path) -> dict[str, float]:
         [sys.executable, __file__, "--worker", kind, str(path), str(db)],
         capture_output=True,
         text=True,
-        check=True,
     )
+    if proc.returncode != 0:
+        raise SystemExit(f"{kind} worker failed on {path}:\n{proc.stderr}")
     db.unlink(missing_ok=True)
     result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result

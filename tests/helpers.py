@@ -55,4 +55,5 @@ def snapshot(led: Ledger) -> tuple[object, ...]:
     files = led.con.execute(
         "SELECT count(*), string_agg(fingerprint, ',' ORDER BY fingerprint) FROM ingestions"
     ).fetchone()
-    return (lines, files)
+    findings = led.con.execute("SELECT count(*), max(last_seen) FROM findings").fetchone()
+    return (lines, files, findings)

@@ -13,8 +13,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from costline.clock import Clock
 from costline.ledger.store import CurrencyTotals, Ledger, RestatedPeriod
-from costline.sources.base import SourceFile
+from costline.model import Finding
+from costline.sources.base import SourceBatch, SourceFile
 from costline.sources.files import expand_paths
 from costline.sources.focus import read_focus
 
@@ -30,7 +32,7 @@ class FileReport:
     dialect: str | None = None
     focus_version: str | None = None
     duplicate_of: str | None = None
-    warnings: list[str] = field(default_factory=list)
+    notes: list[Finding] = field(default_factory=list)
 
 
 @dataclass
@@ -81,9 +83,33 @@ class IngestSummary:
                 }
                 for r in self.restated
             ],
-            "files": [vars(f) for f in self.files],
+            "files": [
+                {**vars(f), "notes": [n.model_dump(mode="json") for n in f.notes]}
+                for f in self.files
+            ],
             "seconds": round(self.seconds, 3),
         }
+
+
+def file_notes(batch: SourceBatch, clock: Clock) -> list[Finding]:
+    """What a reader noticed about a file (missing FOCUS columns, renames), as data-quality findings."""
+    return [
+        Finding.new(
+            kind="data_quality",
+            scope={"source": "focus", "file": str(batch.file.path)},
+            dedup_key=f"{batch.file.fingerprint}:{note.split(':', 1)[0]}",
+            clock=clock,
+            title=note.split(":", 1)[0],
+            summary=note,
+            severity="info",
+            evidence={
+                "fingerprint": batch.file.fingerprint,
+                "dialect": batch.dialect,
+                "focus_version": batch.focus_version,
+            },
+        )
+        for note in batch.warnings
+    ]
 
 
 def _text(value: Decimal | None) -> str | None:
@@ -114,7 +140,8 @@ def ingest_focus(ledger: Ledger, paths: Iterable[str | Path]) -> IngestSummary:
     if not fresh:
         return IngestSummary("focus", None, reports, [], [], [], [], time.perf_counter() - started)
     batches = read_focus(fresh)
-    result = ledger.write(batches, source="focus")
+    notes = [note for b in batches for note in file_notes(b, ledger.clock)]
+    result = ledger.write(batches, source="focus", findings=notes)
     for b in batches:
         reports.append(
             FileReport(
@@ -124,7 +151,7 @@ def ingest_focus(ledger: Ledger, paths: Iterable[str | Path]) -> IngestSummary:
                 rows=result.rows_by_file[b.file.fingerprint],
                 dialect=b.dialect,
                 focus_version=b.focus_version,
-                warnings=list(b.warnings),
+                notes=[n for n in notes if n.scope["file"] == str(b.file.path)],
             )
         )
     report = ledger.ingestion_report(result.ingestion_id)

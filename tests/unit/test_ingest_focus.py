@@ -240,3 +240,18 @@ def test_parquet_and_gzip_give_the_same_totals(tmp_path: Path) -> None:
             assert {k: v for k, v in got.items() if k[1] == "BilledCost"} == {
                 k: v for k, v in expected.items() if k[1] == "BilledCost"
             }, name
+
+
+def test_file_notes_are_data_quality_findings_stored_once(ledger: Ledger) -> None:
+    first = ingest_focus(
+        ledger, [SPEC_EXAMPLES / "saas_examples" / "virtual_currency_pricing_model_a1.csv"]
+    )
+    notes = first.files[0].notes
+    assert notes and all(n.kind == "data_quality" for n in notes)
+    assert any("mandatory columns missing" in n.summary for n in notes)
+    stored = ledger.con.execute("SELECT kind, scope['file'] FROM findings").fetchall()
+    assert len(stored) == len(notes) and stored[0][0] == "data_quality"
+    ingest_focus(ledger, [SPEC_EXAMPLES / "saas_examples"])  # the same file again is a duplicate
+    assert ledger.con.execute("SELECT count(DISTINCT fingerprint) FROM findings").fetchall()[0][
+        0
+    ] >= len(notes)

@@ -113,8 +113,10 @@ def ingest_focus_cmd(
     )
     emit_rows(data["totals"], fmt, title="Totals per currency")
     for f in summary.files:
-        for w in f.warnings:
-            err.print(f"[yellow]note[/yellow] {f.path}: {w}")
+        for note in f.notes:
+            err.print(
+                f"[yellow]note[/yellow] {escape(f.path)}: {escape(note.summary or note.title)}"
+            )
     for r in data["restated_periods"]:
         err.print(
             f"restated: {r['provider']} {r['billing_account_id']} {r['billing_period_start']} "

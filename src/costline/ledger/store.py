@@ -26,8 +26,10 @@ from ibis.backends.sql.datatypes import DuckDBType
 from costline import faults
 from costline.clock import SYSTEM_CLOCK, Clock
 from costline.errors import CostlineError, IngestError, LedgerError
+from costline.ledger import findings as ledger_findings
 from costline.ledger import migrations, parts, schema
 from costline.ledger.sql import run, run_one
+from costline.model import Finding
 from costline.sources.base import SourceBatch
 
 DEFAULT_LEDGER_URL = "duckdb://.costline/ledger.duckdb"
@@ -163,8 +165,10 @@ class Ledger:
 
     # -- writing -----------------------------------------------------------------------------
 
-    def write(self, batches: Sequence[SourceBatch], *, source: str) -> WriteResult:
-        """Load every batch in one transaction; nothing is written unless everything is."""
+    def write(
+        self, batches: Sequence[SourceBatch], *, source: str, findings: Sequence[Finding] = ()
+    ) -> WriteResult:
+        """Load every batch, and the findings about them, in one transaction: all or nothing."""
         if self.read_only:
             raise LedgerError("the ledger was opened read-only")
         ingestion_id = _ingestion_id(batches, self.clock.now())
@@ -180,6 +184,7 @@ class Ledger:
             replaced = sum(p.replaced_rows for p in result.restated)
             for i, batch in enumerate(batches):
                 self._record(batch, source, ingestion_id, result, replaced if i == 0 else 0)
+            ledger_findings.upsert(self.con, findings)
             faults.point("ingest.before_commit")
             self._run("COMMIT")
         except BaseException:
