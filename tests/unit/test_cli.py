@@ -80,3 +80,45 @@ def test_cli_reference_is_current() -> None:
 
     doc = Path(__file__).parents[2] / "docs" / "cli.md"
     assert doc.read_text() == render(), "docs/cli.md is stale: run `make docs`"
+
+
+def test_config_names_the_ledger_and_bad_config_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "costline.yaml").write_text(
+        f"version: 1\nledger: duckdb:///{tmp_path / 'cfg.duckdb'}\n"
+    )
+    ok = costline(
+        "ingest",
+        "focus",
+        str(FOCUS_SAMPLE),
+        "-f",
+        "json",
+        cwd=tmp_path,
+        env={"COSTLINE_LEDGER": ""},
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert (tmp_path / "cfg.duckdb").exists()
+    (tmp_path / "costline.yaml").write_text(
+        "version: 1\nledger: 12\nbudgets:\n  - name: x\n    amount_usd: lots\n"
+    )
+    bad = costline("sql", "SELECT 1", cwd=tmp_path, env={"COSTLINE_LEDGER": ""})
+    assert bad.returncode == 2
+    assert "costline.yaml:5: budgets[0].amount_usd" in bad.stderr
+
+
+def test_demo_uses_its_own_ledger_unless_told(tmp_path: Path) -> None:
+    proc = costline(
+        "demo",
+        "--days",
+        "3",
+        "--scale",
+        "0.2",
+        "--out",
+        "org",
+        "-f",
+        "json",
+        cwd=tmp_path,
+        env={"COSTLINE_LEDGER": ""},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "org" / "ledger.duckdb").exists()
+    assert not (tmp_path / ".costline").exists()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -14,6 +14,9 @@ from rich.markup import escape
 from costline.cli.output import Format, default_format, dumps, emit_arrow, emit_rows
 from costline.errors import CostlineError
 from costline.ledger.store import DEFAULT_LEDGER_URL
+
+if TYPE_CHECKING:
+    from costline.ledger.store import Ledger
 
 app = typer.Typer(
     name="costline",
@@ -54,13 +57,13 @@ state = State()
 @app.callback()
 def main_options(
     ledger: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--ledger",
             envvar="COSTLINE_LEDGER",
-            help="Ledger URL, e.g. duckdb:///path/ledger.duckdb",
+            help=f"Ledger URL, e.g. duckdb:///path/ledger.duckdb [default: {DEFAULT_LEDGER_URL}]",
         ),
-    ] = DEFAULT_LEDGER_URL,
+    ] = None,
     config: Annotated[
         Path | None,
         typer.Option(
@@ -69,14 +72,23 @@ def main_options(
     ] = None,
 ) -> None:
     state.ledger_url = ledger or DEFAULT_LEDGER_URL
-    state.ledger_explicit = ledger is not None
+    state.ledger_explicit = bool(ledger)
     state.config_path = config
 
 
-def open_ledger(read_only: bool = False):  # type: ignore[no-untyped-def]
+def ledger_url() -> str:
+    """--ledger or COSTLINE_LEDGER, else costline.yaml's `ledger:`, else the default file."""
+    if state.ledger_explicit:
+        return state.ledger_url
+    from costline.config import load_config
+
+    return load_config(state.config_path).ledger or DEFAULT_LEDGER_URL
+
+
+def open_ledger(read_only: bool = False) -> Ledger:
     from costline.ledger.store import Ledger
 
-    return Ledger(state.ledger_url, read_only=read_only)
+    return Ledger(ledger_url(), read_only=read_only)
 
 
 @ingest_app.command("focus")
@@ -154,7 +166,7 @@ def sql_cmd(
     """Run read-only SQL against the ledger; statements that write are refused (exit 2)."""
     from costline.ledger.readonly import run_sql
 
-    emit_arrow(run_sql(state.ledger_url, query), default_format(fmt))
+    emit_arrow(run_sql(ledger_url(), query), default_format(fmt))
 
 
 @app.command("demo")
