@@ -29,7 +29,7 @@ setup-system:
 	else echo "warning: no java; the Spark conformance test will be skipped"; fi
 
 demo: setup
-	$(UV) run costline demo
+	$(UV) run costline demo --format table
 
 test: setup setup-system
 	$(UV) run pytest -q
