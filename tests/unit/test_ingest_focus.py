@@ -255,3 +255,115 @@ def test_file_notes_are_data_quality_findings_stored_once(ledger: Ledger) -> Non
     assert ledger.con.execute("SELECT count(DISTINCT fingerprint) FROM findings").fetchall()[0][
         0
     ] >= len(notes)
+
+
+def _write_rows(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+BASE_HEADER = [
+    "BilledCost",
+    "BillingPeriodStart",
+    "BillingPeriodEnd",
+    "ChargePeriodStart",
+    "ChargePeriodEnd",
+]
+BASE_ROW = ["1.25", "2026-10-01", "2026-11-01", "2026-10-02T00:00:00Z", "2026-10-03T00:00:00Z"]
+
+
+@pytest.mark.parametrize(
+    ("extra_header", "extra_row", "version"),
+    [
+        (["ProviderName", "ChargeClass"], ["AWS", ""], "1.0"),
+        (["ProviderName", "CapacityReservationId", "SkuMeter"], ["AWS", "cr-1", "Hours"], "1.1"),
+        (["ProviderName", "InvoiceId", "PricingCurrency"], ["AWS", "inv-1", "USD"], "1.2"),
+        (
+            ["ServiceProviderName", "HostProviderName", "AllocatedMethodId"],
+            ["CoreWeave", "CoreWeave", "gpu-time"],
+            "1.3",
+        ),
+    ],
+)
+def test_version_detected_from_columns(
+    ledger: Ledger, tmp_path: Path, extra_header: list[str], extra_row: list[str], version: str
+) -> None:
+    path = _write_rows(
+        tmp_path / f"v{version}.csv", BASE_HEADER + extra_header, [BASE_ROW + extra_row]
+    )
+    summary = ingest_focus(ledger, [path])
+    assert summary.files[0].focus_version == version
+    # ProviderName and ServiceProviderName are both filled, whichever the file had.
+    row = ledger.con.execute("SELECT ProviderName, ServiceProviderName FROM cost_lines").fetchall()[
+        0
+    ]
+    assert row[0] == row[1] == extra_row[0]
+
+
+def test_pre_1_0_and_azure_x_names_are_renamed_and_other_x_columns_kept(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    header = [
+        "BilledCost",
+        "AmortizedCost",
+        "ChargeType",
+        "UsageQuantity",
+        "UsageUnit",
+        "Region",
+        "Provider",
+        "BillingPeriodStart",
+        "BillingPeriodEnd",
+        "ChargePeriodStart",
+        "ChargePeriodEnd",
+        "x_InvoiceId",
+        "x_PricingCurrency",
+        "x_SkuMeterName",
+        "x_ResourceGroupName",
+        "skupriceid",
+    ]
+    row = [
+        "10",
+        "8.5",
+        "Usage",
+        "3",
+        "Hours",
+        "eastus",
+        "Microsoft",
+        "2026-10-01",
+        "2026-11-01",
+        "10/2/2026",
+        "10/3/2026",
+        "INV-9",
+        "EUR",
+        "D4s v5",
+        "rg-ml",
+        "sku-price-1",
+    ]
+    path = _write_rows(tmp_path / "preview.csv", header, [row])
+    summary = ingest_focus(ledger, [path])
+    assert summary.files[0].focus_version == "1.0-preview"
+    assert any("renamed" in n.summary for n in summary.files[0].notes)
+    got = ledger.con.execute(
+        "SELECT EffectiveCost, ChargeCategory, ConsumedQuantity, ConsumedUnit, RegionId, ProviderName, "
+        "InvoiceId, PricingCurrency, SkuMeter, SkuPriceId, x_extra['x_ResourceGroupName'], "
+        "strftime(ChargePeriodStart, '%Y-%m-%d') FROM cost_lines"
+    ).fetchall()
+    assert got == [
+        (
+            Decimal("8.5"),
+            "Usage",
+            Decimal(3),
+            "Hours",
+            "eastus",
+            "Microsoft",
+            "INV-9",
+            "EUR",
+            "D4s v5",
+            "sku-price-1",
+            "rg-ml",
+            "2026-10-02",
+        )
+    ]

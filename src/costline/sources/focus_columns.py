@@ -55,8 +55,8 @@ class ColumnPlan:
         seen = {focus_column_map()[name].introduced for name in self.focus} | self.legacy_versions
         order = {v: i for i, v in enumerate(FOCUS_VERSIONS)}
         if self.legacy_versions:
-            # Old spellings mean the file predates the version its newest column suggests.
-            return min(self.legacy_versions, key=order.__getitem__)
+            # Old spellings mean the file predates 1.0: it is the newest draft its old names fit.
+            return max(self.legacy_versions, key=order.__getitem__)
         known = [v for v in seen if v in order]
         newest = max(known, key=order.__getitem__, default="1.0")
         return "1.0" if order[newest] < order["1.0"] else newest
