@@ -21,12 +21,17 @@ setup:
 		$(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
 	$(UV) sync --locked
 
-# Debian packages the integration tests need (Java 17 for PySpark). Root only; CI is root.
+# Debian packages the integration tests need: Java 17 (PySpark), Prometheus and promtool (the real
+# DCGM / kube-state-metrics source). Installed as root with apt-get; CI runs as root on a fresh box.
+SYSTEM_PACKAGES := prometheus
 setup-system:
-	@if command -v java >/dev/null 2>&1; then echo "java present"; \
+	@missing=""; \
+	command -v java >/dev/null 2>&1 || missing="$$missing openjdk-17-jre-headless"; \
+	command -v promtool >/dev/null 2>&1 || missing="$$missing $(SYSTEM_PACKAGES)"; \
+	if [ -z "$$missing" ]; then echo "system packages present"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless; \
-	else echo "warning: no java; the Spark conformance test will be skipped"; fi
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	else echo "warning: missing$$missing (install them as root); their tests will be skipped"; fi
 
 demo: setup
 	$(UV) run costline demo --format table

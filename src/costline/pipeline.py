@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -29,6 +29,7 @@ class FileReport:
     fingerprint: str
     status: str  # ingested | duplicate
     rows: int = 0
+    table: str | None = None
     dialect: str | None = None
     focus_version: str | None = None
     duplicate_of: str | None = None
@@ -91,12 +92,12 @@ class IngestSummary:
         }
 
 
-def file_notes(batch: SourceBatch, clock: Clock) -> list[Finding]:
+def file_notes(batch: SourceBatch, clock: Clock, source: str = "focus") -> list[Finding]:
     """What a reader noticed about a file (missing FOCUS columns, renames), as data-quality findings."""
     return [
         Finding.new(
             kind="data_quality",
-            scope={"source": "focus", "file": str(batch.file.path)},
+            scope={"source": source, "file": str(batch.file.path)},
             dedup_key=f"{batch.file.fingerprint}:{note.split(':', 1)[0]}",
             clock=clock,
             title=note.split(":", 1)[0],
@@ -120,10 +121,27 @@ def _iso(ts: dt.datetime | None) -> str | None:
     return None if ts is None else ts.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
+@dataclass(frozen=True)
+class FileSource:
+    """A file format `costline ingest NAME` reads: which files, and the adapter that reads them."""
+
+    name: str
+    suffixes: tuple[str, ...]
+    read: Callable[[Sequence[SourceFile]], list[SourceBatch]]
+
+
+FOCUS = FileSource("focus", FOCUS_SUFFIXES, read_focus)
+
+
 def ingest_focus(ledger: Ledger, paths: Iterable[str | Path]) -> IngestSummary:
     """`costline ingest focus`: FOCUS and provider-native billing files into `cost_lines`."""
+    return ingest_files(ledger, paths, FOCUS)
+
+
+def ingest_files(ledger: Ledger, paths: Iterable[str | Path], source: FileSource) -> IngestSummary:
+    """Any file source into the ledger: fingerprint, skip duplicates, read, write in one transaction."""
     started = time.perf_counter()
-    files = [SourceFile.of(p) for p in expand_paths(paths, FOCUS_SUFFIXES)]
+    files = [SourceFile.of(p) for p in expand_paths(paths, source.suffixes)]
     reports: list[FileReport] = []
     fresh: list[SourceFile] = []
     known = ledger.known_fingerprints([f.fingerprint for f in files])
@@ -138,10 +156,12 @@ def ingest_focus(ledger: Ledger, paths: Iterable[str | Path]) -> IngestSummary:
         in_this_run[f.fingerprint] = str(f.path)
         fresh.append(f)
     if not fresh:
-        return IngestSummary("focus", None, reports, [], [], [], [], time.perf_counter() - started)
-    batches = read_focus(fresh)
-    notes = [note for b in batches for note in file_notes(b, ledger.clock)]
-    result = ledger.write(batches, source="focus", findings=notes)
+        return IngestSummary(
+            source.name, None, reports, [], [], [], [], time.perf_counter() - started
+        )
+    batches = source.read(fresh)
+    notes = [note for b in batches for note in file_notes(b, ledger.clock, source.name)]
+    result = ledger.write(batches, source=source.name, findings=notes)
     for b in batches:
         reports.append(
             FileReport(
@@ -149,14 +169,19 @@ def ingest_focus(ledger: Ledger, paths: Iterable[str | Path]) -> IngestSummary:
                 b.file.fingerprint,
                 "ingested",
                 rows=result.rows_by_file[b.file.fingerprint],
+                table=b.table,
                 dialect=b.dialect,
                 focus_version=b.focus_version,
                 notes=[n for n in notes if n.scope["file"] == str(b.file.path)],
             )
         )
+    if not any(b.table == "cost_lines" for b in batches):
+        return IngestSummary(
+            source.name, result.ingestion_id, reports, [], [], [], [], time.perf_counter() - started
+        )
     report = ledger.ingestion_report(result.ingestion_id)
     return IngestSummary(
-        source="focus",
+        source=source.name,
         ingestion_id=result.ingestion_id,
         files=reports,
         totals=report.totals,

@@ -17,6 +17,7 @@ from costline.ledger.store import DEFAULT_LEDGER_URL
 
 if TYPE_CHECKING:
     from costline.ledger.store import Ledger
+    from costline.pipeline import FileSource, IngestSummary
 
 app = typer.Typer(
     name="costline",
@@ -91,39 +92,19 @@ def open_ledger(read_only: bool = False) -> Ledger:
     return Ledger(ledger_url(), read_only=read_only)
 
 
-@ingest_app.command("focus")
-def ingest_focus_cmd(
-    paths: Annotated[
-        list[str], typer.Argument(help="FOCUS or provider-native files, folders or globs")
-    ],
-    fmt: FormatOpt = None,
-) -> None:
-    """Ingest FOCUS 1.0-1.3 exports (CSV, CSV.gz, Parquet) and AWS CUR / Azure EA-MCA bills."""
-    from costline.pipeline import ingest_focus
-
-    fmt = default_format(fmt)
-    with open_ledger() as ledger:
-        if fmt is Format.table:
-            with err.status(f"Ingesting {len(paths)} path(s) into {ledger.path} ..."):
-                summary = ingest_focus(ledger, paths)
-        else:
-            summary = ingest_focus(ledger, paths)
+def print_ingest_summary(summary: IngestSummary, fmt: Format) -> None:
+    """The one rendering of an ingestion, for every `costline ingest` source."""
     data = summary.as_json()
     if fmt is Format.json:
         sys.stdout.write(dumps(data) + "\n")
         return
+    columns = ["path", "status", "table", "rows", "dialect", "focus_version"]
     if fmt is Format.csv:
-        emit_rows(
-            data["files"], fmt, columns=["path", "status", "rows", "dialect", "focus_version"]
-        )
+        emit_rows(data["files"], fmt, columns=columns)
         return
-    emit_rows(
-        data["files"],
-        fmt,
-        title="Files",
-        columns=["path", "status", "rows", "dialect", "focus_version", "duplicate_of"],
-    )
-    emit_rows(data["totals"], fmt, title="Totals per currency")
+    emit_rows(data["files"], fmt, title="Files", columns=[*columns, "duplicate_of"])
+    if data["totals"]:
+        emit_rows(data["totals"], fmt, title="Totals per currency")
     for f in summary.files:
         for note in f.notes:
             err.print(
@@ -138,6 +119,33 @@ def ingest_focus_cmd(
         f"{summary.rows} rows from {len(summary.files) - len(summary.duplicates)} file(s), "
         f"{len(summary.duplicates)} duplicate(s), {summary.seconds:.2f}s"
     )
+
+
+def run_ingest(paths: list[str], source: FileSource, fmt: Format | None) -> None:
+    """Ingest `paths` with `source` into the ledger and print the summary."""
+    from costline.pipeline import ingest_files
+
+    chosen = default_format(fmt)
+    with open_ledger() as ledger:
+        if chosen is Format.table:
+            with err.status(f"Ingesting {len(paths)} path(s) into {ledger.path} ..."):
+                summary = ingest_files(ledger, paths, source)
+        else:
+            summary = ingest_files(ledger, paths, source)
+    print_ingest_summary(summary, chosen)
+
+
+@ingest_app.command("focus")
+def ingest_focus_cmd(
+    paths: Annotated[
+        list[str], typer.Argument(help="FOCUS or provider-native files, folders or globs")
+    ],
+    fmt: FormatOpt = None,
+) -> None:
+    """Ingest FOCUS 1.0-1.3 exports (CSV, CSV.gz, Parquet) and AWS CUR / Azure EA-MCA bills."""
+    from costline.pipeline import FOCUS
+
+    run_ingest(paths, FOCUS, fmt)
 
 
 @export_app.command("focus")

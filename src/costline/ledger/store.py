@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -165,8 +165,20 @@ class Ledger:
 
     # -- writing -----------------------------------------------------------------------------
 
+    def watermark(self, source: str, key: str) -> dt.datetime | None:
+        """How far an incremental source has read (e.g. a Prometheus query's last sample time)."""
+        row = run_one(
+            self.con, "SELECT value FROM watermarks WHERE source = ? AND key = ?", [source, key]
+        )
+        return row[0] if row else None
+
     def write(
-        self, batches: Sequence[SourceBatch], *, source: str, findings: Sequence[Finding] = ()
+        self,
+        batches: Sequence[SourceBatch],
+        *,
+        source: str,
+        findings: Sequence[Finding] = (),
+        watermarks: Mapping[str, dt.datetime] | None = None,
     ) -> WriteResult:
         """Load every batch, and the findings about them, in one transaction: all or nothing."""
         if self.read_only:
@@ -185,6 +197,12 @@ class Ledger:
             for i, batch in enumerate(batches):
                 self._record(batch, source, ingestion_id, result, replaced if i == 0 else 0)
             ledger_findings.upsert(self.con, findings)
+            for key, value in (watermarks or {}).items():
+                self._run("DELETE FROM watermarks WHERE source = ? AND key = ?", [source, key])
+                self._run(
+                    "INSERT INTO watermarks (source, key, value, updated_at) VALUES (?, ?, ?, ?)",
+                    [source, key, value, self.clock.now()],
+                )
             faults.point("ingest.before_commit")
             self._run("COMMIT")
         except BaseException:

@@ -29,6 +29,12 @@ class SourceFile:
     size_bytes: int
 
     @classmethod
+    def virtual(cls, name: str, content_key: str) -> SourceFile:
+        """A source that is not a file (an API pull): fingerprinted by what was asked for."""
+        digest = hashlib.sha256(content_key.encode()).hexdigest()
+        return cls(path=Path(name), fingerprint=digest, size_bytes=0)
+
+    @classmethod
     def of(cls, path: Path) -> SourceFile:
         digest = hashlib.sha256()
         with path.open("rb") as fh:
@@ -62,6 +68,38 @@ class SourceBatch:
     warnings: list[str] = field(default_factory=list)
     # Keeps the adapter's own engine (e.g. an in-memory DuckDB) alive while `reader` is consumed.
     keepalive: Any = None
+
+
+def arrow_batch(
+    table: str,
+    file: SourceFile,
+    rows: pa.Table,
+    *,
+    dialect: str,
+    json_map_columns: Sequence[str] = (),
+    warnings: Sequence[str] = (),
+) -> SourceBatch:
+    """A batch of rows an adapter built itself (parsed in Python, pulled from an API).
+
+    Values were checked while building them, so the engine has nothing left to refuse; an error
+    here is the ledger's own and is reported against the file as a whole.
+    """
+
+    def diagnose(exc: BaseException) -> IngestError:
+        return IngestError(
+            str(exc).splitlines()[0] if str(exc) else type(exc).__name__, path=str(file.path)
+        )
+
+    return SourceBatch(
+        table=table,
+        file=file,
+        columns=rows.column_names,
+        reader=lambda: rows.to_reader(),
+        dialect=dialect,
+        diagnose=diagnose,
+        json_map_columns=list(json_map_columns),
+        warnings=list(warnings),
+    )
 
 
 @dataclass(frozen=True)
