@@ -153,6 +153,10 @@ GPU_SAMPLES = _attributed(
         "container": STR,
         "job_id": STR,
         "sample_seconds": dt.float64,
+        # 1/k when k pods time-slice one GPU (the device series is repeated on each): summing
+        # sample_seconds * time_slice_share over pods counts the GPU once. 1 when not shared.
+        "time_slice_share": dt.float64,
+        "source": STR,  # dcgm-file, prometheus
     }
 )
 
@@ -172,7 +176,14 @@ WORKLOADS = _attributed(
         "budget_usd": MONEY_DTYPE,
         "status": STR,
         "outputs": dt.Map(dt.string, dt.float64),  # requests, successes, tokens, custom units
-        "source": STR,
+        "source": STR,  # kubernetes, kube-state-metrics, slurm, registry
+        "namespace": STR,
+        "node": STR,
+        "user": STR,  # who launched it (Slurm User, pod's creator label)
+        "account": STR,  # Slurm account, or cloud account
+        "partition": STR,  # Slurm partition / node pool
+        "gpu_seconds": dt.float64,  # GPUs held x seconds held, when the source says
+        "purpose": STR,
     }
 )
 
