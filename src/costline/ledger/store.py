@@ -81,6 +81,7 @@ class WriteResult:
     ingestion_id: str
     rows_by_file: dict[str, int] = field(default_factory=dict)
     restated: list[RestatedPeriod] = field(default_factory=list)
+    replaced: dict[str, int] = field(default_factory=dict)  # table -> older rows replaced by key
 
     @property
     def rows(self) -> int:
@@ -193,6 +194,8 @@ class Ledger:
                 faults.point("ingest.after_insert")
             if any(b.table == "cost_lines" for b in batches):
                 result.restated = self._replace_restated_periods(ingestion_id)
+            for table, keys in {(b.table, tuple(b.replace_on)) for b in batches if b.replace_on}:
+                result.replaced[table] = self._replace_by_key(table, keys, ingestion_id)
             replaced = sum(p.replaced_rows for p in result.restated)
             for i, batch in enumerate(batches):
                 self._record(batch, source, ingestion_id, result, replaced if i == 0 else 0)
@@ -248,6 +251,17 @@ class Ledger:
             if view is not None:
                 with contextlib.suppress(duckdb.Error):  # an aborted transaction refuses even this
                     self.con.unregister(view)
+        return int(row[0]) if row else 0
+
+    def _replace_by_key(self, table: str, keys: Sequence[str], ingestion_id: str) -> int:
+        """Delete older rows that share `keys` with rows this ingestion brought: newer state wins."""
+        match = " AND ".join(f'n."{k}" IS NOT DISTINCT FROM o."{k}"' for k in keys)
+        row = run_one(
+            self.con,
+            f'DELETE FROM "{table}" o WHERE o.x_ingestion_id <> $1 AND EXISTS ('
+            f'SELECT 1 FROM "{table}" n WHERE n.x_ingestion_id = $1 AND {match})',
+            [ingestion_id],
+        )
         return int(row[0]) if row else 0
 
     def _replace_restated_periods(self, ingestion_id: str) -> list[RestatedPeriod]:

@@ -66,6 +66,9 @@ class SourceBatch:
     focus_version: str | None = None
     json_map_columns: Sequence[str] = ()
     warnings: list[str] = field(default_factory=list)
+    # Rows already in the ledger (from earlier ingestions) with the same values of these columns are
+    # replaced: a workload seen again in a newer dump or pull is its newer state, not a second one.
+    replace_on: Sequence[str] = ()
     # Keeps the adapter's own engine (e.g. an in-memory DuckDB) alive while `reader` is consumed.
     keepalive: Any = None
 
@@ -78,6 +81,7 @@ def arrow_batch(
     dialect: str,
     json_map_columns: Sequence[str] = (),
     warnings: Sequence[str] = (),
+    replace_on: Sequence[str] = (),
 ) -> SourceBatch:
     """A batch of rows an adapter built itself (parsed in Python, pulled from an API).
 
@@ -99,6 +103,7 @@ def arrow_batch(
         diagnose=diagnose,
         json_map_columns=list(json_map_columns),
         warnings=list(warnings),
+        replace_on=list(replace_on),
     )
 
 
