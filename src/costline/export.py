@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from costline.errors import CostlineError
-from costline.ledger.schema import TAGS, focus_columns_of
 from costline.ledger.sql import run, run_one
 from costline.ledger.store import Ledger
+from costline.schema import TAGS, focus_columns_of
 from costline.sources.base import quote_ident, quote_literal
 
 EXPORT_VERSIONS = ("1.0", "1.1", "1.2", "1.3")

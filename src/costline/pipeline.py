@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -16,7 +16,7 @@ from typing import Any
 from costline.clock import Clock
 from costline.ledger.store import CurrencyTotals, Ledger, RestatedPeriod
 from costline.model import Finding
-from costline.sources.base import SourceBatch, SourceFile
+from costline.sources.base import FileSource, SourceBatch, SourceFile
 from costline.sources.files import expand_paths
 from costline.sources.focus import read_focus
 
@@ -119,15 +119,6 @@ def _text(value: Decimal | None) -> str | None:
 
 def _iso(ts: dt.datetime | None) -> str | None:
     return None if ts is None else ts.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-@dataclass(frozen=True)
-class FileSource:
-    """A file format `costline ingest NAME` reads: which files, and the adapter that reads them."""
-
-    name: str
-    suffixes: tuple[str, ...]
-    read: Callable[[Sequence[SourceFile]], list[SourceBatch]]
 
 
 FOCUS = FileSource("focus", FOCUS_SUFFIXES, read_focus)

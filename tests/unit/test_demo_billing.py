@@ -19,7 +19,7 @@ import pytest
 from costline.catalog.instances import instance_price, instance_prices
 from costline.demo.billing import BillingManifest, generate_billing
 from costline.demo.org import CENTRAL_TEAM, TEAM_TAG_KEYS
-from costline.ledger.schema import COST_DOMAINS, focus_columns
+from costline.schema import COST_DOMAINS, focus_columns
 
 MONEY = ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost")
 ALSO_REQUIRED = (

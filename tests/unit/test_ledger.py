@@ -11,9 +11,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from costline import schema
 from costline.errors import LedgerError
 from costline.export import export_focus
-from costline.ledger import migrations, schema
+from costline.ledger import migrations
 from costline.ledger.readonly import check_read_only, run_sql
 from costline.ledger.store import Ledger, ledger_path
 from costline.pipeline import ingest_focus

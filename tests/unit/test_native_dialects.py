@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from costline.ledger.schema import focus_columns_of
+from costline.schema import focus_columns_of
 from costline.sources.base import NativeDialect, quote_ident
 from costline.sources.native import AWS_CUR, AZURE_USAGE, DIALECTS, detect_native
 from costline.sources.native.aws_cur import tag_key

@@ -17,7 +17,8 @@ from costline.ledger.store import DEFAULT_LEDGER_URL
 
 if TYPE_CHECKING:
     from costline.ledger.store import Ledger
-    from costline.pipeline import FileSource, IngestSummary
+    from costline.pipeline import IngestSummary
+    from costline.sources.base import FileSource
 
 app = typer.Typer(
     name="costline",
@@ -221,6 +222,17 @@ def schema_finding_cmd() -> None:
     from costline.model import finding_json_schema
 
     sys.stdout.write(json.dumps(finding_json_schema(), indent=2) + "\n")
+
+
+def _register_source_commands() -> None:
+    """Commands of the telemetry, usage and workload sources, each defined beside its own kind."""
+    from costline.cli import telemetry, usage, workloads
+
+    for module in (telemetry, usage, workloads):
+        module.register(app, ingest_app)
+
+
+_register_source_commands()
 
 
 def main() -> None:

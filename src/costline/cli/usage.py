@@ -13,12 +13,12 @@ import typer
 from costline.cli.output import Format
 
 if TYPE_CHECKING:
-    from costline.pipeline import FileSource
+    from costline.sources.base import FileSource
 
 
 def llm_source() -> FileSource:
     """`FileSource("llm", LLM_SUFFIXES, read_llm)`: LLM usage files into `llm_requests`."""
-    from costline.pipeline import FileSource
+    from costline.sources.base import FileSource
     from costline.sources.llm import LLM_SUFFIXES, read_llm
 
     return FileSource("llm", LLM_SUFFIXES, read_llm)

@@ -1,7 +1,7 @@
 """Forward-only schema migrations of the ledger, applied in one transaction on open.
 
 Each migration is a function of the raw DuckDB connection, numbered in order. Version 1 creates
-every table of `costline.ledger.schema`. A ledger written by a newer costline is refused rather
+every table of `costline.schema`. A ledger written by a newer costline is refused rather
 than guessed at.
 """
 
@@ -13,8 +13,9 @@ import duckdb
 from ibis.backends.sql.datatypes import DuckDBType
 from ibis.expr.schema import Schema
 
+from costline import schema
 from costline.errors import LedgerError
-from costline.ledger import parts, schema
+from costline.ledger import parts
 from costline.ledger.sql import run, run_one
 
 Migration = Callable[[duckdb.DuckDBPyConnection], None]

@@ -23,11 +23,11 @@ import pyarrow as pa
 from ibis.backends.duckdb import Backend as DuckDBBackend
 from ibis.backends.sql.datatypes import DuckDBType
 
-from costline import faults
+from costline import faults, schema
 from costline.clock import SYSTEM_CLOCK, Clock
 from costline.errors import CostlineError, IngestError, LedgerError
 from costline.ledger import findings as ledger_findings
-from costline.ledger import migrations, parts, schema
+from costline.ledger import migrations, parts
 from costline.ledger.sql import run, run_one
 from costline.model import Finding
 from costline.sources.base import SourceBatch

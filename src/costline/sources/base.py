@@ -48,7 +48,7 @@ class SourceBatch:
     """One file's rows for one ledger table, as a lazy Arrow stream or a DuckDB query.
 
     `reader()` opens a stream of record batches in the canonical Arrow schema of `table` (see
-    `costline.ledger.schema`), except that map-typed columns travel as JSON object text: the ledger
+    `costline.schema`), except that map-typed columns travel as JSON object text: the ledger
     converts them, which is much cheaper than moving Arrow maps between engines.
 
     `duckdb_sql`, when set, is the same rows as a self-contained DuckDB SELECT (reading the file
@@ -105,6 +105,18 @@ def arrow_batch(
         warnings=list(warnings),
         replace_on=list(replace_on),
     )
+
+
+@dataclass(frozen=True)
+class FileSource:
+    """A file format `costline ingest NAME` reads: which files, and the adapter that reads them.
+
+    Defined beside each adapter; `costline.pipeline.ingest_files` runs any of them.
+    """
+
+    name: str
+    suffixes: tuple[str, ...]
+    read: Callable[[Sequence[SourceFile]], list[SourceBatch]]
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ import duckdb
 import pyarrow as pa
 
 from costline.errors import IngestError
-from costline.ledger.schema import TAGS, TS, focus_column_map, focus_columns
 from costline.money import MONEY_DTYPE, MONEY_SQL
 from costline.plugins import billing_dialects
+from costline.schema import TAGS, TS, focus_column_map, focus_columns
 from costline.sources import timestamps
 from costline.sources.base import SourceBatch, SourceFile, quote_ident, quote_literal
 from costline.sources.focus_columns import (

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from costline.ledger.schema import FOCUS_VERSIONS, focus_column_map, focus_columns
+from costline.schema import FOCUS_VERSIONS, focus_column_map, focus_columns
 
 # Older or vendor spelling -> FOCUS 1.2 name, with the version the old spelling belongs to.
 LEGACY_NAMES: dict[str, tuple[str, str]] = {

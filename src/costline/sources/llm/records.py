@@ -18,7 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from costline.ledger.schema import LLM_REQUESTS
+from costline.schema import LLM_REQUESTS
 
 
 class RecordError(ValueError):

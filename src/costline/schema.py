@@ -46,9 +46,7 @@ class FocusColumn:
 @functools.cache
 def focus_columns() -> tuple[FocusColumn, ...]:
     """All FOCUS Cost and Usage columns of versions 1.0 to 1.3, in catalogue order."""
-    text = resources.files("costline.ledger").joinpath(
-        "data/focus_cost_and_usage_columns_1.0-1.3.csv"
-    )
+    text = resources.files("costline").joinpath("data/focus_cost_and_usage_columns_1.0-1.3.csv")
     rows = list(csv.DictReader(text.read_text(encoding="utf-8").splitlines()))
     out = []
     for r in rows:

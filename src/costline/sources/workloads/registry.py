@@ -1,0 +1,197 @@
+"""The experiment and endpoint registry (YAML) -> `workloads` rows with `source = "registry"`.
+
+What people declare about their work, which observed pods and Slurm jobs cannot say: owner, team,
+purpose, a budget, a time to live, and the outputs that make unit costs (requests, tokens, ...).
+
+```yaml
+workloads:                     # or a bare list of entries
+  - name: llama3-70b-finetune
+    kind: fine_tune            # training_run, sweep_trial, fine_tune, inference_endpoint, ...
+    owner: alice@example.com
+    team: research
+    purpose: domain adaptation for support tickets
+    budget_usd: 12000
+    ttl: 14d                   # 90s, 30m, 72h, 14d, 2w
+    outputs: {tokens: 2.1e9, evals: 12}
+    tags: {project: support-llm}
+    match:                     # which observed workloads this entry describes
+      name: "llama3-70b-ft-*"  # a glob on workloads.name (Slurm JobName, k8s controller name)
+      labels: {app: llama-ft}  # and/or a label selector on workloads.tags (all must equal)
+```
+
+How analyses join the registry to observed workloads (source kubernetes or slurm): an observed row
+`w` belongs to a registry row `r` when `w.name GLOB r.tags['costline.match.name']` (DuckDB GLOB:
+`*`, `?`, `[...]`), or, for a label selector, when every `k=v` of `r.tags['costline.match.labels']`
+(written in `Selector` syntax, `app=llama-ft,team=research`) equals `w.tags[k]`; both given means
+both must hold. With no `match`, the name must equal the entry's `name`. The registry row's
+`workload_id` is `registry:<name>`; `team`, `owner` and `purpose` have their own columns.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from costline.errors import IngestError
+from costline.sources.base import SourceBatch, SourceFile, arrow_batch
+from costline.sources.records import map_columns, records_table
+from costline.yamlfile import Loc, YamlIssue, read_yaml, show
+
+MATCH_NAME_TAG = "costline.match.name"
+MATCH_LABELS_TAG = "costline.match.labels"
+
+Kind = Literal[
+    "training_run",
+    "sweep_trial",
+    "fine_tune",
+    "inference_endpoint",
+    "batch_job",
+    "notebook",
+    "pipeline_stage",
+]
+
+_TTL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+_TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_ttl(text: str) -> dt.timedelta:
+    """`72h` -> 3 days; units s, m, h, d, w."""
+    m = _TTL.match(text)
+    if m is None:
+        raise ValueError(f"expected a duration like 72h, 14d or 30m (got {text!r})")
+    return dt.timedelta(seconds=float(m.group(1)) * _TTL_UNITS[m.group(2)])
+
+
+class Match(BaseModel):
+    """Which observed workloads an entry describes: a name glob, a label selector, or both."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
+    name: Annotated[str, Field(min_length=1)] | None = None
+    labels: dict[str, str] | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> Match:
+        if self.name is None and not self.labels:
+            raise ValueError("give `name` (a glob) or `labels` (a selector), or both")
+        return self
+
+
+class RegistryEntry(BaseModel):
+    """One declared experiment, endpoint or job."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[str, Field(min_length=1)]
+    kind: Kind
+    owner: str | None = None
+    team: str | None = None
+    purpose: str | None = None
+    budget_usd: Annotated[Decimal, Field(ge=0)] | None = None
+    ttl: dt.timedelta | None = None
+    outputs: dict[str, float] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+    match: Match | None = None
+
+    @field_validator("ttl", mode="before")
+    @classmethod
+    def _ttl(cls, value: object) -> object:
+        return parse_ttl(value) if isinstance(value, str) else value
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tag_text(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {k: v if isinstance(v, str) else show(v) for k, v in value.items()}
+        return value
+
+
+class Registry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    workloads: list[RegistryEntry]
+
+
+def read_registry(files: Sequence[SourceFile]) -> list[SourceBatch]:
+    """Each registry YAML file as one batch; every problem is reported with its file and line."""
+    batches = []
+    for f in files:
+        rows = [entry_row(e) for e in load_registry(f)]
+        batches.append(
+            arrow_batch(
+                "workloads",
+                f,
+                records_table("workloads", rows),
+                dialect="registry-yaml",
+                json_map_columns=map_columns("workloads"),
+            )
+        )
+    return batches
+
+
+def load_registry(f: SourceFile) -> list[RegistryEntry]:
+    """Validate a registry file: `file:line: key: message` for every issue found."""
+    issues: list[YamlIssue] = []
+    doc = read_yaml(f.path, issues)
+    if doc is None:
+        raise _issues_error(issues)
+    data: Any = doc.data
+    prefix: Loc = ()
+    if isinstance(data, list):
+        data, prefix = {"workloads": data}, ("workloads",)
+    try:
+        registry = Registry.model_validate(data)
+    except ValidationError as exc:
+        found = []
+        for error in exc.errors(include_url=False):
+            loc: Loc = tuple(error["loc"])
+            shown_loc = loc[1:] if prefix and loc[:1] == prefix else loc
+            message = error["msg"].removeprefix("Value error, ")
+            if error["type"] == "extra_forbidden":
+                message = "unknown key"
+            elif error["type"] == "missing":
+                message = "required key missing"
+            found.append(doc.located.issue(shown_loc, message))
+        raise _issues_error(found) from None
+    names = [e.name for e in registry.workloads]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        at = names.index(dupes[0], names.index(dupes[0]) + 1)
+        loc = (at, "name") if prefix else ("workloads", at, "name")
+        raise _issues_error([doc.located.issue(loc, f"duplicate name {dupes[0]!r}")])
+    return registry.workloads
+
+
+def _issues_error(issues: Sequence[YamlIssue]) -> IngestError:
+    return IngestError("\n".join(str(i) for i in issues))
+
+
+def entry_row(entry: RegistryEntry) -> dict[str, Any]:
+    """A registry entry as a `workloads` row; `match` travels in tags (see the module docstring)."""
+    tags = dict(entry.tags)
+    match = entry.match or Match(name=entry.name)
+    if match.name is not None:
+        tags[MATCH_NAME_TAG] = match.name
+    if match.labels:
+        tags[MATCH_LABELS_TAG] = ",".join(f"{k}={v}" for k, v in sorted(match.labels.items()))
+    if entry.team is not None:
+        tags.setdefault("team", entry.team)
+    return {
+        "workload_id": f"registry:{entry.name}",
+        "kind": entry.kind,
+        "name": entry.name,
+        "tags": tags,
+        "owner": entry.owner,
+        "team": entry.team,
+        "purpose": entry.purpose,
+        "budget_usd": entry.budget_usd,
+        "ttl": entry.ttl,
+        "outputs": entry.outputs or None,
+        "status": "declared",
+        "source": "registry",
+    }
