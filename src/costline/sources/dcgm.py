@@ -318,6 +318,11 @@ def _unescape(value: str) -> str:
     return _ESCAPE.sub(lambda m: _UNESCAPED.get(m.group(1), "\\" + m.group(1)), value)
 
 
+def label_pairs(block: str) -> list[tuple[str, str]]:
+    """The `key="value"` pairs of a label block (the text between the braces), unescaped."""
+    return [(k, _unescape(v) if "\\" in v else v) for k, v in _LABEL.findall(block)]
+
+
 class Sample(NamedTuple):
     name: str
     labels: dict[str, str]
@@ -392,7 +397,7 @@ def _file_time(file: SourceFile, at: dt.datetime | None) -> dt.datetime:
     return dt.datetime.fromtimestamp(file.path.stat().st_mtime, dt.UTC)
 
 
-def _median_gap_seconds(timestamps: Sequence[int]) -> float | None:
+def median_gap_seconds(timestamps: Sequence[int]) -> float | None:
     known = [t for t in timestamps if t >= 0]
     gaps = [b - a for a, b in itertools.pairwise(known)]
     return statistics.median(gaps) / 1e6 if gaps else None
@@ -402,6 +407,18 @@ def read_dcgm_file(
     file: SourceFile, *, at: dt.datetime | None = None, sample_seconds: float | None = None
 ) -> SourceBatch:
     """One saved scrape file (or several scrapes in one file) as a `gpu_samples` batch."""
+    from costline.sources.dcgm_sql import read_dcgm_sql  # the fast path imports this module
+
+    fast = read_dcgm_sql(file, sample_seconds=sample_seconds)
+    if fast is not None:
+        return fast
+    return read_dcgm_text(file, at=at, sample_seconds=sample_seconds)
+
+
+def read_dcgm_text(
+    file: SourceFile, *, at: dt.datetime | None = None, sample_seconds: float | None = None
+) -> SourceBatch:
+    """The general parser: any exposition text, line by line, with line numbers in errors."""
     path = str(file.path)
     samples = GpuSamples()
     scrapes = 0
@@ -415,7 +432,7 @@ def read_dcgm_file(
                 )
     except (UnicodeDecodeError, OSError, EOFError) as exc:
         raise IngestError(f"cannot read as exposition text: {exc}", path=path) from exc
-    interval = sample_seconds or _median_gap_seconds(samples.timestamps()) or DEFAULT_SAMPLE_SECONDS
+    interval = sample_seconds or median_gap_seconds(samples.timestamps()) or DEFAULT_SAMPLE_SECONDS
     if any(t < 0 for t in samples.timestamps()):
         last_us = round(_file_time(file, at).timestamp() * 1e6)
         step_us = round(interval * 1e6)

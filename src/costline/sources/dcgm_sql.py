@@ -1,0 +1,188 @@
+"""The fast path for timestamped dcgm-exporter text: DuckDB splits and pivots, Python names devices.
+
+A scrape spends eight text lines on one GPU sample, and label sets repeat in every scrape. So the
+lines are split with string functions in DuckDB (parallel), each distinct label block is parsed and
+identified once in Python by `costline.sources.dcgm.identify` (the one mapping of labels to
+columns), and DuckDB joins, pivots and applies time-slice shares. It gives the same rows as the
+general parser, which still reads whatever this path declines: samples without timestamps,
+escaped label values, exemplars, or a line it cannot split (there the general parser names the line).
+
+One difference, on purpose: a device-level reading fills a pod row's empty field even when the pod's
+own series held a blank sentinel at that instant (the general parser keeps the blank).
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+
+from costline.sources import dcgm
+from costline.sources.base import SourceBatch, SourceFile, arrow_batch, quote_literal
+
+_FIELDS = sorted({field for field, _ in dcgm.METRIC_FIELDS.values()})
+
+
+def _lines_sql(path: str) -> str:
+    """One row per sample line: metric, label block, value and timestamp as text."""
+    source = (
+        f"read_csv({quote_literal(path)}, columns = {{'line': 'VARCHAR'}}, delim = '\\x01', "
+        "quote = '', escape = '', header = false, auto_detect = false, strict_mode = false)"
+    )
+    return f"""
+      WITH raw AS (
+        SELECT trim(line) AS line FROM {source}
+        WHERE line IS NOT NULL AND NOT starts_with(ltrim(line), '#') AND trim(line) <> ''
+      ), cut AS (
+        SELECT line, strpos(line, '{{') AS lb,
+               length(line) - strpos(reverse(line), '}}') + 1 AS rb
+        FROM raw
+      ), parts AS (
+        SELECT line,
+          CASE WHEN lb > 0 THEN left(line, lb - 1) ELSE split_part(line, ' ', 1) END AS metric,
+          CASE WHEN lb > 0 THEN substr(line, lb + 1, rb - lb - 1) ELSE '' END AS labels,
+          string_split(trim(CASE WHEN lb > 0 THEN substr(line, rb + 1)
+                                 ELSE substr(line, strpos(line, ' ') + 1) END), ' ') AS rest
+        FROM cut
+      )
+      SELECT metric, labels, rest[1] AS value_text, rest[2] AS ts_text, len(rest) AS tokens,
+             contains(labels, '\\') OR contains(line, ' # ') AS unusual
+      FROM parts"""
+
+
+def _declines(con: duckdb.DuckDBPyConnection) -> bool:
+    """True when the general parser must read this file (it handles, or names, the odd lines)."""
+    row = con.execute(
+        """SELECT count(*) FILTER (WHERE tokens <> 2 OR unusual
+                                   OR TRY_CAST(value_text AS DOUBLE) IS NULL
+                                   OR TRY_CAST(ts_text AS DOUBLE) IS NULL), count(*)
+           FROM lines"""
+    ).fetchall()[0]
+    return bool(row[0]) or not row[1]
+
+
+def _devices(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    """Each distinct label block, identified once: device and attribution columns, or nothing."""
+    blocks = [r[0] for r in con.execute("SELECT DISTINCT labels FROM lines").fetchall()]
+    cols: dict[str, list[object]] = {
+        k: []
+        for k in (
+            "labels",
+            "host",
+            "gpu_uuid",
+            "gpu_index",
+            "gpu_model",
+            "mig_profile",
+            "mig_instance_id",
+            "namespace",
+            "pod",
+            "container",
+            "job_id",
+            "nobody",
+            "device_key",
+        )
+    }
+    for block in blocks:
+        found = dcgm.identify(dict(dcgm.label_pairs(block)))
+        if found is None:
+            continue
+        device, who = found
+        values = {**vars(device), **vars(who), "nobody": who.empty, "device_key": repr(device)}
+        cols["labels"].append(block)
+        for k in cols:
+            if k != "labels":
+                cols[k].append(values[k])
+    return pa.table(cols)
+
+
+def _pivot_sql(factors: str, sample_seconds: float) -> str:
+    picks = ",\n".join(f"max(val) FILTER (WHERE field = '{f}') AS {f}" for f in _FIELDS)
+    merged = ",\n".join(
+        f"coalesce(u.{f}, w.{f}) AS {f}" if f != "fb_total_reported_mib" else f"u.{f} AS {f}"
+        for f in _FIELDS
+    )
+    device_cols = "host, gpu_uuid, gpu_index, gpu_model, mig_profile, mig_instance_id"
+    return f"""
+      WITH metrics(metric, field, factor) AS (VALUES {factors}),
+      s AS (
+        SELECT CAST(round(CASE WHEN abs(t) >= {dcgm.MS_TIMESTAMP_FLOOR} THEN t * 1000 ELSE t * 1e6 END)
+                    AS BIGINT) AS ts_us,
+               d.*, m.field,
+               CASE WHEN isnan(v) OR isinf(v) OR v >= {dcgm.BLANK_FLOOR} THEN NULL ELSE v * m.factor END AS val
+        FROM (SELECT metric, labels, CAST(value_text AS DOUBLE) AS v, CAST(ts_text AS DOUBLE) AS t
+              FROM lines) l
+        JOIN metrics m USING (metric) JOIN devices d USING (labels)
+      ),
+      cells AS (
+        SELECT ts_us, device_key, {device_cols}, namespace, pod, container, job_id, nobody,
+               {picks}
+        FROM s GROUP BY ALL
+      ),
+      users AS (SELECT *, count(*) OVER (PARTITION BY ts_us, device_key) AS k FROM cells WHERE NOT nobody),
+      wide AS (SELECT * FROM cells WHERE nobody),
+      rows AS (
+        SELECT u.ts_us, u.device_key, u.host, u.gpu_uuid, u.gpu_index, u.gpu_model, u.mig_profile,
+               u.mig_instance_id, u.namespace, u.pod, u.container, u.job_id, 1.0 / u.k AS share,
+               {merged}
+        FROM users u LEFT JOIN wide w ON u.ts_us = w.ts_us AND u.device_key = w.device_key
+        UNION ALL
+        SELECT w.ts_us, w.device_key, w.host, w.gpu_uuid, w.gpu_index, w.gpu_model, w.mig_profile,
+               w.mig_instance_id, NULL, NULL, NULL, w.job_id, 1.0,
+               {", ".join(f"w.{f}" for f in _FIELDS)}
+        FROM wide w ANTI JOIN users u ON u.ts_us = w.ts_us AND u.device_key = w.device_key
+      )
+      SELECT make_timestamp(ts_us)::TIMESTAMPTZ AS ts, host, gpu_uuid, CAST(gpu_index AS INTEGER) AS gpu_index,
+             gpu_model, mig_profile, mig_instance_id,
+             gr_engine_active, sm_active, tensor_active, dram_active, gpu_util, fb_used_mib,
+             CASE WHEN fb_used_mib IS NOT NULL AND fb_free_mib IS NOT NULL
+                  THEN fb_used_mib + fb_free_mib + coalesce(fb_reserved_mib, 0)
+                  ELSE fb_total_reported_mib END AS fb_total_mib,
+             power_w, namespace, pod, container, job_id,
+             CAST({sample_seconds!r} AS DOUBLE) AS sample_seconds, share AS time_slice_share,
+             'dcgm-file' AS source
+      FROM rows ORDER BY ts, host, gpu_uuid, gpu_index, mig_instance_id, pod"""
+
+
+def read_dcgm_sql(file: SourceFile, *, sample_seconds: float | None = None) -> SourceBatch | None:
+    """The file as a `gpu_samples` batch, or None when the general parser must read it."""
+    path = str(file.path)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    try:
+        con.execute(f"CREATE TEMP TABLE lines AS {_lines_sql(path)}")
+    except duckdb.Error:
+        return None
+    if _declines(con):
+        return None
+    devices = _devices(con)
+    con.register("devices", devices)
+    unidentified = [
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT metric FROM lines WHERE labels NOT IN (SELECT labels FROM devices) "
+            "AND metric IN (SELECT unnest(?)) ORDER BY 1",
+            [list(dcgm.METRIC_FIELDS)],
+        ).fetchall()
+    ]
+    factors = ", ".join(
+        f"({quote_literal(m)}, {quote_literal(f)}, {factor!r})"
+        for m, (f, factor) in dcgm.METRIC_FIELDS.items()
+    )
+    if sample_seconds is None:
+        stamps = [
+            r[0]
+            for r in con.execute(
+                f"SELECT DISTINCT CAST(round(CASE WHEN abs(t) >= {dcgm.MS_TIMESTAMP_FLOOR} THEN t * 1000 "
+                "ELSE t * 1e6 END) AS BIGINT) FROM (SELECT CAST(ts_text AS DOUBLE) AS t FROM lines) ORDER BY 1"
+            ).fetchall()
+        ]
+        sample_seconds = dcgm.median_gap_seconds(stamps) or dcgm.DEFAULT_SAMPLE_SECONDS
+    table = (
+        con.sql(_pivot_sql(factors, sample_seconds)).to_arrow_table().cast(dcgm.GPU_SAMPLE_ARROW)
+    )
+    warnings = []
+    if unidentified:
+        warnings.append(
+            f"series without GPU labels skipped: {', '.join(unidentified)} carry no UUID, gpu or "
+            "device label"
+        )
+    return arrow_batch("gpu_samples", file, table, dialect="dcgm-exporter", warnings=warnings)
