@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -14,7 +14,11 @@ from costline.cli.output import Format, dumps, emit_rows
 from costline.economics.spend import spend_by
 from costline.ledger.store import Ledger
 from costline.money import format_money
-from costline.pipeline import ingest_focus
+from costline.pipeline import ingest_files, ingest_focus
+
+if TYPE_CHECKING:
+    from costline.demo.activity import ActivityManifest
+    from costline.sources.base import FileSource
 
 
 def _spend_rows(ledger: Ledger, key: str) -> list[dict[str, Any]]:
@@ -27,9 +31,61 @@ def _spend_rows(ledger: Ledger, key: str) -> list[dict[str, Any]]:
     return spend_by(lines, [dims[key]]).to_pyarrow().to_pylist()
 
 
+def _activity_parts(activity: ActivityManifest) -> list[tuple[str, list[Path], FileSource]]:
+    """(name, files, source) of each part of the demo's activity, in ingestion order."""
+    from costline.cli.usage import llm_source
+    from costline.sources.annotations import ANNOTATIONS
+    from costline.sources.dcgm import DCGM
+    from costline.sources.storage import STORAGE
+    from costline.sources.workloads import KUBERNETES, REGISTRY, SLURM
+
+    return [
+        ("dcgm", list(activity.dcgm_files), DCGM),
+        ("kubernetes", [activity.pods_file], KUBERNETES),
+        ("slurm", [activity.sacct_file], SLURM),
+        ("registry", [activity.registry_file], REGISTRY),
+        ("llm", list(activity.llm_files), llm_source()),
+        ("storage", list(activity.storage_manifests), STORAGE),
+        ("annotations", [activity.annotations_file], ANNOTATIONS),
+    ]
+
+
+def ingest_activity(
+    ledger: Ledger, activity: ActivityManifest, err: Console
+) -> list[dict[str, Any]]:
+    """Ingest every part of the activity through its real source; one report row per source."""
+    rows: list[dict[str, Any]] = []
+    for name, paths, source in _activity_parts(activity):
+        summary = ingest_files(ledger, paths, source)
+        dupes = len(summary.duplicates)
+        err.print(
+            f"  {name:<12} {summary.rows:>10,} rows from {len(paths)} file(s)"
+            f"{f', {dupes} already in the ledger' if dupes else ''} in {summary.seconds:.1f}s"
+        )
+        rows.append(
+            {
+                "source": name,
+                "files": len(paths),
+                "rows": summary.rows,
+                "duplicates": dupes,
+                "seconds": round(summary.seconds, 3),
+            }
+        )
+    return rows
+
+
 def run_demo(
-    *, out: Path, ledger_url: str, seed: int, days: int, scale: float, fmt: Format, err: Console
+    *,
+    out: Path,
+    ledger_url: str,
+    seed: int,
+    days: int,
+    scale: float,
+    fmt: Format,
+    err: Console,
+    telemetry_days: int = 1,
 ) -> None:
+    from costline.demo.activity import generate_activity
     from costline.demo.billing import generate_billing
 
     started = time.perf_counter()
@@ -43,12 +99,25 @@ def run_demo(
     )
     with Ledger(ledger_url) as ledger:
         with err.status(f"Ingesting through `costline ingest focus` into {ledger.path} ..."):
-            summary = ingest_focus(ledger, [out])
+            # The billing files only: the activity beside them has CSVs of its own.
+            summary = ingest_focus(ledger, [out / f.path for f in manifest.files])
         err.print(
             f"ingested {summary.rows:,} lines from {len(summary.files) - len(summary.duplicates)} "
             f"file(s), {len(summary.duplicates)} already in the ledger, in {summary.seconds:.1f}s"
         )
         by = {key: _spend_rows(ledger, key) for key in ("provider", "team", "domain")}
+        started = time.perf_counter()
+        with err.status("Writing telemetry, workloads, LLM usage and storage inventories ..."):
+            activity = generate_activity(
+                out, manifest, seed=seed, telemetry_days=min(telemetry_days, days)
+            )
+        err.print(
+            f"wrote {len(activity.dcgm_files)} DCGM files ({activity.dcgm_samples:,} samples), "
+            f"{activity.pods} pods, {activity.slurm_jobs} Slurm jobs, "
+            f"{activity.llm_requests:,} LLM requests, {activity.storage_objects:,} objects in "
+            f"{time.perf_counter() - started:.1f}s; ingesting:"
+        )
+        activity_rows = ingest_activity(ledger, activity, err)
     ledger_total = sum((r["billed"] for r in by["provider"]), start=type(manifest.total.billed)(0))
     matches = ledger_total == manifest.total.billed
     report = {
@@ -66,6 +135,12 @@ def run_demo(
         "spend_by_provider": by["provider"],
         "spend_by_team": by["team"],
         "spend_by_cost_domain": by["domain"],
+        "activity": {
+            "window_start": activity.window_start.isoformat(),
+            "window_end": activity.window_end.isoformat(),
+            "truth": str(activity.truth),
+            "sources": activity_rows,
+        },
     }
     if fmt is Format.json:
         sys.stdout.write(dumps(report) + "\n")

@@ -188,6 +188,10 @@ def demo_cmd(
     scale: Annotated[
         float, typer.Option(min=0.01, help="Multiplies the number of resources")
     ] = 1.0,
+    telemetry_days: Annotated[
+        int,
+        typer.Option(min=1, help="Days of GPU telemetry and LLM usage, at the window's end"),
+    ] = 1,
     fmt: FormatOpt = None,
 ) -> None:
     """Write a multi-cloud AI organization's bills in real formats, ingest them and report.
@@ -205,6 +209,7 @@ def demo_cmd(
         scale=scale,
         fmt=default_format(fmt),
         err=err,
+        telemetry_days=telemetry_days,
     )
 
 

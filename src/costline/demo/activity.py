@@ -1,0 +1,252 @@
+"""The demo organization's telemetry and usage, consistent with its bills: `generate_activity`.
+
+    >>> billing = generate_billing(Path("/tmp/org"), days=30)             # doctest: +SKIP
+    >>> generate_activity(Path("/tmp/org"), billing, seed=7).dcgm_files  # doctest: +SKIP
+
+Writes under `out/`: `dcgm/<host>.txt` (see `telemetry`), `kubernetes/pods.json`,
+`slurm/sacct.txt`, `registry.yaml` (see `workloads`), `llm/*.jsonl` (see `llm_usage`),
+`storage/<bucket>/...` (see `storage`), `annotations.yaml`, and `activity_truth.json`: which hosts
+were written and whom they stand for, the samples, jobs, pods, requests and bytes to expect.
+The telemetry window is the last `telemetry_days` days (or `telemetry_hours` hours) of the billing
+window. Everything comes from the seed: the same arguments write the same bytes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from costline.demo.billing import BillingManifest
+from costline.demo.fleets import organization
+from costline.demo.llm_usage import APPS, write_llm_usage
+from costline.demo.org import Resource
+from costline.demo.schedule import Timeline, UsageSeries
+from costline.demo.storage import BucketInventory, write_inventories
+from costline.demo.telemetry import GpuHost, plan_hosts, write_host
+from costline.demo.workloads import (
+    Pod,
+    SlurmJob,
+    host_devices,
+    slurm_jobs,
+    write_pods,
+    write_registry,
+    write_sacct,
+)
+
+ACTIVITY_TRUTH_FILE = "activity_truth.json"
+
+
+@dataclass(frozen=True)
+class ActivityManifest:
+    """What `generate_activity` wrote, by source."""
+
+    root: Path
+    window_start: dt.datetime
+    window_end: dt.datetime
+    dcgm_files: tuple[Path, ...]
+    dcgm_samples: int
+    pods_file: Path
+    pods: int
+    sacct_file: Path
+    slurm_jobs: int
+    registry_file: Path
+    registry_entries: int
+    llm_files: tuple[Path, ...]
+    llm_requests: int
+    storage_manifests: tuple[Path, ...]
+    storage_objects: int
+    annotations_file: Path
+    annotations: int
+    truth: Path
+
+
+def _window(
+    manifest: BillingManifest, telemetry_days: int, telemetry_hours: int | None
+) -> tuple[int, int]:
+    """(first hour index in the billing window, hours) of the telemetry window."""
+    total = manifest.days * 24
+    hours = telemetry_hours if telemetry_hours is not None else telemetry_days * 24
+    if hours < 1:
+        raise ValueError("the telemetry window must be at least one hour")
+    hours = min(hours, total)
+    return total - hours, hours
+
+
+def _buckets(resources: list[Resource]) -> list[Resource]:
+    return [r for r in resources if r.resource_type == "Bucket" and r.service.category == "Storage"]
+
+
+def _annotations(start: dt.datetime, hours: int, jobs: list[SlurmJob]) -> list[dict[str, object]]:
+    def at(h: float) -> str:
+        return (start + dt.timedelta(hours=h)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    out: list[dict[str, object]] = [
+        {
+            "ts": at(hours * 0.2),
+            "kind": "deploy",
+            "scope": {"app": "assistant-chat", "endpoint": "assistant-chat-a100"},
+            "text": "assistant-chat v4.12 rolled out: longer system prompt",
+        },
+        {
+            "ts": at(hours * 0.45),
+            "kind": "model_launch",
+            "scope": {"model": "atlas-8b-instruct", "team": "assistant"},
+            "text": "atlas-8b-instruct 2026.10 launched on assistant-lite",
+        },
+        {
+            "ts": at(hours * 0.7),
+            "kind": "deploy",
+            "scope": {"app": "search-rewrite", "model": "gpt-4o-mini"},
+            "text": "search-rewrite moved to gpt-4o-mini",
+        },
+    ]
+    for j in jobs[-2:]:
+        out.append(
+            {
+                "ts": j.start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "kind": "training_start",
+                "scope": {"job": j.job_id, "model": j.resource.owner.model or ""},
+                "text": f"Slurm job {j.job_id} ({j.name}) started",
+            }
+        )
+    return out
+
+
+def _dcgm(
+    out: Path, hosts: list[GpuHost], jobs: list[SlurmJob], start: dt.datetime, seed: int
+) -> tuple[list[Path], list[Pod], dict[str, int]]:
+    """Write one file per host; return the files, the pods on them and samples per host."""
+    window_start_ms = int(start.timestamp() * 1000)
+    running = {j.group: j.job_id for j in jobs if j.end is None or j.end > start}
+    files: list[Path] = []
+    pods: list[Pod] = []
+    samples: dict[str, int] = {}
+    first_notebook = next((h.name for h in hosts if h.shape == "notebook"), None)
+    for h in hosts:
+        group = getattr(h.resource.usage, "group", None)
+        job = running.get(group) if isinstance(group, str) else None
+        devices, host_pods = host_devices(h, start, job, h.name == first_notebook)
+        path = out / "dcgm" / f"{h.name}.txt"
+        samples[h.name] = write_host(path, h, devices, window_start_ms, seed)
+        files.append(path)
+        pods += host_pods
+    return files, pods, samples
+
+
+def _host_truth(h: GpuHost, samples: int, pods: list[Pod]) -> dict[str, object]:
+    who = h.resource.owner
+    return {
+        "host": h.name,
+        "resource_key": h.resource.key,
+        "instance_type": h.resource.instance.instance_type if h.resource.instance else None,
+        "gpu_model": h.gpu_model,
+        "gpu_count": h.gpu_count,
+        "shape": h.shape,
+        "scheduler": h.scheduler,
+        "team": who.team,
+        "project": who.project,
+        "model": who.model,
+        "workload_type": who.workload_type,
+        "active_hours": h.active_hours,
+        "expected_samples": samples,
+        "represents": list(h.represents),
+        "pods": [f"{p.namespace}/{p.name}" for p in pods if p.host.name == h.name],
+    }
+
+
+def _truth(
+    hosts: list[GpuHost],
+    samples: dict[str, int],
+    pods: list[Pod],
+    jobs: list[SlurmJob],
+    requests: dict[str, int],
+    buckets: list[BucketInventory],
+) -> dict[str, object]:
+    return {
+        "version": 1,
+        "dcgm": {
+            "note": "one host stands for each training group, pool or batch group; "
+            "at most 3 hosts with 8 GPUs are written",
+            "sample_seconds": 60,
+            "expected_samples": sum(samples.values()),
+            "hosts": [_host_truth(h, samples[h.name], pods) for h in hosts],
+            "mig_pods": [f"{p.namespace}/{p.name}" for p in pods if "mig-" in p.resource_name],
+        },
+        "slurm_jobs": [
+            {"job_id": j.job_id, "name": j.name, "state": j.state, "nodes": len(j.nodes)}
+            for j in jobs
+        ],
+        "llm_requests_per_app": requests,
+        "llm_apps": {a.app: {"team": a.team, "model": a.model} for a in APPS},
+        "storage": [
+            {
+                "bucket": b.bucket,
+                "objects": b.objects,
+                "bytes": b.total_bytes,
+                "checkpoint_objects": b.checkpoint_objects,
+                "checkpoint_bytes": b.checkpoint_bytes,
+            }
+            for b in buckets
+        ],
+    }
+
+
+def generate_activity(
+    out: Path,
+    manifest: BillingManifest,
+    *,
+    seed: int,
+    telemetry_days: int = 1,
+    telemetry_hours: int | None = None,
+) -> ActivityManifest:
+    """Write the telemetry and usage of the window's last days under `out` (see the module)."""
+    first_hour, hours = _window(manifest, telemetry_days, telemetry_hours)
+    timeline = Timeline.of(manifest.window_start.date(), manifest.days)
+    series = UsageSeries(timeline, manifest.seed)
+    resources = organization(manifest.scale)
+    start = manifest.window_start + dt.timedelta(hours=first_hour)
+    hosts = plan_hosts(resources, series, first_hour, hours)
+    training = [
+        (r, series.active(r))
+        for r in resources
+        if r.instance is not None and r.instance.gpu_count and r.owner.cost_domain == "training"
+        and r.owner.workload_type in ("training", "fine-tuning")
+    ]  # fmt: skip
+    jobs = slurm_jobs(training, manifest.window_start)
+    dcgm_files, pods, samples = _dcgm(out, hosts, jobs, start, seed)
+    write_pods(out / "kubernetes" / "pods.json", pods)
+    write_sacct(out / "slurm" / "sacct.txt", jobs, manifest.window_end)
+    registry = write_registry(out / "registry.yaml", hosts, jobs)
+    requests = write_llm_usage(out / "llm", start, hours, manifest.scale, seed)
+    snapshot = manifest.window_end - dt.timedelta(hours=23)
+    buckets = write_inventories(out / "storage", _buckets(resources), snapshot, seed)
+    notes = _annotations(start, hours, jobs)
+    annotations = out / "annotations.yaml"
+    annotations.write_text(yaml.safe_dump({"annotations": notes}, sort_keys=False), "utf-8")
+    truth = out / ACTIVITY_TRUTH_FILE
+    doc = _truth(hosts, samples, pods, jobs, requests, buckets)
+    truth.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    return ActivityManifest(
+        root=out,
+        window_start=start,
+        window_end=start + dt.timedelta(hours=hours),
+        dcgm_files=tuple(dcgm_files),
+        dcgm_samples=sum(samples.values()),
+        pods_file=out / "kubernetes" / "pods.json",
+        pods=len(pods),
+        sacct_file=out / "slurm" / "sacct.txt",
+        slurm_jobs=len(jobs),
+        registry_file=out / "registry.yaml",
+        registry_entries=registry,
+        llm_files=tuple(out / "llm" / n for n in ("openai_chat.jsonl", "anthropic_messages.jsonl")),
+        llm_requests=sum(requests.values()),
+        storage_manifests=tuple(b.manifest for b in buckets),
+        storage_objects=sum(b.objects for b in buckets),
+        annotations_file=annotations,
+        annotations=len(notes),
+        truth=truth,
+    )

@@ -1,0 +1,129 @@
+"""The demo organization's telemetry and usage: deterministic, and readable by the real sources."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from costline.cli.demo import ingest_activity
+from costline.demo.activity import ActivityManifest, generate_activity
+from costline.demo.billing import BillingManifest, generate_billing
+from costline.ledger.store import Ledger
+
+
+def _generate(out: Path) -> tuple[BillingManifest, ActivityManifest]:
+    billing = generate_billing(out, seed=11, days=10, scale=0.3)
+    activity = generate_activity(out, billing, seed=11, telemetry_hours=3)
+    return billing, activity
+
+
+@pytest.fixture(scope="module")
+def demo(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Path, ActivityManifest, Ledger]]:
+    out = tmp_path_factory.mktemp("org")
+    _, activity = _generate(out)
+    with Ledger(f"duckdb://{out / 'ledger.duckdb'}") as ledger:
+        rows = ingest_activity(ledger, activity, Console(quiet=True))
+        assert all(r["rows"] > 0 for r in rows), rows
+        yield out, activity, ledger
+
+
+def _sql(ledger: Ledger, query: str) -> list[tuple[Any, ...]]:
+    rows: list[tuple[Any, ...]] = ledger.backend.con.sql(query).fetchall()
+    return rows
+
+
+def test_same_seed_same_bytes(tmp_path: Path) -> None:
+    _, first = _generate(tmp_path / "a")
+    _, second = _generate(tmp_path / "b")
+    names = sorted(
+        p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file()
+    )
+    assert names == sorted(
+        p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file()
+    )
+    for name in names:
+        if name.suffix != ".json" or name.name in ("activity_truth.json",):
+            assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert first.dcgm_samples == second.dcgm_samples > 0
+
+
+def test_dcgm_samples_and_pods_match(demo: tuple[Path, ActivityManifest, Ledger]) -> None:
+    out, activity, ledger = demo
+    truth = json.loads((out / "activity_truth.json").read_text())
+    [(samples,)] = _sql(ledger, "SELECT count(*) FROM gpu_samples")
+    assert samples == truth["dcgm"]["expected_samples"] == activity.dcgm_samples
+    pods = {
+        r[0] for r in _sql(ledger, "SELECT DISTINCT pod FROM gpu_samples WHERE pod IS NOT NULL")
+    }
+    workloads = {
+        str(r[0]).split("/", 1)[1]
+        for r in _sql(ledger, "SELECT workload_id FROM workloads WHERE source = 'kubernetes'")
+    }
+    assert pods and pods == workloads
+    [(jobs,)] = _sql(
+        ledger, "SELECT count(DISTINCT job_id) FROM gpu_samples WHERE job_id IS NOT NULL"
+    )
+    slurm = {r[0] for r in _sql(ledger, "SELECT workload_id FROM workloads WHERE source = 'slurm'")}
+    assert jobs >= 1 and slurm
+    kinds = {
+        r[0] for r in _sql(ledger, "SELECT DISTINCT kind FROM workloads WHERE source = 'slurm'")
+    }
+    assert kinds <= {"training_run", "fine_tune"}
+
+
+def test_mig_and_time_sliced_rows(demo: tuple[Path, ActivityManifest, Ledger]) -> None:
+    _, _, ledger = demo
+    [(mig,)] = _sql(ledger, "SELECT count(*) FROM gpu_samples WHERE mig_profile = '3g.20gb'")
+    assert mig > 0
+    [(sliced,)] = _sql(ledger, "SELECT count(*) FROM gpu_samples WHERE time_slice_share = 0.5")
+    assert sliced > 0
+    [(requested,)] = _sql(
+        ledger, "SELECT sum(gpus_requested) FROM workloads WHERE gpus_requested < 1"
+    )
+    assert requested is not None and float(str(requested)) > 0  # MIG slices as fractions
+
+
+def test_idle_notebooks_and_busy_training(demo: tuple[Path, ActivityManifest, Ledger]) -> None:
+    _, _, ledger = demo
+    rows: dict[str, Any] = dict(
+        _sql(
+            ledger,
+            "SELECT w.kind, avg(g.gr_engine_active) FROM gpu_samples g JOIN workloads w "
+            "ON w.workload_id = g.namespace || '/' || g.pod GROUP BY 1",
+        )
+    )
+    assert float(str(rows["notebook"])) < 0.1
+    [(busy, used)] = _sql(
+        ledger,
+        "SELECT avg(gr_engine_active), min(fb_used_mib) FROM gpu_samples WHERE job_id IS NOT NULL",
+    )
+    assert float(str(busy)) > 0.8 and float(str(used)) > 0
+
+
+def test_llm_priced_storage_flagged_annotations(
+    demo: tuple[Path, ActivityManifest, Ledger],
+) -> None:
+    out, activity, ledger = demo
+    truth = json.loads((out / "activity_truth.json").read_text())
+    by_app: dict[str, int] = dict(_sql(ledger, "SELECT app, count(*) FROM llm_requests GROUP BY 1"))
+    assert by_app == truth["llm_requests_per_app"] and len(by_app) >= 3
+    [(unpriced,)] = _sql(ledger, "SELECT count(*) FROM llm_requests WHERE cost_usd IS NULL")
+    assert unpriced == 0
+    [(cached,)] = _sql(ledger, "SELECT sum(cached_input_tokens) FROM llm_requests")
+    assert int(str(cached)) > 0
+    [(ckpt, ckpt_bytes)] = _sql(
+        ledger, "SELECT count(*), sum(size_bytes) FROM storage_objects WHERE is_checkpoint"
+    )
+    assert ckpt == sum(b["checkpoint_objects"] for b in truth["storage"]) > 0
+    assert ckpt_bytes == sum(b["checkpoint_bytes"] for b in truth["storage"])
+    [(spaced,)] = _sql(ledger, "SELECT count(*) FROM storage_objects WHERE key LIKE '% %'")
+    assert spaced > 0  # URL-encoded keys came back decoded
+    [(notes,)] = _sql(ledger, "SELECT count(*) FROM annotations")
+    assert notes == activity.annotations > 0
