@@ -6,7 +6,9 @@ UV := $(shell command -v uv 2>/dev/null)
 ifeq ($(UV),)
 UV := $(PYTHON) -m uv
 endif
-export UV_PYTHON ?= $(shell command -v python3.11 || command -v $(PYTHON))
+# The interpreter's real path (not a pyenv shim): with a shim, uv sees a "different" Python on
+# every call and rebuilds .venv each time.
+export UV_PYTHON ?= $(shell (command -v python3.11 || command -v $(PYTHON)) | xargs -I{} {} -c 'import sys; print(sys.executable)')
 
 .PHONY: help setup setup-system demo test test-unit lint typecheck bench docs clean
 
