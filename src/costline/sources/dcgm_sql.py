@@ -14,7 +14,6 @@ own series held a blank sentinel at that instant (the general parser keeps the b
 from __future__ import annotations
 
 import duckdb
-import pyarrow as pa
 
 from costline.sources import dcgm
 from costline.sources.base import SourceBatch, SourceFile, arrow_batch, quote_literal
@@ -28,24 +27,25 @@ def _lines_sql(path: str) -> str:
         f"read_csv({quote_literal(path)}, columns = {{'line': 'VARCHAR'}}, delim = '\\x01', "
         "quote = '', escape = '', header = false, auto_detect = false, strict_mode = false)"
     )
+    # `} ` closes the label block; a line with surrounding whitespace, a carriage return, an escape
+    # or an exemplar is "unusual" and the whole file goes to the general parser.
     return f"""
-      WITH raw AS (
-        SELECT trim(line) AS line FROM {source}
-        WHERE line IS NOT NULL AND NOT starts_with(ltrim(line), '#') AND trim(line) <> ''
-      ), cut AS (
-        SELECT line, strpos(line, '{{') AS lb,
-               length(line) - strpos(reverse(line), '}}') + 1 AS rb
-        FROM raw
+      WITH cut AS (
+        SELECT line, strpos(line, '{{') AS lb, strpos(line, '}} ') AS rb
+        FROM {source}
+        WHERE line IS NOT NULL AND line <> '' AND NOT starts_with(line, '#')
       ), parts AS (
-        SELECT line,
+        SELECT
           CASE WHEN lb > 0 THEN left(line, lb - 1) ELSE split_part(line, ' ', 1) END AS metric,
           CASE WHEN lb > 0 THEN substr(line, lb + 1, rb - lb - 1) ELSE '' END AS labels,
-          string_split(trim(CASE WHEN lb > 0 THEN substr(line, rb + 1)
-                                 ELSE substr(line, strpos(line, ' ') + 1) END), ' ') AS rest
+          string_split(CASE WHEN lb > 0 THEN substr(line, rb + 2)
+                            ELSE substr(line, strpos(line, ' ') + 1) END, ' ') AS rest,
+          (lb > 0 AND rb = 0) OR contains(line, '\\') OR contains(line, ' # ')
+            OR starts_with(line, ' ') OR ends_with(line, ' ') OR ends_with(line, chr(13))
+            OR starts_with(line, chr(9)) AS unusual
         FROM cut
       )
-      SELECT metric, labels, rest[1] AS value_text, rest[2] AS ts_text, len(rest) AS tokens,
-             contains(labels, '\\') OR contains(line, ' # ') AS unusual
+      SELECT metric, labels, rest[1] AS value_text, rest[2] AS ts_text, len(rest) AS tokens, unusual
       FROM parts"""
 
 
@@ -60,38 +60,43 @@ def _declines(con: duckdb.DuckDBPyConnection) -> bool:
     return bool(row[0]) or not row[1]
 
 
-def _devices(con: duckdb.DuckDBPyConnection) -> pa.Table:
-    """Each distinct label block, identified once: device and attribution columns, or nothing."""
+_DEVICE_COLUMNS = {
+    "labels": "VARCHAR",
+    "host": "VARCHAR",
+    "gpu_uuid": "VARCHAR",
+    "gpu_index": "INTEGER",
+    "gpu_model": "VARCHAR",
+    "mig_profile": "VARCHAR",
+    "mig_instance_id": "VARCHAR",
+    "namespace": "VARCHAR",
+    "pod": "VARCHAR",
+    "container": "VARCHAR",
+    "job_id": "VARCHAR",
+    "nobody": "BOOLEAN",
+    "device_key": "VARCHAR",
+}
+
+
+def _devices(con: duckdb.DuckDBPyConnection) -> None:
+    """Each distinct label block, identified once: the `devices` table of device and user columns.
+
+    Built in DuckDB from list parameters: converting Python lists to Arrow imports pandas (1 s).
+    """
     blocks = [r[0] for r in con.execute("SELECT DISTINCT labels FROM lines").fetchall()]
-    cols: dict[str, list[object]] = {
-        k: []
-        for k in (
-            "labels",
-            "host",
-            "gpu_uuid",
-            "gpu_index",
-            "gpu_model",
-            "mig_profile",
-            "mig_instance_id",
-            "namespace",
-            "pod",
-            "container",
-            "job_id",
-            "nobody",
-            "device_key",
-        )
-    }
+    cols: dict[str, list[object]] = {k: [] for k in _DEVICE_COLUMNS}
     for block in blocks:
         found = dcgm.identify(dict(dcgm.label_pairs(block)))
         if found is None:
             continue
         device, who = found
         values = {**vars(device), **vars(who), "nobody": who.empty, "device_key": repr(device)}
-        cols["labels"].append(block)
+        values["labels"] = block
         for k in cols:
-            if k != "labels":
-                cols[k].append(values[k])
-    return pa.table(cols)
+            cols[k].append(values[k])
+    selects = ", ".join(
+        f"CAST(unnest(${i + 1}) AS {t}) AS {k}" for i, (k, t) in enumerate(_DEVICE_COLUMNS.items())
+    )
+    con.execute(f"CREATE TEMP TABLE devices AS SELECT {selects}", list(cols.values()))
 
 
 def _pivot_sql(factors: str, sample_seconds: float) -> str:
@@ -153,8 +158,7 @@ def read_dcgm_sql(file: SourceFile, *, sample_seconds: float | None = None) -> S
         return None
     if _declines(con):
         return None
-    devices = _devices(con)
-    con.register("devices", devices)
+    _devices(con)
     unidentified = [
         r[0]
         for r in con.execute(
