@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 import httpx
 
 from costline.ledger.store import Ledger
+from costline.model import Finding
+from costline.pipeline import file_notes
 from costline.sources.base import SourceFile, arrow_batch
-from costline.sources.dcgm import GpuSamples
+from costline.sources.dcgm import GpuSamples, unidentified_notes
 from costline.sources.prometheus import (
     DCGM_SERIES,
     MAX_POINTS,
@@ -46,7 +48,7 @@ class PullReport:
     fingerprint: str | None = None
     ingestion_id: str | None = None
     table: str | None = None
-    notes: list[str] = field(default_factory=list)
+    notes: list[Finding] = field(default_factory=list)  # what the pull noticed, as stored
 
 
 def _name(url: str, what: str) -> str:
@@ -82,8 +84,17 @@ def pull_dcgm(
     report.first, report.last = from_micros(instants[0]), from_micros(instants[-1])
     file = SourceFile.virtual(report.name, f"{key}|{instants[0]}|{instants[-1]}|{window.step_us}")
     rows = samples.table(sample_seconds=window.step_us / MICROS, source=SOURCE)
-    batch = arrow_batch("gpu_samples", file, rows, dialect="prometheus-dcgm")
-    result = ledger.write([batch], source=SOURCE, watermarks={key: report.last})
+    batch = arrow_batch(
+        "gpu_samples",
+        file,
+        rows,
+        dialect="prometheus-dcgm",
+        warnings=unidentified_notes(samples.unidentified),
+    )
+    report.notes = file_notes(batch, ledger.clock, SOURCE)
+    result = ledger.write(
+        [batch], source=SOURCE, findings=report.notes, watermarks={key: report.last}
+    )
     report.status, report.rows = "ingested", result.rows
     report.fingerprint, report.ingestion_id = file.fingerprint, result.ingestion_id
     return report

@@ -165,6 +165,8 @@ def openmetrics() -> str:
             for d, (dev, pods) in enumerate(DEVICES)
             for pod in pods
         ]
+        if metric == "DCGM_FI_DEV_POWER_USAGE":  # a series that names no GPU: skipped, and noted
+            series.append((dict(exporter), [50.0] * POINTS))
         _family(
             lines, metric, [({k: v for k, v in lab.items() if v}, vals) for lab, vals in series]
         )
@@ -362,6 +364,11 @@ def _samples(ledger: Ledger) -> list[tuple[object, ...]]:
 def test_pull_dcgm_values_and_incremental_watermark(prometheus: str, ledger: Ledger) -> None:
     first = pull_dcgm(ledger, prometheus, T0, T0 + HOUR, STEP)
     assert first.status == "ingested" and first.rows == 60 * 5
+    # What the pull noticed is a data-quality Finding, stored with the rows.
+    assert [n.kind for n in first.notes] == ["data_quality"]
+    assert "DCGM_FI_DEV_POWER_USAGE" in first.notes[0].summary
+    stored = ledger.con.execute("SELECT kind, scope['source'] FROM findings").fetchall()
+    assert stored == [("data_quality", "prometheus")]
     assert (first.first, first.last) == (T0, T0 + HOUR - STEP)
     rows = _samples(ledger)
     at = {(r[1], r[2], r[3]): r for r in rows if r[0] == T0 + 7 * STEP}

@@ -71,6 +71,7 @@ def pull_summary(reports: list[PullReport], seconds: float) -> IngestSummary:
             rows=r.rows,
             table=r.table,
             dialect=r.what,
+            notes=list(r.notes),
         )
         for r in reports
     ]

@@ -397,6 +397,14 @@ def _file_time(file: SourceFile, at: dt.datetime | None) -> dt.datetime:
     return dt.datetime.fromtimestamp(file.path.stat().st_mtime, dt.UTC)
 
 
+def unidentified_notes(metrics: Iterable[str]) -> list[str]:
+    """The note for series skipped because their labels name no GPU (empty when there were none)."""
+    names = ", ".join(sorted(set(metrics)))
+    if not names:
+        return []
+    return [f"series without GPU labels skipped: {names} carry no UUID, gpu or device label"]
+
+
 def median_gap_seconds(timestamps: Sequence[int]) -> float | None:
     known = [t for t in timestamps if t >= 0]
     gaps = [b - a for a, b in itertools.pairwise(known)]
@@ -437,12 +445,7 @@ def read_dcgm_text(
         last_us = round(_file_time(file, at).timestamp() * 1e6)
         step_us = round(interval * 1e6)
         samples.retime(lambda t: t if t >= 0 else last_us - (scrapes + t) * step_us)
-    warnings = []
-    if samples.unidentified:
-        names = ", ".join(sorted(samples.unidentified))
-        warnings.append(
-            f"series without GPU labels skipped: {names} carry no UUID, gpu or device label"
-        )
+    warnings = unidentified_notes(samples.unidentified)
     return arrow_batch(
         "gpu_samples",
         file,

@@ -183,10 +183,10 @@ def read_dcgm_sql(file: SourceFile, *, sample_seconds: float | None = None) -> S
     table = (
         con.sql(_pivot_sql(factors, sample_seconds)).to_arrow_table().cast(dcgm.GPU_SAMPLE_ARROW)
     )
-    warnings = []
-    if unidentified:
-        warnings.append(
-            f"series without GPU labels skipped: {', '.join(unidentified)} carry no UUID, gpu or "
-            "device label"
-        )
-    return arrow_batch("gpu_samples", file, table, dialect="dcgm-exporter", warnings=warnings)
+    return arrow_batch(
+        "gpu_samples",
+        file,
+        table,
+        dialect="dcgm-exporter",
+        warnings=dcgm.unidentified_notes(unidentified),
+    )
