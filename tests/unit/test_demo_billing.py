@@ -322,3 +322,13 @@ def test_bad_arguments_are_refused(tmp_path: Path) -> None:
         generate_billing(tmp_path, days=0)
     with pytest.raises(ValueError):
         generate_billing(tmp_path, scale=0)
+
+
+def test_cost_totals_add_exactly_beyond_28_digits() -> None:
+    from decimal import Decimal
+
+    from costline.demo.totals import CostTotals
+
+    big = CostTotals(1, billed=Decimal("12345678901234567890.123456789012345678"))
+    tiny = CostTotals(1, billed=Decimal("0.000000000000000001"))
+    assert (big + tiny).billed == Decimal("12345678901234567890.123456789012345679")

@@ -13,7 +13,7 @@ from costline.attribution.tags import cost_domain, team
 from costline.cli.output import Format, dumps, emit_rows
 from costline.economics.spend import spend_by
 from costline.ledger.store import Ledger
-from costline.money import format_money
+from costline.money import format_money, total
 from costline.pipeline import ingest_files, ingest_focus
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ def run_demo(
             f"{time.perf_counter() - started:.1f}s; ingesting:"
         )
         activity_rows = ingest_activity(ledger, activity, err)
-    ledger_total = sum((r["billed"] for r in by["provider"]), start=type(manifest.total.billed)(0))
+    ledger_total = total(r["billed"] for r in by["provider"])
     matches = ledger_total == manifest.total.billed
     report = {
         "version": 1,

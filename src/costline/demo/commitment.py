@@ -14,6 +14,7 @@ from decimal import Decimal
 from costline.demo.org import Resource
 from costline.demo.rates import SAVINGS_PLAN_DISCOUNT
 from costline.demo.usage import Always, Slot
+from costline.money import total
 
 CENT = Decimal("0.01")
 COST_QUANTUM = Decimal("0.0000000001")  # costs carry 10 decimals in the demo bills
@@ -49,7 +50,7 @@ def plan_commitment(
     commitment_id: str, eligible: list[Resource], active: dict[str, list[bool]], hours: int
 ) -> CommitmentPlan:
     """Apply the plan hour by hour to the eligible resources' active hours."""
-    baseline = sum((plan_rate(r) for r in eligible if _always_on(r)), Decimal(0))
+    baseline = total(plan_rate(r) for r in eligible if _always_on(r))
     hourly = (baseline * HEADROOM).quantize(CENT)
     order = sorted(eligible, key=lambda r: (-_discount(r), r.key))
     rates = {r.key: plan_rate(r) for r in order}

@@ -21,7 +21,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from costline.money import MONEY_PRECISION, MONEY_SCALE
+from costline.money import MONEY_PRECISION, MONEY_SCALE, total
 
 MONEY_COLUMNS = ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost")
 DECIMAL_COLUMNS = (
@@ -118,7 +118,7 @@ class FocusTable:
 
     def total(self, name: str) -> Decimal:
         """Exact decimal sum of a numeric column (nulls skipped)."""
-        return sum((v for v in self.column(name) if isinstance(v, Decimal)), Decimal(0))
+        return total(v for v in self.column(name) if isinstance(v, Decimal))
 
     def records(self) -> Iterator[tuple[str | Decimal | None, ...]]:
         return iter(self._rows)

@@ -15,6 +15,7 @@ from costline.demo.commitment import CommitmentPlan
 from costline.demo.org import Resource
 from costline.demo.schedule import Timeline
 from costline.demo.totals import CostTotals, sum_totals
+from costline.money import total
 
 GROUND_TRUTH_VERSION = 1
 UNTAGGED = "(untagged)"
@@ -87,7 +88,7 @@ def _as_json(groups: dict[str, CostTotals]) -> dict[str, dict[str, int | str]]:
 
 def _commitment_entry(plan: CommitmentPlan, hours: int) -> dict[str, object]:
     committed = plan.hourly * hours
-    unused = sum(plan.unused, Decimal(0))
+    unused = total(plan.unused)
     return {
         "id": plan.commitment_id,
         "hourly_commitment": format(plan.hourly, "f"),

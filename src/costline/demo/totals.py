@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from costline.demo.focus_files import FocusTable, Row
+from costline.money import MONEY_CONTEXT
 
 ZERO = Decimal(0)
 
@@ -19,13 +20,14 @@ class CostTotals:
     contracted: Decimal = ZERO
 
     def __add__(self, other: CostTotals) -> CostTotals:
-        return CostTotals(
-            self.rows + other.rows,
-            self.billed + other.billed,
-            self.effective + other.effective,
-            self.list + other.list,
-            self.contracted + other.contracted,
-        )
+        with localcontext(MONEY_CONTEXT):  # 28 default digits could round 18-decimal sums
+            return CostTotals(
+                self.rows + other.rows,
+                self.billed + other.billed,
+                self.effective + other.effective,
+                self.list + other.list,
+                self.contracted + other.contracted,
+            )
 
     @classmethod
     def of_table(cls, table: FocusTable) -> CostTotals:
