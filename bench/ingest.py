@@ -15,12 +15,10 @@ It prints rows/s, seconds, their ratio and each process's peak RSS.
 from __future__ import annotations
 
 import argparse
-import json
-import resource
-import subprocess
-import sys
 import time
 from pathlib import Path
+
+from fresh import measure, report
 
 OUT = Path(__file__).parent / "out"
 
@@ -78,24 +76,11 @@ def worker(kind: str, path: str, db: str) -> None:
         row = con.execute("SELECT count(*) FROM t").fetchone()
         rows = int(row[0]) if row else 0
         con.close()
-    seconds = time.perf_counter() - started
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"rows": rows, "seconds": seconds, "peak_mib": peak_mib}))
+    report(rows, time.perf_counter() - started)
 
 
 def run(kind: str, path: Path) -> dict[str, float]:
-    db = OUT / f"{kind}.duckdb"
-    for p in (db, Path(str(db) + ".wal")):
-        p.unlink(missing_ok=True)
-    proc = subprocess.run(
-        [sys.executable, __file__, "--worker", kind, str(path), str(db)],
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        raise SystemExit(f"{kind} worker failed on {path}:\n{proc.stderr}")
-    result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
+    return measure(__file__, kind, path, OUT / f"{kind}.duckdb")
 
 
 def tag_query_seconds() -> tuple[float, float]:

@@ -129,7 +129,10 @@ def _attributed(fields: dict[str, dt.DataType]) -> Schema:
     return ibis.schema(out)
 
 
-GPU_SAMPLES = _attributed(
+# No stored attribution columns: a month of a large fleet is tens of millions of samples, and each
+# empty column costs DuckDB ~0.3 s per million rows to write. Who used a GPU comes from its pod or
+# job, joined to `workloads` at query time by `attribution/`, so it follows the config as it changes.
+GPU_SAMPLES = ibis.schema(
     {
         "ts": TS,
         "host": STR,
@@ -155,6 +158,7 @@ GPU_SAMPLES = _attributed(
         # sample_seconds * time_slice_share over pods counts the GPU once. 1 when not shared.
         "time_slice_share": dt.float64,
         "source": STR,  # dcgm-file, prometheus
+        "x_ingestion_id": STR,
     }
 )
 

@@ -41,15 +41,36 @@ def test_migrations_apply_once_and_refuse_a_newer_ledger(tmp_path: Path) -> None
     Ledger(url).close()
     con = duckdb.connect(str(tmp_path / "l.duckdb"))
     assert migrations.migrate(con) == []  # already current
+    step = migrations.LATEST + 1
     extra = [
         *migrations.MIGRATIONS,
-        (2, "test step", lambda c: c.execute("CREATE TABLE t2 (x INT)")),
+        (step, "test step", lambda c: c.execute("CREATE TABLE t2 (x INT)")),
     ]
-    assert migrations.migrate(con, extra) == [2]
+    assert migrations.migrate(con, extra) == [step]
     con.execute("INSERT INTO schema_version (version, description) VALUES (99, 'future')")
     con.close()
     with pytest.raises(LedgerError, match="newer than this costline"):
         Ledger(url)
+
+
+def test_v2_drops_the_stored_attribution_columns_of_gpu_samples_and_keeps_the_rows(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "l.duckdb"
+    con = duckdb.connect(str(path))
+    assert migrations.migrate(con, migrations.MIGRATIONS[:1]) == [1]
+    for name in schema.ATTRIBUTION_COLUMNS:  # as version 1 created them
+        con.execute(f'ALTER TABLE gpu_samples ADD COLUMN "{name}" VARCHAR')
+    con.execute(
+        "INSERT INTO gpu_samples (ts, gpu_uuid, pod) VALUES ('2026-10-01T00:00:00Z', 'GPU-1', 'p')"
+    )
+    con.close()
+    with Ledger(f"duckdb:///{path}") as led:
+        assert dict(led.table("gpu_samples").schema().items()) == dict(schema.GPU_SAMPLES.items())
+        assert led.con.execute("SELECT gpu_uuid, pod FROM gpu_samples").fetchall() == [
+            ("GPU-1", "p")
+        ]
+        assert led.schema_version() == 2
 
 
 def test_ledger_urls() -> None:

@@ -85,7 +85,11 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
     @ingest_app.command("dcgm")
     def ingest_dcgm_cmd(
         paths: Annotated[
-            list[str], typer.Argument(help="Saved dcgm-exporter /metrics scrapes, folders or globs")
+            list[str],
+            typer.Argument(
+                help="Saved dcgm-exporter /metrics scrapes, or Parquet exports of samples; "
+                "folders or globs"
+            ),
         ],
         at: Annotated[
             str | None,
@@ -105,7 +109,11 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
             Format | None, typer.Option("--format", "-f", help="table, json or csv")
         ] = None,
     ) -> None:
-        """Ingest dcgm-exporter scrapes (Prometheus or OpenMetrics text, .gz too) into gpu_samples."""
+        """Ingest DCGM GPU telemetry into gpu_samples.
+
+        Saved dcgm-exporter scrapes (Prometheus or OpenMetrics text, .gz too), or bulk history as
+        Parquet: long (__name__, value, time and label columns) or wide (a column per DCGM metric).
+        """
         from costline.cli.main import run_ingest
         from costline.sources.dcgm import dcgm_source
 

@@ -36,8 +36,22 @@ def _v1_create_tables(con: duckdb.DuckDBPyConnection) -> None:
     parts.rebuild_view(con, schema.cost_lines_schema())
 
 
+def _v2_gpu_samples_unattributed(con: duckdb.DuckDBPyConnection) -> None:
+    """gpu_samples loses its (always empty) stored attribution columns: see `schema.GPU_SAMPLES`."""
+    present = {
+        r[0]
+        for r in run(
+            con, "SELECT column_name FROM duckdb_columns() WHERE table_name = 'gpu_samples'"
+        )
+    }
+    for name in schema.ATTRIBUTION_COLUMNS:
+        if name in present and name not in schema.GPU_SAMPLES:
+            run(con, f'ALTER TABLE gpu_samples DROP COLUMN "{name}"')
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "create the canonical ledger tables", _v1_create_tables),
+    (2, "gpu_samples without stored attribution columns", _v2_gpu_samples_unattributed),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -226,7 +226,8 @@ class Ledger:
                 spec = '"' + DuckDBType.to_string(target[name]) + '"'
                 q = f"json_transform_strict({q}, '{spec}')"
             exprs.append(f'{q} AS "{name}"')
-        select = f"SELECT {', '.join(exprs)}, {_literal(ingestion_id)} AS x_ingestion_id FROM "
+        head = f"SELECT {', '.join(exprs)}, {_literal(ingestion_id)} AS x_ingestion_id FROM "
+        select = head
         view = None
         try:
             if batch.duckdb_sql is not None:
@@ -243,6 +244,12 @@ class Ledger:
             else:
                 names = ", ".join(f'"{c}"' for c in [*cols, "x_ingestion_id"])
                 row = run_one(self.con, f'INSERT INTO "{batch.table}" ({names}) {select}')
+                for more in batch.more_duckdb_sql:
+                    extra = run_one(
+                        self.con,
+                        f'INSERT INTO "{batch.table}" ({names}) {head}({more})',
+                    )
+                    row = (int(row[0] if row else 0) + int(extra[0] if extra else 0),)
         except CostlineError:
             raise
         except (duckdb.Error, pa.ArrowException) as exc:

@@ -63,6 +63,9 @@ class SourceBatch:
     dialect: str
     diagnose: Callable[[BaseException], IngestError]
     duckdb_sql: str | None = None
+    # Further SELECTs of the same columns, inserted after `duckdb_sql` in the same transaction: for
+    # plans DuckDB runs better as separate statements (not for cost lines, which are one part).
+    more_duckdb_sql: Sequence[str] = ()
     focus_version: str | None = None
     json_map_columns: Sequence[str] = ()
     warnings: list[str] = field(default_factory=list)

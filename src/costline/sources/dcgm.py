@@ -65,6 +65,7 @@ DCGM_SUFFIXES = (
     ".prom.gz",
     ".metrics.gz",
     ".om.gz",
+    ".parquet",
 )
 
 # metric name -> (field, factor to our unit). Old lowercase names are `--use-old-namespace`.
@@ -415,8 +416,12 @@ def read_dcgm_file(
     file: SourceFile, *, at: dt.datetime | None = None, sample_seconds: float | None = None
 ) -> SourceBatch:
     """One saved scrape file (or several scrapes in one file) as a `gpu_samples` batch."""
-    from costline.sources.dcgm_sql import read_dcgm_sql  # the fast path imports this module
+    # The fast paths import this module.
+    from costline.sources.dcgm_parquet import read_dcgm_parquet
+    from costline.sources.dcgm_sql import read_dcgm_sql
 
+    if file.path.name.lower().endswith(".parquet"):
+        return read_dcgm_parquet(file, sample_seconds=sample_seconds)
     fast = read_dcgm_sql(file, sample_seconds=sample_seconds)
     if fast is not None:
         return fast

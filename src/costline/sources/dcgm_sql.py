@@ -13,12 +13,14 @@ own series held a blank sentinel at that instant (the general parser keeps the b
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import duckdb
 
 from costline.sources import dcgm
 from costline.sources.base import SourceBatch, SourceFile, arrow_batch, quote_literal
 
-_FIELDS = sorted({field for field, _ in dcgm.METRIC_FIELDS.values()})
+FIELDS = sorted({field for field, _ in dcgm.METRIC_FIELDS.values()})
 
 
 def _lines_sql(path: str) -> str:
@@ -60,8 +62,7 @@ def _declines(con: duckdb.DuckDBPyConnection) -> bool:
     return bool(row[0]) or not row[1]
 
 
-_DEVICE_COLUMNS = {
-    "labels": "VARCHAR",
+WHO_COLUMNS = {
     "host": "VARCHAR",
     "gpu_uuid": "VARCHAR",
     "gpu_index": "INTEGER",
@@ -72,70 +73,117 @@ _DEVICE_COLUMNS = {
     "pod": "VARCHAR",
     "container": "VARCHAR",
     "job_id": "VARCHAR",
-    "nobody": "BOOLEAN",
-    "device_key": "VARCHAR",
 }
 
 
-def _devices(con: duckdb.DuckDBPyConnection) -> None:
-    """Each distinct label block, identified once: the `devices` table of device and user columns.
+class DeviceTable:
+    """Label sets identified once, each given its cell (one device and one user) and device number.
 
-    Built in DuckDB from list parameters: converting Python lists to Arrow imports pandas (1 s).
+    The SQL then groups, counts and joins on small integers, and names devices and users only at
+    the end (`gpu_sample_rows_sql`).
     """
-    blocks = [r[0] for r in con.execute("SELECT DISTINCT labels FROM lines").fetchall()]
-    cols: dict[str, list[object]] = {k: [] for k in _DEVICE_COLUMNS}
-    for block in blocks:
+
+    def __init__(self) -> None:
+        self.cells: dict[tuple[dcgm.Device, dcgm.Attribution], int] = {}
+        self.devices: dict[dcgm.Device, int] = {}
+        self.columns: dict[str, list[object]] = {
+            "key": [],
+            "cell": [],
+            "device_key": [],
+            "nobody": [],
+            **{k: [] for k in WHO_COLUMNS},
+        }
+
+    def add(self, key: object, device: dcgm.Device, who: dcgm.Attribution) -> int:
+        """Record the label set `key`; returns its cell."""
+        cell = self.cells.setdefault((device, who), len(self.cells))
+        values = {
+            **vars(device),
+            **vars(who),
+            "key": key,
+            "cell": cell,
+            "device_key": self.devices.setdefault(device, len(self.devices)),
+            "nobody": who.empty,
+        }
+        for k, column in self.columns.items():
+            column.append(values[k])
+        return cell
+
+    def create(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        key_type: str,
+        extra: str = "",
+        params: Sequence[object] = (),
+    ) -> None:
+        """The `devices` table (key, cell, device_key, nobody, who columns) in `con`.
+
+        Built in DuckDB from list parameters: converting Python lists to Arrow imports pandas (1 s).
+        """
+        types = {
+            "key": key_type,
+            "cell": "INTEGER",
+            "device_key": "INTEGER",
+            "nobody": "BOOLEAN",
+            **WHO_COLUMNS,
+        }
+        selects = ", ".join(
+            f"CAST(unnest(${i + 1}) AS {types[k]}) AS {k}" for i, k in enumerate(self.columns)
+        )
+        con.execute(
+            f"CREATE TEMP TABLE devices AS SELECT {selects}{extra}",
+            [*self.columns.values(), *params],
+        )
+
+
+def _devices(con: duckdb.DuckDBPyConnection) -> None:
+    """Each distinct label block, identified once: the `devices` table of device and user columns."""
+    table = DeviceTable()
+    for (block,) in con.execute("SELECT DISTINCT labels FROM lines").fetchall():
         found = dcgm.identify(dict(dcgm.label_pairs(block)))
-        if found is None:
-            continue
-        device, who = found
-        values = {**vars(device), **vars(who), "nobody": who.empty, "device_key": repr(device)}
-        values["labels"] = block
-        for k in cols:
-            cols[k].append(values[k])
-    selects = ", ".join(
-        f"CAST(unnest(${i + 1}) AS {t}) AS {k}" for i, (k, t) in enumerate(_DEVICE_COLUMNS.items())
-    )
-    con.execute(f"CREATE TEMP TABLE devices AS SELECT {selects}", list(cols.values()))
+        if found is not None:
+            table.add(block, *found)
+    table.create(con, "VARCHAR")
 
 
-def _pivot_sql(factors: str, sample_seconds: float) -> str:
-    picks = ",\n".join(f"max(val) FILTER (WHERE field = '{f}') AS {f}" for f in _FIELDS)
-    merged = ",\n".join(
+def gpu_sample_rows_sql(
+    ctes: str,
+    sample_seconds: float,
+    *,
+    source: str,
+    direct: str | None = None,
+    merge: bool = True,
+    order: bool = True,
+) -> str:
+    """`gpu_samples` rows from `ctes`, which must define two relations:
+
+    - `cells`: one row per instant and cell: ts_us (integer microseconds), cell, device_key (any
+      key of the device), nobody (no pod or job holds it) and one column per field of `FIELDS`;
+    - `who`: cell -> the device and user columns (`WHO_COLUMNS`).
+
+    Shares of time-sliced devices are applied and a device's own series fill its users' empty
+    fields. `direct`, when given, is a SELECT of (ts_us, cell, share, FIELDS...) rows that need no
+    merging, added as they are; with `merge=False` they are the only rows and `cells` is not read.
+    """
+    merged = ", ".join(
         f"coalesce(u.{f}, w.{f}) AS {f}" if f != "fb_total_reported_mib" else f"u.{f} AS {f}"
-        for f in _FIELDS
+        for f in FIELDS
     )
-    device_cols = "host, gpu_uuid, gpu_index, gpu_model, mig_profile, mig_instance_id"
-    return f"""
-      WITH metrics(metric, field, factor) AS (VALUES {factors}),
-      s AS (
-        SELECT CAST(round(CASE WHEN abs(t) >= {dcgm.MS_TIMESTAMP_FLOOR} THEN t * 1000 ELSE t * 1e6 END)
-                    AS BIGINT) AS ts_us,
-               d.*, m.field,
-               CASE WHEN isnan(v) OR isinf(v) OR v >= {dcgm.BLANK_FLOOR} THEN NULL ELSE v * m.factor END AS val
-        FROM (SELECT metric, labels, CAST(value_text AS DOUBLE) AS v, CAST(ts_text AS DOUBLE) AS t
-              FROM lines) l
-        JOIN metrics m USING (metric) JOIN devices d USING (labels)
-      ),
-      cells AS (
-        SELECT ts_us, device_key, {device_cols}, namespace, pod, container, job_id, nobody,
-               {picks}
-        FROM s GROUP BY ALL
-      ),
+    merge_sql = f"""
       users AS (SELECT *, count(*) OVER (PARTITION BY ts_us, device_key) AS k FROM cells WHERE NOT nobody),
       wide AS (SELECT * FROM cells WHERE nobody),
       rows AS (
-        SELECT u.ts_us, u.device_key, u.host, u.gpu_uuid, u.gpu_index, u.gpu_model, u.mig_profile,
-               u.mig_instance_id, u.namespace, u.pod, u.container, u.job_id, 1.0 / u.k AS share,
-               {merged}
+        SELECT u.ts_us, u.cell, 1.0 / u.k AS share, {merged}
         FROM users u LEFT JOIN wide w ON u.ts_us = w.ts_us AND u.device_key = w.device_key
         UNION ALL
-        SELECT w.ts_us, w.device_key, w.host, w.gpu_uuid, w.gpu_index, w.gpu_model, w.mig_profile,
-               w.mig_instance_id, NULL, NULL, NULL, w.job_id, 1.0,
-               {", ".join(f"w.{f}" for f in _FIELDS)}
+        SELECT w.ts_us, w.cell, 1.0, {", ".join(f"w.{f}" for f in FIELDS)}
         FROM wide w ANTI JOIN users u ON u.ts_us = w.ts_us AND u.device_key = w.device_key
-      )
-      SELECT make_timestamp(ts_us)::TIMESTAMPTZ AS ts, host, gpu_uuid, CAST(gpu_index AS INTEGER) AS gpu_index,
+        {f"UNION ALL {direct}" if direct else ""}
+      )"""
+    return f"""
+      WITH {ctes},
+      {merge_sql if merge else f"rows AS ({direct})"}
+      SELECT make_timestamp(ts_us)::TIMESTAMPTZ AS ts, host, gpu_uuid, gpu_index,
              gpu_model, mig_profile, mig_instance_id,
              gr_engine_active, sm_active, tensor_active, dram_active, gpu_util, fb_used_mib,
              CASE WHEN fb_used_mib IS NOT NULL AND fb_free_mib IS NOT NULL
@@ -143,8 +191,32 @@ def _pivot_sql(factors: str, sample_seconds: float) -> str:
                   ELSE fb_total_reported_mib END AS fb_total_mib,
              power_w, namespace, pod, container, job_id,
              CAST({sample_seconds!r} AS DOUBLE) AS sample_seconds, share AS time_slice_share,
-             'dcgm-file' AS source
-      FROM rows ORDER BY ts, host, gpu_uuid, gpu_index, mig_instance_id, pod"""
+             {quote_literal(source)} AS source
+      FROM rows JOIN who USING (cell)
+      {"ORDER BY ts, host, gpu_uuid, gpu_index, mig_instance_id, pod" if order else ""}"""
+
+
+def who_sql(devices: str = "devices") -> str:
+    """The `who` relation of `gpu_sample_rows_sql` from a devices table."""
+    return f"who AS (SELECT DISTINCT cell, {', '.join(WHO_COLUMNS)} FROM {devices})"
+
+
+def _pivot_sql(factors: str, sample_seconds: float) -> str:
+    picks = ", ".join(f"max(val) FILTER (WHERE field = '{f}') AS {f}" for f in FIELDS)
+    ctes = f"""
+      metrics(metric, field, factor) AS (VALUES {factors}),
+      s AS (
+        SELECT CAST(round(CASE WHEN abs(t) >= {dcgm.MS_TIMESTAMP_FLOOR} THEN t * 1000 ELSE t * 1e6 END)
+                    AS BIGINT) AS ts_us,
+               d.cell, d.device_key, d.nobody, m.field,
+               CASE WHEN isnan(v) OR isinf(v) OR v >= {dcgm.BLANK_FLOOR} THEN NULL ELSE v * m.factor END AS val
+        FROM (SELECT metric, labels, CAST(value_text AS DOUBLE) AS v, CAST(ts_text AS DOUBLE) AS t
+              FROM lines) l
+        JOIN metrics m USING (metric) JOIN devices d ON d.key = l.labels
+      ),
+      cells AS (SELECT ts_us, cell, device_key, nobody, {picks} FROM s GROUP BY ALL),
+      {who_sql()}"""
+    return gpu_sample_rows_sql(ctes, sample_seconds, source="dcgm-file")
 
 
 def read_dcgm_sql(file: SourceFile, *, sample_seconds: float | None = None) -> SourceBatch | None:
@@ -162,7 +234,7 @@ def read_dcgm_sql(file: SourceFile, *, sample_seconds: float | None = None) -> S
     unidentified = [
         r[0]
         for r in con.execute(
-            "SELECT DISTINCT metric FROM lines WHERE labels NOT IN (SELECT labels FROM devices) "
+            "SELECT DISTINCT metric FROM lines WHERE labels NOT IN (SELECT key FROM devices) "
             "AND metric IN (SELECT unnest(?)) ORDER BY 1",
             [list(dcgm.METRIC_FIELDS)],
         ).fetchall()
