@@ -59,6 +59,22 @@ def test_dcgm_samples_and_pods_match(demo: tuple[Path, ActivityManifest, Ledger]
     truth = json.loads((out / "activity_truth.json").read_text())
     [(samples,)] = _sql(ledger, "SELECT count(*) FROM gpu_samples")
     assert samples == truth["dcgm"]["expected_samples"] == activity.dcgm_samples
+    # Every GPU of every host running in the window, scrapes for some and Parquet for the rest.
+    hosts = truth["dcgm"]["hosts"]
+    assert {h["format"] for h in hosts} == {"text", "parquet"}
+    [(gpus,)] = _sql(ledger, "SELECT count(DISTINCT gpu_uuid) FROM gpu_samples")
+    assert gpus == sum(h["gpu_count"] for h in hosts)
+    # Each whole GPU counted once per running minute, however many pods time-slice it.
+    mig = {
+        r[0]
+        for r in _sql(ledger, "SELECT DISTINCT host FROM gpu_samples WHERE mig_profile IS NOT NULL")
+    }
+    [(minutes,)] = _sql(
+        ledger,
+        "SELECT sum(sample_seconds * time_slice_share) / 60 FROM gpu_samples WHERE mig_profile IS NULL",
+    )
+    expected = sum(h["gpu_count"] * h["active_hours"] * 60 for h in hosts if h["host"] not in mig)
+    assert mig and round(minutes) == expected
     pods = {
         r[0] for r in _sql(ledger, "SELECT DISTINCT pod FROM gpu_samples WHERE pod IS NOT NULL")
     }

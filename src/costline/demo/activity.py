@@ -26,7 +26,7 @@ from costline.demo.llm_usage import APPS, write_llm_usage
 from costline.demo.org import Resource
 from costline.demo.schedule import Timeline, UsageSeries
 from costline.demo.storage import BucketInventory, write_inventories
-from costline.demo.telemetry import GpuHost, plan_hosts, write_host
+from costline.demo.telemetry import GpuHost, plan_hosts, write_fleet, write_host
 from costline.demo.workloads import (
     Pod,
     SlurmJob,
@@ -119,21 +119,30 @@ def _annotations(start: dt.datetime, hours: int, jobs: list[SlurmJob]) -> list[d
 def _dcgm(
     out: Path, hosts: list[GpuHost], jobs: list[SlurmJob], start: dt.datetime, seed: int
 ) -> tuple[list[Path], list[Pod], dict[str, int]]:
-    """Write one file per host; return the files, the pods on them and samples per host."""
+    """Write a scrape file per `text` host and `fleet.parquet` for the rest; return the files, the
+    pods on the hosts and samples per host."""
     window_start_ms = int(start.timestamp() * 1000)
     running = {j.group: j.job_id for j in jobs if j.end is None or j.end > start}
     files: list[Path] = []
     pods: list[Pod] = []
     samples: dict[str, int] = {}
+    fleet = []
     first_notebook = next((h.name for h in hosts if h.shape == "notebook"), None)
     for h in hosts:
         group = getattr(h.resource.usage, "group", None)
         job = running.get(group) if isinstance(group, str) else None
         devices, host_pods = host_devices(h, start, job, h.name == first_notebook)
+        pods += host_pods
+        if not h.text:
+            fleet.append((h, devices))
+            continue
         path = out / "dcgm" / f"{h.name}.txt"
         samples[h.name] = write_host(path, h, devices, window_start_ms, seed)
         files.append(path)
-        pods += host_pods
+    if fleet:
+        path = out / "dcgm" / "fleet.parquet"
+        samples.update(write_fleet(path, fleet, window_start_ms, seed))
+        files.append(path)
     return files, pods, samples
 
 
@@ -154,6 +163,7 @@ def _host_truth(h: GpuHost, samples: int, pods: list[Pod]) -> dict[str, object]:
         "active_hours": h.active_hours,
         "expected_samples": samples,
         "represents": list(h.represents),
+        "format": "text" if h.text else "parquet",
         "pods": [f"{p.namespace}/{p.name}" for p in pods if p.host.name == h.name],
     }
 
@@ -169,8 +179,8 @@ def _truth(
     return {
         "version": 1,
         "dcgm": {
-            "note": "one host stands for each training group, pool or batch group; "
-            "at most 3 hosts with 8 GPUs are written",
+            "note": "every GPU host running in the window; one per training group, pool or "
+            "batch group (at most 3 with 8 GPUs) as scrapes, the rest in fleet.parquet",
             "sample_seconds": 60,
             "expected_samples": sum(samples.values()),
             "hosts": [_host_truth(h, samples[h.name], pods) for h in hosts],

@@ -1,10 +1,12 @@
-"""The demo organization's GPUs as dcgm-exporter saw them: `dcgm/<host>.txt`, one minute apart.
+"""The demo organization's GPUs as DCGM saw them, one minute apart, every GPU of every cluster.
 
-Which hosts: every GPU instance of the bills is a candidate, but one host stands for each training
-run group, autoscaled pool or batch group (the first member running in the telemetry window), and at
-most `MAX_WIDE_HOSTS` 8-GPU hosts are written, training first, so the files stay small. A host
-writes samples only in the hours its bill shows it running. Each written host exposes every GPU of
-its instance type (`gpu_count` from the catalogue) with stable UUIDs.
+Which hosts: every GPU instance of the bills that runs in the telemetry window. One host of each
+training run group, autoscaled pool or batch group (the first member running in the window; at most
+`MAX_WIDE_HOSTS` 8-GPU hosts, training first) is written as dcgm-exporter scrapes, `dcgm/<host>.txt`;
+every other host goes into `dcgm/fleet.parquet` in the wide layout a TSDB export writes (a column
+per metric, see `costline.sources.dcgm_parquet`), so the text stays small. A host writes samples
+only in the hours its bill shows it running. Each host exposes every GPU of its instance type
+(`gpu_count` from the catalogue) with stable UUIDs.
 
 Shapes follow the workload: training steady and high (GR_ENGINE 0.85-0.98, tensor cores busy),
 inference diurnal (`usage.DIURNAL`), batch high while its burst runs, notebooks held but idle
@@ -14,11 +16,14 @@ split into MIG slices, and GPU 0 of the notebook host is time-sliced between two
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from random import Random
 from typing import Literal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from costline.demo.fleets.base import stable_guid, stable_hex
 from costline.demo.org import Resource
@@ -97,7 +102,8 @@ class GpuHost:
     power_w: float
     fb_total_mib: int
     hours: tuple[bool, ...]  # running in each hour of the telemetry window
-    represents: tuple[str, ...]  # resource keys of the group this host stands for
+    represents: tuple[str, ...]  # resource keys of its group
+    text: bool = True  # written as scrapes (the group's representative), else into fleet.parquet
 
     @property
     def active_hours(self) -> int:
@@ -134,7 +140,7 @@ def _scheduler(shape: Shape) -> Scheduler:
 def plan_hosts(
     resources: Sequence[Resource], series: UsageSeries, first_hour: int, hours: int
 ) -> list[GpuHost]:
-    """The hosts to write: one per group, running in the window, at most MAX_WIDE_HOSTS wide ones."""
+    """Every GPU host running in the window; per group, the first is `text` (see the module)."""
     groups: dict[str, list[Resource]] = {}
     for r in resources:
         price = r.instance
@@ -145,20 +151,21 @@ def plan_hosts(
     hosts: list[GpuHost] = []
     wide = 0
     for members in ranked:
-        for r in members:
-            window = tuple(series.active(r)[first_hour : first_hour + hours])
-            if any(window):
-                break
-        else:
-            continue
-        price = r.instance
-        assert price is not None
-        if price.gpu_count >= 8:
-            cap = MAX_WIDE_TRAINING if shape_of(r) == "training" else MAX_WIDE_HOSTS
-            if wide >= cap:
-                continue
-            wide += 1
-        hosts.append(_host(r, window, tuple(m.key for m in members)))
+        keys = tuple(m.key for m in members)
+        running = [
+            (r, window)
+            for r in members
+            if any(window := tuple(series.active(r)[first_hour : first_hour + hours]))
+        ]
+        for i, (r, window) in enumerate(running):
+            price = r.instance
+            assert price is not None
+            text = i == 0
+            if text and price.gpu_count >= 8:
+                cap = MAX_WIDE_TRAINING if shape_of(r) == "training" else MAX_WIDE_HOSTS
+                text = wide < cap
+                wide += text
+            hosts.append(replace(_host(r, window, keys), text=text))
     return sorted(hosts, key=lambda h: h.name)
 
 
@@ -273,42 +280,90 @@ def _values(r: Reading, fb_total: int, power_w: float, mig: bool) -> tuple[str |
     )
 
 
-def write_host(
-    path: Path, host: GpuHost, devices: Sequence[Device], start_ms: int, seed: int
-) -> int:
-    """Write `host`'s scrapes, one a minute in its running hours; return the samples written."""
+def _scrapes(
+    host: GpuHost, devices: Sequence[Device], start_ms: int, seed: int
+) -> Iterator[tuple[int, list[tuple[str | None, ...]]]]:
+    """Per running minute: its time (ms) and each device's values in `METRICS` order (None: not exported)."""
     rng = Random(f"{seed}/dcgm/{host.name}")
     group = group_of(host.resource).split("/")[-1]
     peak = INFERENCE_PEAK.get(group, DEFAULT_PEAK)
-    series = _series(host, devices)
-    header = [f"# HELP {m} {h}\n# TYPE {m} {t}\n" for m, t, h in METRICS]
-    lines: list[str] = []
-    samples = 0
     for hour, running in enumerate(host.hours):
         if not running:
             continue
         hour_of_day = (start_ms // 3_600_000 + hour) % 24
         for minute in range(60):
-            ts = f" {start_ms + (hour * 60 + minute) * SAMPLE_SECONDS * 1000}\n"
-            values = [
-                _values(
-                    reading(host.shape, hour_of_day, minute, peak, rng),
-                    d.fb_total_mib or host.fb_total_mib,
-                    host.power_w,
-                    bool(d.mig_profile),
-                )
-                for d, _ in series
-            ]
-            for m, (metric, _, _) in enumerate(METRICS):
-                for (_, blocks), vals in zip(series, values, strict=True):
-                    value = vals[m]
-                    if value is None:
-                        continue
-                    for block in blocks:
-                        lines.append(f"{metric}{block} {value}{ts}")
-            samples += sum(len(b) for _, b in series)
+            yield (
+                start_ms + (hour * 60 + minute) * SAMPLE_SECONDS * 1000,
+                [
+                    _values(
+                        reading(host.shape, hour_of_day, minute, peak, rng),
+                        d.fb_total_mib or host.fb_total_mib,
+                        host.power_w,
+                        bool(d.mig_profile),
+                    )
+                    for d in devices
+                ],
+            )
+
+
+def write_host(
+    path: Path, host: GpuHost, devices: Sequence[Device], start_ms: int, seed: int
+) -> int:
+    """Write `host`'s scrapes, one a minute in its running hours; return the samples written."""
+    series = _series(host, devices)
+    header = [f"# HELP {m} {h}\n# TYPE {m} {t}\n" for m, t, h in METRICS]
+    lines: list[str] = []
+    samples = 0
+    for ts_ms, values in _scrapes(host, devices, start_ms, seed):
+        ts = f" {ts_ms}\n"
+        for m, (metric, _, _) in enumerate(METRICS):
+            for (_, blocks), vals in zip(series, values, strict=True):
+                value = vals[m]
+                if value is None:
+                    continue
+                for block in blocks:
+                    lines.append(f"{metric}{block} {value}{ts}")
+        samples += sum(len(b) for _, b in series)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8", newline="\n") as fh:
         fh.write("".join(header))
         fh.write("".join(lines))
+    return samples
+
+
+FLEET_LABELS = ("Hostname", "gpu", "UUID", "device", "modelName", "GPU_I_PROFILE", "GPU_I_ID",
+                "namespace", "pod", "container", "hpc_job")  # fmt: skip
+
+
+def write_fleet(
+    path: Path, hosts: Sequence[tuple[GpuHost, Sequence[Device]]], start_ms: int, seed: int
+) -> dict[str, int]:
+    """Write the hosts' samples as one wide Parquet file; return the samples written per host."""
+    cols: dict[str, list[object]] = {"timestamp": [], **{k: [] for k in FLEET_LABELS}}
+    cols.update({m: [] for m, _, _ in METRICS})
+    samples: dict[str, int] = {}
+    for host, devices in hosts:
+        samples[host.name] = 0
+        for ts_ms, values in _scrapes(host, devices, start_ms, seed):
+            for d, vals in zip(devices, values, strict=True):
+                for u in d.users or (User(),):
+                    labels = (host.name, str(d.index), d.uuid, f"nvidia{d.index}", host.model_name,
+                              d.mig_profile, d.mig_id, u.namespace, u.pod, u.container, u.hpc_job)  # fmt: skip
+                    cols["timestamp"].append(ts_ms)
+                    for k, v in zip(FLEET_LABELS, labels, strict=True):
+                        cols[k].append(v or None)
+                    for (m, _, _), value in zip(METRICS, vals, strict=True):
+                        cols[m].append(float(value) if value is not None else None)
+                    samples[host.name] += 1
+    table = pa.table(
+        {
+            "timestamp": pa.array(cols.pop("timestamp"), pa.int64()).cast(
+                pa.timestamp("ms", tz="UTC")
+            ),
+            **{k: pa.array(v, pa.string()) for k, v in cols.items() if k in FLEET_LABELS},
+            **{k: pa.array(v, pa.float64()) for k, v in cols.items() if k not in FLEET_LABELS},
+        }
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, compression="zstd")
     return samples

@@ -391,10 +391,12 @@ def write_registry(path: Path, hosts: Sequence[GpuHost], jobs: Sequence[SlurmJob
                 "match": {"name": f"{j.name}*"},
             }
         )
+    seen: set[str] = set()
     for h in hosts:
-        if h.scheduler != "kubernetes" or h.shape != "inference":
-            continue
         group = group_of(h.resource).split("/")[-1]
+        if h.scheduler != "kubernetes" or h.shape != "inference" or group in seen:
+            continue
+        seen.add(group)
         who = h.resource.owner
         ttl = "14d" if "demo" in group or "proto" in group else "180d"
         entries.append(
