@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 from tests.helpers import FOCUS_SAMPLE
@@ -73,6 +74,27 @@ def test_demo_end_to_end_is_reproducible_and_idempotent(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stderr
     assert "12 already in the ledger" in second.stderr or "already in the ledger" in second.stderr
     assert json.loads(second.stdout)["billed_total"] == report["billed_total"]
+
+    # Reports on the demo's last day: buckets add up to the day's cost, in every format.
+    env = {"COSTLINE_LEDGER": f"duckdb:///{tmp_path / 'org' / 'ledger.duckdb'}"}
+    day = costline("sql", "SELECT max(ChargePeriodStart)::DATE AS d FROM cost_lines", "-f", "csv",
+                   cwd=tmp_path, env=env).stdout.splitlines()[1]  # fmt: skip
+    cost = costline("sql", f"SELECT sum(EffectiveCost) AS c FROM cost_lines WHERE "
+                    f"ChargePeriodStart >= '{day}' AND ChargePeriodStart < DATE '{day}' + 1",
+                    "-f", "csv", cwd=tmp_path, env=env).stdout.splitlines()[1]  # fmt: skip
+    for command in ("showback", "chargeback"):
+        proc = costline("report", command, "--period", day, "--by", "team", "-f", "json",
+                        cwd=tmp_path, env=env)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        rows = json.loads(proc.stdout)
+        assert sum(Decimal(r["amount_usd"]) for r in rows) == Decimal(cost)
+        assert any(r["team"] == "foundation-models" and r["gpu_hours"] > 0 for r in rows)
+        assert command == "showback" or "__shared__" not in {r["team"] for r in rows}
+    for fmt, marker in (("markdown", "| team |"), ("html", "<table>"), ("csv", "team,amount_usd")):
+        proc = costline("report", "showback", "--period", day, "-f", fmt, cwd=tmp_path, env=env)
+        assert proc.returncode == 0 and marker in proc.stdout, proc.stderr
+    bad = costline("report", "showback", "--period", "October", cwd=tmp_path, env=env)
+    assert bad.returncode == 2 and "--period 'October'" in bad.stderr
 
 
 def test_cli_reference_is_current() -> None:

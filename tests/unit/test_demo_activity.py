@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from costline.cli.demo import ingest_activity
 from costline.demo.activity import ActivityManifest, generate_activity
 from costline.demo.billing import BillingManifest, generate_billing
 from costline.ledger.store import Ledger
+from costline.pipeline import ingest_focus
 
 
 def _generate(out: Path) -> tuple[BillingManifest, ActivityManifest]:
@@ -27,8 +29,9 @@ def demo(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[Path, ActivityManifest, Ledger]]:
     out = tmp_path_factory.mktemp("org")
-    _, activity = _generate(out)
+    billing, activity = _generate(out)
     with Ledger(f"duckdb://{out / 'ledger.duckdb'}") as ledger:
+        ingest_focus(ledger, [out / f.path for f in billing.files])
         rows = ingest_activity(ledger, activity, Console(quiet=True))
         assert all(r["rows"] > 0 for r in rows), rows
         yield out, activity, ledger
@@ -143,3 +146,41 @@ def test_llm_priced_storage_flagged_annotations(
     assert spaced > 0  # URL-encoded keys came back decoded
     [(notes,)] = _sql(ledger, "SELECT count(*) FROM annotations")
     assert notes == activity.annotations > 0
+
+
+def test_allocation_recovers_true_owners_and_shares(
+    demo: tuple[Path, ActivityManifest, Ledger],
+) -> None:
+    """GPU-time allocation finds who truly held each GPU, and how much (activity_truth.json)."""
+    from costline.allocation.allocate import allocate
+
+    out, activity, ledger = demo
+    truth = json.loads((out / "activity_truth.json").read_text())["allocation"]
+    day = activity.window_start.replace(hour=0)  # whole days: Azure and GCP bill daily lines
+    a = allocate(
+        ledger.table("cost_lines"),
+        ledger.table("gpu_samples"),
+        ledger.table("workloads"),
+        day,
+        day + dt.timedelta(days=1),
+    )
+    rows = [
+        r
+        for r in a.rows.to_pylist()
+        if r["kind"].startswith("gpu_") and r["kind"] != "gpu_unobserved"
+    ]
+    held: dict[str, float] = {}
+    capacity: dict[str, float] = {}
+    for r in rows:
+        capacity[r["host"]] = capacity.get(r["host"], 0.0) + r["gpu_seconds"]
+        if r["holder"]:
+            held[r["holder"]] = held.get(r["holder"], 0.0) + r["gpu_seconds"]
+            assert r["team"] == truth["workloads"][r["holder"]]["team"], r
+    expected = truth["workloads"]
+    assert set(held) == set(expected)
+    for wid, seconds in held.items():
+        true = expected[wid]
+        assert seconds == pytest.approx(true["gpu_seconds"], rel=1e-9), wid
+        share = seconds / capacity[true["host"]]
+        true_share = true["gpu_seconds"] / truth["host_capacity_gpu_seconds"][true["host"]]
+        assert share == pytest.approx(true_share, rel=1e-9), wid

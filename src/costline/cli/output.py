@@ -1,10 +1,11 @@
-"""One way to print results: table (rich), JSON or CSV, chosen by `--format`."""
+"""One way to print results: table (rich), JSON, CSV, Markdown or HTML, chosen by `--format`."""
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
 import enum
+import html
 import io
 import json
 import sys
@@ -21,6 +22,8 @@ class Format(enum.StrEnum):
     table = "table"
     json = "json"
     csv = "csv"
+    markdown = "markdown"
+    html = "html"
 
 
 def default_format(fmt: Format | None) -> Format:
@@ -84,6 +87,17 @@ def emit_rows(
         for r in rows:
             writer.writerow([_cell(r.get(c)) for c in cols])
         sys.stdout.write(buf.getvalue())
+    elif fmt is Format.markdown:
+        lines = [f"### {title}", ""] if title else []
+        lines.append("| " + " | ".join(cols) + " |")
+        lines.append("|" + "|".join("---:" if _numeric(rows, c) else "---" for c in cols) + "|")
+        for r in rows:
+            lines.append(
+                "| " + " | ".join(_cell(r.get(c)).replace("|", "\\|") for c in cols) + " |"
+            )
+        sys.stdout.write("\n".join(lines) + "\n")
+    elif fmt is Format.html:
+        sys.stdout.write(html_table(rows, cols, title=title) + "\n")
     else:
         table = Table(title=title, show_lines=False)
         for c in cols:
@@ -91,6 +105,33 @@ def emit_rows(
         for r in rows:
             table.add_row(*[_cell(r.get(c)) for c in cols])
         (console or Console()).print(table)
+
+
+def _numeric(rows: Sequence[Mapping[str, Any]], column: str) -> bool:
+    values = [r.get(column) for r in rows if r.get(column) is not None]
+    return bool(values) and all(isinstance(v, int | float | Decimal) for v in values)
+
+
+def html_table(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *, title: str | None = None
+) -> str:
+    """A standalone HTML table (escaped), numbers right-aligned."""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = []
+    for r in rows:
+        cells = "".join(
+            f"<td{' class=num' if _numeric(rows, c) else ''}>{html.escape(_cell(r.get(c)))}</td>"
+            for c in columns
+        )
+        body.append(f"<tr>{cells}</tr>")
+    caption = f"<caption>{html.escape(title)}</caption>" if title else ""
+    return (
+        "<table>"
+        + caption
+        + f"<thead><tr>{head}</tr></thead><tbody>"
+        + "".join(body)
+        + "</tbody></table>"
+    )
 
 
 def emit_arrow(table: pa.Table, fmt: Format, *, title: str | None = None) -> None:

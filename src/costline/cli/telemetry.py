@@ -106,7 +106,7 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
             ),
         ] = None,
         fmt: Annotated[
-            Format | None, typer.Option("--format", "-f", help="table, json or csv")
+            Format | None, typer.Option("--format", "-f", help="table, json, csv, markdown or html")
         ] = None,
     ) -> None:
         """Ingest DCGM GPU telemetry into gpu_samples.
@@ -128,7 +128,7 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         step: Annotated[str, typer.Option("--step", help="Resolution: 60s, 5m")] = "60s",
         what: Annotated[What, typer.Option("--what", help="What to pull")] = What.all,
         fmt: Annotated[
-            Format | None, typer.Option("--format", "-f", help="table, json or csv")
+            Format | None, typer.Option("--format", "-f", help="table, json, csv, markdown or html")
         ] = None,
     ) -> None:
         """Pull DCGM GPU series and kube-state-metrics pods from Prometheus (incremental)."""

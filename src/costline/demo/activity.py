@@ -26,7 +26,7 @@ from costline.demo.llm_usage import APPS, write_llm_usage
 from costline.demo.org import Resource
 from costline.demo.schedule import Timeline, UsageSeries
 from costline.demo.storage import BucketInventory, write_inventories
-from costline.demo.telemetry import GpuHost, plan_hosts, write_fleet, write_host
+from costline.demo.telemetry import Device, GpuHost, plan_hosts, write_fleet, write_host
 from costline.demo.workloads import (
     Pod,
     SlurmJob,
@@ -116,9 +116,30 @@ def _annotations(start: dt.datetime, hours: int, jobs: list[SlurmJob]) -> list[d
     return out
 
 
+def _held(h: GpuHost, devices: list[Device]) -> dict[str, dict[str, object]]:
+    """The truth of who held `h`'s GPUs: workload id -> team, host and GPU-seconds held.
+
+    Every running minute of a device counts for its users, time-sliced ones splitting it, a MIG
+    slice weighing its compute share of the GPU (3g on an A100: 3/7).
+    """
+    held: dict[str, dict[str, object]] = {}
+    for d in devices:
+        users = [u for u in d.users if u.pod or u.hpc_job]
+        weight = int(d.mig_profile.split("g", 1)[0]) / 7 if d.mig_profile else 1.0
+        for u in users:
+            wid = f"{u.namespace}/{u.pod}" if u.pod else u.hpc_job
+            entry = held.setdefault(
+                wid, {"team": h.resource.owner.team, "host": h.name, "gpu_seconds": 0.0}
+            )
+            entry["gpu_seconds"] = float(
+                str(entry["gpu_seconds"])
+            ) + h.active_hours * 3600 * weight / len(users)
+    return held
+
+
 def _dcgm(
     out: Path, hosts: list[GpuHost], jobs: list[SlurmJob], start: dt.datetime, seed: int
-) -> tuple[list[Path], list[Pod], dict[str, int]]:
+) -> tuple[list[Path], list[Pod], dict[str, int], dict[str, dict[str, object]]]:
     """Write a scrape file per `text` host and `fleet.parquet` for the rest; return the files, the
     pods on the hosts and samples per host."""
     window_start_ms = int(start.timestamp() * 1000)
@@ -127,12 +148,14 @@ def _dcgm(
     pods: list[Pod] = []
     samples: dict[str, int] = {}
     fleet = []
+    held: dict[str, dict[str, object]] = {}
     first_notebook = next((h.name for h in hosts if h.shape == "notebook"), None)
     for h in hosts:
         group = getattr(h.resource.usage, "group", None)
         job = running.get(group) if isinstance(group, str) else None
         devices, host_pods = host_devices(h, start, job, h.name == first_notebook)
         pods += host_pods
+        held.update(_held(h, devices))
         if not h.text:
             fleet.append((h, devices))
             continue
@@ -143,7 +166,7 @@ def _dcgm(
         path = out / "dcgm" / "fleet.parquet"
         samples.update(write_fleet(path, fleet, window_start_ms, seed))
         files.append(path)
-    return files, pods, samples
+    return files, pods, samples, held
 
 
 def _host_truth(h: GpuHost, samples: int, pods: list[Pod]) -> dict[str, object]:
@@ -227,7 +250,7 @@ def generate_activity(
         and r.owner.workload_type in ("training", "fine-tuning")
     ]  # fmt: skip
     jobs = slurm_jobs(training, manifest.window_start)
-    dcgm_files, pods, samples = _dcgm(out, hosts, jobs, start, seed)
+    dcgm_files, pods, samples, held = _dcgm(out, hosts, jobs, start, seed)
     write_pods(out / "kubernetes" / "pods.json", pods)
     write_sacct(out / "slurm" / "sacct.txt", jobs, manifest.window_end)
     registry = write_registry(out / "registry.yaml", hosts, jobs)
@@ -239,6 +262,12 @@ def generate_activity(
     annotations.write_text(yaml.safe_dump({"annotations": notes}, sort_keys=False), "utf-8")
     truth = out / ACTIVITY_TRUTH_FILE
     doc = _truth(hosts, samples, pods, jobs, requests, buckets)
+    doc["allocation"] = {
+        "note": "who truly held each GPU in the window: the owner team and GPU-seconds of every "
+        "workload; a share is its GPU-seconds over its host's (gpu_count x running hours)",
+        "host_capacity_gpu_seconds": {h.name: h.gpu_count * h.active_hours * 3600 for h in hosts},
+        "workloads": held,
+    }
     truth.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     return ActivityManifest(
         root=out,

@@ -1,0 +1,139 @@
+"""Showback and chargeback: allocation rows grouped by a dimension, idle and shared cost placed.
+
+Every report ends in buckets whose amounts add up exactly to the allocation's total; `buckets`
+checks it and refuses to return anything else (docs/methodology/allocation.md, sections 2 to 5).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Literal
+
+from costline.allocation.allocate import (
+    DIMENSIONS,
+    GPU_HELD_IDLE,
+    GPU_UNHELD,
+    GPU_USED,
+    SHARED,
+    Allocation,
+)
+from costline.allocation.split import split
+from costline.errors import CostlineError
+from costline.money import MONEY_CONTEXT, total
+
+IDLE = "__idle__"
+SHARED_BUCKET = "__shared__"
+UNALLOCATED = "__unallocated__"
+SPECIAL = (SHARED_BUCKET, IDLE, UNALLOCATED)
+IdleMode = Literal["shown", "shared"]
+SharedMode = Literal["shown", "proportional"]
+
+
+@dataclass
+class Bucket:
+    """One line of a report: an owner (or a special bucket) and what it is charged."""
+
+    name: str
+    direct: Decimal = Decimal(0)  # its own lines and the GPU-time it held
+    idle: Decimal = Decimal(0)  # its part of its pools' unheld GPU-time (idle shared)
+    shared: Decimal = Decimal(0)  # its part of the shared platform (shared proportional)
+    gpu_seconds: float = 0.0
+    idle_gpu_seconds: float = 0.0  # held but idle
+    pools: set[str] = field(default_factory=set)
+
+    @property
+    def amount(self) -> Decimal:
+        with_ctx = MONEY_CONTEXT
+        return with_ctx.add(with_ctx.add(self.direct, self.idle), self.shared)
+
+
+def _bucket_of(row: dict[str, object], by: str) -> str:
+    if row["kind"] == GPU_UNHELD:
+        return IDLE
+    if row["kind"] == SHARED:
+        return SHARED_BUCKET
+    value = row.get(by)
+    return str(value) if value else UNALLOCATED
+
+
+def buckets(
+    allocation: Allocation, by: str, *, idle: IdleMode = "shown", shared: SharedMode = "shown"
+) -> list[Bucket]:
+    """The allocation by `by` (a dimension), largest first, special buckets last."""
+    if by not in DIMENSIONS:
+        raise CostlineError(f"cannot report by {by!r}: one of {', '.join(DIMENSIONS)}")
+    rows = allocation.rows.to_pylist()
+    out: dict[str, Bucket] = {}
+
+    def get(name: str) -> Bucket:
+        return out.setdefault(name, Bucket(name))
+
+    held_by_pool: dict[str, list[tuple[str, float]]] = defaultdict(list)
+    idle_by_pool: dict[str, list[Decimal]] = defaultdict(list)
+    for r in rows:
+        name = _bucket_of(r, by)
+        if idle == "shared" and r["kind"] == GPU_UNHELD:
+            idle_by_pool[str(r["pool"])].append(r["amount"])
+            continue
+        b = get(name)
+        b.direct = MONEY_CONTEXT.add(b.direct, r["amount"])
+        if r["kind"] in (GPU_USED, GPU_HELD_IDLE):
+            b.gpu_seconds += r["gpu_seconds"]
+            b.pools.add(str(r["pool"]))
+            held_by_pool[str(r["pool"])].append((name, r["gpu_seconds"]))
+            if r["kind"] == GPU_HELD_IDLE:
+                b.idle_gpu_seconds += r["gpu_seconds"]
+    for pool, amounts in idle_by_pool.items():
+        amount = total(amounts)
+        holders = _weights(held_by_pool.get(pool, []))
+        if not holders:
+            get(IDLE).direct = MONEY_CONTEXT.add(get(IDLE).direct, amount)
+            continue
+        for name, part in zip(holders, split(amount, list(holders.values())), strict=True):
+            get(name).idle = MONEY_CONTEXT.add(get(name).idle, part)
+    if shared == "proportional" and SHARED_BUCKET in out:
+        pot = out.pop(SHARED_BUCKET)
+        owners = {n: b.direct for n, b in out.items() if n not in SPECIAL and b.direct > 0}
+        if owners:
+            for name, part in zip(owners, split(pot.amount, list(owners.values())), strict=True):
+                out[name].shared = MONEY_CONTEXT.add(out[name].shared, part)
+        else:
+            out[SHARED_BUCKET] = pot
+    result = sorted(out.values(), key=lambda b: (b.name in SPECIAL, -b.amount, b.name))
+    got = total(b.amount for b in result)
+    if got != allocation.total:
+        raise CostlineError(
+            f"allocation does not conserve money: buckets {got} != lines {allocation.total}"
+        )
+    return result
+
+
+def _weights(pairs: Iterable[tuple[str, float]]) -> dict[str, Decimal]:
+    weights: dict[str, Decimal] = defaultdict(Decimal)
+    for name, seconds in pairs:
+        weights[name] += Decimal(repr(seconds))
+    return {n: w for n, w in weights.items() if w > 0}
+
+
+def report_rows(result: list[Bucket], allocation: Allocation, by: str) -> list[dict[str, object]]:
+    """Buckets as rows for the CLI: amounts, share of the total, GPU-hours held and held idle."""
+    whole = allocation.total
+    rows = []
+    for b in result:
+        share = (b.amount / whole * 100) if whole else Decimal(0)
+        rows.append(
+            {
+                by: b.name,
+                "amount_usd": b.amount,
+                "direct_usd": b.direct,
+                "idle_usd": b.idle,
+                "shared_usd": b.shared,
+                "share_pct": share.quantize(Decimal("0.01")),
+                "gpu_hours": round(b.gpu_seconds / 3600, 2),
+                "held_idle_gpu_hours": round(b.idle_gpu_seconds / 3600, 2),
+            }
+        )
+    return rows

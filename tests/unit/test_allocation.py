@@ -1,0 +1,280 @@
+"""Allocation: GPU hosts split by GPU-time held, exact decimals, money conserved (methodology)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from decimal import Decimal, localcontext
+from typing import Any
+
+import ibis
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from costline.allocation.allocate import DIMENSIONS, Allocation, allocate
+from costline.allocation.reports import IDLE, SHARED_BUCKET, UNALLOCATED, buckets
+from costline.allocation.split import split
+from costline.model import Selector
+from costline.money import MONEY_CONTEXT, total
+from costline.sources.dcgm import GPU_SAMPLE_ARROW
+
+T0 = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
+HOUR = dt.timedelta(hours=1)
+MONEY = pa.decimal128(38, 18)
+TAGS = pa.map_(pa.string(), pa.string())
+LINE_SCHEMA = pa.schema(
+    [
+        ("ProviderName", pa.string()),
+        ("ChargePeriodStart", pa.timestamp("us", tz="UTC")),
+        ("ChargePeriodEnd", pa.timestamp("us", tz="UTC")),
+        ("ResourceId", pa.string()),
+        ("ResourceName", pa.string()),
+        ("Tags", TAGS),
+        ("BilledCost", MONEY),
+        ("EffectiveCost", MONEY),
+    ]
+)
+SAMPLE_SCHEMA = GPU_SAMPLE_ARROW  # rows name the columns they need; the rest are NULL
+WORKLOAD_SCHEMA = pa.schema(
+    [("workload_id", pa.string()), ("kind", pa.string()), ("owner", pa.string()), ("tags", TAGS)]
+)
+
+
+def line(host: str | None, hour: int, cost: str, tags: dict[str, str] | None = None,
+         provider: str = "AWS", hours: int = 1) -> dict[str, Any]:  # fmt: skip
+    return {
+        "ProviderName": provider,
+        "ChargePeriodStart": T0 + hour * HOUR,
+        "ChargePeriodEnd": T0 + (hour + hours) * HOUR,
+        "ResourceId": f"i-{host}" if host else None,
+        "ResourceName": host,
+        "Tags": list((tags or {}).items()),
+        "BilledCost": Decimal(cost),
+        "EffectiveCost": Decimal(cost),
+    }
+
+
+def sample(host: str, gpu: int, minute: int, pod: str | None = None, *, share: float = 1.0,
+           active: float | None = 0.9, mig: str | None = None, job: str | None = None,
+           model: str = "NVIDIA H100 80GB HBM3") -> dict[str, Any]:  # fmt: skip
+    return {
+        "ts": T0 + dt.timedelta(minutes=minute),
+        "host": host,
+        "gpu_uuid": f"GPU-{host}-{gpu}",
+        "gpu_index": gpu,
+        "gpu_model": model,
+        "mig_profile": mig,
+        "gr_engine_active": active,
+        "gpu_util": None,
+        "namespace": "ml" if pod else None,
+        "pod": pod,
+        "job_id": job,
+        "sample_seconds": 60.0,
+        "time_slice_share": share,
+    }
+
+
+def workload(wid: str, team: str, kind: str = "training_run", **tags: str) -> dict[str, Any]:
+    return {
+        "workload_id": wid,
+        "kind": kind,
+        "owner": None,
+        "tags": list({"team": team, **tags}.items()),
+    }
+
+
+def run(lines: Sequence[dict[str, Any]], samples: Sequence[dict[str, Any]],
+        workloads: Sequence[dict[str, Any]] = (), *, hours: int = 24,
+        where: Selector | None = None) -> Allocation:  # fmt: skip
+    return allocate(
+        ibis.memtable(pa.Table.from_pylist(list(lines), LINE_SCHEMA)),
+        ibis.memtable(pa.Table.from_pylist(list(samples), SAMPLE_SCHEMA)),
+        ibis.memtable(pa.Table.from_pylist(list(workloads), WORKLOAD_SCHEMA)),
+        T0,
+        T0 + hours * HOUR,
+        where=where,
+    )
+
+
+def by_team(allocation: Allocation, **kwargs: Any) -> dict[str, Decimal]:
+    """Buckets by team, to 1e-12: GPU-seconds are float telemetry (MIG 3/7, shares 1/3), so a split
+    by them is proportional to ~1e-15; the sum of the buckets is exact (checked in `buckets`)."""
+    got = {b.name: b.amount for b in buckets(allocation, "team", **kwargs)}
+    assert total(got.values()) == allocation.total
+    return {k: v.quantize(Decimal("1e-12")).normalize() for k, v in got.items()}
+
+
+def test_split_is_exact_and_proportional() -> None:
+    parts = split(Decimal("55.04"), [Decimal(1)] * 3)
+    assert sum(parts) == Decimal("55.04")
+    assert parts == [Decimal("18.346666666666666667")] * 2 + [Decimal("18.346666666666666666")]
+    assert split(Decimal("-10"), [Decimal(1), Decimal(3)]) == [Decimal("-2.5"), Decimal("-7.5")]
+    with pytest.raises(ValueError, match="positive total"):
+        split(Decimal(1), [Decimal(0)])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    amount=st.decimals(min_value=-(10**12), max_value=10**12, places=18, allow_nan=False),
+    weights=st.lists(st.decimals(min_value=0, max_value=10**9, places=6), min_size=1, max_size=12),
+)
+def test_split_conserves_any_amount(amount: Decimal, weights: list[Decimal]) -> None:
+    if sum(weights) == 0:
+        weights = [*weights, Decimal(1)]
+    parts = split(amount, weights)
+    assert total(parts) == amount
+    whole = total(weights)
+    with localcontext(MONEY_CONTEXT):
+        for p, w in zip(parts, weights, strict=True):
+            assert abs(p - amount * w / whole) <= Decimal("1e-18")
+
+
+def test_time_sliced_gpu_is_split_by_share_not_billed_twice() -> None:
+    """One GPU host, one hour at $8; two pods share the GPU all hour: $4 each, no idle."""
+    samples = [sample("h1", 0, m, p, share=0.5) for m in range(60) for p in ("a", "b")]
+    got = by_team(
+        run([line("h1", 0, "8")], samples, [workload("ml/a", "red"), workload("ml/b", "blue")])
+    )
+    assert got == {"red": Decimal(4), "blue": Decimal(4)}
+
+
+def test_mig_slices_weigh_their_share_and_the_rest_is_idle() -> None:
+    """An H100 split 3g + 2g (of 7): $7 -> $3, $2, and $2 of unheld slices."""
+    samples = [sample("h1", 0, m, "a", mig="3g.40gb") for m in range(60)]
+    samples += [sample("h1", 0, m, "b", mig="2g.20gb") for m in range(60)]
+    got = by_team(
+        run([line("h1", 0, "7")], samples, [workload("ml/a", "red"), workload("ml/b", "blue")])
+    )
+    assert got == {"red": Decimal(3), "blue": Decimal(2), IDLE: Decimal(2)}
+
+
+def test_unheld_gpus_are_idle_and_held_idle_stays_with_the_holder() -> None:
+    """Two GPUs, $10: GPU 0 held by a (idle engine for half the hour), GPU 1 by nobody."""
+    samples = [sample("h1", 0, m, "a", active=0.9 if m < 30 else 0.0) for m in range(60)]
+    samples += [sample("h1", 1, m) for m in range(60)]
+    a = run([line("h1", 0, "10")], samples, [workload("ml/a", "red")])
+    assert by_team(a) == {"red": Decimal(5), IDLE: Decimal(5)}
+    rows = {r["kind"]: r["amount"] for r in a.rows.to_pylist()}
+    assert rows == {
+        "gpu_used": Decimal("2.5"),
+        "gpu_held_idle": Decimal("2.5"),
+        "gpu_unheld": Decimal(5),
+    }
+    # Shared idle: the pool's unheld cost goes to its holders.
+    assert by_team(a, idle="shared") == {"red": Decimal(10)}
+
+
+def test_over_claimed_time_is_scaled_to_the_line() -> None:
+    samples = [sample("h1", 0, m, p) for m in range(60) for p in ("a", "b")]  # 2x the GPU's time
+    got = by_team(
+        run([line("h1", 0, "6")], samples, [workload("ml/a", "red"), workload("ml/b", "blue")])
+    )
+    assert got == {"red": Decimal(3), "blue": Decimal(3)}
+
+
+def test_lines_without_telemetry_and_other_lines_follow_their_tags() -> None:
+    lines = [
+        line("h1", 0, "5", {"team": "red"}),
+        line("h1", 1, "5", {"team": "red"}),  # no sample in hour 1: by tags, not idle
+        line(None, 0, "1.25", {"Team": "Blue"}),
+        line(None, 0, "0.75"),  # untagged
+        line(None, 0, "2", {"team": "platform", "workload-type": "platform"}),  # shared platform
+    ]
+    samples = [sample("h1", 0, m, "unknown-pod") for m in range(60)]  # a holder nobody described
+    a = run(lines, samples)
+    assert by_team(a) == {
+        "red": Decimal(5),
+        "blue": Decimal("1.25"),
+        UNALLOCATED: Decimal("5.75"),
+        SHARED_BUCKET: Decimal(2),
+    }
+    assert by_team(a, idle="shared", shared="proportional") == {
+        "red": Decimal("6.6"),  # 5 + 2 x 5 / 6.25
+        "blue": Decimal("1.65"),  # 1.25 + 2 x 1.25 / 6.25
+        UNALLOCATED: Decimal("5.75"),
+    }
+
+
+def test_slurm_jobs_hold_by_job_id() -> None:
+    samples = [sample("h1", g, m, job="880131") for g in range(2) for m in range(60)]
+    got = by_team(run([line("h1", 0, "3.5")], samples, [workload("880131", "atlas")]))
+    assert got == {"atlas": Decimal("3.5")}
+
+
+# -- the property: money is conserved, whatever the input, with and without filters ----------
+
+costs = st.decimals(min_value=-50, max_value=500, places=18, allow_nan=False)
+
+
+@st.composite
+def organizations(
+    draw: st.DrawFn,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    hosts = [f"h{i}" for i in range(draw(st.integers(1, 3)))]
+    teams = ["red", "blue", "green"]
+    pods = [f"p{i}" for i in range(draw(st.integers(0, 4)))]
+    lines = []
+    for host in hosts:
+        for hour in draw(st.sets(st.integers(0, 5), max_size=4)):
+            lines.append(
+                line(host, hour, str(draw(costs)), provider=draw(st.sampled_from(["AWS", "GCP"])))
+            )
+    for _ in range(draw(st.integers(0, 4))):
+        tags = draw(st.dictionaries(st.sampled_from(["team", "Team", "workload-type", "env"]),
+                                    st.sampled_from([*teams, "platform", "training"]), max_size=3))  # fmt: skip
+        lines.append(line(None, draw(st.integers(0, 5)), str(draw(costs)), tags,
+                          provider=draw(st.sampled_from(["AWS", "GCP"])), hours=draw(st.integers(1, 3))))  # fmt: skip
+    samples = []
+    for host in hosts:
+        gpus = draw(st.integers(1, 3))
+        for _ in range(draw(st.integers(0, 30))):
+            pod = draw(st.sampled_from([None, *pods]))
+            samples.append(
+                sample(
+                    host,
+                    draw(st.integers(0, gpus - 1)),
+                    draw(st.integers(0, 6 * 60 - 1)),
+                    pod,
+                    share=draw(st.sampled_from([1.0, 0.5, 1 / 3])),
+                    active=draw(st.sampled_from([None, 0.0, 0.5])),
+                    mig=draw(st.sampled_from([None, None, "1g.10gb", "3g.40gb"])),
+                    job=draw(st.sampled_from([None, "42"])),
+                )
+            )
+    workloads = [
+        workload(f"ml/{p}", draw(st.sampled_from(teams))) for p in pods if draw(st.booleans())
+    ]
+    return lines, samples, workloads
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(org=organizations(), provider=st.sampled_from([None, "AWS"]))
+def test_money_is_conserved_in_every_report(
+    org: tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]],
+    provider: str | None,
+) -> None:
+    lines, samples, workloads = org
+    where = Selector.of(ProviderName=provider) if provider else None
+    a = run(lines, samples, workloads, hours=6, where=where)
+    billed = total(
+        row["EffectiveCost"]
+        for row in lines
+        if row["ChargePeriodStart"] < T0 + 6 * HOUR
+        and (provider is None or row["ProviderName"] == provider)
+    )
+    assert a.total == billed
+    assert total(a.rows.column("amount").to_pylist()) == billed
+    for by in DIMENSIONS:
+        for idle, shared in (("shown", "shown"), ("shared", "proportional")):
+            assert total(b.amount for b in buckets(a, by, idle=idle, shared=shared)) == billed  # type: ignore[arg-type]
+
+
+def test_a_daily_line_splits_only_its_observed_hours_by_gpu_time() -> None:
+    """$24 for a day, one GPU held by a in 3 observed hours: $3 to a, $21 by the line's tags."""
+    samples = [sample("h1", 0, m, "a") for m in range(3 * 60)]
+    got = by_team(
+        run([line("h1", 0, "24", {"team": "blue"}, hours=24)], samples, [workload("ml/a", "red")])
+    )
+    assert got == {"red": Decimal(3), "blue": Decimal(21)}
