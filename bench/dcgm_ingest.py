@@ -23,12 +23,10 @@ Each side runs in a fresh process, timed after imports, so its peak RSS is its o
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 from pathlib import Path
 
-from fresh import measure, report
+from fresh import arguments, measure, report
 
 OUT = Path(__file__).parent / "out"
 T0 = 1_761_955_200  # 2025-11-01T00:00:00Z
@@ -135,12 +133,9 @@ def run(kind: str, path: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    if len(sys.argv) == 5 and sys.argv[1] == "--worker":
-        worker(*sys.argv[2:])
+    parser = arguments(__doc__, worker)
+    if parser is None:
         return
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
     parser.add_argument("--layout", choices=["wide", "long", "text"], default="wide")
     parser.add_argument("--gpus", type=int, default=1000)
     parser.add_argument("--days", type=float, default=30)

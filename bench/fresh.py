@@ -7,17 +7,23 @@ A bench script calls `measure(__file__, kind, path, db)`; that runs the script a
 
 from __future__ import annotations
 
+import argparse
 import json
 import resource
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 
-def measure(script: str, kind: str, path: Path, db: Path) -> dict[str, float]:
-    """Run `script --worker KIND PATH DB` on a new DB file (left in place for later queries)."""
-    for p in (db, Path(str(db) + ".wal")):
-        p.unlink(missing_ok=True)
+def measure(script: str, kind: str, path: Path, db: Path | str) -> dict[str, float]:
+    """Run `script --worker KIND PATH DB` on a new DB file (left in place for later queries).
+
+    A `str` instead of a Path is passed to the worker as it is (no file is removed).
+    """
+    if isinstance(db, Path):
+        for p in (db, Path(str(db) + ".wal")):
+            p.unlink(missing_ok=True)
     proc = subprocess.run(
         [sys.executable, script, "--worker", kind, str(path), str(db)],
         capture_output=True,
@@ -44,3 +50,13 @@ def peak_mib() -> float:
 def report(rows: int, seconds: float) -> None:
     """The worker's last line: what it did, how long it took, and its peak resident memory."""
     print(json.dumps({"rows": rows, "seconds": seconds, "peak_mib": peak_mib()}))
+
+
+def arguments(doc: str | None, worker: Callable[..., None]) -> argparse.ArgumentParser | None:
+    """In a worker process, run `worker(KIND, PATH, DB)` and return None; else a parser for `doc`."""
+    if len(sys.argv) == 5 and sys.argv[1] == "--worker":
+        worker(*sys.argv[2:])
+        return None
+    return argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )

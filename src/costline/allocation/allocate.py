@@ -13,15 +13,16 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 import ibis
 import pyarrow as pa
 
 from costline.allocation.gpu import gpus_by_host, held_by_hour
-from costline.allocation.split import split
+from costline.allocation.split import from_units, split_units, to_units
 from costline.attribution import tags as tagging
 from costline.model import Selector
+from costline.money import MONEY_CONTEXT
 
 CostColumn = Literal["effective", "billed"]
 COST_COLUMNS: Mapping[str, str] = {"effective": "EffectiveCost", "billed": "BilledCost"}
@@ -45,6 +46,7 @@ DOMAIN_OF_KIND: Mapping[str, str] = {
     "inference_endpoint": "online_inference",
     "batch_job": "batch_ai",
 }
+WEIGHT_SCALE = 10**12
 MONEY = pa.decimal128(38, 18)
 SCHEMA = pa.schema(
     [
@@ -94,13 +96,13 @@ def _line_dims(lines: ibis.Table) -> dict[str, ibis.Value]:
     }
 
 
-def _workload_dims(
-    workloads: ibis.Table, holders: Sequence[str]
-) -> dict[str, dict[str, str | None]]:
-    """workload_id -> its dimensions, from the workload's tags, owner and kind."""
-    if not holders:
-        return {}
-    w = workloads.filter(workloads.workload_id.isin(list(holders)))
+def _workload_dims(workloads: ibis.Table, holders: ibis.Table) -> dict[str, dict[str, str | None]]:
+    """workload_id -> its dimensions, from the workload's tags, owner and kind.
+
+    Only the workloads that hold GPU-time (`holders.holder`), found by a semi-join in the engine:
+    a list of ids as literals would cost Ibis seconds to compile at tens of thousands.
+    """
+    w = workloads.semi_join(holders, workloads.workload_id == holders.holder)
     rows = w.select("workload_id", "kind", "owner", "tags").to_pyarrow().to_pylist()
     out: dict[str, dict[str, str | None]] = {}
     for r in rows:
@@ -147,14 +149,16 @@ def allocate(
     period = lines.filter(lines.ChargePeriodStart >= start, lines.ChargePeriodStart < end)
     for dimension, accepted in where.root.items() if where else ():
         period = period.filter(period[dimension].isin(list(accepted)))
-    hosts = {r["host"]: r for r in gpus_by_host(samples, start, end).to_pyarrow().to_pylist()}
-    names = list(hosts) or ["\x00"]
+    host_table = gpus_by_host(samples, start, end)
+    hosts = {r["host"]: r for r in host_table.to_pyarrow().to_pylist()}
+    # A line is on a GPU host when its ResourceName, else its ResourceId, names one (joins, not
+    # literal lists: a fleet has thousands of hosts).
+    by_name = host_table.select(host_by_name=host_table.host)
+    by_id = host_table.select(host_by_id=host_table.host)
+    period = period.left_join(by_name, period.ResourceName == by_name.host_by_name)
+    period = period.left_join(by_id, period.ResourceId == by_id.host_by_id)
     period = period.mutate(
-        host=ibis.cases(
-            (period.ResourceName.isin(names), period.ResourceName),
-            (period.ResourceId.isin(names), period.ResourceId),
-            else_=ibis.null("string"),
-        ),
+        host=ibis.coalesce(period.host_by_name, period.host_by_id),
         pool=tagging.tag(period, "pool", ALIASES),
         cost=period[column],
     )
@@ -174,9 +178,12 @@ def allocate(
             held.hour < gpu_lines.ChargePeriodEnd,
         ],
     )
-    held_by_line = joined.group_by(
-        ["host", "ChargePeriodStart", "hour", "holder", "busy"]
-    ).aggregate(held_seconds=joined.held_seconds.sum())
+    held_by_line = joined.group_by(["host", "ChargePeriodStart", "holder", "busy"]).aggregate(
+        held_seconds=joined.held_seconds.sum()
+    )
+    seen_by_line = joined.group_by(["host", "ChargePeriodStart"]).aggregate(
+        hours=joined.hour.nunique()
+    )
     other = period.filter(period.host.isnull())
     other = other.mutate(**_line_dims(other))
     tagged = other.group_by(["team", "project", "model", "environment", "cost_domain"]).aggregate(
@@ -187,10 +194,14 @@ def allocate(
     tagged_rows = tagged.to_pyarrow().to_pylist()
     grand = period.cost.sum().to_pyarrow().as_py()
 
-    by_line: dict[tuple[str, dt.datetime], list[dict[str, object]]] = defaultdict(list)
+    by_line: dict[tuple[str, dt.datetime], list[dict[str, Any]]] = defaultdict(list)
     for r in held_rows:
         by_line[(r["host"], r["ChargePeriodStart"])].append(r)
-    dims = _workload_dims(workloads, sorted({str(r["holder"]) for r in held_rows if r["holder"]}))
+    observed_hours = {
+        (r["host"], r["ChargePeriodStart"]): r["hours"]
+        for r in seen_by_line.to_pyarrow().to_pylist()
+    }
+    dims = _workload_dims(workloads, held_by_line.select("holder").distinct())
 
     def owner(values: dict[str, str | None], fallback: str | None) -> str | None:
         named = owner_of(values) if owner_of else None
@@ -207,46 +218,54 @@ def allocate(
             cols[d].append(values.get(d))
 
     nobody: dict[str, str | None] = dict.fromkeys(DIMENSIONS)
+    holder_values: dict[str, dict[str, str | None]] = {}
+    for wid, described in dims.items():
+        named = dict(described)
+        named["owner"] = owner(named, named.get("owner"))
+        holder_values[wid] = named
     for g in groups:
         host, amount = g["host"], g["cost"]
         if amount is None:
             continue
         info = hosts[host]
         pool = g["pool"] or info["gpu_model"]
-        seconds = max((g["ChargePeriodEnd"] - g["ChargePeriodStart"]).total_seconds(), 0.0)
-        observed = by_line.get((host, g["ChargePeriodStart"]), [])
+        key = (host, g["ChargePeriodStart"])
+        # Weights are integer pico-GPU-seconds (as fine as a float's digits): exact sums, integer splits.
+        seconds = max(round((g["ChargePeriodEnd"] - g["ChargePeriodStart"]).total_seconds()), 0)
         # Hours of the line with telemetry (any sample, nobody's too) are split by GPU-time;
         # the rest by the line's tags: absence of evidence is not idleness (methodology, 2).
-        hours = {r["hour"] for r in observed}
-        seen = Decimal(min(len(hours) * 3600, seconds))
-        parts: list[tuple[str, str | None, Decimal]] = []
-        for r in observed:
-            if r["holder"] is None or not r["held_seconds"]:
-                continue
-            kind = GPU_USED if r["busy"] else GPU_HELD_IDLE
-            parts.append((kind, str(r["holder"]), Decimal(repr(r["held_seconds"]))))
-        capacity = Decimal(info["gpus"]) * seen
-        held_total = sum((p[2] for p in parts), Decimal(0))
+        seen = min(observed_hours.get(key, 0) * 3600, seconds)
+        parts: list[tuple[str, str | None, int]] = []
+        for r in by_line.get(key, ()):
+            held = round(r["held_seconds"] * WEIGHT_SCALE) if r["holder"] is not None else 0
+            if held > 0:
+                parts.append((GPU_USED if r["busy"] else GPU_HELD_IDLE, r["holder"], held))
+        capacity = info["gpus"] * seen * WEIGHT_SCALE
+        held_total = sum(p[2] for p in parts)
         if held_total > capacity:  # more claimed than provided: scale down (methodology, 2)
-            parts = [(k, h, s * capacity / held_total) for k, h, s in parts]
+            scaled = split_units(capacity, [p[2] for p in parts])
+            parts = [(k, h, w) for (k, h, _), w in zip(parts, scaled, strict=True)]
             held_total = capacity
         if capacity > held_total:
             parts.append((GPU_UNHELD, None, capacity - held_total))
-        if seen < Decimal(seconds):
-            parts.append((GPU_UNOBSERVED, None, Decimal(info["gpus"]) * (Decimal(seconds) - seen)))
-        if not parts:  # a line without duration: by its tags
-            parts.append((GPU_UNOBSERVED, None, Decimal(1)))
-        tagged_values = {d: g[d] for d in DIMENSIONS if d in g}
+        if seen < seconds:
+            parts.append((GPU_UNOBSERVED, None, info["gpus"] * (seconds - seen) * WEIGHT_SCALE))
+        if not any(p[2] for p in parts):  # a line without duration: by its tags
+            parts = [(GPU_UNOBSERVED, None, 1)]
+        tagged_values: dict[str, str | None] = {d: g[d] for d in DIMENSIONS if d in g}
         tagged_values["owner"] = owner(tagged_values, None)
-        for (kind, who, weight), money in zip(
-            parts, split(amount, [p[2] for p in parts]), strict=True
-        ):
+        units, tail = to_units(amount)
+        moneys = split_units(units, [p[2] for p in parts])
+        for i, ((kind, who, weight), money) in enumerate(zip(parts, moneys, strict=True)):
+            row_values: Mapping[str, str | None] = nobody
             if kind == GPU_UNOBSERVED:
-                values = tagged_values
-            else:
-                values = dict(dims.get(who, nobody)) if who else dict(nobody)
-                values["owner"] = owner(values, values.get("owner")) if who in dims else None
-            emit(kind, pool, host, who, values, float(weight), money)
+                row_values = tagged_values
+            elif who is not None:
+                row_values = holder_values.get(who, nobody)
+            value = from_units(money)
+            if i == 0 and tail:
+                value = MONEY_CONTEXT.add(value, tail)
+            emit(kind, pool, host, who, row_values, weight / WEIGHT_SCALE, value)
     for t in tagged_rows:
         if t["cost"] is None:
             continue
