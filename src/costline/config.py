@@ -258,6 +258,10 @@ class TagRules(_Section):
       team: [Team, owner_team, "k8s-label:team"]
       environment: [env, Environment]
     case_fold_values: true
+    account_defaults:
+      "123456789012": {team: search, environment: prod}
+    namespace_defaults:
+      fraud-ml: {team: fraud}
     ```
     """
 
@@ -266,7 +270,16 @@ class TagRules(_Section):
         default_factory=dict, description="canonical key -> the alias keys that mean it"
     )
     case_fold_values: bool = Field(
-        default=False, description="compare and store tag values in lower case"
+        default=True,
+        description="compare tag values folded: lower case, spaces and underscores as hyphens",
+    )
+    account_defaults: dict[str, dict[Name, str]] = Field(
+        default_factory=dict,
+        description="SubAccountId -> tags its lines inherit when they lack them",
+    )
+    namespace_defaults: dict[str, dict[Name, str]] = Field(
+        default_factory=dict,
+        description="Kubernetes namespace -> tags its workloads inherit when they lack them",
     )
 
     @model_validator(mode="after")

@@ -38,7 +38,13 @@ LINE_SCHEMA = pa.schema(
 )
 SAMPLE_SCHEMA = GPU_SAMPLE_ARROW  # rows name the columns they need; the rest are NULL
 WORKLOAD_SCHEMA = pa.schema(
-    [("workload_id", pa.string()), ("kind", pa.string()), ("owner", pa.string()), ("tags", TAGS)]
+    [
+        ("workload_id", pa.string()),
+        ("kind", pa.string()),
+        ("owner", pa.string()),
+        ("tags", TAGS),
+        ("namespace", pa.string()),
+    ]
 )
 
 
@@ -278,3 +284,25 @@ def test_a_daily_line_splits_only_its_observed_hours_by_gpu_time() -> None:
         run([line("h1", 0, "24", {"team": "blue"}, hours=24)], samples, [workload("ml/a", "red")])
     )
     assert got == {"red": Decimal(3), "blue": Decimal(21)}
+
+
+def test_config_rules_reach_gpu_holders_namespace_defaults_and_owners() -> None:
+    from costline.attribution.rules import Rules
+    from costline.config import Owner
+
+    samples = [sample("h1", 0, m, "a") for m in range(60)]
+    unlabeled = {**workload("ml/a", "x"), "tags": [], "namespace": "ml"}
+    rules = Rules(
+        namespace_defaults={"ml": {"team": "Fraud"}},
+        owners=(Owner.model_validate({"name": "fraud-oncall", "match": {"team": "fraud"}}),),
+    )
+    a = allocate(
+        ibis.memtable(pa.Table.from_pylist([line("h1", 0, "2")], LINE_SCHEMA)),
+        ibis.memtable(pa.Table.from_pylist(samples, SAMPLE_SCHEMA)),
+        ibis.memtable(pa.Table.from_pylist([unlabeled], WORKLOAD_SCHEMA)),
+        T0,
+        T0 + HOUR,
+        rules=rules,
+    )
+    assert {b.name: b.amount for b in buckets(a, "team")} == {"fraud": Decimal(2)}
+    assert {b.name: b.amount for b in buckets(a, "owner")} == {"fraud-oncall": Decimal(2)}

@@ -93,6 +93,11 @@ def test_demo_end_to_end_is_reproducible_and_idempotent(tmp_path: Path) -> None:
     for fmt, marker in (("markdown", "| team |"), ("html", "<table>"), ("csv", "team,amount_usd")):
         proc = costline("report", "showback", "--period", day, "-f", fmt, cwd=tmp_path, env=env)
         assert proc.returncode == 0 and marker in proc.stdout, proc.stderr
+    proc = costline("report", "compliance", "--period", day, "-f", "json", cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    sections = json.loads(proc.stdout)
+    assert [r["tag"] for r in sections["coverage"]] == ["team", "project", "environment"]
+    assert sections["untagged_by_service"] and sections["ownership"][0]["with_owner_pct"]
     bad = costline("report", "showback", "--period", "October", cwd=tmp_path, env=env)
     assert bad.returncode == 2 and "--period 'October'" in bad.stderr
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
@@ -21,6 +21,7 @@ import pyarrow as pa
 from costline.allocation.gpu import gpus_by_host, held_by_hour
 from costline.allocation.split import from_units, split_units, to_units
 from costline.attribution import tags as tagging
+from costline.attribution.rules import Rules, domain_of, fold_text
 from costline.model import Selector
 from costline.money import MONEY_CONTEXT
 
@@ -31,13 +32,6 @@ DIMENSIONS = ("team", "project", "model", "environment", "owner", "cost_domain")
 GPU_USED, GPU_HELD_IDLE, GPU_UNHELD = "gpu_used", "gpu_held_idle", "gpu_unheld"
 GPU_UNOBSERVED = "gpu_unobserved"  # a GPU host's line with no sample in its period: by its tags
 TAGGED, SHARED = "tagged", "shared"
-ALIASES: Mapping[str, Sequence[str]] = {
-    **tagging.DEFAULT_ALIASES,
-    "project": ("project", "Project", "PROJECT"),
-    "model": ("model", "Model", "model-name"),
-    "environment": ("environment", "env", "Environment", "Env", "stage"),
-    "pool": ("pool", "gpu-pool", "cluster", "Cluster", "node-pool"),
-}
 DOMAIN_OF_KIND: Mapping[str, str] = {
     "training_run": "training",
     "sweep_trial": "training",
@@ -75,54 +69,43 @@ class Allocation:
         return ibis.memtable(self.rows)
 
 
-def normalized(value: object) -> str | None:
-    """A tag value as attribution compares it (see `costline.attribution.tags.normalized`)."""
-    if value is None:
-        return None
-    text = "-".join(str(value).strip().lower().replace("_", " ").split())
-    return text or None
-
-
 _TAG_DIMENSIONS = ("team", "project", "model", "environment", "cost_domain")
 
 
-def _line_dims(lines: ibis.Table) -> dict[str, ibis.Value]:
+def _line_dims(lines: ibis.Table, rules: Rules) -> dict[str, ibis.Value]:
     return {
-        "team": tagging.tag(lines, "team", ALIASES),
-        "project": tagging.tag(lines, "project", ALIASES),
-        "model": tagging.tag(lines, "model", ALIASES),
-        "environment": tagging.tag(lines, "environment", ALIASES),
-        "cost_domain": tagging.cost_domain(lines, ALIASES).nullif(tagging.UNTAGGED),
+        "team": rules.tag(lines, "team"),
+        "project": rules.tag(lines, "project"),
+        "model": rules.tag(lines, "model"),
+        "environment": rules.tag(lines, "environment"),
+        "cost_domain": domain_of(rules.tag(lines, "workload_type")),
     }
 
 
-def _workload_dims(workloads: ibis.Table, holders: ibis.Table) -> dict[str, dict[str, str | None]]:
+def _workload_dims(
+    workloads: ibis.Table, holders: ibis.Table, rules: Rules
+) -> dict[str, dict[str, str | None]]:
     """workload_id -> its dimensions, from the workload's tags, owner and kind.
 
     Only the workloads that hold GPU-time (`holders.holder`), found by a semi-join in the engine:
     a list of ids as literals would cost Ibis seconds to compile at tens of thousands.
     """
     w = workloads.semi_join(holders, workloads.workload_id == holders.holder)
-    rows = w.select("workload_id", "kind", "owner", "tags").to_pyarrow().to_pylist()
+    rows = w.select("workload_id", "kind", "owner", "tags", "namespace").to_pyarrow().to_pylist()
     out: dict[str, dict[str, str | None]] = {}
     for r in rows:
         tags = dict(r["tags"] or [])
-
-        def tag(name: str, tags: Mapping[str, str] = tags) -> str | None:
-            return next(
-                (normalized(tags[k]) for k in ALIASES.get(name, (name,)) if tags.get(k)), None
-            )
-
-        kind_tag = tag("workload_type")
+        ns = r["namespace"]
+        kind_tag = rules.tag_text(tags, "workload_type", ns)
         domain = DOMAIN_OF_KIND.get(r["kind"] or "") or (
             tagging.DOMAIN_OF_WORKLOAD.get(kind_tag) if kind_tag else None
         )
         out[r["workload_id"]] = {
-            "team": tag("team"),
-            "project": tag("project"),
-            "model": tag("model"),
-            "environment": tag("environment"),
-            "owner": normalized(r["owner"]),
+            "team": rules.tag_text(tags, "team", ns),
+            "project": rules.tag_text(tags, "project", ns),
+            "model": rules.tag_text(tags, "model", ns),
+            "environment": rules.tag_text(tags, "environment", ns),
+            "owner": fold_text(r["owner"]),
             "cost_domain": domain,
         }
     return out
@@ -137,14 +120,16 @@ def allocate(
     *,
     cost: CostColumn = "effective",
     where: Selector | None = None,
-    owner_of: Callable[[Mapping[str, str | None]], str | None] | None = None,
+    rules: Rules | None = None,
 ) -> Allocation:
     """Allocate the cost of lines charged in [start, end) (see the module and the methodology).
 
     `where` filters the lines first by FOCUS columns (`ProviderName=AWS`, `ServiceName=...`).
-    `owner_of` names the owner of a row from its other dimensions (the config's owner registry);
-    without it, or when it names none, a workload's own owner, else the team, is the owner.
+    `rules` are the configuration's attribution rules (tag aliases, inheritance, owners): the
+    owner of a row is the first configured owner matching its other dimensions, else a workload's
+    own owner, else the team.
     """
+    rules = rules or Rules()
     column = COST_COLUMNS[cost]
     period = lines.filter(lines.ChargePeriodStart >= start, lines.ChargePeriodStart < end)
     for dimension, accepted in where.root.items() if where else ():
@@ -159,11 +144,11 @@ def allocate(
     period = period.left_join(by_id, period.ResourceId == by_id.host_by_id)
     period = period.mutate(
         host=ibis.coalesce(period.host_by_name, period.host_by_id),
-        pool=tagging.tag(period, "pool", ALIASES),
+        pool=rules.tag(period, "pool"),
         cost=period[column],
     )
     on_hosts = period.filter(period.host.notnull())
-    on_hosts = on_hosts.mutate(**_line_dims(on_hosts))
+    on_hosts = on_hosts.mutate(**_line_dims(on_hosts, rules))
     gpu_lines = on_hosts.group_by(["host", "ChargePeriodStart", "ChargePeriodEnd"]).aggregate(
         cost=on_hosts.cost.sum(),
         pool=on_hosts.pool.arbitrary(),
@@ -185,7 +170,7 @@ def allocate(
         hours=joined.hour.nunique()
     )
     other = period.filter(period.host.isnull())
-    other = other.mutate(**_line_dims(other))
+    other = other.mutate(**_line_dims(other, rules))
     tagged = other.group_by(["team", "project", "model", "environment", "cost_domain"]).aggregate(
         cost=other.cost.sum()
     )
@@ -201,10 +186,10 @@ def allocate(
         (r["host"], r["ChargePeriodStart"]): r["hours"]
         for r in seen_by_line.to_pyarrow().to_pylist()
     }
-    dims = _workload_dims(workloads, held_by_line.select("holder").distinct())
+    dims = _workload_dims(workloads, held_by_line.select("holder").distinct(), rules)
 
     def owner(values: dict[str, str | None], fallback: str | None) -> str | None:
-        named = owner_of(values) if owner_of else None
+        named = rules.owner_of(values)
         return named or fallback or values.get("team")
 
     cols: dict[str, list[object]] = {name: [] for name in SCHEMA.names}

@@ -78,6 +78,8 @@ def emit_rows(
     console: Console | None = None,
 ) -> None:
     cols = list(columns) if columns is not None else (list(rows[0]) if rows else [])
+    if fmt in (Format.table, Format.markdown, Format.html):
+        rows = [_for_people(r) for r in rows]
     if fmt is Format.json:
         sys.stdout.write(dumps([dict(r) for r in rows]) + "\n")
     elif fmt is Format.csv:
@@ -95,7 +97,7 @@ def emit_rows(
             lines.append(
                 "| " + " | ".join(_cell(r.get(c)).replace("|", "\\|") for c in cols) + " |"
             )
-        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.write("\n".join(lines) + "\n\n")
     elif fmt is Format.html:
         sys.stdout.write(html_table(rows, cols, title=title) + "\n")
     else:
@@ -105,6 +107,16 @@ def emit_rows(
         for r in rows:
             table.add_row(*[_cell(r.get(c)) for c in cols])
         (console or Console()).print(table)
+
+
+def _for_people(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Amounts in `*_usd` columns as `$1,234.57` (JSON and CSV keep every decimal)."""
+    from costline.money import format_money
+
+    return {
+        k: format_money(v) if k.endswith("_usd") and isinstance(v, Decimal) else v
+        for k, v in row.items()
+    }
 
 
 def _numeric(rows: Sequence[Mapping[str, Any]], column: str) -> bool:

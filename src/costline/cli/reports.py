@@ -16,7 +16,9 @@ if TYPE_CHECKING:
     from costline.allocation.allocate import Allocation
     from costline.model import Selector, Window
 
-report_app = typer.Typer(help="Reports: showback and chargeback.", no_args_is_help=True)
+report_app = typer.Typer(
+    help="Reports: showback, chargeback and tag compliance.", no_args_is_help=True
+)
 
 
 class By(enum.StrEnum):
@@ -73,17 +75,12 @@ def _where(items: list[str] | None) -> Selector | None:
 def run_allocation(period: str, cost: Cost, where: list[str] | None) -> Allocation:
     """The period's allocation from the ledger, the config's owners naming owners."""
     from costline.allocation.allocate import allocate
+    from costline.attribution.rules import Rules
     from costline.cli.main import open_ledger, state
     from costline.config import load_config
 
     window = parse_period(period)
-    config = load_config(state.config_path)
-
-    def owner_of(values: object) -> str | None:
-        for owner in config.owners:
-            if owner.match.matches(values):  # type: ignore[arg-type]
-                return owner.name
-        return None
+    rules = Rules.from_config(load_config(state.config_path))
 
     with open_ledger(read_only=True) as ledger:
         return allocate(
@@ -94,7 +91,7 @@ def run_allocation(period: str, cost: Cost, where: list[str] | None) -> Allocati
             window.end,
             cost=cost.value,
             where=_where(where),
-            owner_of=owner_of if config.owners else None,
+            rules=rules,
         )
 
 
@@ -114,11 +111,6 @@ def _emit(kind: str, by: By, period: str, cost: Cost, idle: Idle, where: list[st
     )
     rows = report_rows(result, allocation, by.value)
     chosen = default_format(fmt)
-    if chosen in (Format.table, Format.markdown, Format.html):  # for people: cents
-        for r in rows:
-            for k, v in r.items():
-                if k.endswith("_usd"):
-                    r[k] = format_money(v)  # type: ignore[arg-type]
     title = (
         f"{kind.capitalize()} by {by.value}, {period} ({cost.value} cost): "
         f"{format_money(allocation.total)}"
@@ -169,6 +161,35 @@ def chargeback_cmd(
     """What each owner is charged: showback with idle GPU cost shared over each pool's holders by
     GPU-time and the shared platform over owners in proportion to their direct cost."""
     _emit("chargeback", by, period, cost, Idle.shared, where, fmt)
+
+
+@report_app.command("compliance")
+def compliance_cmd(period: Period, top: Annotated[int, typer.Option(min=1)] = 10,
+                   fmt: FormatOpt = None) -> None:  # fmt: skip
+    """Tag compliance: coverage of each required tag (share of cost and of resources), share of
+    spend with an owner, the top untagged spend by service and by account, and large GPU
+    instances outside production."""
+    import sys
+
+    from costline.attribution.compliance import compliance
+    from costline.attribution.rules import Rules
+    from costline.cli.main import open_ledger, state
+    from costline.cli.output import dumps
+    from costline.config import load_config
+
+    window = parse_period(period)
+    rules = Rules.from_config(load_config(state.config_path))
+    with open_ledger(read_only=True) as ledger:
+        sections = compliance(ledger.table("cost_lines"), window.start, window.end, rules, top=top)
+    chosen = default_format(fmt)
+    if chosen is Format.json:
+        sys.stdout.write(dumps(sections) + "\n")
+        return
+    for name, rows in sections.items():
+        title = f"{name.replace('_', ' ').capitalize()}, {period}"
+        if chosen is Format.csv:
+            sys.stdout.write(f"# {title}\n")
+        emit_rows(rows, chosen, title=title)
 
 
 def register(app: typer.Typer) -> None:

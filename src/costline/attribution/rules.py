@@ -1,0 +1,200 @@
+"""Attribution from configuration: tag aliases, value folding, inheritance, owners, cost layers.
+
+`Rules.from_config` reads `tags:` and `owners:` of costline.yaml. `derive_lines` adds the derived
+attribution columns of DESIGN.md to cost lines as Ibis expressions (Ibis in, Ibis out), so they
+follow the configuration as it changes and run where the data is:
+
+- a tag is the first present of its canonical key and its aliases (configured ones first, then
+  the common spellings in `costline.attribution.tags.DEFAULT_ALIASES`), folded (`Foundation Models`
+  -> `foundation-models`) unless `case_fold_values: false`;
+- a line without it inherits its sub-account's default (`account_defaults`);
+- `owner` is the first configured owner whose selector matches the line's derived columns, else
+  the team;
+- `cost_domain` follows the workload type; `cost_layer` the service and, for compute, whether the
+  instance has GPUs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import ibis
+
+from costline.attribution import tags as tagging
+from costline.config import Config, Owner
+from costline.schema import ATTRIBUTION_COLUMNS
+
+EXTRA_ALIASES: Mapping[str, Sequence[str]] = {
+    "project": ("project", "Project", "PROJECT"),
+    "model": ("model", "Model", "model-name"),
+    "model_version": ("model-version", "model_version", "ModelVersion"),
+    "environment": ("environment", "env", "Environment", "Env", "stage"),
+    "endpoint": ("endpoint", "Endpoint", "app"),
+    "pipeline": ("pipeline", "Pipeline"),
+    "tenant": ("tenant", "Tenant", "customer"),
+    "accelerator": ("accelerator", "gpu", "gpu-model"),
+    "pool": ("pool", "gpu-pool", "cluster", "Cluster", "node-pool"),
+}
+# The derived columns read from tags; region, owner, cost_domain and cost_layer are computed.
+TAG_COLUMNS = tuple(
+    c for c in ATTRIBUTION_COLUMNS if c not in ("region", "owner", "cost_domain", "cost_layer")
+)
+PRODUCTION = ("prod", "production", "prd")
+# Compute lines of GPU instances, by how providers name them: AWS p/g families, GCP a2/a3/g2,
+# Azure N-series, Lambda's gpu_*, anything saying GPU or NVIDIA.
+GPU_INSTANCE = (
+    r"(?i)(\b[pg][3-6][a-z]*\.\d*x?large|\b(a2|a3|g2)-[a-z]+-\d+g?|standard_n[cdv]|"
+    r"\bn[cdv]\d+|\bgpu|nvidia|h100|a100|l40s|gh200)"
+)
+LARGE_GPU_INSTANCE = r"(?i)(48xlarge|24xlarge|-8g\b|highgpu-8g|megagpu|nd96|nd40|gpu_8x)"
+
+
+def fold(value: ibis.StringValue) -> ibis.StringValue:
+    return tagging.normalized(value)
+
+
+def fold_text(value: object) -> str | None:
+    """`fold` for a Python value (workload tags read back from the engine)."""
+    if value is None:
+        return None
+    text = "-".join(str(value).strip().lower().replace("_", " ").split())
+    return text or None
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The attribution rules of one configuration (the defaults when there is none)."""
+
+    aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    case_fold: bool = True
+    required: tuple[str, ...] = ()
+    account_defaults: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    namespace_defaults: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    owners: tuple[Owner, ...] = ()
+
+    @classmethod
+    def from_config(cls, config: Config | None) -> Rules:
+        if config is None:
+            return cls()
+        t = config.tags
+        return cls(
+            aliases={k: tuple(v) for k, v in t.aliases.items()},
+            case_fold=t.case_fold_values,
+            required=tuple(t.required),
+            account_defaults=t.account_defaults,
+            namespace_defaults=t.namespace_defaults,
+            owners=tuple(config.owners),
+        )
+
+    def keys(self, canonical: str) -> tuple[str, ...]:
+        """The tag keys that mean `canonical`, in the order they are looked up."""
+        known = (
+            tagging.DEFAULT_ALIASES.get(canonical) or EXTRA_ALIASES.get(canonical) or (canonical,)
+        )
+        ordered = [canonical, *self.aliases.get(canonical, ()), *known]
+        return tuple(dict.fromkeys(ordered))
+
+    def value(self, raw: ibis.StringValue) -> ibis.StringValue:
+        return fold(raw) if self.case_fold else raw.strip().nullif("")
+
+    def tag(self, lines: ibis.Table, canonical: str, *, tags: str = "Tags") -> ibis.StringValue:
+        """A tag of each line: its own (any alias), else its sub-account's default."""
+        found = self.value(ibis.coalesce(*[lines[tags].get(k) for k in self.keys(canonical)]))
+        defaults = [
+            (lines.SubAccountId == account, values[canonical])
+            for account, values in self.account_defaults.items()
+            if canonical in values and "SubAccountId" in lines.columns
+        ]
+        if defaults:
+            inherited = self.value(ibis.cases(*defaults, else_=ibis.null("string")))
+            found = ibis.coalesce(found, inherited)
+        return found
+
+    def tag_text(self, tags: Mapping[str, str], canonical: str,
+                 namespace: str | None = None) -> str | None:  # fmt: skip
+        """`tag` for one workload's tags, inheriting its namespace's defaults."""
+        raw = next((tags[k] for k in self.keys(canonical) if tags.get(k)), None)
+        if raw is None and namespace is not None:
+            raw = self.namespace_defaults.get(namespace, {}).get(canonical)
+        if raw is None:
+            return None
+        return fold_text(raw) if self.case_fold else str(raw).strip() or None
+
+    def owner_of(self, values: Mapping[str, object]) -> str | None:
+        """The first configured owner whose selector matches `values`."""
+        for owner in self.owners:
+            if owner.match.matches(values):
+                return owner.name
+        return None
+
+    def owner(self, table: ibis.Table) -> ibis.StringValue:
+        """`owner_of` as an expression over derived columns, else the team."""
+        cases = []
+        for owner in self.owners:
+            terms = [
+                table[d].isin(list(accepted)) if d in table.columns else ibis.literal(False)
+                for d, accepted in owner.match.root.items()
+            ]
+            condition = terms[0]
+            for term in terms[1:]:
+                condition = condition & term
+            cases.append((condition.fill_null(False), owner.name))
+        if not cases:
+            return table.team
+        return ibis.cases(*cases, else_=table.team)
+
+
+def domain_of(workload_type: ibis.StringValue) -> ibis.StringValue:
+    """The cost domain of a (folded) workload type: NULL when untagged, `(unclassified)` when unknown."""
+    cases = [(workload_type == k, v) for k, v in tagging.DOMAIN_OF_WORKLOAD.items()]
+    return ibis.cases(*cases, else_=ibis.ifelse(workload_type.isnull(), None, tagging.UNCLASSIFIED))
+
+
+def instance_text(lines: ibis.Table) -> ibis.StringValue:
+    """What a line says about its instance type (description, SKU, AWS usage type)."""
+    parts = [
+        lines[c].fill_null("")
+        for c in ("ChargeDescription", "SkuId", "ResourceType")
+        if c in lines.columns
+    ]
+    if "x_extra" in lines.columns:
+        parts.append(lines.x_extra.get("x_UsageType").fill_null(""))
+    text = parts[0]
+    for p in parts[1:]:
+        text = text + " " + p
+    return text
+
+
+def cost_layer(lines: ibis.Table) -> ibis.StringValue:
+    """gpu_compute, cpu_compute, tokens, storage, vector_db, network_egress, observability,
+    control_plane or other, from the line's service and instance."""
+    category = lines.ServiceCategory.fill_null("")
+    service = lines.ServiceName.fill_null("").lower()
+    gpu = instance_text(lines).re_search(GPU_INSTANCE)
+    return ibis.cases(
+        (category == "AI and Machine Learning", "tokens"),
+        (service.re_search(r"kubernetes|\beks\b|\baks\b|\bgke\b"), "control_plane"),
+        (
+            service.re_search(r"opensearch|ai search|pinecone|vector|weaviate|qdrant|milvus"),
+            "vector_db",
+        ),
+        ((category == "Compute") & gpu, "gpu_compute"),
+        (category == "Compute", "cpu_compute"),
+        (category == "Storage", "storage"),
+        (category == "Networking", "network_egress"),
+        (service.re_search(r"cloudwatch|monitor|logging|datadog|observab"), "observability"),
+        (category == "Management and Governance", "observability"),
+        else_="other",
+    )
+
+
+def derive_lines(lines: ibis.Table, rules: Rules | None = None) -> ibis.Table:
+    """Cost lines with the derived attribution columns of DESIGN.md (replacing stored ones)."""
+    rules = rules or Rules()
+    derived: dict[str, ibis.Value] = {c: rules.tag(lines, c) for c in TAG_COLUMNS}
+    derived["region"] = lines.RegionId if "RegionId" in lines.columns else ibis.null("string")
+    drop = [c for c in (*derived, "owner", "cost_domain", "cost_layer") if c in lines.columns]
+    out = lines.drop(*drop).mutate(**derived)
+    out = out.mutate(cost_domain=domain_of(out.workload_type), cost_layer=cost_layer(out))
+    return out.mutate(owner=rules.owner(out))
