@@ -306,3 +306,48 @@ def test_config_rules_reach_gpu_holders_namespace_defaults_and_owners() -> None:
     )
     assert {b.name: b.amount for b in buckets(a, "team")} == {"fraud": Decimal(2)}
     assert {b.name: b.amount for b in buckets(a, "owner")} == {"fraud-oncall": Decimal(2)}
+
+
+def test_unit_costs_per_workload_and_pool_and_llm_app() -> None:
+    from costline.economics.unit_costs import compare, gpu_units, llm_units
+
+    samples = [sample("h1", 0, m, "a", active=0.9 if m < 45 else 0.0) for m in range(60)]
+    samples += [sample("h1", 1, m) for m in range(30)]  # GPU 1 seen with nobody on it
+    a = run([line("h1", 0, "8")], samples, [workload("ml/a", "red")], hours=1)
+    per_workload, per_pool = gpu_units(
+        a,
+        ibis.memtable(pa.Table.from_pylist([workload("ml/a", "red")], WORKLOAD_SCHEMA)),
+        ibis.memtable(pa.Table.from_pylist(samples, SAMPLE_SCHEMA)),
+    )
+    [w] = per_workload
+    assert (w["workload"], w["kind"], w["gpu_hours"], w["cost_usd"]) == (
+        "ml/a",
+        "training_run",
+        1.0,
+        Decimal(4),
+    )
+    assert w["per_gpu_hour_usd"] == Decimal(4) and w["held_idle_pct"] == 25.0
+    assert w["sm_active_pct"] == 67.5  # no SM_ACTIVE exported: GR_ENGINE, weighted by time held
+    [p] = per_pool
+    assert p["idle_usd"] == Decimal(4) and p["idle_pct"] == Decimal("50.0")
+    assert compare([{"k": 1, "v": Decimal(12)}], [{"k": 1, "v": Decimal(10)}], ["k"], "v")[0][
+        "change_pct"
+    ] == Decimal("20.0")
+
+    requests = pa.table(
+        {
+            "ts": pa.array([T0] * 4, pa.timestamp("us", tz="UTC")),
+            "model": ["m"] * 4,
+            "app": ["chat"] * 4,
+            "requests": [1, 1, 1, 1],
+            "status": ["ok", "ok", "error", "ok"],
+            "input_tokens": [1000, 1000, 1000, 1000],
+            "cached_input_tokens": [500, 0, 0, 0],
+            "output_tokens": [250, 250, 250, 250],
+            "cost_usd": pa.array([Decimal("0.002")] * 3 + [None], pa.decimal128(38, 18)),
+        }
+    )
+    [u] = llm_units(ibis.memtable(requests), T0, T0 + HOUR)
+    assert u["requests"] == 4 and u["success_pct"] == 75.0 and u["unpriced_requests"] == 1
+    assert u["cost_usd"] == Decimal("0.006") and u["per_1k_requests_usd"] == Decimal("1.5")
+    assert u["per_success_usd"] == Decimal("0.002") and u["cache_hit_pct"] == 12.5

@@ -98,6 +98,11 @@ def test_demo_end_to_end_is_reproducible_and_idempotent(tmp_path: Path) -> None:
     sections = json.loads(proc.stdout)
     assert [r["tag"] for r in sections["coverage"]] == ["team", "project", "environment"]
     assert sections["untagged_by_service"] and sections["ownership"][0]["with_owner_pct"]
+    proc = costline("report", "unit-costs", "--period", day, "-f", "json", cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    units = json.loads(proc.stdout)
+    assert {r["app"] for r in units["llm"]} and units["workloads"] and units["pools"]
+    assert all(Decimal(r["per_1k_requests_usd"]) > 0 for r in units["llm"] if r["cost_usd"])
     bad = costline("report", "showback", "--period", "October", cwd=tmp_path, env=env)
     assert bad.returncode == 2 and "--period 'October'" in bad.stderr
 

@@ -110,11 +110,14 @@ def emit_rows(
 
 
 def _for_people(row: Mapping[str, Any]) -> dict[str, Any]:
-    """Amounts in `*_usd` columns as `$1,234.57` (JSON and CSV keep every decimal)."""
+    """Amounts in `*_usd` columns as `$1,234.57`, or `$0.002046` below a dollar (unit costs);
+    JSON and CSV keep every decimal."""
     from costline.money import format_money
 
     return {
-        k: format_money(v) if k.endswith("_usd") and isinstance(v, Decimal) else v
+        k: format_money(v, places=2 if abs(v) >= 1 or not v else 6)
+        if k.endswith("_usd") and isinstance(v, Decimal)
+        else v
         for k, v in row.items()
     }
 

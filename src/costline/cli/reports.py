@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import re
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from costline.model import Selector, Window
 
 report_app = typer.Typer(
-    help="Reports: showback, chargeback and tag compliance.", no_args_is_help=True
+    help="Reports: showback, chargeback, tag compliance and unit costs.", no_args_is_help=True
 )
 
 
@@ -169,27 +170,106 @@ def compliance_cmd(period: Period, top: Annotated[int, typer.Option(min=1)] = 10
     """Tag compliance: coverage of each required tag (share of cost and of resources), share of
     spend with an owner, the top untagged spend by service and by account, and large GPU
     instances outside production."""
-    import sys
 
     from costline.attribution.compliance import compliance
     from costline.attribution.rules import Rules
     from costline.cli.main import open_ledger, state
-    from costline.cli.output import dumps
     from costline.config import load_config
 
     window = parse_period(period)
     rules = Rules.from_config(load_config(state.config_path))
     with open_ledger(read_only=True) as ledger:
         sections = compliance(ledger.table("cost_lines"), window.start, window.end, rules, top=top)
+    emit_sections(sections, fmt, lambda name: f"{name.replace('_', ' ').capitalize()}, {period}")
+
+
+def emit_sections(
+    sections: dict[str, list[dict[str, Any]]], fmt: Format | None, title: Callable[[str], str]
+) -> Format:
+    """A report of several tables: one JSON object, else each table under its title."""
+    import sys
+
+    from costline.cli.output import dumps
+
     chosen = default_format(fmt)
     if chosen is Format.json:
         sys.stdout.write(dumps(sections) + "\n")
-        return
+        return chosen
     for name, rows in sections.items():
-        title = f"{name.replace('_', ' ').capitalize()}, {period}"
         if chosen is Format.csv:
-            sys.stdout.write(f"# {title}\n")
-        emit_rows(rows, chosen, title=title)
+            sys.stdout.write(f"# {title(name)}\n")
+        emit_rows(rows, chosen, title=title(name))
+    return chosen
+
+
+def previous_period(text: str, window: Window) -> tuple[dt.datetime, dt.datetime]:
+    """The period before: the previous calendar month for a month, else the same length before."""
+    from costline.model import Window
+
+    if re.fullmatch(r"\d{4}-\d{2}", text):
+        year, month = window.start.year, window.start.month
+        before = Window.month(f"{year - (month == 1)}-{12 if month == 1 else month - 1:02d}")
+        return before.start, before.end
+    return window.start - (window.end - window.start), window.start
+
+
+@report_app.command("unit-costs")
+def unit_costs_cmd(period: Period, top: Annotated[int, typer.Option(min=1)] = 15,
+                   cost: CostOpt = Cost.effective, fmt: FormatOpt = None) -> None:  # fmt: skip
+    """Unit economics: per LLM model and app (cost per 1K requests, per successful request, per
+    1K tokens, cache-hit rate), per GPU workload (GPU-hours, cost, cost per GPU-hour, held-idle
+    share, SM-active efficiency) and per GPU pool (idle cost rate), each with its change against
+    the previous period (month over month for a month, else the same length before)."""
+
+    from costline.allocation.allocate import allocate
+    from costline.attribution.rules import Rules
+    from costline.cli.main import open_ledger, state
+    from costline.config import load_config
+    from costline.economics.unit_costs import gpu_units, llm_units, unit_costs
+    from costline.money import format_money
+
+    window = parse_period(period)
+    rules = Rules.from_config(load_config(state.config_path))
+    with open_ledger(read_only=True) as ledger:
+        t = {
+            name: ledger.table(name)
+            for name in ("cost_lines", "gpu_samples", "workloads", "llm_requests")
+        }
+
+        def run(start: dt.datetime, end: dt.datetime) -> dict[str, list[dict[str, Any]]]:
+            a = allocate(t["cost_lines"], t["gpu_samples"], t["workloads"], start, end,
+                         cost=cost.value, rules=rules)  # fmt: skip
+            workloads, pools = gpu_units(a, t["workloads"], t["gpu_samples"])
+            return {
+                "llm": llm_units(t["llm_requests"], start, end),
+                "workloads": workloads,
+                "pools": pools,
+            }
+
+        sections = unit_costs(run, (window.start, window.end), previous_period(period, window))
+    sections = {k: v[:top] for k, v in sections.items()}
+    chosen = emit_sections(sections, fmt, lambda name: f"Unit costs: {name}, {period}")
+    if chosen is Format.table:
+        for r in sections["llm"][:3]:
+            per = (
+                format_money(r["per_1k_requests_usd"], places=4)
+                if r["per_1k_requests_usd"]
+                else "unpriced"
+            )
+            success = (
+                format_money(r["per_success_usd"], places=4) if r["per_success_usd"] else "unpriced"
+            )
+            out_console().print(
+                f"{r['app']} on {r['model']} cost {format_money(r['cost_usd'])} in {period} at its "
+                f"traffic ({r['requests']:,} requests): {per} per 1K requests, {success} per "
+                "successful request."
+            )
+
+
+def out_console() -> Any:
+    from costline.cli.main import out
+
+    return out
 
 
 def register(app: typer.Typer) -> None:

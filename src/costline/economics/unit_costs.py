@@ -1,0 +1,201 @@
+"""Unit economics of a period: what a request, a token, a GPU-hour and a training run cost.
+
+LLM API units come from `llm_requests` (priced at ingest, unpriced calls counted apart, never as
+zero). GPU units come from the period's allocation (docs/methodology/allocation.md), so a
+training run's cost is the GPU-time it held at its hosts' real hourly cost. Each figure is
+compared with the period just before it (same length): `change_pct`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+import ibis
+import pyarrow as pa
+
+from costline.allocation.allocate import GPU_HELD_IDLE, GPU_UNHELD, GPU_USED, Allocation
+from costline.allocation.gpu import holder
+from costline.money import MONEY_CONTEXT
+
+THOUSAND = Decimal(1000)
+
+
+def _per(
+    cost: Decimal | None, units: float | int | None, scale: Decimal = Decimal(1)
+) -> Decimal | None:
+    if cost is None or not units:
+        return None
+    return MONEY_CONTEXT.divide(MONEY_CONTEXT.multiply(Decimal(cost), scale), Decimal(units))
+
+
+def _change(now: Decimal | None, before: Decimal | None) -> Decimal | None:
+    if now is None or not before:
+        return None
+    return ((Decimal(now) - Decimal(before)) / abs(Decimal(before)) * 100).quantize(Decimal("0.1"))
+
+
+def llm_units(requests: ibis.Table, start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]]:
+    """Per model and app: requests, success rate, tokens, cost, cost per 1K requests, per
+    successful request and per 1K tokens, cache-hit rate, average context; unpriced calls apart."""
+    r = requests.filter(requests.ts >= start, requests.ts < end)
+    n = r.requests.fill_null(1)
+    ok = r.status.isnull() | r.status.lower().isin(
+        ["ok", "success", "succeeded", "200", "completed"]
+    )
+    rows = (
+        r.group_by(["model", "app"])
+        .aggregate(
+            requests=n.sum(),
+            successes=n.sum(where=ok),
+            input_tokens=r.input_tokens.sum(),
+            cached_input_tokens=r.cached_input_tokens.sum(),
+            output_tokens=r.output_tokens.sum(),
+            cost_usd=r.cost_usd.sum(),
+            unpriced=n.sum(where=r.cost_usd.isnull()),
+        )
+        .to_pyarrow()
+        .to_pylist()
+    )
+    out = []
+    for row in rows:
+        tokens = (row["input_tokens"] or 0) + (row["output_tokens"] or 0)
+        out.append(
+            {
+                "model": row["model"],
+                "app": row["app"],
+                "requests": row["requests"],
+                "success_pct": round(100 * (row["successes"] or 0) / row["requests"], 2) if row["requests"] else None,
+                "input_tokens": row["input_tokens"],
+                "output_tokens": row["output_tokens"],
+                "cache_hit_pct": round(100 * (row["cached_input_tokens"] or 0) / row["input_tokens"], 2)
+                if row["input_tokens"] else None,
+                "avg_input_tokens": round((row["input_tokens"] or 0) / row["requests"], 1) if row["requests"] else None,
+                "cost_usd": row["cost_usd"],
+                "per_1k_requests_usd": _per(row["cost_usd"], row["requests"], THOUSAND),
+                "per_success_usd": _per(row["cost_usd"], row["successes"]),
+                "per_1k_tokens_usd": _per(row["cost_usd"], tokens, THOUSAND),
+                "unpriced_requests": row["unpriced"],
+            }
+        )  # fmt: skip
+    return sorted(out, key=lambda x: -(x["cost_usd"] or 0))
+
+
+def gpu_units(
+    allocation: Allocation, workloads: ibis.Table, samples: ibis.Table
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per workload (training runs, endpoints, notebooks, batch jobs) and per pool.
+
+    A workload: GPU-hours held, its allocated cost, cost per GPU-hour, share of its time held
+    idle, and SM-active efficiency weighted by GPU-time held. A pool: its GPU cost, the share that
+    was idle (unheld) and held idle.
+    """
+    rows = allocation.rows.to_pylist()
+    by_holder: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {"seconds": 0.0, "idle": 0.0, "cost": Decimal(0)}
+    )
+    pools: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    for r in rows:
+        if r["kind"] in (GPU_USED, GPU_HELD_IDLE, GPU_UNHELD):
+            pools[r["pool"]][r["kind"]] += r["amount"]
+        if r["kind"] in (GPU_USED, GPU_HELD_IDLE) and r["holder"]:
+            h = by_holder[r["holder"]]
+            h["seconds"] += r["gpu_seconds"]
+            h["cost"] = MONEY_CONTEXT.add(h["cost"], r["amount"])
+            h["team"] = r["team"]
+            if r["kind"] == GPU_HELD_IDLE:
+                h["idle"] += r["gpu_seconds"]
+    kinds = _kinds(workloads, list(by_holder))
+    efficiency = _efficiency(samples, allocation.start, allocation.end)
+    per_workload = [
+        {
+            "workload": wid,
+            "kind": kinds.get(wid),
+            "team": h.get("team"),
+            "gpu_hours": round(h["seconds"] / 3600, 2),
+            "cost_usd": h["cost"],
+            "per_gpu_hour_usd": _per(h["cost"], h["seconds"], Decimal(3600)),
+            "held_idle_pct": round(100 * h["idle"] / h["seconds"], 1) if h["seconds"] else None,
+            "sm_active_pct": efficiency.get(wid),
+        }
+        for wid, h in by_holder.items()
+    ]
+    per_pool = []
+    for pool, amounts in pools.items():
+        whole = sum(amounts.values(), Decimal(0))
+        per_pool.append(
+            {
+                "pool": pool,
+                "gpu_cost_usd": whole,
+                "idle_usd": amounts[GPU_UNHELD],
+                "idle_pct": _pct(amounts[GPU_UNHELD], whole),
+                "held_idle_usd": amounts[GPU_HELD_IDLE],
+                "held_idle_pct": _pct(amounts[GPU_HELD_IDLE], whole),
+            }
+        )
+    return (
+        sorted(per_workload, key=lambda x: -x["cost_usd"]),
+        sorted(per_pool, key=lambda x: -x["gpu_cost_usd"]),
+    )
+
+
+def _pct(part: Decimal, whole: Decimal) -> Decimal | None:
+    return (part / whole * 100).quantize(Decimal("0.1")) if whole else None
+
+
+def _kinds(workloads: ibis.Table, ids: Sequence[str]) -> dict[str, str]:
+    if not ids:
+        return {}
+    wanted = ibis.memtable(pa.table({"wid": pa.array(list(ids), pa.string())}))  # not via pandas
+    w = workloads.semi_join(wanted, workloads.workload_id == wanted.wid)
+    return {
+        r["workload_id"]: r["kind"]
+        for r in w.select("workload_id", "kind").to_pyarrow().to_pylist()
+    }
+
+
+def _efficiency(samples: ibis.Table, start: dt.datetime, end: dt.datetime) -> dict[str, float]:
+    """SM-active (else GR-engine-active) percent per holder, weighted by the GPU-time it held."""
+    s = samples.filter(samples.ts >= start, samples.ts < end)
+    s = s.mutate(who=holder(s), w=s.sample_seconds * s.time_slice_share.fill_null(1.0),
+                 a=ibis.coalesce(s.sm_active, s.gr_engine_active))  # fmt: skip
+    s = s.filter(s.who.notnull() & s.a.notnull())
+    agg = s.group_by("who").aggregate(num=(s.a * s.w).sum(), den=s.w.sum())
+    return {
+        r["who"]: round(100 * r["num"] / r["den"], 1)
+        for r in agg.to_pyarrow().to_pylist()
+        if r["den"]
+    }
+
+
+def compare(
+    now: Sequence[Mapping[str, Any]],
+    before: Sequence[Mapping[str, Any]],
+    keys: Sequence[str],
+    value: str,
+) -> list[dict[str, Any]]:
+    """`now` with `change_pct` of `value` against the row of `before` with the same `keys`."""
+    earlier = {tuple(r[k] for k in keys): r.get(value) for r in before}
+    return [
+        {**r, "change_pct": _change(r.get(value), earlier.get(tuple(r[k] for k in keys)))}
+        for r in now
+    ]
+
+
+def unit_costs(
+    run: Callable[[dt.datetime, dt.datetime], dict[str, list[dict[str, Any]]]],
+    period: tuple[dt.datetime, dt.datetime],
+    previous: tuple[dt.datetime, dt.datetime],
+) -> dict[str, list[dict[str, Any]]]:
+    """`run(start, end)` for the period and the previous one, with `change_pct` filled in."""
+    now = run(*period)
+    before = run(*previous)
+    keys = {"llm": (["model", "app"], "per_1k_requests_usd"), "workloads": (["workload"], "cost_usd"),
+            "pools": (["pool"], "gpu_cost_usd")}  # fmt: skip
+    return {
+        name: compare(rows, before.get(name, []), *keys[name]) if name in keys else rows
+        for name, rows in now.items()
+    }
