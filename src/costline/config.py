@@ -320,6 +320,42 @@ class Owner(_Section):
         return value
 
 
+class SharedPool(_Section):
+    """A shared cost (a model gateway, a vector store, observability, shared storage, egress,
+    platform overhead) and how chargeback splits it among owners.
+
+    ```yaml
+    name: model-gateway
+    match: {cost_layer: tokens, team: ml-platform}
+    split: metric
+    metric: gateway_requests
+    by: team
+    ```
+
+    `match` selects cost lines by their derived columns (team, project, model, environment,
+    cost_domain, cost_layer, ...). `split`: `proportional` to each owner's direct cost, `even`
+    among owners with direct cost, `fixed` by `ratios` (value -> weight), or by a usage `metric`
+    (the sum of `metrics.value` per value of label `by` over the period).
+    """
+
+    name: Name
+    match: Selector
+    split: Literal["proportional", "even", "fixed", "metric"] = "proportional"
+    by: Name = "team"
+    ratios: dict[str, Annotated[Decimal, Field(gt=0)]] = Field(default_factory=dict)
+    metric: Name | None = None
+
+    @model_validator(mode="after")
+    def _rule_complete(self) -> Self:
+        if not self.match.dimensions:
+            raise ValueError("a shared pool must match something, e.g. match: {cost_layer: tokens}")
+        if self.split == "fixed" and not self.ratios:
+            raise ValueError("split: fixed needs ratios, e.g. ratios: {search: 60, assistant: 40}")
+        if self.split == "metric" and not self.metric:
+            raise ValueError("split: metric needs metric: the name of a metric in the ledger")
+        return self
+
+
 class Budget(_Section):
     """A spending limit over a scope; a finding is raised as spend crosses each threshold.
 
@@ -368,6 +404,7 @@ class Config(_Section):
     owners: list[Owner] = Field(default_factory=list)
     routes: list[RouteConfig] = Field(default_factory=list)
     budgets: list[Budget] = Field(default_factory=list)
+    shared_pools: list[SharedPool] = Field(default_factory=list)
 
     _files: tuple[Path, ...] = PrivateAttr(default=())
     _base_dir: Path | None = PrivateAttr(default=None)
@@ -387,6 +424,7 @@ class Config(_Section):
         problems += _duplicates("owners", [o.name for o in self.owners])
         problems += _duplicates("routes", [r.name for r in self.routes])
         problems += _duplicates("budgets", [b.name for b in self.budgets])
+        problems += _duplicates("shared_pools", [p.name for p in self.shared_pools])
         defined = sorted({r.name for r in self.routes})
         for i, owner in enumerate(self.owners):
             for j, route in enumerate(owner.routes):

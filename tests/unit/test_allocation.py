@@ -351,3 +351,66 @@ def test_unit_costs_per_workload_and_pool_and_llm_app() -> None:
     assert u["requests"] == 4 and u["success_pct"] == 75.0 and u["unpriced_requests"] == 1
     assert u["cost_usd"] == Decimal("0.006") and u["per_1k_requests_usd"] == Decimal("1.5")
     assert u["per_success_usd"] == Decimal("0.002") and u["cache_hit_pct"] == 12.5
+
+
+def test_shared_pools_split_by_their_configured_rule() -> None:
+    """$10 gateway shared among red ($30 direct) and blue ($10 direct) by each rule."""
+    from costline.attribution.rules import Rules
+    from costline.config import SharedPool
+
+    lines = [
+        line(None, 0, "30", {"team": "red", "project": "r1"}),
+        line(None, 0, "10", {"team": "blue", "project": "b1"}),
+        line(None, 0, "10", {"team": "platform", "app": "gateway"}),
+    ]
+    metrics = pa.Table.from_pylist(
+        [
+            {"ts": T0, "metric": "gateway_requests", "value": 900.0, "labels": [("team", "Blue")]},
+            {"ts": T0, "metric": "gateway_requests", "value": 100.0, "labels": [("team", "red")]},
+            {
+                "ts": T0 - HOUR,
+                "metric": "gateway_requests",
+                "value": 5e6,
+                "labels": [("team", "red")],
+            },
+        ],
+        pa.schema(
+            [
+                ("ts", pa.timestamp("us", tz="UTC")),
+                ("metric", pa.string()),
+                ("value", pa.float64()),
+                ("labels", TAGS),
+            ]
+        ),  # fmt: skip
+    )
+
+    def charged(rule: dict[str, Any], by: str = "team") -> dict[str, Decimal]:
+        pool = SharedPool.model_validate({"name": "gateway", "match": {"team": "platform"}, **rule})
+        a = allocate(
+            ibis.memtable(pa.Table.from_pylist(lines, LINE_SCHEMA)),
+            ibis.memtable(pa.Table.from_pylist([], SAMPLE_SCHEMA)),
+            ibis.memtable(pa.Table.from_pylist([], WORKLOAD_SCHEMA)),
+            T0,
+            T0 + HOUR,
+            rules=Rules(shared_pools=(pool,)),
+            metrics=ibis.memtable(metrics),
+        )
+        shown = {b.name: b.amount for b in buckets(a, by)}
+        assert shown[SHARED_BUCKET] == Decimal(10)  # showback keeps it visible
+        return {b.name: b.amount for b in buckets(a, by, idle="shared", shared="proportional")}
+
+    assert charged({}) == {"red": Decimal("37.5"), "blue": Decimal("12.5")}
+    assert charged({"split": "even"}) == {"red": Decimal(35), "blue": Decimal(15)}
+    assert charged({"split": "fixed", "ratios": {"Red": 1, "blue": 4}}) == {
+        "red": Decimal(32),
+        "blue": Decimal(18),
+    }
+    assert charged({"split": "metric", "metric": "gateway_requests"}) == {
+        "red": Decimal(31),
+        "blue": Decimal(19),
+    }
+    # Fixed ratios are per team: a report by project splits that pool by direct cost.
+    assert charged({"split": "fixed", "ratios": {"red": 1}}, by="project") == {
+        "r1": Decimal("37.5"),
+        "b1": Decimal("12.5"),
+    }

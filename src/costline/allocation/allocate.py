@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -21,7 +21,8 @@ import pyarrow as pa
 from costline.allocation.gpu import gpus_by_host, held_by_hour
 from costline.allocation.split import from_units, split_units, to_units
 from costline.attribution import tags as tagging
-from costline.attribution.rules import Rules, domain_of, fold_text
+from costline.attribution.rules import Rules, cost_layer, domain_of, fold_text
+from costline.config import SharedPool
 from costline.model import Selector
 from costline.money import MONEY_CONTEXT
 
@@ -32,6 +33,7 @@ DIMENSIONS = ("team", "project", "model", "environment", "owner", "cost_domain")
 GPU_USED, GPU_HELD_IDLE, GPU_UNHELD = "gpu_used", "gpu_held_idle", "gpu_unheld"
 GPU_UNOBSERVED = "gpu_unobserved"  # a GPU host's line with no sample in its period: by its tags
 TAGGED, SHARED = "tagged", "shared"
+PLATFORM_POOL = "__platform__"  # shared-platform lines no configured pool matches: proportional
 DOMAIN_OF_KIND: Mapping[str, str] = {
     "training_run": "training",
     "sweep_trial": "training",
@@ -64,6 +66,10 @@ class Allocation:
     cost: CostColumn
     start: dt.datetime
     end: dt.datetime
+    # Shared pools by name (rows of kind `shared` name theirs in `pool`), and for pools split by a
+    # usage metric, the metric's total per value of the pool's `by` dimension in the period.
+    pools: Mapping[str, SharedPool] = field(default_factory=dict)
+    pool_weights: Mapping[str, Mapping[str, Decimal]] = field(default_factory=dict)
 
     def table(self) -> ibis.Table:
         return ibis.memtable(self.rows)
@@ -74,6 +80,7 @@ _TAG_DIMENSIONS = ("team", "project", "model", "environment", "cost_domain")
 
 def _line_dims(lines: ibis.Table, rules: Rules) -> dict[str, ibis.Value]:
     return {
+        "cost_layer": cost_layer(lines),
         "team": rules.tag(lines, "team"),
         "project": rules.tag(lines, "project"),
         "model": rules.tag(lines, "model"),
@@ -121,6 +128,7 @@ def allocate(
     cost: CostColumn = "effective",
     where: Selector | None = None,
     rules: Rules | None = None,
+    metrics: ibis.Table | None = None,
 ) -> Allocation:
     """Allocate the cost of lines charged in [start, end) (see the module and the methodology).
 
@@ -171,9 +179,9 @@ def allocate(
     )
     other = period.filter(period.host.isnull())
     other = other.mutate(**_line_dims(other, rules))
-    tagged = other.group_by(["team", "project", "model", "environment", "cost_domain"]).aggregate(
-        cost=other.cost.sum()
-    )
+    tagged = other.group_by(
+        ["team", "project", "model", "environment", "cost_domain", "cost_layer"]
+    ).aggregate(cost=other.cost.sum())
     groups = gpu_lines.to_pyarrow().to_pylist()
     held_rows = held_by_line.to_pyarrow().to_pylist()
     tagged_rows = tagged.to_pyarrow().to_pylist()
@@ -256,7 +264,36 @@ def allocate(
             continue
         values = {d: t.get(d) for d in DIMENSIONS}
         values["owner"] = owner(values, None)
-        kind = SHARED if t["cost_domain"] == "shared_platform" else TAGGED
-        emit(kind, None, None, None, values, 0.0, t["cost"])
+        shared = next((p.name for p in rules.shared_pools if p.match.matches(t)), None)
+        if shared is None and t["cost_domain"] == "shared_platform":
+            shared = PLATFORM_POOL
+        emit(SHARED if shared else TAGGED, shared, None, None, values, 0.0, t["cost"])
     rows = pa.table(cols, schema=SCHEMA)
-    return Allocation(rows=rows, total=grand or Decimal(0), cost=cost, start=start, end=end)
+    return Allocation(
+        rows=rows,
+        total=grand or Decimal(0),
+        cost=cost,
+        start=start,
+        end=end,
+        pools={p.name: p for p in rules.shared_pools},
+        pool_weights=_metric_weights(metrics, rules.shared_pools, start, end),
+    )
+
+
+def _metric_weights(
+    metrics: ibis.Table | None, pools: Sequence[SharedPool], start: dt.datetime, end: dt.datetime
+) -> dict[str, dict[str, Decimal]]:
+    """For pools split by a usage metric: the metric's total per value of the pool's `by` label."""
+    out: dict[str, dict[str, Decimal]] = {}
+    for pool in pools:
+        if pool.split != "metric" or metrics is None:
+            continue
+        m = metrics.filter(metrics.metric == pool.metric, metrics.ts >= start, metrics.ts < end)
+        m = m.mutate(who=m.labels.get(pool.by))
+        rows = m.group_by("who").aggregate(v=m.value.sum()).to_pyarrow().to_pylist()
+        out[pool.name] = {
+            fold_text(r["who"]) or str(r["who"]): Decimal(repr(r["v"]))
+            for r in rows
+            if r["who"] and r["v"] and r["v"] > 0
+        }
+    return out

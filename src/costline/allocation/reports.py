@@ -21,6 +21,7 @@ from costline.allocation.allocate import (
     Allocation,
 )
 from costline.allocation.split import split
+from costline.attribution.rules import fold_text
 from costline.errors import CostlineError
 from costline.money import MONEY_CONTEXT, total
 
@@ -73,8 +74,13 @@ def buckets(
 
     held_by_pool: dict[str, list[tuple[str, float]]] = defaultdict(list)
     idle_by_pool: dict[str, list[Decimal]] = defaultdict(list)
+    shared_by_pool: dict[str, Decimal] = defaultdict(Decimal)
     for r in rows:
         name = _bucket_of(r, by)
+        if r["kind"] == SHARED:
+            shared_by_pool[str(r["pool"])] = MONEY_CONTEXT.add(
+                shared_by_pool[str(r["pool"])], r["amount"]
+            )
         if idle == "shared" and r["kind"] == GPU_UNHELD:
             idle_by_pool[str(r["pool"])].append(r["amount"])
             continue
@@ -95,13 +101,15 @@ def buckets(
         for name, part in zip(holders, split(amount, list(holders.values())), strict=True):
             get(name).idle = MONEY_CONTEXT.add(get(name).idle, part)
     if shared == "proportional" and SHARED_BUCKET in out:
-        pot = out.pop(SHARED_BUCKET)
-        owners = {n: b.direct for n, b in out.items() if n not in SPECIAL and b.direct > 0}
-        if owners:
-            for name, part in zip(owners, split(pot.amount, list(owners.values())), strict=True):
-                out[name].shared = MONEY_CONTEXT.add(out[name].shared, part)
-        else:
-            out[SHARED_BUCKET] = pot
+        out.pop(SHARED_BUCKET)
+        direct = {n: b.direct for n, b in out.items() if n not in SPECIAL and b.direct > 0}
+        for pool, amount in shared_by_pool.items():
+            weights = _pool_weights(allocation, pool, by, direct)
+            if not weights:
+                get(SHARED_BUCKET).direct = MONEY_CONTEXT.add(get(SHARED_BUCKET).direct, amount)
+                continue
+            for name, part in zip(weights, split(amount, list(weights.values())), strict=True):
+                get(name).shared = MONEY_CONTEXT.add(get(name).shared, part)
     result = sorted(out.values(), key=lambda b: (b.name in SPECIAL, -b.amount, b.name))
     got = total(b.amount for b in result)
     if got != allocation.total:
@@ -109,6 +117,25 @@ def buckets(
             f"allocation does not conserve money: buckets {got} != lines {allocation.total}"
         )
     return result
+
+
+def _pool_weights(
+    allocation: Allocation, pool: str, by: str, direct: dict[str, Decimal]
+) -> dict[str, Decimal]:
+    """How a shared pool splits over the report's buckets (docs/methodology/allocation.md, 4).
+
+    Fixed ratios and usage metrics are stated per value of the pool's own dimension (`by` in the
+    config); a report by another dimension splits that pool in proportion to direct cost.
+    """
+    spec = allocation.pools.get(pool)
+    if spec is not None and spec.by == by:
+        if spec.split == "fixed":  # keys folded as tag values are
+            return {fold_text(k) or k: v for k, v in spec.ratios.items() if v > 0}
+        if spec.split == "metric":
+            return dict(allocation.pool_weights.get(pool, {}))
+    if spec is not None and spec.split == "even":
+        return dict.fromkeys(direct, Decimal(1))
+    return direct
 
 
 def _weights(pairs: Iterable[tuple[str, float]]) -> dict[str, Decimal]:

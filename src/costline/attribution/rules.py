@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import ibis
 
 from costline.attribution import tags as tagging
-from costline.config import Config, Owner
+from costline.config import Config, Owner, SharedPool
 from costline.schema import ATTRIBUTION_COLUMNS
 
 EXTRA_ALIASES: Mapping[str, Sequence[str]] = {
@@ -72,6 +72,7 @@ class Rules:
     account_defaults: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     namespace_defaults: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     owners: tuple[Owner, ...] = ()
+    shared_pools: tuple[SharedPool, ...] = ()
 
     @classmethod
     def from_config(cls, config: Config | None) -> Rules:
@@ -85,6 +86,7 @@ class Rules:
             account_defaults=t.account_defaults,
             namespace_defaults=t.namespace_defaults,
             owners=tuple(config.owners),
+            shared_pools=tuple(config.shared_pools),
         )
 
     def keys(self, canonical: str) -> tuple[str, ...]:
@@ -160,7 +162,7 @@ def instance_text(lines: ibis.Table) -> ibis.StringValue:
     ]
     if "x_extra" in lines.columns:
         parts.append(lines.x_extra.get("x_UsageType").fill_null(""))
-    text = parts[0]
+    text = parts[0] if parts else ibis.literal("")
     for p in parts[1:]:
         text = text + " " + p
     return text
@@ -169,8 +171,12 @@ def instance_text(lines: ibis.Table) -> ibis.StringValue:
 def cost_layer(lines: ibis.Table) -> ibis.StringValue:
     """gpu_compute, cpu_compute, tokens, storage, vector_db, network_egress, observability,
     control_plane or other, from the line's service and instance."""
-    category = lines.ServiceCategory.fill_null("")
-    service = lines.ServiceName.fill_null("").lower()
+
+    def column(name: str) -> ibis.StringValue:
+        return lines[name].fill_null("") if name in lines.columns else ibis.literal("")
+
+    category = column("ServiceCategory")
+    service = column("ServiceName").lower()
     gpu = instance_text(lines).re_search(GPU_INSTANCE)
     return ibis.cases(
         (category == "AI and Machine Learning", "tokens"),

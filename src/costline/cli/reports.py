@@ -93,6 +93,7 @@ def run_allocation(period: str, cost: Cost, where: list[str] | None) -> Allocati
             cost=cost.value,
             where=_where(where),
             rules=rules,
+            metrics=ledger.table("metrics"),
         )
 
 
@@ -233,7 +234,7 @@ def unit_costs_cmd(period: Period, top: Annotated[int, typer.Option(min=1)] = 15
     with open_ledger(read_only=True) as ledger:
         t = {
             name: ledger.table(name)
-            for name in ("cost_lines", "gpu_samples", "workloads", "llm_requests")
+            for name in ("cost_lines", "gpu_samples", "workloads", "llm_requests", "metrics")
         }
 
         def run(start: dt.datetime, end: dt.datetime) -> dict[str, list[dict[str, Any]]]:
