@@ -381,7 +381,7 @@ def test_shared_pools_split_by_their_configured_rule() -> None:
                 ("value", pa.float64()),
                 ("labels", TAGS),
             ]
-        ),  # fmt: skip
+        ),
     )
 
     def charged(rule: dict[str, Any], by: str = "team") -> dict[str, Decimal]:
