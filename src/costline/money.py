@@ -33,10 +33,11 @@ def to_money(value: Decimal | int | str) -> Decimal:
 
 
 def format_money(value: Decimal | None, currency: str | None = "USD", places: int = 2) -> str:
-    """Human rendering: `$1,234.57`, or `unpriced` when there is no value."""
+    """Human rendering: `$1,234.57`, `-$3.20`, or `unpriced` when there is no value."""
     if value is None:
         return "unpriced"
-    q = value.quantize(Decimal(1).scaleb(-places))
+    q = value.quantize(Decimal(1).scaleb(-places), context=MONEY_CONTEXT)
     symbol = "$" if currency in (None, "USD") else ""
     suffix = "" if symbol else f" {currency}"
-    return f"{symbol}{q:,}{suffix}"
+    sign = "-" if q < 0 else ""
+    return f"{sign}{symbol}{abs(q):,}{suffix}"

@@ -414,3 +414,42 @@ def test_shared_pools_split_by_their_configured_rule() -> None:
         "r1": Decimal("37.5"),
         "b1": Decimal("12.5"),
     }
+
+
+def test_nowcast_learns_each_hosts_rate_from_earlier_bills_and_reconciles() -> None:
+    """h1 (8 GPUs) billed $8/h the day before: 3 telemetry hours today estimate $24; the bill
+    says $27. h2 has no bill yet: its model's average rate. Tokens at their own prices."""
+    from costline.economics.nowcast import nowcast, reconcile
+
+    day = T0 + 24 * HOUR
+    earlier = [line("h1", h, "8") for h in range(20, 24)]
+    today = [line("h1", 24 + h, "9") for h in range(3)]
+    samples = [
+        sample(host, g, 24 * 60 + m)
+        for host in ("h1", "h2")
+        for g in range(8)
+        for m in range(0, 180, 30)
+    ]
+    requests = pa.table(
+        {
+            "ts": pa.array([day, day], pa.timestamp("us", tz="UTC")),
+            "provider": ["openai", "openai"],
+            "requests": [1, 1],
+            "cost_usd": pa.array([Decimal("0.25"), None], pa.decimal128(38, 18)),
+        }
+    )
+    tables = (
+        ibis.memtable(pa.Table.from_pylist(earlier + today, LINE_SCHEMA)),
+        ibis.memtable(pa.Table.from_pylist(samples, SAMPLE_SCHEMA)),
+        ibis.memtable(requests),
+    )
+    got = {(r["provider"], r["source"]): r for r in nowcast(*tables, day, day + 24 * HOUR)}
+    assert got[("AWS", "gpu")]["estimate_usd"] == Decimal(24)  # h1 only: h2 has no provider yet
+    assert got[("(unknown)", "gpu")]["estimate_usd"] == Decimal(24)  # h2 at H100's average rate
+    assert got[("openai", "tokens")]["estimate_usd"] == Decimal("0.25")
+    assert got[("openai", "tokens")]["unpriced"] == 1
+    rows = {r["provider"]: r for r in reconcile(*tables, day, day + 24 * HOUR)}
+    r = rows["AWS"]
+    assert (r["billed_usd"], r["error_usd"]) == (Decimal(27), Decimal(-3))
+    assert rows["(unknown)"]["billed_usd"] is None  # no bill for h2 yet
+    assert r["error_pct"] == Decimal("-11.11")

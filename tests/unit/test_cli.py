@@ -103,6 +103,10 @@ def test_demo_end_to_end_is_reproducible_and_idempotent(tmp_path: Path) -> None:
     units = json.loads(proc.stdout)
     assert {r["app"] for r in units["llm"]} and units["workloads"] and units["pools"]
     assert all(Decimal(r["per_1k_requests_usd"]) > 0 for r in units["llm"] if r["cost_usd"])
+    proc = costline("report", "reconcile", "--period", day, "-f", "json", cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    reconciled = [r for r in json.loads(proc.stdout) if r["billed_usd"] is not None]
+    assert reconciled and all(abs(Decimal(r["error_pct"])) < 15 for r in reconciled)
     bad = costline("report", "showback", "--period", "October", cwd=tmp_path, env=env)
     assert bad.returncode == 2 and "--period 'October'" in bad.stderr
 

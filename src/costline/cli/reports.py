@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from costline.model import Selector, Window
 
 report_app = typer.Typer(
-    help="Reports: showback, chargeback, tag compliance and unit costs.", no_args_is_help=True
+    help="Reports: showback, chargeback, tag compliance, unit costs, nowcast and reconcile.",
+    no_args_is_help=True,
 )
 
 
@@ -271,6 +272,51 @@ def out_console() -> Any:
     from costline.cli.main import out
 
     return out
+
+
+Lookback = Annotated[
+    int,
+    typer.Option(
+        "--lookback-days", min=1, help="Days of bills before the period to learn rates from"
+    ),
+]
+
+
+def _nowcast_tables(period: str, cost: Cost, lookback: int, which: str) -> list[dict[str, Any]]:
+    from costline.cli.main import open_ledger
+    from costline.economics import nowcast as nc
+
+    window = parse_period(period)
+    with open_ledger(read_only=True) as ledger:
+        run = nc.nowcast if which == "nowcast" else nc.reconcile
+        return run(
+            ledger.table("cost_lines"),
+            ledger.table("gpu_samples"),
+            ledger.table("llm_requests"),
+            window.start,
+            window.end,
+            lookback=dt.timedelta(days=lookback),
+            cost=cost.value,
+        )
+
+
+@report_app.command("nowcast")
+def nowcast_cmd(period: Period, lookback: Lookback = 7, cost: CostOpt = Cost.effective,
+                fmt: FormatOpt = None) -> None:  # fmt: skip
+    """Spend estimated from telemetry before the invoice lands: each GPU host's telemetry hours at
+    its effective rate per GPU-hour (learned from its bills before the period), and LLM requests at
+    their token prices; per day, provider and source."""
+    rows = _nowcast_tables(period, cost, lookback, "nowcast")
+    emit_rows(rows, default_format(fmt), title=f"Nowcast, {period} ({cost.value} rates)")
+
+
+@report_app.command("reconcile")
+def reconcile_cmd(period: Period, lookback: Lookback = 7, cost: CostOpt = Cost.effective,
+                  fmt: FormatOpt = None) -> None:  # fmt: skip
+    """The GPU nowcast of a period beside the billed cost of the same hosts and hours, once the
+    bill has arrived: error per day and provider."""
+    rows = _nowcast_tables(period, cost, lookback, "reconcile")
+    emit_rows(rows, default_format(fmt), title=f"Nowcast against the bill, {period}")
 
 
 def register(app: typer.Typer) -> None:
