@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 import time
 from pathlib import Path
@@ -48,6 +49,23 @@ def _activity_parts(activity: ActivityManifest) -> list[tuple[str, list[Path], F
         ("storage", list(activity.storage_manifests), STORAGE),
         ("annotations", [activity.annotations_file], ANNOTATIONS),
     ]
+
+
+def _gpu_showback(ledger: Ledger, day_start: dt.datetime) -> list[dict[str, object]]:
+    """`costline report showback --by team` for the first day with telemetry (whole UTC days)."""
+    from costline.allocation.allocate import allocate
+    from costline.allocation.reports import buckets, report_rows
+
+    start = day_start.replace(hour=0, minute=0, second=0, microsecond=0)
+    a = allocate(
+        ledger.table("cost_lines"),
+        ledger.table("gpu_samples"),
+        ledger.table("workloads"),
+        start,
+        start + dt.timedelta(days=1),
+        metrics=ledger.table("metrics"),
+    )
+    return report_rows(buckets(a, "team"), a, "team")
 
 
 def ingest_activity(
@@ -118,6 +136,7 @@ def run_demo(
             f"{time.perf_counter() - started:.1f}s; ingesting:"
         )
         activity_rows = ingest_activity(ledger, activity, err)
+        showback = _gpu_showback(ledger, activity.window_start)
     ledger_total = total(r["billed"] for r in by["provider"])
     matches = ledger_total == manifest.total.billed
     report = {
@@ -135,6 +154,7 @@ def run_demo(
         "spend_by_provider": by["provider"],
         "spend_by_team": by["team"],
         "spend_by_cost_domain": by["domain"],
+        "showback_last_day": showback,
         "activity": {
             "window_start": activity.window_start.isoformat(),
             "window_end": activity.window_end.isoformat(),
@@ -160,6 +180,13 @@ def run_demo(
             for r in by[key]
         ]
         emit_rows(rows, fmt, title=f"Spend by {title}")
+    emit_rows(
+        showback,
+        fmt,
+        columns=["team", "amount_usd", "share_pct", "gpu_hours", "held_idle_gpu_hours"],
+        title=f"Showback by team, {activity.window_start:%Y-%m-%d}: GPU hosts by GPU-time held, "
+        "the rest by tags (costline report showback)",
+    )
     verdict = "matches" if matches else "DOES NOT match"
     Console().print(
         f"Billed total {format_money(ledger_total)} {verdict} the ground truth "
