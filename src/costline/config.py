@@ -356,6 +356,28 @@ class SharedPool(_Section):
         return self
 
 
+class BusinessUnit(_Section):
+    """A unit of value to price: what the scope's cost buys, counted by a metric in the ledger.
+
+    ```yaml
+    name: resolved-ticket
+    metric: tickets_resolved
+    labels: {queue: support}
+    scope: {team: support}
+    ```
+
+    Cost per unit = the scope's direct cost in the period (its tagged lines and the GPU-time its
+    workloads held) / the sum of `metrics.value` of `metric` (rows whose labels match `labels`).
+    """
+
+    name: Name
+    metric: Name
+    labels: dict[str, str] = Field(default_factory=dict)
+    scope: Selector = Field(
+        default_factory=Selector, description="the costs the units are bought with"
+    )
+
+
 class Budget(_Section):
     """A spending limit over a scope; a finding is raised as spend crosses each threshold.
 
@@ -405,6 +427,7 @@ class Config(_Section):
     routes: list[RouteConfig] = Field(default_factory=list)
     budgets: list[Budget] = Field(default_factory=list)
     shared_pools: list[SharedPool] = Field(default_factory=list)
+    units: list[BusinessUnit] = Field(default_factory=list)
 
     _files: tuple[Path, ...] = PrivateAttr(default=())
     _base_dir: Path | None = PrivateAttr(default=None)
@@ -425,6 +448,7 @@ class Config(_Section):
         problems += _duplicates("routes", [r.name for r in self.routes])
         problems += _duplicates("budgets", [b.name for b in self.budgets])
         problems += _duplicates("shared_pools", [p.name for p in self.shared_pools])
+        problems += _duplicates("units", [u.name for u in self.units])
         defined = sorted({r.name for r in self.routes})
         for i, owner in enumerate(self.owners):
             for j, route in enumerate(owner.routes):

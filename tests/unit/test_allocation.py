@@ -453,3 +453,29 @@ def test_nowcast_learns_each_hosts_rate_from_earlier_bills_and_reconciles() -> N
     assert (r["billed_usd"], r["error_usd"]) == (Decimal(27), Decimal(-3))
     assert rows["(unknown)"]["billed_usd"] is None  # no bill for h2 yet
     assert r["error_pct"] == Decimal("-11.11")
+
+
+def test_cost_per_business_unit_from_a_metric() -> None:
+    from costline.config import BusinessUnit
+    from costline.economics.unit_costs import business_units
+
+    lines = [line(None, 0, "30", {"team": "support"}), line(None, 0, "70", {"team": "search"})]
+    samples = [sample("h1", 0, m, "bot") for m in range(60)]
+    a = run([*lines, line("h1", 0, "10")], samples, [workload("ml/bot", "support")], hours=1)
+    metrics = pa.Table.from_pylist(
+        [
+            {"ts": T0, "metric": "tickets_resolved", "value": 20.0, "labels": [("queue", "l1")]},
+            {"ts": T0, "metric": "tickets_resolved", "value": 5.0, "labels": [("queue", "l2")]},
+        ],
+        pa.schema([("ts", pa.timestamp("us", tz="UTC")), ("metric", pa.string()),
+                   ("value", pa.float64()), ("labels", TAGS)]),
+    )  # fmt: skip
+    unit = BusinessUnit.model_validate(
+        {"name": "ticket", "metric": "tickets_resolved", "scope": {"team": "support"}}
+    )
+    only_l1 = unit.model_copy(update={"labels": {"queue": "l1"}})
+    got = business_units(a, ibis.memtable(metrics), [unit, only_l1])
+    assert [(g["units"], g["cost_usd"], g["per_unit_usd"]) for g in got] == [
+        (25.0, Decimal(40), Decimal("1.6")),  # $30 of lines + $10 of GPU-time held
+        (20.0, Decimal(40), Decimal(2)),
+    ]

@@ -227,11 +227,12 @@ def unit_costs_cmd(period: Period, top: Annotated[int, typer.Option(min=1)] = 15
     from costline.attribution.rules import Rules
     from costline.cli.main import open_ledger, state
     from costline.config import load_config
-    from costline.economics.unit_costs import gpu_units, llm_units, unit_costs
+    from costline.economics.unit_costs import business_units, gpu_units, llm_units, unit_costs
     from costline.money import format_money
 
     window = parse_period(period)
-    rules = Rules.from_config(load_config(state.config_path))
+    config = load_config(state.config_path)
+    rules = Rules.from_config(config)
     with open_ledger(read_only=True) as ledger:
         t = {
             name: ledger.table(name)
@@ -243,6 +244,7 @@ def unit_costs_cmd(period: Period, top: Annotated[int, typer.Option(min=1)] = 15
                          cost=cost.value, rules=rules)  # fmt: skip
             workloads, pools = gpu_units(a, t["workloads"], t["gpu_samples"])
             return {
+                "business_units": business_units(a, t["metrics"], config.units),
                 "llm": llm_units(t["llm_requests"], start, end),
                 "workloads": workloads,
                 "pools": pools,

@@ -17,8 +17,9 @@ from typing import Any
 import ibis
 import pyarrow as pa
 
-from costline.allocation.allocate import GPU_HELD_IDLE, GPU_UNHELD, GPU_USED, Allocation
+from costline.allocation.allocate import GPU_HELD_IDLE, GPU_UNHELD, GPU_USED, SHARED, Allocation
 from costline.allocation.gpu import holder
+from costline.config import BusinessUnit
 from costline.money import MONEY_CONTEXT
 
 THOUSAND = Decimal(1000)
@@ -171,6 +172,34 @@ def _efficiency(samples: ibis.Table, start: dt.datetime, end: dt.datetime) -> di
     }
 
 
+def business_units(
+    allocation: Allocation, metrics: ibis.Table, units: Sequence[BusinessUnit]
+) -> list[dict[str, Any]]:
+    """Cost per configured business unit (see `costline.config.BusinessUnit`)."""
+    rows = [r for r in allocation.rows.to_pylist() if r["kind"] not in (GPU_UNHELD, SHARED)]
+    out = []
+    for unit in units:
+        cost = sum((r["amount"] for r in rows if unit.scope.matches(r)), Decimal(0))
+        m = metrics.filter(
+            metrics.metric == unit.metric,
+            metrics.ts >= allocation.start,
+            metrics.ts < allocation.end,
+        )
+        for key, value in unit.labels.items():
+            m = m.filter(m.labels.get(key) == value)
+        count = m.value.sum().to_pyarrow().as_py() or 0.0
+        out.append(
+            {
+                "unit": unit.name,
+                "scope": str(unit.scope),
+                "units": count,
+                "cost_usd": cost,
+                "per_unit_usd": _per(cost, count),
+            }
+        )
+    return out
+
+
 def compare(
     now: Sequence[Mapping[str, Any]],
     before: Sequence[Mapping[str, Any]],
@@ -194,7 +223,7 @@ def unit_costs(
     now = run(*period)
     before = run(*previous)
     keys = {"llm": (["model", "app"], "per_1k_requests_usd"), "workloads": (["workload"], "cost_usd"),
-            "pools": (["pool"], "gpu_cost_usd")}  # fmt: skip
+            "pools": (["pool"], "gpu_cost_usd"), "business_units": (["unit"], "per_unit_usd")}  # fmt: skip
     return {
         name: compare(rows, before.get(name, []), *keys[name]) if name in keys else rows
         for name, rows in now.items()
