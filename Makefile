@@ -8,9 +8,9 @@ UV := $(PYTHON) -m uv
 endif
 # The interpreter's real path (not a pyenv shim): with a shim, uv sees a "different" Python on
 # every call and rebuilds .venv each time.
-export UV_PYTHON ?= $(shell (command -v python3.11 || command -v $(PYTHON)) | xargs -I{} {} -c 'import sys; print(sys.executable)')
+export UV_PYTHON ?= $(shell "$$(command -v python3.11 || command -v $(PYTHON))" -c 'import sys; print(sys.executable)' 2>/dev/null)
 
-.PHONY: help setup setup-system demo test test-unit lint typecheck bench docs clean
+.PHONY: help setup print-python setup-system demo test test-unit lint typecheck bench docs clean
 
 help:
 	@echo "make demo   - set up, generate the demo organization, ingest it and report"
@@ -59,3 +59,6 @@ bench: setup
 
 clean:
 	rm -rf .costline demo-org bench/out .pytest_cache .mypy_cache .ruff_cache
+
+print-python:
+	@echo "$(UV_PYTHON)"
