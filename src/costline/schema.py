@@ -210,6 +210,9 @@ LLM_REQUESTS = _attributed(
         "user": STR,
         "tags": TAGS,
         "cost_usd": MONEY_DTYPE,  # null = unpriced, never zero
+        # The output tokens' part of cost_usd (at the output price); the rest is the input side
+        # (fresh, cached and cache-write input, and any per-request fee). Null when unpriced.
+        "output_cost_usd": MONEY_DTYPE,
         "price_version": STR,
     }
 )

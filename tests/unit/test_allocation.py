@@ -345,12 +345,15 @@ def test_unit_costs_per_workload_and_pool_and_llm_app() -> None:
             "cached_input_tokens": [500, 0, 0, 0],
             "output_tokens": [250, 250, 250, 250],
             "cost_usd": pa.array([Decimal("0.002")] * 3 + [None], pa.decimal128(38, 18)),
+            "output_cost_usd": pa.array([Decimal("0.0015")] * 3 + [None], pa.decimal128(38, 18)),
         }
     )
     [u] = llm_units(ibis.memtable(requests), T0, T0 + HOUR)
     assert u["requests"] == 4 and u["success_pct"] == 75.0 and u["unpriced_requests"] == 1
     assert u["cost_usd"] == Decimal("0.006") and u["per_1k_requests_usd"] == Decimal("1.5")
     assert u["per_success_usd"] == Decimal("0.002") and u["cache_hit_pct"] == 12.5
+    # Priced calls only: 3 x $0.0005 input over 3,000 tokens; 3 x $0.0015 output over 750.
+    assert u["per_1k_input_usd"] == Decimal("0.0005") and u["per_1k_output_usd"] == Decimal("0.006")
 
 
 def test_shared_pools_split_by_their_configured_rule() -> None:

@@ -70,7 +70,7 @@ def test_v2_drops_the_stored_attribution_columns_of_gpu_samples_and_keeps_the_ro
         assert led.con.execute("SELECT gpu_uuid, pod FROM gpu_samples").fetchall() == [
             ("GPU-1", "p")
         ]
-        assert led.schema_version() == 2
+        assert led.schema_version() == migrations.LATEST
 
 
 def test_ledger_urls() -> None:

@@ -122,6 +122,10 @@ def test_anthropic_input_is_the_sum_of_uncached_cache_read_and_cache_write(ledge
 
 
 def _calc(record: LlmRecord) -> Decimal:
+    return _calculation(record).total_price
+
+
+def _calculation(record: LlmRecord) -> Any:
     provider = record.provider or ""
     usage = Usage(
         input_tokens=record.input_tokens,
@@ -138,7 +142,7 @@ def _calc(record: LlmRecord) -> Decimal:
         genai_request_timestamp=record.ts,
         price_context=context,
     )
-    return price.total_price
+    return price
 
 
 @pytest.mark.parametrize("name", sorted(ALL_FILES))
@@ -150,12 +154,17 @@ def test_costs_equal_genai_prices_calc_price(name: str) -> None:
     for record in records:
         row = by_id[(record.request_id, record.model, record.ts)]
         try:
-            expected = _calc(record)
+            calculation = _calculation(record)
         except LookupError:
             assert row["cost_usd"] is None and row["price_version"] is None
+            assert row["output_cost_usd"] is None
             continue
+        expected = calculation.total_price
         # The ledger holds 18 decimals; genai-prices keeps every digit (none of these has more).
         assert row["cost_usd"] == expected.quantize(Q18, rounding=ROUND_HALF_UP), record
+        assert row["output_cost_usd"] == calculation.output_price.quantize(
+            Q18, rounding=ROUND_HALF_UP
+        )
         assert row["price_version"].startswith("genai-prices 0.2.3:")
         checked += 1
     assert checked >= len(records) - 2

@@ -414,6 +414,12 @@ def _cost_sql(r: str, p: str, *, at_money_scale: bool) -> str:
     return total if at_money_scale else f"CAST({total} AS {MONEY_SQL})"
 
 
+def _output_sql(r: str, p: str, *, at_money_scale: bool) -> str:
+    """The output tokens' part of the cost (NULL when unpriced, like the cost)."""
+    term = f"coalesce({r}.output_tokens, 0) * {p}.output_price"
+    return term if at_money_scale else f"CAST({term} AS {MONEY_SQL})"
+
+
 def pricing_sql(relation: str, prices: str, *, at_money_scale: bool = False) -> str:
     """SELECT `relation`'s rows with `cost_usd` and `price_version`, joined to batch `prices`.
 
@@ -424,7 +430,8 @@ def pricing_sql(relation: str, prices: str, *, at_money_scale: bool = False) -> 
     second_of_day = "((epoch_us(r.ts) // 1000000) % 86400)"
     excluded = ", ".join(HELPER_COLUMNS)
     return f"""
-        SELECT r.* EXCLUDE ({excluded}), {_cost_sql("r", "p", at_money_scale=at_money_scale)} AS cost_usd, p.price_version
+        SELECT r.* EXCLUDE ({excluded}), {_cost_sql("r", "p", at_money_scale=at_money_scale)} AS cost_usd,
+               {_output_sql("r", "p", at_money_scale=at_money_scale)} AS output_cost_usd, p.price_version
         FROM {relation} AS r LEFT JOIN {prices} AS p
           ON coalesce(r.provider, '') = p.provider
          AND coalesce(r.model, '') = p.model

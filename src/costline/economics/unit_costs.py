@@ -41,7 +41,9 @@ def _change(now: Decimal | None, before: Decimal | None) -> Decimal | None:
 
 def llm_units(requests: ibis.Table, start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]]:
     """Per model and app: requests, success rate, tokens, cost, cost per 1K requests, per
-    successful request and per 1K tokens, cache-hit rate, average context; unpriced calls apart."""
+    successful request, per 1K tokens, per 1K input tokens (fresh, cached and cache-write input at
+    their prices, with any per-request fee) and per 1K output tokens, cache-hit rate, average
+    context; unpriced calls counted apart and left out of the per-token rates."""
     r = requests.filter(requests.ts >= start, requests.ts < end)
     n = r.requests.fill_null(1)
     ok = r.status.isnull() | r.status.lower().isin(
@@ -56,6 +58,9 @@ def llm_units(requests: ibis.Table, start: dt.datetime, end: dt.datetime) -> lis
             cached_input_tokens=r.cached_input_tokens.sum(),
             output_tokens=r.output_tokens.sum(),
             cost_usd=r.cost_usd.sum(),
+            output_cost=r.output_cost_usd.sum(),
+            priced_input_tokens=r.input_tokens.sum(where=r.cost_usd.notnull()),
+            priced_output_tokens=r.output_tokens.sum(where=r.cost_usd.notnull()),
             unpriced=n.sum(where=r.cost_usd.isnull()),
         )
         .to_pyarrow()
@@ -64,6 +69,11 @@ def llm_units(requests: ibis.Table, start: dt.datetime, end: dt.datetime) -> lis
     out = []
     for row in rows:
         tokens = (row["input_tokens"] or 0) + (row["output_tokens"] or 0)
+        input_cost = (
+            MONEY_CONTEXT.subtract(row["cost_usd"], row["output_cost"] or Decimal(0))
+            if row["cost_usd"] is not None
+            else None
+        )
         out.append(
             {
                 "model": row["model"],
@@ -79,6 +89,8 @@ def llm_units(requests: ibis.Table, start: dt.datetime, end: dt.datetime) -> lis
                 "per_1k_requests_usd": _per(row["cost_usd"], row["requests"], THOUSAND),
                 "per_success_usd": _per(row["cost_usd"], row["successes"]),
                 "per_1k_tokens_usd": _per(row["cost_usd"], tokens, THOUSAND),
+                "per_1k_input_usd": _per(input_cost, row["priced_input_tokens"], THOUSAND),
+                "per_1k_output_usd": _per(row["output_cost"], row["priced_output_tokens"], THOUSAND),
                 "unpriced_requests": row["unpriced"],
             }
         )  # fmt: skip

@@ -17,6 +17,7 @@ from costline import schema
 from costline.errors import LedgerError
 from costline.ledger import parts
 from costline.ledger.sql import run, run_one
+from costline.money import MONEY_SQL
 
 Migration = Callable[[duckdb.DuckDBPyConnection], None]
 
@@ -49,9 +50,22 @@ def _v2_gpu_samples_unattributed(con: duckdb.DuckDBPyConnection) -> None:
             run(con, f'ALTER TABLE gpu_samples DROP COLUMN "{name}"')
 
 
+def _v3_llm_output_cost(con: duckdb.DuckDBPyConnection) -> None:
+    """llm_requests gains output_cost_usd (unit costs per 1K input and per 1K output tokens)."""
+    present = {
+        r[0]
+        for r in run(
+            con, "SELECT column_name FROM duckdb_columns() WHERE table_name = 'llm_requests'"
+        )
+    }
+    if "output_cost_usd" not in present:
+        run(con, f"ALTER TABLE llm_requests ADD COLUMN output_cost_usd {MONEY_SQL}")
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "create the canonical ledger tables", _v1_create_tables),
     (2, "gpu_samples without stored attribution columns", _v2_gpu_samples_unattributed),
+    (3, "llm_requests.output_cost_usd", _v3_llm_output_cost),
 ]
 LATEST = MIGRATIONS[-1][0]
 
