@@ -31,6 +31,8 @@ LINE_SCHEMA = pa.schema(
         ("ChargePeriodEnd", pa.timestamp("us", tz="UTC")),
         ("ResourceId", pa.string()),
         ("ResourceName", pa.string()),
+        ("ServiceCategory", pa.string()),
+        ("ServiceName", pa.string()),
         ("Tags", TAGS),
         ("BilledCost", MONEY),
         ("EffectiveCost", MONEY),
@@ -482,3 +484,28 @@ def test_cost_per_business_unit_from_a_metric() -> None:
         (25.0, Decimal(40), Decimal("1.6")),  # $30 of lines + $10 of GPU-time held
         (20.0, Decimal(40), Decimal(2)),
     ]
+
+
+def test_a_training_runs_cost_includes_its_share_of_the_control_plane() -> None:
+    from costline.economics.unit_costs import gpu_units
+
+    eks = {**line(None, 0, "3", {"team": "platform"}), "ServiceCategory": "Compute",
+           "ServiceName": "Amazon Elastic Kubernetes Service"}  # fmt: skip
+    samples = [
+        sample("h1", g, m, pod) for g, pod in ((0, "a"), (1, "b"), (2, "b")) for m in range(60)
+    ]
+    described = [workload("ml/a", "red"), workload("ml/b", "blue")]
+    a = run([line("h1", 0, "6"), eks], samples, described, hours=1)
+    per_workload, _ = gpu_units(
+        a,
+        ibis.memtable(pa.Table.from_pylist(described, WORKLOAD_SCHEMA)),
+        ibis.memtable(pa.Table.from_pylist(samples, SAMPLE_SCHEMA)),
+    )
+    got = {
+        w["workload"]: (w["gpu_cost_usd"], w["orchestration_usd"], w["cost_usd"])
+        for w in per_workload
+    }
+    assert got == {
+        "ml/a": (Decimal(2), Decimal(1), Decimal(3)),
+        "ml/b": (Decimal(4), Decimal(2), Decimal(6)),
+    }

@@ -51,6 +51,7 @@ SCHEMA = pa.schema(
         ("host", pa.string()),
         ("holder", pa.string()),
         *[(d, pa.string()) for d in DIMENSIONS],
+        ("cost_layer", pa.string()),  # gpu_compute for GPU hosts; from the service otherwise
         ("gpu_seconds", pa.float64()),
         ("amount", MONEY),
     ]
@@ -209,6 +210,7 @@ def allocate(
             cols[k].append(v)
         for d in DIMENSIONS:
             cols[d].append(values.get(d))
+        cols["cost_layer"].append("gpu_compute" if host else values.get("cost_layer"))
 
     nobody: dict[str, str | None] = dict.fromkeys(DIMENSIONS)
     holder_values: dict[str, dict[str, str | None]] = {}
@@ -262,7 +264,7 @@ def allocate(
     for t in tagged_rows:
         if t["cost"] is None:
             continue
-        values = {d: t.get(d) for d in DIMENSIONS}
+        values = {d: t.get(d) for d in (*DIMENSIONS, "cost_layer")}
         values["owner"] = owner(values, None)
         shared = next((p.name for p in rules.shared_pools if p.match.matches(t)), None)
         if shared is None and t["cost_domain"] == "shared_platform":

@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from costline.allocation.allocate import GPU_HELD_IDLE, GPU_UNHELD, GPU_USED, SHARED, Allocation
 from costline.allocation.gpu import holder
+from costline.allocation.split import split
 from costline.config import BusinessUnit
 from costline.money import MONEY_CONTEXT
 
@@ -102,8 +103,9 @@ def gpu_units(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Per workload (training runs, endpoints, notebooks, batch jobs) and per pool.
 
-    A workload: GPU-hours held, its allocated cost, cost per GPU-hour, share of its time held
-    idle, and SM-active efficiency weighted by GPU-time held. A pool: its GPU cost, the share that
+    A workload: GPU-hours held, its allocated GPU cost, its share of the control plane
+    (orchestration, by GPU-time), their sum (`cost_usd`: a training run's cost), cost per
+    GPU-hour, share of its time held idle, and SM-active efficiency weighted by GPU-time held. A pool: its GPU cost, the share that
     was idle (unheld) and held idle.
     """
     rows = allocation.rows.to_pylist()
@@ -121,6 +123,12 @@ def gpu_units(
             h["team"] = r["team"]
             if r["kind"] == GPU_HELD_IDLE:
                 h["idle"] += r["gpu_seconds"]
+    # Orchestration: the period's control-plane cost (EKS, AKS, GKE, ...), shared by the GPU
+    # workloads in proportion to the GPU-time they held.
+    control = sum((r["amount"] for r in rows if r["cost_layer"] == "control_plane"), Decimal(0))
+    holders = [w for w, h in by_holder.items() if h["seconds"] > 0]
+    weights = [Decimal(repr(by_holder[w]["seconds"])) for w in holders]
+    shares = dict(zip(holders, split(control, weights), strict=True)) if holders and control else {}
     kinds = _kinds(workloads, list(by_holder))
     efficiency = _efficiency(samples, allocation.start, allocation.end)
     per_workload = [
@@ -129,7 +137,9 @@ def gpu_units(
             "kind": kinds.get(wid),
             "team": h.get("team"),
             "gpu_hours": round(h["seconds"] / 3600, 2),
-            "cost_usd": h["cost"],
+            "gpu_cost_usd": h["cost"],
+            "orchestration_usd": shares.get(wid, Decimal(0)),
+            "cost_usd": MONEY_CONTEXT.add(h["cost"], shares.get(wid, Decimal(0))),
             "per_gpu_hour_usd": _per(h["cost"], h["seconds"], Decimal(3600)),
             "held_idle_pct": round(100 * h["idle"] / h["seconds"], 1) if h["seconds"] else None,
             "sm_active_pct": efficiency.get(wid),
