@@ -509,3 +509,11 @@ def test_a_training_runs_cost_includes_its_share_of_the_control_plane() -> None:
         "ml/a": (Decimal(2), Decimal(1), Decimal(3)),
         "ml/b": (Decimal(4), Decimal(2), Decimal(6)),
     }
+
+
+def test_a_filter_on_an_unknown_column_is_a_clear_error() -> None:
+    from costline.errors import CostlineError
+
+    with pytest.raises(CostlineError, match="--where NoSuch: not a column of cost_lines") as info:
+        run([line(None, 0, "1")], [], where=Selector.of(NoSuch="x"))
+    assert info.value.exit_code == 2

@@ -178,6 +178,14 @@ def test_ignored_and_unidentified_columns_are_noted(tmp_path: Path) -> None:
             },
             "row 2, column value: 'x1' is not a number",
         ),
+        (
+            {"ts": [str(T0), "yesterday"], "UUID": ["G", "G"], "DCGM_FI_DEV_GPU_UTIL": [1.0, 2.0]},
+            "row 2, column ts: 'yesterday' is not a number",
+        ),
+        (
+            {"ts": [T0], "UUID": ["G"], "DCGM_FI_DEV_GPU_UTIL": ["n/a"]},
+            "row 1, column DCGM_FI_DEV_GPU_UTIL: 'n/a' is not a number",
+        ),
     ],
 )
 def test_bad_parquet_is_named_and_nothing_is_written(

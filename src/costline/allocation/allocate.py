@@ -18,11 +18,12 @@ from typing import Any, Literal
 import ibis
 import pyarrow as pa
 
-from costline.allocation.gpu import gpus_by_host, held_by_hour
+from costline.allocation.gpu import gpus_by_host, held_by_hour, with_host
 from costline.allocation.split import from_units, split_units, to_units
 from costline.attribution import tags as tagging
 from costline.attribution.rules import Rules, cost_layer, domain_of, fold_text
 from costline.config import SharedPool
+from costline.errors import CostlineError
 from costline.model import Selector
 from costline.money import MONEY_CONTEXT
 
@@ -142,17 +143,16 @@ def allocate(
     column = COST_COLUMNS[cost]
     period = lines.filter(lines.ChargePeriodStart >= start, lines.ChargePeriodStart < end)
     for dimension, accepted in where.root.items() if where else ():
+        if dimension not in lines.columns:
+            raise CostlineError(
+                f"--where {dimension}: not a column of cost_lines (FOCUS names, e.g. "
+                "ProviderName, ServiceName, SubAccountId, RegionId)"
+            )
         period = period.filter(period[dimension].isin(list(accepted)))
     host_table = gpus_by_host(samples, start, end)
     hosts = {r["host"]: r for r in host_table.to_pyarrow().to_pylist()}
-    # A line is on a GPU host when its ResourceName, else its ResourceId, names one (joins, not
-    # literal lists: a fleet has thousands of hosts).
-    by_name = host_table.select(host_by_name=host_table.host)
-    by_id = host_table.select(host_by_id=host_table.host)
-    period = period.left_join(by_name, period.ResourceName == by_name.host_by_name)
-    period = period.left_join(by_id, period.ResourceId == by_id.host_by_id)
+    period = with_host(period, host_table)
     period = period.mutate(
-        host=ibis.coalesce(period.host_by_name, period.host_by_id),
         pool=rules.tag(period, "pool"),
         cost=period[column],
     )

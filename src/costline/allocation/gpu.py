@@ -55,3 +55,14 @@ def gpus_by_host(samples: ibis.Table, start: dt.datetime, end: dt.datetime) -> i
     s = samples.filter(samples.ts >= start, samples.ts < end, samples.host.notnull())
     gpu = ibis.coalesce(s.gpu_uuid, s.gpu_index.cast("string"))
     return s.group_by("host").aggregate(gpus=gpu.nunique(), gpu_model=s.gpu_model.arbitrary())
+
+
+def with_host(lines: ibis.Table, hosts: ibis.Table) -> ibis.Table:
+    """`lines` with `host`: the GPU host (of `hosts.host`) its ResourceName, else its ResourceId,
+    names; NULL for other lines. Joins in the engine, not literal lists: a fleet has thousands."""
+    by_name = hosts.select(host_by_name=hosts.host)
+    by_id = hosts.select(host_by_id=hosts.host)
+    joined = lines.left_join(by_name, lines.ResourceName == by_name.host_by_name)
+    joined = joined.left_join(by_id, joined.ResourceId == by_id.host_by_id)
+    joined = joined.mutate(host=ibis.coalesce(joined.host_by_name, joined.host_by_id))
+    return joined.drop("host_by_name", "host_by_id")

@@ -47,8 +47,7 @@ class Bucket:
 
     @property
     def amount(self) -> Decimal:
-        with_ctx = MONEY_CONTEXT
-        return with_ctx.add(with_ctx.add(self.direct, self.idle), self.shared)
+        return total((self.direct, self.idle, self.shared))
 
 
 def _bucket_of(row: dict[str, object], by: str) -> str:

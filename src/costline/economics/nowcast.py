@@ -17,19 +17,15 @@ from typing import Any
 import ibis
 
 from costline.allocation.allocate import COST_COLUMNS, CostColumn
-from costline.allocation.gpu import gpus_by_host
+from costline.allocation.gpu import gpus_by_host, with_host
 from costline.money import MONEY_CONTEXT
 
 RATE_PLACES = Decimal("1e-6")
 
 
 def _host_lines(lines: ibis.Table, hosts: ibis.Table) -> ibis.Table:
-    """Lines of GPU hosts, with `host` (by ResourceName, else ResourceId), joined in the engine."""
-    by_name = hosts.select(host_by_name=hosts.host)
-    by_id = hosts.select(host_by_id=hosts.host)
-    joined = lines.left_join(by_name, lines.ResourceName == by_name.host_by_name)
-    joined = joined.left_join(by_id, joined.ResourceId == by_id.host_by_id)
-    joined = joined.mutate(host=ibis.coalesce(joined.host_by_name, joined.host_by_id))
+    """Lines of GPU hosts, with `host` (see `costline.allocation.gpu.with_host`)."""
+    joined = with_host(lines, hosts)
     return joined.filter(joined.host.notnull())
 
 
@@ -62,9 +58,9 @@ def rates(
             by_model.setdefault(info["gpu_model"], []).append(info["rate"])
     for info in known.values():
         info["estimated_rate"] = info["rate"] is None
-        if info["rate"] is None and by_model.get(info["gpu_model"]):
-            rates_ = by_model[info["gpu_model"]]
-            info["rate"] = (sum(rates_, Decimal(0)) / len(rates_)).quantize(RATE_PLACES)
+        same_model = by_model.get(info["gpu_model"])
+        if info["rate"] is None and same_model:
+            info["rate"] = (sum(same_model, Decimal(0)) / len(same_model)).quantize(RATE_PLACES)
     return known
 
 

@@ -275,10 +275,11 @@ def read_dcgm_parquet(file: SourceFile, *, sample_seconds: float | None = None) 
     except duckdb.Error as exc:
         raise IngestError(f"cannot read as Parquet: {str(exc).splitlines()[0]}", path=path) from exc
     layout = _Layout(path, {r[0]: r[1] for r in described})
-    if layout.long:
-        value_type = dict((r[0], r[1]) for r in described)["value"]
-        if value_type == "VARCHAR":
-            _check_text_values(con, path)
+    types = {r[0]: r[1] for r in described}
+    numeric = ["value"] if layout.long else list(layout.metrics)
+    if layout.time is not None and not layout.time_type.startswith(("TIMESTAMP", "DATE")):
+        numeric.append(layout.time)  # epoch seconds or milliseconds
+    _check_text_numbers(con, path, [c for c in numeric if types[c] == "VARCHAR"])
     workdir = tempfile.TemporaryDirectory(prefix="costline-dcgm-")
     devices = Path(workdir.name) / "devices.parquet"
     try:
@@ -325,17 +326,20 @@ def read_dcgm_parquet(file: SourceFile, *, sample_seconds: float | None = None) 
     )
 
 
-def _check_text_values(con: duckdb.DuckDBPyConnection, path: str) -> None:
-    """A `value` column stored as text must parse as numbers: name the first row that does not."""
-    bad = con.execute(
-        f"SELECT file_row_number, value FROM read_parquet({quote_literal(path)}, file_row_number = true) "
-        "WHERE value IS NOT NULL AND TRY_CAST(value AS DOUBLE) IS NULL ORDER BY 1 LIMIT 1"
-    ).fetchall()
-    if bad:
-        raise IngestError(
-            f"{bad[0][1]!r} is not a number",
-            path=path,
-            row=int(bad[0][0]) + 1,
-            column="value",
-            value=bad[0][1],
-        )
+def _check_text_numbers(con: duckdb.DuckDBPyConnection, path: str, columns: list[str]) -> None:
+    """Columns that must hold numbers but are stored as text: name the first row that does not."""
+    for column in columns:
+        col = quote_ident(column)
+        bad = con.execute(
+            f"SELECT file_row_number, {col} FROM read_parquet({quote_literal(path)}, "
+            f"file_row_number = true) WHERE {col} IS NOT NULL AND TRY_CAST({col} AS DOUBLE) IS NULL "
+            "ORDER BY 1 LIMIT 1"
+        ).fetchall()
+        if bad:
+            raise IngestError(
+                f"{bad[0][1]!r} is not a number",
+                path=path,
+                row=int(bad[0][0]) + 1,
+                column=column,
+                value=bad[0][1],
+            )
