@@ -73,6 +73,47 @@ def test_v2_drops_the_stored_attribution_columns_of_gpu_samples_and_keeps_the_ro
         assert led.schema_version() == migrations.LATEST
 
 
+def _v2_ledger(path: Path) -> None:
+    """A ledger as costline wrote it at schema version 2 (before llm_requests.output_cost_usd)."""
+    con = duckdb.connect(str(path))
+    migrations.migrate(con, migrations.MIGRATIONS[:2])
+    con.execute("ALTER TABLE llm_requests DROP COLUMN output_cost_usd")
+    con.close()
+
+
+def test_a_report_upgrades_an_older_ledger_then_reads_it(tmp_path: Path) -> None:
+    path = tmp_path / "l.duckdb"
+    _v2_ledger(path)
+    with Ledger(f"duckdb:///{path}", read_only=True) as led:
+        assert led.schema_version() == migrations.LATEST
+        assert "output_cost_usd" in led.table("llm_requests").schema()
+
+
+def test_an_older_ledger_held_open_by_another_process_names_costline_migrate(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "l.duckdb"
+    _v2_ledger(path)
+    holder = subprocess.Popen(  # another report reading it: a shared lock, so no writer gets in
+        [sys.executable, "-c",
+         f"import duckdb,sys; c=duckdb.connect({str(path)!r}, read_only=True); "
+         "print('held', flush=True); "
+         "sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(LedgerError, match="run `costline migrate`"):
+            Ledger(f"duckdb:///{path}", read_only=True)
+    finally:
+        holder.communicate("", timeout=30)
+    env = {**os.environ, "COSTLINE_LEDGER": f"duckdb:///{path}"}
+    proc = subprocess.run([sys.executable, "-m", "costline", "migrate"], env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert f"schema version {migrations.LATEST}" in proc.stdout
+
+
 def test_ledger_urls() -> None:
     assert ledger_path("duckdb:///abs/l.duckdb") == "/abs/l.duckdb"
     assert ledger_path("duckdb://.costline/ledger.duckdb") == ".costline/ledger.duckdb"

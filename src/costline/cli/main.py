@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from costline.cli.output import Format, default_format, dumps, emit_arrow, emit_rows
-from costline.errors import CostlineError
+from costline.errors import CostlineError, LedgerError
 from costline.ledger.store import DEFAULT_LEDGER_URL
 
 if TYPE_CHECKING:
@@ -176,6 +176,32 @@ def sql_cmd(
     from costline.ledger.readonly import run_sql
 
     emit_arrow(run_sql(ledger_url(), query), default_format(fmt))
+
+
+@app.command("migrate")
+def migrate_cmd() -> None:
+    """Bring the ledger's schema up to this costline's version (commands that write do it too).
+
+    Reports upgrade an older ledger on their own when they can take the write lock for a moment;
+    this is the command for when they could not (another process had the ledger open)."""
+    from costline.ledger import migrations
+    from costline.ledger.store import ledger_path
+
+    path = ledger_path(ledger_url())
+    if path != ":memory:" and not Path(path).exists():
+        raise LedgerError(f"no ledger at {path}: ingest something first")
+    import duckdb
+
+    try:
+        con = duckdb.connect(path)
+    except duckdb.Error as exc:
+        raise LedgerError(f"cannot open the ledger {path} to write: {exc}") from exc
+    try:
+        applied = migrations.migrate(con)
+    finally:
+        con.close()
+    done = f"applied {', '.join(map(str, applied))}" if applied else "nothing to apply"
+    out.print(f"{path}: schema version {migrations.LATEST} ({done})", soft_wrap=True)
 
 
 @app.command("demo")

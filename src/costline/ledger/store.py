@@ -103,19 +103,38 @@ class Ledger:
                 raise LedgerError(f"no ledger at {self.path}: ingest something first")
             if not read_only:
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._connect()
+        if not read_only:
+            migrations.migrate(self.con)
+        elif migrations.current_version(self.con) < migrations.LATEST:
+            # A ledger written by an older costline: bring it up to date once (a brief write, in
+            # one transaction), then read. Reports never fail just because costline was upgraded.
+            self._ibis.disconnect()
+            self._migrate_then_reopen()
+
+    def _connect(self) -> None:
         try:
-            self._ibis: DuckDBBackend = ibis.duckdb.connect(self.path, read_only=read_only)
+            self._ibis: DuckDBBackend = ibis.duckdb.connect(self.path, read_only=self.read_only)
         except duckdb.IOException as exc:
             raise LedgerError(f"cannot open the ledger {self.path}: {exc}") from exc
         self.con: duckdb.DuckDBPyConnection = self._ibis.con
         self._run("SET TimeZone = 'UTC'")
         # Row order in the ledger carries no meaning; letting inserts run unordered parallelises them.
         self._run("SET preserve_insertion_order = false")
-        if read_only:
-            if migrations.current_version(self.con) < migrations.LATEST:
-                raise LedgerError(f"the ledger {self.path} is at an older schema: open it to write")
-        else:
-            migrations.migrate(self.con)
+
+    def _migrate_then_reopen(self) -> None:
+        try:
+            con = duckdb.connect(self.path)
+        except duckdb.Error as exc:
+            raise LedgerError(
+                f"the ledger {self.path} is at an older schema and could not be upgraded now "
+                f"({str(exc).splitlines()[0]}); run `costline migrate` when nothing else has it open"
+            ) from exc
+        try:
+            migrations.migrate(con)
+        finally:
+            con.close()
+        self._connect()
 
     def _run(self, sql: str, params: object = None) -> list[Any]:
         return run(self.con, sql, params)
