@@ -233,6 +233,21 @@ STORAGE_OBJECTS = _attributed(
     }
 )
 
+# Lifecycle rules of buckets (S3 lifecycle configurations, GCS lifecycle rules): one row a rule and
+# prefix; a bucket read with no rules has one row with a null rule_id, so "none" is recorded too.
+STORAGE_LIFECYCLE = ibis.schema(
+    {
+        "provider": STR,
+        "bucket": STR,
+        "rule_id": STR,
+        "prefix": STR,  # "" for the whole bucket
+        "enabled": dt.boolean,
+        "filtered_by_tag": dt.boolean,  # the rule also needs object tags: it covers only some keys
+        "actions": STR,  # e.g. "transition GLACIER after 30d; expire after 365d"
+        "x_ingestion_id": STR,
+    }
+)
+
 METRICS = ibis.schema(
     {"ts": TS, "metric": STR, "value": dt.float64, "labels": TAGS, "x_ingestion_id": STR}
 )
@@ -313,6 +328,7 @@ def tables() -> dict[str, Schema]:
         "workloads": WORKLOADS,
         "llm_requests": LLM_REQUESTS,
         "storage_objects": STORAGE_OBJECTS,
+        "storage_lifecycle": STORAGE_LIFECYCLE,
         "metrics": METRICS,
         "annotations": ANNOTATIONS,
         "ingestions": INGESTIONS,

@@ -98,11 +98,17 @@ def test_demo_end_to_end_is_reproducible_and_idempotent(tmp_path: Path) -> None:
     sections = json.loads(proc.stdout)
     assert [r["tag"] for r in sections["coverage"]] == ["team", "project", "environment"]
     assert sections["untagged_by_service"] and sections["ownership"][0]["with_owner_pct"]
+    assert Decimal(sections["storage_lifecycle"][0]["under_rules_pct"]) > 0
     proc = costline("report", "unit-costs", "--period", day, "-f", "json", cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
     units = json.loads(proc.stdout)
     assert {r["app"] for r in units["llm"]} and units["workloads"] and units["pools"]
     assert all(Decimal(r["per_1k_requests_usd"]) > 0 for r in units["llm"] if r["cost_usd"])
+    served = [r for r in units["declared"] if r["kind"] == "inference_endpoint"]
+    assert served and all(Decimal(r["per_success_usd"]) > 0 for r in served)
+    proc = costline("report", "unit-costs", "--period", day, "-f", "table", cwd=tmp_path,
+                    env={**env, "COLUMNS": "200"})  # fmt: skip
+    assert proc.returncode == 0 and " per prediction." in proc.stdout, proc.stderr
     proc = costline("report", "reconcile", "--period", day, "-f", "json", cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
     reconciled = [r for r in json.loads(proc.stdout) if r["billed_usd"] is not None]

@@ -184,3 +184,50 @@ def test_allocation_recovers_true_owners_and_shares(
         share = seconds / capacity[true["host"]]
         true_share = true["gpu_seconds"] / truth["host_capacity_gpu_seconds"][true["host"]]
         assert share == pytest.approx(true_share, rel=1e-9), wid
+
+
+def test_declared_runs_and_endpoints_cost_whole(
+    demo: tuple[Path, ActivityManifest, Ledger],
+) -> None:
+    """Endpoints get a cost per prediction from their served counts; the training runs that
+    declare storage get their buckets' share; lifecycle coverage is reported."""
+    from costline.allocation.allocate import allocate
+    from costline.attribution.compliance import lifecycle_coverage
+    from costline.attribution.registry import declared, links
+    from costline.economics.declared import declared_costs
+    from costline.economics.unit_costs import gpu_units
+
+    _, activity, ledger = demo
+    day = activity.window_start.replace(hour=0)
+    end = day + dt.timedelta(days=1)
+    t = {n: ledger.table(n) for n in ("cost_lines", "gpu_samples", "workloads", "metrics",
+                                      "storage_objects", "storage_lifecycle")}  # fmt: skip
+    a = allocate(t["cost_lines"], t["gpu_samples"], t["workloads"], day, end)
+    per_workload, _ = gpu_units(a, t["workloads"], t["gpu_samples"])
+    entries = declared(t["workloads"])
+    linked = {
+        r["workload_id"]: r["entry"]
+        for r in links(t["workloads"], entries).to_pyarrow().to_pylist()
+    }
+    rows = {r["name"]: r for r in declared_costs(entries, linked, per_workload, t["cost_lines"],
+                                                  t["storage_objects"], t["metrics"], day, end)}  # fmt: skip
+    served = {}
+    for line in activity.metrics_file.read_text().splitlines()[1:]:
+        _, metric, value, endpoint = line.split(",")
+        if metric == "inference_requests":
+            served[endpoint] = served.get(endpoint, 0) + int(value)
+    endpoints = [r for r in rows.values() if r["kind"] == "inference_endpoint"]
+    assert endpoints and {r["name"] for r in endpoints} == set(served)
+    for r in endpoints:
+        assert r["jobs"] > 0 and r["gpu_cost_usd"] > 0, r
+        assert r["inferences"] == served[r["name"]]
+        assert r["per_success_usd"] > r["cost_usd"] / int(r["inferences"]) > 0  # successes < all
+    pretrain = rows["atlas-70b-pretrain"]
+    assert pretrain["storage_usd"] > 0 and pretrain["transfer_usd"] > 0
+    assert pretrain["cost_usd"] == (pretrain["gpu_cost_usd"] + pretrain["orchestration_usd"]
+                                    + pretrain["storage_usd"] + pretrain["transfer_usd"])  # fmt: skip
+    coverage = lifecycle_coverage(t["cost_lines"], t["storage_objects"], t["storage_lifecycle"],
+                                  day, end)  # fmt: skip
+    [summary] = coverage["storage_lifecycle"]
+    assert 0 < summary["under_rules_pct"] < 100
+    assert "ml-model-artifacts" in {b["bucket"] for b in coverage["storage_outside_lifecycle"]}

@@ -168,6 +168,14 @@ def instance_text(lines: ibis.Table) -> ibis.StringValue:
     return text
 
 
+def bucket_of(lines: ibis.Table) -> ibis.StringValue:
+    """The bucket (or storage account) a line is billed on: the last segment of its ResourceId
+    (`atlas-data`, `arn:aws:s3:::atlas-data`, `//storage.googleapis.com/projects/_/buckets/atlas-data`),
+    else its ResourceName."""
+    rid = lines.ResourceId.re_extract(r"([^/:]+)/?$", 1).nullif("")
+    return ibis.coalesce(rid, lines.ResourceName)
+
+
 def cost_layer(lines: ibis.Table) -> ibis.StringValue:
     """gpu_compute, cpu_compute, tokens, storage, vector_db, network_egress, observability,
     control_plane or other, from the line's service and instance."""

@@ -37,7 +37,9 @@ def _activity_parts(activity: ActivityManifest) -> list[tuple[str, list[Path], F
     from costline.cli.usage import llm_source
     from costline.sources.annotations import ANNOTATIONS
     from costline.sources.dcgm import DCGM
+    from costline.sources.metrics import METRICS
     from costline.sources.storage import STORAGE
+    from costline.sources.storage.lifecycle import LIFECYCLE
     from costline.sources.workloads import KUBERNETES, REGISTRY, SLURM
 
     return [
@@ -47,6 +49,8 @@ def _activity_parts(activity: ActivityManifest) -> list[tuple[str, list[Path], F
         ("registry", [activity.registry_file], REGISTRY),
         ("llm", list(activity.llm_files), llm_source()),
         ("storage", list(activity.storage_manifests), STORAGE),
+        ("lifecycle", list(activity.lifecycle_files), LIFECYCLE),
+        ("metrics", [activity.metrics_file], METRICS),
         ("annotations", [activity.annotations_file], ANNOTATIONS),
     ]
 

@@ -1,7 +1,7 @@
-"""CLI commands for workloads, storage inventories and annotations.
+"""CLI commands for workloads, storage inventories, annotations and metrics.
 
-`register(app, ingest_app)` adds `ingest kubernetes|slurm|registry|storage|annotations` and the
-top-level `annotate`. Heavy imports happen inside the commands, so `costline --help` stays fast.
+`register(app, ingest_app)` adds `ingest kubernetes|slurm|registry|storage|lifecycle|annotations|
+metrics` and the top-level `annotate`. Heavy imports happen inside the commands, so `costline --help` stays fast.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
     ingest_app.command("registry")(ingest_registry_cmd)
     ingest_app.command("storage")(ingest_storage_cmd)
     ingest_app.command("annotations")(ingest_annotations_cmd)
+    ingest_app.command("metrics")(ingest_metrics_cmd)
+    ingest_app.command("lifecycle")(ingest_lifecycle_cmd)
     app.command("annotate")(annotate_cmd)
 
 
@@ -104,6 +106,24 @@ def ingest_annotations_cmd(paths: Paths, fmt: FormatOpt = None) -> None:
     from costline.sources.annotations import ANNOTATIONS
 
     run_ingest(paths, ANNOTATIONS, fmt)
+
+
+def ingest_lifecycle_cmd(paths: Paths, fmt: FormatOpt = None) -> None:
+    """Ingest bucket lifecycle rules: `aws s3api get-bucket-lifecycle-configuration` output
+    (BUCKET.lifecycle.json) or GCS lifecycle JSON; a bucket's rules replace its earlier ones."""
+    from costline.cli.main import run_ingest
+    from costline.sources.storage.lifecycle import LIFECYCLE
+
+    run_ingest(paths, LIFECYCLE, fmt)
+
+
+def ingest_metrics_cmd(paths: Paths, fmt: FormatOpt = None) -> None:
+    """Ingest counted outcomes (inferences served, tickets resolved, ...) from CSV (ts, metric,
+    value, label columns) or JSON Lines: the denominators of unit costs."""
+    from costline.cli.main import run_ingest
+    from costline.sources.metrics import METRICS
+
+    run_ingest(paths, METRICS, fmt)
 
 
 def annotate_cmd(

@@ -5,8 +5,10 @@
 
 Writes under `out/`: `dcgm/<host>.txt` (see `telemetry`), `kubernetes/pods.json`,
 `slurm/sacct.txt`, `registry.yaml` (see `workloads`), `llm/*.jsonl` (see `llm_usage`),
-`storage/<bucket>/...` (see `storage`), `annotations.yaml`, and `activity_truth.json`: which hosts
-were written and whom they stand for, the samples, jobs, pods, requests and bytes to expect.
+`storage/<bucket>/...` and `storage/lifecycle/<bucket>.lifecycle.json` (see `storage`),
+`metrics/inference.csv` (hourly inferences per endpoint), `annotations.yaml`, and
+`activity_truth.json`: which hosts were written and whom they stand for, the samples, jobs, pods,
+requests and bytes to expect.
 The telemetry window is the last `telemetry_days` days (or `telemetry_hours` hours) of the billing
 window. Everything comes from the seed: the same arguments write the same bytes.
 """
@@ -25,13 +27,15 @@ from costline.demo.fleets import organization
 from costline.demo.llm_usage import APPS, write_llm_usage
 from costline.demo.org import Resource
 from costline.demo.schedule import Timeline, UsageSeries
-from costline.demo.storage import BucketInventory, write_inventories
+from costline.demo.storage import BucketInventory, write_inventories, write_lifecycles
 from costline.demo.telemetry import Device, GpuHost, plan_hosts, write_fleet, write_host
 from costline.demo.workloads import (
     Pod,
     SlurmJob,
+    endpoint_names,
     host_devices,
     slurm_jobs,
+    write_inference_metrics,
     write_pods,
     write_registry,
     write_sacct,
@@ -59,6 +63,9 @@ class ActivityManifest:
     llm_requests: int
     storage_manifests: tuple[Path, ...]
     storage_objects: int
+    lifecycle_files: tuple[Path, ...]
+    metrics_file: Path
+    metrics_rows: int
     annotations_file: Path
     annotations: int
     truth: Path
@@ -257,6 +264,10 @@ def generate_activity(
     requests = write_llm_usage(out / "llm", start, hours, manifest.scale, seed)
     snapshot = manifest.window_end - dt.timedelta(hours=23)
     buckets = write_inventories(out / "storage", _buckets(resources), snapshot, seed)
+    stores = [r.name or "" for r in resources if r.service.category == "Storage"]
+    lifecycles = write_lifecycles(out / "storage" / "lifecycle", stores)
+    metrics_file = out / "metrics" / "inference.csv"
+    metrics_rows = write_inference_metrics(metrics_file, endpoint_names(hosts), start, hours, seed)
     notes = _annotations(start, hours, jobs)
     annotations = out / "annotations.yaml"
     annotations.write_text(yaml.safe_dump({"annotations": notes}, sort_keys=False), "utf-8")
@@ -285,6 +296,9 @@ def generate_activity(
         llm_requests=sum(requests.values()),
         storage_manifests=tuple(b.manifest for b in buckets),
         storage_objects=sum(b.objects for b in buckets),
+        lifecycle_files=tuple(lifecycles),
+        metrics_file=metrics_file,
+        metrics_rows=metrics_rows,
         annotations_file=annotations,
         annotations=len(notes),
         truth=truth,

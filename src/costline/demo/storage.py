@@ -145,3 +145,62 @@ def write_inventories(
                             inv.checkpoint_objects, inv.checkpoint_bytes)
         )  # fmt: skip
     return written
+
+
+# The demo's lifecycle rules, as `aws s3api get-bucket-lifecycle-configuration` and `gsutil
+# lifecycle get` print them: checkpoints move and expire, most training data and the model
+# artifacts stay hot forever (what the compliance report is for).
+LIFECYCLE: dict[str, dict[str, object]] = {
+    "atlas-checkpoints": {
+        "Rules": [
+            {
+                "ID": "checkpoints-to-glacier-ir",
+                "Status": "Enabled",
+                "Filter": {"Prefix": "atlas-70b/"},
+                "Transitions": [{"Days": 30, "StorageClass": "GLACIER_IR"}],
+                "Expiration": {"Days": 180},
+            }
+        ]
+    },
+    "atlas-training-data": {
+        "Rules": [
+            {
+                "ID": "raw-crawl-to-deep-archive",
+                "Status": "Enabled",
+                "Filter": {"Prefix": "raw crawl/"},
+                "Transitions": [{"Days": 14, "StorageClass": "DEEP_ARCHIVE"}],
+            },
+            {"ID": "scratch", "Status": "Disabled", "Filter": {"Prefix": ""},
+             "Expiration": {"Days": 7}},
+        ]
+    },
+    "ml-model-artifacts": {"Bucket": "ml-model-artifacts", "Rules": []},
+    "web-assets": {
+        "Rules": [
+            {
+                "ID": "tiering",
+                "Status": "Enabled",
+                "Filter": {},
+                "Transitions": [{"Days": 0, "StorageClass": "INTELLIGENT_TIERING"}],
+            }
+        ]
+    },
+    "vision-datasets": {
+        "rule": [
+            {"action": {"type": "SetStorageClass", "storageClass": "NEARLINE"},
+             "condition": {"age": 60}}
+        ]
+    },
+}  # fmt: skip
+
+
+def write_lifecycles(out: Path, buckets: Sequence[str]) -> list[Path]:
+    """`<bucket>.lifecycle.json` for each of `buckets` the demo has rules for."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name in buckets:
+        if name in LIFECYCLE:
+            path = out / f"{name}.lifecycle.json"
+            path.write_text(json.dumps(LIFECYCLE[name], indent=2) + "\n", encoding="utf-8")
+            paths.append(path)
+    return paths

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from random import Random
 
 import yaml
 
@@ -372,31 +374,52 @@ def write_pods(path: Path, pods: Sequence[Pod]) -> int:
     return len(pods)
 
 
+# The checkpoints and datasets of the training runs that have them in the demo's buckets.
+RUN_STORAGE = {
+    "atlas-70b-pretrain": [
+        "s3://atlas-checkpoints/atlas-70b/",
+        "s3://atlas-training-data/datasets/atlas-pretrain-v3/",
+    ],
+    "ft-8b": ["s3://ml-model-artifacts/runs/atlas-8b-instruct/"],
+}
+
+
+def endpoint_names(hosts: Sequence[GpuHost]) -> list[str]:
+    """The Kubernetes inference endpoints (one per app), in the order of their hosts."""
+    names: list[str] = []
+    for h in hosts:
+        group = group_of(h.resource).split("/")[-1]
+        if h.scheduler == "kubernetes" and h.shape == "inference" and group not in names:
+            names.append(group)
+    return names
+
+
 def write_registry(path: Path, hosts: Sequence[GpuHost], jobs: Sequence[SlurmJob]) -> int:
-    """Declared owners, budgets and TTLs of the training groups and the Kubernetes endpoints."""
+    """Declared owners, budgets, TTLs and storage of the training groups and the endpoints."""
     entries: list[dict[str, object]] = []
     for group in sorted({j.group for j in jobs}):
         j = next(j for j in jobs if j.group == group)
         who = j.resource.owner
-        entries.append(
-            {
-                "name": j.name,
-                "kind": "fine_tune" if who.workload_type == "fine-tuning" else "training_run",
-                "owner": f"{who.project}-lead@costline.example",
-                "team": who.team,
-                "purpose": f"{who.workload_type} of {who.model}",
-                "budget_usd": 250000 if j.gpus_per_node * len(j.nodes) >= 32 else 40000,
-                "ttl": "21d",
-                "tags": {"project": who.project},
-                "match": {"name": f"{j.name}*"},
-            }
-        )
-    seen: set[str] = set()
+        entry: dict[str, object] = {
+            "name": j.name,
+            "kind": "fine_tune" if who.workload_type == "fine-tuning" else "training_run",
+            "owner": f"{who.project}-lead@costline.example",
+            "team": who.team,
+            "purpose": f"{who.workload_type} of {who.model}",
+            "budget_usd": 250000 if j.gpus_per_node * len(j.nodes) >= 32 else 40000,
+            "ttl": "21d",
+            "tags": {"project": who.project},
+            "match": {"name": f"{j.name}*"},
+        }
+        if j.name in RUN_STORAGE:
+            entry["storage"] = RUN_STORAGE[j.name]
+        entries.append(entry)
+    names = endpoint_names(hosts)
     for h in hosts:
         group = group_of(h.resource).split("/")[-1]
-        if h.scheduler != "kubernetes" or h.shape != "inference" or group in seen:
+        if group not in names:
             continue
-        seen.add(group)
+        names.remove(group)
         who = h.resource.owner
         ttl = "14d" if "demo" in group or "proto" in group else "180d"
         entries.append(
@@ -414,3 +437,24 @@ def write_registry(path: Path, hosts: Sequence[GpuHost], jobs: Sequence[SlurmJob
         )
     path.write_text(yaml.safe_dump({"workloads": entries}, sort_keys=False), encoding="utf-8")
     return len(entries)
+
+
+def write_inference_metrics(
+    path: Path, endpoints: Sequence[str], start: dt.datetime, hours: int, seed: int
+) -> int:
+    """Hourly `inference_requests` and `inference_successes` per endpoint (what a Prometheus
+    query of the servers' counters exports), with a daily cycle; returns the rows written."""
+    rng = Random(f"{seed}/inference")
+    rows = ["ts,metric,value,endpoint"]
+    for name in endpoints:
+        base = rng.uniform(20_000, 400_000)
+        errors = rng.uniform(0.001, 0.02)
+        for h in range(hours):
+            ts = start + dt.timedelta(hours=h)
+            n = round(base * (0.55 + 0.45 * math.sin(math.pi * ((ts.hour - 6) % 24) / 24)))
+            stamp = ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+            rows.append(f"{stamp},inference_requests,{n},{name}")
+            rows.append(f"{stamp},inference_successes,{round(n * (1 - errors))},{name}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return len(rows) - 1

@@ -24,14 +24,16 @@ from costline.config import BusinessUnit
 from costline.money import MONEY_CONTEXT
 
 THOUSAND = Decimal(1000)
+MONEY_QUANTUM = Decimal("1e-18")
 
 
-def _per(
+def per(
     cost: Decimal | None, units: float | int | None, scale: Decimal = Decimal(1)
 ) -> Decimal | None:
     if cost is None or not units:
         return None
-    return MONEY_CONTEXT.divide(MONEY_CONTEXT.multiply(Decimal(cost), scale), Decimal(units))
+    exact = MONEY_CONTEXT.divide(MONEY_CONTEXT.multiply(Decimal(cost), scale), Decimal(units))
+    return exact.quantize(MONEY_QUANTUM, context=MONEY_CONTEXT)  # the ledger's 18 places
 
 
 def _change(now: Decimal | None, before: Decimal | None) -> Decimal | None:
@@ -87,11 +89,11 @@ def llm_units(requests: ibis.Table, start: dt.datetime, end: dt.datetime) -> lis
                 if row["input_tokens"] else None,
                 "avg_input_tokens": round((row["input_tokens"] or 0) / row["requests"], 1) if row["requests"] else None,
                 "cost_usd": row["cost_usd"],
-                "per_1k_requests_usd": _per(row["cost_usd"], row["requests"], THOUSAND),
-                "per_success_usd": _per(row["cost_usd"], row["successes"]),
-                "per_1k_tokens_usd": _per(row["cost_usd"], tokens, THOUSAND),
-                "per_1k_input_usd": _per(input_cost, row["priced_input_tokens"], THOUSAND),
-                "per_1k_output_usd": _per(row["output_cost"], row["priced_output_tokens"], THOUSAND),
+                "per_1k_requests_usd": per(row["cost_usd"], row["requests"], THOUSAND),
+                "per_success_usd": per(row["cost_usd"], row["successes"]),
+                "per_1k_tokens_usd": per(row["cost_usd"], tokens, THOUSAND),
+                "per_1k_input_usd": per(input_cost, row["priced_input_tokens"], THOUSAND),
+                "per_1k_output_usd": per(row["output_cost"], row["priced_output_tokens"], THOUSAND),
                 "unpriced_requests": row["unpriced"],
             }
         )  # fmt: skip
@@ -140,7 +142,7 @@ def gpu_units(
             "gpu_cost_usd": h["cost"],
             "orchestration_usd": shares.get(wid, Decimal(0)),
             "cost_usd": MONEY_CONTEXT.add(h["cost"], shares.get(wid, Decimal(0))),
-            "per_gpu_hour_usd": _per(h["cost"], h["seconds"], Decimal(3600)),
+            "per_gpu_hour_usd": per(h["cost"], h["seconds"], Decimal(3600)),
             "held_idle_pct": round(100 * h["idle"] / h["seconds"], 1) if h["seconds"] else None,
             "sm_active_pct": efficiency.get(wid),
         }
@@ -216,7 +218,7 @@ def business_units(
                 "scope": str(unit.scope),
                 "units": count,
                 "cost_usd": cost,
-                "per_unit_usd": _per(cost, count),
+                "per_unit_usd": per(cost, count),
             }
         )
     return out
@@ -245,7 +247,8 @@ def unit_costs(
     now = run(*period)
     before = run(*previous)
     keys = {"llm": (["model", "app"], "per_1k_requests_usd"), "workloads": (["workload"], "cost_usd"),
-            "pools": (["pool"], "gpu_cost_usd"), "business_units": (["unit"], "per_unit_usd")}  # fmt: skip
+            "pools": (["pool"], "gpu_cost_usd"), "business_units": (["unit"], "per_unit_usd"),
+            "declared": (["name"], "cost_usd")}  # fmt: skip
     return {
         name: compare(rows, before.get(name, []), *keys[name]) if name in keys else rows
         for name, rows in now.items()

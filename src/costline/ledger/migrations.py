@@ -62,10 +62,16 @@ def _v3_llm_output_cost(con: duckdb.DuckDBPyConnection) -> None:
         run(con, f"ALTER TABLE llm_requests ADD COLUMN output_cost_usd {MONEY_SQL}")
 
 
+def _v4_storage_lifecycle(con: duckdb.DuckDBPyConnection) -> None:
+    """storage_lifecycle: bucket lifecycle rules (compliance: storage under lifecycle rules)."""
+    run(con, create_table_sql("storage_lifecycle", schema.STORAGE_LIFECYCLE))
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "create the canonical ledger tables", _v1_create_tables),
     (2, "gpu_samples without stored attribution columns", _v2_gpu_samples_unattributed),
     (3, "llm_requests.output_cost_usd", _v3_llm_output_cost),
+    (4, "storage_lifecycle", _v4_storage_lifecycle),
 ]
 LATEST = MIGRATIONS[-1][0]
 

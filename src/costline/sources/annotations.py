@@ -22,7 +22,7 @@ from typing import Any
 
 from costline.errors import IngestError
 from costline.sources.base import FileSource, SourceBatch, SourceFile, arrow_batch
-from costline.sources.records import map_columns, records_table
+from costline.sources.records import json_lines, map_columns, records_table
 from costline.yamlfile import YamlIssue, read_yaml
 
 ANNOTATION_SUFFIXES = (".yaml", ".yml", ".jsonl", ".ndjson", ".csv")
@@ -133,16 +133,7 @@ def _records(f: SourceFile) -> Iterator[tuple[int, Mapping[str, Any]]]:
     if fmt == "yaml":
         yield from _yaml_records(f.path)
     elif fmt == "jsonl":
-        for line, text in enumerate(f.path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not text.strip():
-                continue
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise IngestError(f"invalid JSON: {exc.msg}", path=str(f.path), row=line) from None
-            if not isinstance(value, dict):
-                raise IngestError("each line must be a JSON object", path=str(f.path), row=line)
-            yield line, value
+        yield from json_lines(f.path)
     else:
         with f.path.open(encoding="utf-8-sig", newline="") as fh:
             reader = csv.DictReader(fh)

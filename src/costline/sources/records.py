@@ -13,15 +13,17 @@ columns no row sets are left out (the ledger fills them with NULL).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import ibis.expr.datatypes as dt
 import pyarrow as pa
 
 from costline import schema
+from costline.errors import IngestError
 
 
 def map_columns(table: str) -> list[str]:
@@ -63,3 +65,18 @@ def _decimal(value: Decimal | Fraction | int | None, dtype: dt.DataType) -> Deci
         else Decimal(value)
     )
     return exact.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_EVEN)
+
+
+def json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) of each non-blank line of a JSON Lines file; a bad line is an
+    `IngestError` naming the file and line."""
+    for line, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not text.strip():
+            continue
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise IngestError(f"invalid JSON: {exc.msg}", path=str(path), row=line) from None
+        if not isinstance(value, dict):
+            raise IngestError("each line must be a JSON object", path=str(path), row=line)
+        yield line, value

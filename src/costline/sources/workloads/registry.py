@@ -17,6 +17,9 @@ workloads:                     # or a bare list of entries
     match:                     # which observed workloads this entry describes
       name: "llama3-70b-ft-*"  # a glob on workloads.name (Slurm JobName, k8s controller name)
       labels: {app: llama-ft}  # and/or a label selector on workloads.tags (all must equal)
+    storage:                   # the run's checkpoints and datasets: their storage cost is its own
+      - s3://ml-checkpoints/llama3-70b-ft/
+      - s3://ml-datasets/support-tickets/v4/
 ```
 
 How analyses join the registry to observed workloads (source kubernetes or slurm): an observed row
@@ -25,6 +28,8 @@ How analyses join the registry to observed workloads (source kubernetes or slurm
 (written in `Selector` syntax, `app=llama-ft,team=research`) equals `w.tags[k]`; both given means
 both must hold. With no `match`, the name must equal the entry's `name`. The registry row's
 `workload_id` is `registry:<name>`; `team`, `owner` and `purpose` have their own columns.
+`storage` travels in `tags['costline.storage']`, one `bucket/prefix` URI a line (`s3://`, `gs://`,
+`az://container/...`); see `costline.economics.declared` for how it is priced.
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ from costline.yamlfile import Loc, YamlIssue, read_yaml, show
 
 MATCH_NAME_TAG = "costline.match.name"
 MATCH_LABELS_TAG = "costline.match.labels"
+STORAGE_TAG = "costline.storage"
+STORAGE_URI = re.compile(r"^(s3|gs|az)://([^/\s]+)(/.*)?$")
 
 Kind = Literal[
     "training_run",
@@ -97,6 +104,15 @@ class RegistryEntry(BaseModel):
     outputs: dict[str, float] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
     match: Match | None = None
+    storage: list[str] = Field(default_factory=list)
+
+    @field_validator("storage")
+    @classmethod
+    def _storage(cls, value: list[str]) -> list[str]:
+        for uri in value:
+            if STORAGE_URI.match(uri) is None:
+                raise ValueError(f"expected s3://bucket/prefix, gs://... or az://... (got {uri!r})")
+        return value
 
     @field_validator("ttl", mode="before")
     @classmethod
@@ -179,6 +195,8 @@ def entry_row(entry: RegistryEntry) -> dict[str, Any]:
         tags[MATCH_NAME_TAG] = match.name
     if match.labels:
         tags[MATCH_LABELS_TAG] = ",".join(f"{k}={v}" for k, v in sorted(match.labels.items()))
+    if entry.storage:
+        tags[STORAGE_TAG] = "\n".join(entry.storage)
     if entry.team is not None:
         tags.setdefault("team", entry.team)
     return {
