@@ -19,6 +19,7 @@ from costline.pipeline import ingest_files, ingest_focus
 
 if TYPE_CHECKING:
     from costline.demo.activity import ActivityManifest
+    from costline.demo.billing import BillingManifest
     from costline.sources.base import FileSource
 
 
@@ -70,6 +71,29 @@ def _gpu_showback(ledger: Ledger, day_start: dt.datetime) -> list[dict[str, obje
         metrics=ledger.table("metrics"),
     )
     return report_rows(buckets(a, "team"), a, "team")
+
+
+def _detect(ledger: Ledger, manifest: BillingManifest, err: Console) -> list[dict[str, Any]]:
+    """The demo's daily successes (the value side), then `costline detect` over the window."""
+    import json
+
+    from costline.cli.detect import finding_row
+    from costline.clock import SYSTEM_CLOCK
+    from costline.detect.spend import detect_spend
+    from costline.sources.metrics import METRICS
+
+    if manifest.successes_file is not None:
+        ingest_files(ledger, [manifest.successes_file], METRICS)
+    if manifest.days < 43:
+        return []  # six weeks of history come before any judgement
+    with err.status("Scanning spend for anomalies (costline detect) ..."):
+        found = detect_spend(ledger.table("cost_lines"), manifest.window_start,
+                             manifest.window_end, clock=SYSTEM_CLOCK,
+                             annotations=ledger.table("annotations"),
+                             metrics=ledger.table("metrics"))  # fmt: skip
+        ledger.write([], source="detect", findings=found)
+    rows = [finding_row(json.loads(f.model_dump_json())) for f in found]
+    return sorted(rows, key=lambda r: -float(r["impact_usd"] or 0))
 
 
 def ingest_activity(
@@ -141,6 +165,7 @@ def run_demo(
         )
         activity_rows = ingest_activity(ledger, activity, err)
         showback = _gpu_showback(ledger, activity.window_start)
+        findings = _detect(ledger, manifest, err)
     ledger_total = total(r["billed"] for r in by["provider"])
     matches = ledger_total == manifest.total.billed
     report = {
@@ -159,6 +184,7 @@ def run_demo(
         "spend_by_team": by["team"],
         "spend_by_cost_domain": by["domain"],
         "showback_last_day": showback,
+        "findings": findings,
         "activity": {
             "window_start": activity.window_start.isoformat(),
             "window_end": activity.window_end.isoformat(),
@@ -190,6 +216,13 @@ def run_demo(
         columns=["team", "amount_usd", "share_pct", "gpu_hours", "held_idle_gpu_hours"],
         title=f"Showback by team, {activity.window_start:%Y-%m-%d}: GPU hosts by GPU-time held, "
         "the rest by tags (costline report showback)",
+    )
+    emit_rows(
+        findings[:10],
+        fmt,
+        columns=["severity", "title", "start", "impact_usd", "verdict", "owner"],
+        title=f"Spend anomalies (costline findings; {len(findings)} in all, injected incidents "
+        "in ground_truth.json)",
     )
     verdict = "matches" if matches else "DOES NOT match"
     Console().print(

@@ -27,9 +27,11 @@ from costline.demo.ground_truth import (
     group_totals,
     untagged_share,
 )
+from costline.demo.incidents import plan_incidents, write_daily_successes
 from costline.demo.org import Account
-from costline.demo.schedule import Timeline
+from costline.demo.schedule import Timeline, UsageSeries
 from costline.demo.totals import CostTotals, sum_totals
+from costline.demo.usage import Volume
 
 # The window ends here unless told otherwise: fixed, so runs never depend on the wall clock.
 DEFAULT_END = dt.date(2026, 11, 1)
@@ -55,6 +57,7 @@ class BillingManifest:
     per_team: Mapping[str, CostTotals]
     per_cost_domain: Mapping[str, CostTotals]
     untagged_share: Decimal  # share of EffectiveCost on lines without a team tag
+    successes_file: Path | None = None  # metrics/daily_successes.csv (see demo.incidents)
 
     @property
     def rows(self) -> int:
@@ -104,8 +107,15 @@ def generate_billing(
     out.mkdir(parents=True, exist_ok=True)
     timeline = Timeline.of(end - dt.timedelta(days=days), days)
     resources = organization(scale)
+    incidents = plan_incidents(resources, timeline, seed)
+    resources = [*resources, *incidents.added]
     sink = BillSink(timeline)
-    plan = charge(resources, sink, seed)
+    plan = charge(resources, sink, seed, incidents)
+    series = UsageSeries(timeline, seed)
+    levels = {r.key: series.levels(r) for r in resources
+              if r.kind == "usage" and isinstance(r.usage, Volume)}  # fmt: skip
+    successes = out / "metrics" / "daily_successes.csv"
+    write_daily_successes(successes, resources, levels, incidents, timeline, seed)
 
     files = _write_files(sink, timeline, out)
     per_resource = {key: acc.freeze() for key, acc in sink.per_resource.items()}
@@ -118,6 +128,9 @@ def generate_billing(
         per_resource=per_resource,
         files=files,
         plan=plan,
+    )
+    truth["incidents"] = incidents.truth(
+        levels, {key: t.effective for key, t in per_resource.items()}
     )
     truth_path = out / GROUND_TRUTH_FILE
     truth_path.write_text(json.dumps(truth, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -138,4 +151,5 @@ def generate_billing(
         per_team=group_totals(resources, per_resource, lambda r: r.owner.team),
         per_cost_domain=group_totals(resources, per_resource, lambda r: r.owner.cost_domain),
         untagged_share=untagged_share(resources, per_resource),
+        successes_file=successes,
     )

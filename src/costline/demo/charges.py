@@ -13,6 +13,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from costline.demo.commitment import CENT, COST_QUANTUM, CommitmentPlan, plan_commitment, plan_rate
 from costline.demo.focus_files import FOCUS_COLUMNS, MONEY_COLUMNS, FocusTable, Row
@@ -25,6 +26,9 @@ from costline.demo.rates import (
 from costline.demo.schedule import Timeline, UsageSeries
 from costline.demo.totals import TotalsAccumulator
 from costline.demo.usage import HOURS_PER_DAY
+
+if TYPE_CHECKING:
+    from costline.demo.incidents import Incidents
 
 ZERO = Decimal(0)
 ONE_HOUR = Decimal(1)
@@ -338,8 +342,11 @@ def emit_month_adjustments(resource: Resource, sink: BillSink) -> None:
         sink.emit(resource, index, row)
 
 
-def charge(resources: Iterable[Resource], sink: BillSink, seed: int) -> CommitmentPlan | None:
-    """Emit every line of every resource: usage first, then commitments, credits and taxes."""
+def charge(
+    resources: Iterable[Resource], sink: BillSink, seed: int, incidents: Incidents | None = None
+) -> CommitmentPlan | None:
+    """Emit every line of every resource: usage first, then commitments, credits and taxes;
+    `incidents` change the volume levels they strike (see `costline.demo.incidents`)."""
     ordered = list(resources)
     series = UsageSeries(sink.timeline, seed)
     active = {r.key: series.active(r) for r in ordered if r.kind == "usage" and r.instance}
@@ -354,7 +361,8 @@ def charge(resources: Iterable[Resource], sink: BillSink, seed: int) -> Commitme
         if r.kind == "usage" and r.instance:
             emit_instance(r, active[r.key], plan, sink)
         elif r.kind == "usage":
-            emit_volume(r, series.levels(r), sink)
+            levels = series.levels(r)
+            emit_volume(r, incidents.levels(r, levels) if incidents else levels, sink)
     for r in ordered:
         if r.kind == "commitment" and plan is not None:
             emit_commitment(r, plan, sink)

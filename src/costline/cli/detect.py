@@ -1,0 +1,125 @@
+"""`costline detect` (scan spend for anomalies, store findings) and `costline findings` (list them)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Annotated, Any
+
+import typer
+
+from costline.cli.output import Format, default_format, emit_rows
+
+FormatOpt = Annotated[
+    Format | None, typer.Option("--format", "-f", help="table, json, csv, markdown or html")
+]
+Days = Annotated[
+    int, typer.Option("--days", min=43, help="Days of history to scan, ending --until")
+]
+
+
+def detect_cmd(
+    days: Days = 90,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            help="YYYY-MM-DD, first day not scanned (default: the day after the last bill)"
+        ),
+    ] = None,
+    by: Annotated[
+        str,
+        typer.Option(
+            help="Dimensions to watch, comma-separated: service, team, usage_type, "
+            "account, region, model, resource"
+        ),
+    ] = "service,team,usage_type",
+    min_impact: Annotated[
+        float, typer.Option(help="Dollars a day above expected before a day is anomalous")
+    ] = 100.0,
+    min_pct: Annotated[float, typer.Option(help="Percent above expected")] = 20.0,
+    fmt: FormatOpt = None,
+) -> None:
+    """Scan daily spend per service, team and usage type for anomalies (seasonal, robust, gated by
+    dollars and percent) and store one finding per anomaly, with its root cause, what changed,
+    its owner and whether successful requests rose with it (value) or not (waste)."""
+    from costline.attribution.rules import Rules
+    from costline.cli.main import open_ledger, state
+    from costline.clock import SYSTEM_CLOCK
+    from costline.config import load_config
+    from costline.detect.anomaly import Settings
+    from costline.detect.spend import DIMENSIONS, detect_spend
+    from costline.errors import CostlineError
+    from costline.ledger.sql import run_one
+
+    dims = [d.strip() for d in by.split(",") if d.strip()]
+    unknown = [d for d in dims if d not in DIMENSIONS]
+    if unknown or not dims:
+        raise CostlineError(f"--by {by!r}: choose from {', '.join(DIMENSIONS)}")
+    rules = Rules.from_config(load_config(state.config_path))
+    with open_ledger() as ledger:
+        if until is None:
+            row = run_one(ledger.con, "SELECT max(ChargePeriodStart) FROM cost_lines")
+            if not row or row[0] is None:
+                raise CostlineError("no cost lines in the ledger: ingest bills first")
+            last: dt.date = row[0].date()
+            end_day = last + dt.timedelta(days=1)
+        else:
+            try:
+                end_day = dt.date.fromisoformat(until)
+            except ValueError:
+                raise CostlineError(f"--until {until!r}: expected YYYY-MM-DD") from None
+        end = dt.datetime(end_day.year, end_day.month, end_day.day, tzinfo=dt.UTC)
+        findings = detect_spend(
+            ledger.table("cost_lines"), end - dt.timedelta(days=days), end, rules=rules,
+            clock=SYSTEM_CLOCK, dimensions=dims,
+            settings=Settings(min_impact=min_impact, min_pct=min_pct),
+            annotations=ledger.table("annotations"), metrics=ledger.table("metrics"),
+        )  # fmt: skip
+        ledger.write([], source="detect", findings=findings)
+    rows = [finding_row(json.loads(f.model_dump_json())) for f in findings]
+    emit_rows(rows, default_format(fmt), title=f"Spend anomalies, {days} days to {end_day}")
+
+
+def finding_row(body: dict[str, Any]) -> dict[str, Any]:
+    evidence = body.get("evidence") or {}
+    window = body.get("window") or {}
+    return {
+        "fingerprint": body["fingerprint"],
+        "kind": body["kind"],
+        "severity": body["severity"],
+        "status": body["status"],
+        "scope": body["scope"],
+        "start": window.get("start"),
+        "end": window.get("end"),
+        "impact_usd": body.get("impact_usd"),
+        "verdict": evidence.get("verdict"),
+        "owner": body.get("owner"),
+        "title": body["title"],
+    }
+
+
+def findings_cmd(
+    status: Annotated[
+        str | None, typer.Option(help="open, acknowledged, resolved, snoozed")
+    ] = None,
+    kind: Annotated[str | None, typer.Option(help="anomaly, budget_threshold, ...")] = None,
+    fmt: FormatOpt = None,
+) -> None:
+    """The findings in the ledger, largest impact first: kind, scope, start, impact, owner."""
+    from costline.cli.main import open_ledger
+
+    with open_ledger(read_only=True) as ledger:
+        t = ledger.table("findings")
+        if status:
+            t = t.filter(t.status == status)
+        if kind:
+            t = t.filter(t.kind == kind)
+        bodies = [r["body"] for r in t.select("body").to_pyarrow().to_pylist()]
+    rows = [finding_row(b if isinstance(b, dict) else json.loads(b)) for b in bodies]
+    rows.sort(key=lambda r: -float(r["impact_usd"] or 0))
+    emit_rows(rows, default_format(fmt), title="Findings")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("detect")(detect_cmd)
+    app.command("findings")(findings_cmd)

@@ -1,0 +1,195 @@
+"""Spend anomalies: the method on made series, and scored on the demo's injected incidents."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from random import Random
+from typing import Any
+
+import pytest
+
+from costline.clock import FixedClock
+from costline.demo.billing import generate_billing
+from costline.detect.anomaly import Settings, scan
+from costline.detect.spend import detect_spend
+from costline.ledger.store import Ledger
+from costline.model import Finding
+from costline.pipeline import ingest_files, ingest_focus
+from costline.sources.metrics import METRICS
+
+SEEDS = (1, 2, 3, 4, 5)
+DAYS = 84  # six weeks of history, then five incidents a week apart
+
+
+def _weekly(days: int, rng: Random, level: float = 1000.0) -> list[float]:
+    return [level * (0.72 if d % 7 in (5, 6) else 1.0) * rng.uniform(0.9, 1.1) for d in range(days)]
+
+
+def test_weekends_and_noise_are_not_anomalies_and_a_spike_is_one() -> None:
+    rng = Random(1)
+    values = _weekly(90, rng)
+    assert scan(values) == []
+    values[60] += 900
+    values[61] += 700
+    [a] = scan(values)
+    assert (a.start, a.end) == (60, 61) and a.impact == pytest.approx(1600, rel=0.15)
+
+
+def test_a_level_shift_is_one_anomaly_from_its_first_day() -> None:
+    values = _weekly(90, Random(2))
+    for d in range(60, 90):
+        values[d] *= 1.8
+    found = scan(values)
+    assert found[0].start == 60 and len(found[0].points) >= 7
+    assert all(a.start >= 60 for a in found)
+
+
+def test_a_bursty_meter_bursting_as_usual_is_not_news_but_a_tripling_is() -> None:
+    rng = Random(3)
+    values = [rng.uniform(15, 35) for _ in range(100)]
+    for start in range(3, 100, 9):  # a batch job: bursts of about 5x, every nine days
+        values[start] = rng.uniform(120, 180)
+    assert scan(values) == []
+    values[95] = 600.0
+    assert [a.start for a in scan(values)] == [95]
+
+
+def test_gates_dollars_percent_and_history() -> None:
+    values = [100.0] * 60
+    values[50] = 190.0  # +90 a day: under the $100 gate
+    assert scan(values) == []
+    values[50] = 10_000.0
+    assert scan(values, Settings(min_impact=100, min_total_impact=20_000)) == []
+    early = [100.0] * 60
+    early[20] = 10_000.0  # before six weeks of history: not judged
+    assert scan(early) == []
+    big = [100_000.0] * 60
+    big[50] = 110_000.0  # +$10k, but +10%: under the 20% gate
+    assert scan(big) == []
+
+
+def _org(root: Path, seed: int) -> tuple[Path, dict[str, Any]]:
+    out = root / f"org-{seed}"
+    manifest = generate_billing(out, seed=seed, days=DAYS)
+    with Ledger(f"duckdb://{out / 'ledger.duckdb'}") as ledger:
+        ingest_focus(ledger, [out / f.path for f in manifest.files])
+        assert manifest.successes_file is not None
+        ingest_files(ledger, [manifest.successes_file], METRICS)
+    return out, json.loads(manifest.ground_truth.read_text())
+
+
+def _at(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def matches(finding: Finding, incident: dict[str, Any]) -> bool:
+    """Same time (overlapping, a day's slack) and same scope (every shared dimension agrees, and
+    at least one is shared; an incident's usage_type is the list of its meters' SKUs)."""
+    assert finding.window is not None
+    start, end = _at(incident["start"]), _at(incident["end"])
+    day = dt.timedelta(days=1)
+    if not (finding.window.start < end + day and finding.window.end > start - day):
+        return False
+    shared = [k for k in finding.scope if k in incident["scope"]]
+
+    def accepted(k: str) -> list[str]:
+        v = incident["scope"][k]
+        return v if isinstance(v, list) else [v]
+
+    return bool(shared) and all(finding.scope[k] in accepted(k) for k in shared)
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[dict[str, Any], list[Finding]]]:
+    root = tmp_path_factory.mktemp("detect")
+    out = []
+    for seed in SEEDS:
+        org, truth = _org(root, seed)
+        window = truth["window"]
+        end = _at(window["end"])
+        with Ledger(f"duckdb://{org / 'ledger.duckdb'}", read_only=True) as ledger:
+            found = detect_spend(ledger.table("cost_lines"), _at(window["start"]), end,
+                                 clock=FixedClock(end), metrics=ledger.table("metrics"),
+                                 annotations=ledger.table("annotations"))  # fmt: skip
+        out.append((truth, found))
+    return out
+
+
+def test_detection_recall_and_precision_on_injected_incidents_over_five_seeds(
+    scored: list[tuple[dict[str, Any], list[Finding]]],
+) -> None:
+    incidents = found = true_findings = 0
+    missed: list[str] = []
+    false: list[str] = []
+    for truth, findings in scored:
+        kinds = {i["kind"] for i in truth["incidents"]}
+        assert {"token_spike", "runaway_sweep", "checkpoint_jump", "replication_left_on",
+                "traffic_surge"} == kinds  # fmt: skip
+        for incident in truth["incidents"]:
+            incidents += 1
+            if any(matches(f, incident) for f in findings):
+                found += 1
+            else:
+                missed.append(f"seed {truth['seed']}: {incident['kind']} {incident['start']}")
+        for f in findings:
+            if any(matches(f, i) for i in truth["incidents"]):
+                true_findings += 1
+            else:
+                false.append(f"seed {truth['seed']}: {f.title}")
+    recall = found / incidents
+    precision = true_findings / sum(len(f) for _, f in scored)
+    assert recall >= 0.95, missed
+    assert precision >= 0.90, false
+
+
+def test_a_traffic_surge_is_value_and_a_tripled_prompt_is_waste(
+    scored: list[tuple[dict[str, Any], list[Finding]]],
+) -> None:
+    for truth, findings in scored:
+        for incident in truth["incidents"]:
+            verdicts = {f.evidence["verdict"] for f in findings if matches(f, incident)}
+            if incident["kind"] == "traffic_surge":
+                assert "value" in verdicts and "waste" not in verdicts, (truth["seed"], verdicts)
+            elif incident["kind"] == "token_spike":
+                assert "waste" in verdicts and "value" not in verdicts, (truth["seed"], verdicts)
+
+
+def test_a_finding_says_who_what_and_how_much(
+    scored: list[tuple[dict[str, Any], list[Finding]]],
+) -> None:
+    truth, findings = scored[0]
+    sweep = next(i for i in truth["incidents"] if i["kind"] == "runaway_sweep")
+    hits = [f for f in findings if matches(f, sweep)]
+    assert hits
+    best = max(hits, key=lambda f: f.impact_usd or 0)
+    assert best.owner == sweep["scope"]["team"]
+    assert best.evidence["root_cause"] and not math.isnan(float(best.evidence["observed_usd"]))
+    # The impact found is the injected extra cost, within the baseline's own noise.
+    assert float(best.impact_usd or 0) == pytest.approx(float(sweep["impact_usd"]), rel=0.35)
+
+
+def test_detect_command_stores_findings_once_and_lists_them(tmp_path: Path) -> None:
+    org, _ = _org(tmp_path, 3)
+    env = {**os.environ, "COSTLINE_LEDGER": f"duckdb:///{org / 'ledger.duckdb'}"}
+
+    def costline(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "costline", *args], env=env,
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+
+    first = costline("detect", "-f", "json")
+    assert first.returncode == 0, first.stderr
+    again = costline("detect", "-f", "json")
+    assert json.loads(again.stdout) == json.loads(first.stdout)
+    listed = costline("findings", "--format", "json")
+    rows = json.loads(listed.stdout)
+    assert len(rows) == len(json.loads(first.stdout)) > 0
+    assert {"kind", "scope", "start", "impact_usd", "owner", "verdict"} <= set(rows[0])
+    assert all(r["kind"] == "anomaly" for r in rows)
+    bad = costline("detect", "--by", "colour")
+    assert bad.returncode == 2 and "--by 'colour'" in bad.stderr
