@@ -24,6 +24,7 @@ from costline.errors import IngestError
 from costline.ledger.store import Ledger
 from costline.pulls import pull_dcgm, pull_kube_state_metrics
 from costline.sources.prometheus import (
+    DCGM_SERIES,
     Grid,
     PrometheusClient,
     grid,
@@ -93,16 +94,7 @@ def dcgm_value(metric: str, device: int, i: int) -> float:
     return round(((i + device) % 10) / 10, 2)  # the PROF ratios
 
 
-DCGM_METRICS = (
-    "DCGM_FI_DEV_GPU_UTIL",
-    "DCGM_FI_PROF_GR_ENGINE_ACTIVE",
-    "DCGM_FI_PROF_SM_ACTIVE",
-    "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE",
-    "DCGM_FI_PROF_DRAM_ACTIVE",
-    "DCGM_FI_DEV_FB_USED",
-    "DCGM_FI_DEV_FB_FREE",
-    "DCGM_FI_DEV_POWER_USAGE",
-)
+DCGM_METRICS = DCGM_SERIES  # every series the pull asks for
 
 # namespace, pod, uid, node, owner kind, owner name, labels, GPU resource requests
 PODS = [

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -13,7 +16,7 @@ import pyarrow as pa
 import pytest
 
 from costline.attribution.compliance import lifecycle_coverage
-from costline.attribution.registry import Declared, declared, glob_regex, links
+from costline.attribution.registry import Declared, declared, links, name_glob_regex
 from costline.economics.declared import declared_costs
 from costline.errors import IngestError
 from costline.ledger.store import Ledger
@@ -31,14 +34,14 @@ END = dt.datetime(2026, 10, 2, tzinfo=UTC)
 MONEY = pa.decimal128(38, 18)
 
 
-def test_glob_regex_follows_duckdb_glob() -> None:
+def test_name_glob_regex_follows_duckdb_glob() -> None:
     import re
 
     cases = [("llama3-8b-*", "llama3-8b-pretrain-0", True), ("llama3-8b-*", "llama3-70b", False),
              ("job_[0-9]", "job_7", True), ("job_[!0-9]", "job_7", False), ("a?c", "abc", True),
              ("a.c", "abc", False)]  # fmt: skip
     for glob, text, expected in cases:
-        assert (re.search(glob_regex(glob), text) is not None) is expected, (glob, text)
+        assert (re.search(name_glob_regex(glob), text) is not None) is expected, (glob, text)
 
 
 def test_links_are_the_documented_join_and_each_workload_has_one_entry(ledger: Ledger) -> None:
@@ -281,6 +284,23 @@ def test_bad_lifecycle_file_is_named(tmp_path: Path) -> None:
     path.write_text('{"Buckets": []}')
     with pytest.raises(IngestError, match="not a lifecycle configuration"):
         read_lifecycle([SourceFile.of(path)])
+    path.write_text('{"Rules": [{"ID": "r", "Status": "Enabled", "Transitions": [30]}]}')
+    with pytest.raises(IngestError, match=r"Rules\[0\]\.Transitions\[0\] must be an object"):
+        read_lifecycle([SourceFile.of(path)])
+
+
+def test_a_malformed_lifecycle_file_exits_2_and_writes_nothing(tmp_path: Path) -> None:
+    good, bad = tmp_path / "a.lifecycle.json", tmp_path / "b.lifecycle.json"
+    good.write_text('{"Rules": []}')
+    bad.write_text('{"Rules": [{"ID": "r", "Status": "Enabled", "Filter": "logs/"}]}')
+    url = f"duckdb:///{tmp_path / 'l.duckdb'}"
+    env = {**os.environ, "COSTLINE_LEDGER": url}
+    proc = subprocess.run([sys.executable, "-m", "costline", "ingest", "lifecycle", str(good),
+                           str(bad)], env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "b.lifecycle.json" in proc.stderr and "Rules[0].Filter must be an object" in proc.stderr
+    with Ledger(url, read_only=True) as ledger:
+        assert ledger.con.execute("SELECT count(*) FROM storage_lifecycle").fetchall() == [(0,)]
 
 
 def test_share_of_storage_cost_under_lifecycle_rules(ledger: Ledger, tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ outputs. The pods and jobs that did the work are other `workloads` rows, found b
 `workloads.tags`, or both. An observed workload that two entries match belongs to the first by
 name, so no GPU-second is counted twice.
 
-    >>> glob_regex("atlas-70b-pretrain*")
+    >>> name_glob_regex("atlas-70b-pretrain*")
     '^atlas\\\\-70b\\\\-pretrain.*$'
 """
 
@@ -51,8 +51,9 @@ class Declared:
         return self.kind in TRAINING_KINDS
 
 
-def glob_regex(glob: str) -> str:
-    """A DuckDB-style GLOB (`*`, `?`, `[...]`) as an anchored regular expression (RE2 syntax)."""
+def name_glob_regex(glob: str) -> str:
+    """A DuckDB-style GLOB on a workload name (`*`, `?`, `[...]`; `*` crosses `/`, unlike the
+    path globs of `storage.checkpoints`) as an anchored regular expression (RE2 syntax)."""
     out, i = [], 0
     while i < len(glob):
         c = glob[i]
@@ -115,7 +116,7 @@ def links(workloads: ibis.Table, entries: Sequence[Declared]) -> ibis.Table:
     for rank, e in enumerate(entries):
         terms: list[ibis.BooleanValue] = []
         if e.name_glob is not None:
-            terms.append(observed.name.re_search(glob_regex(e.name_glob)))
+            terms.append(observed.name.re_search(name_glob_regex(e.name_glob)))
         terms.extend(observed.tags.get(k) == v for k, v in e.labels.items())
         if not terms:
             continue

@@ -20,6 +20,7 @@ One finding per anomaly: its fingerprint is kind + scope + start day, so scannin
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -67,24 +68,20 @@ def daily_series(
     lines: ibis.Table, start: dt.datetime, end: dt.datetime, dimensions: Sequence[str], rules: Rules
 ) -> dict[tuple[str, str], list[float]]:
     """(dimension, value) -> daily effective cost over [start, end), one float per day."""
+    used = usage(lines)
     d = derive_lines(
-        usage(lines).filter(lines.ChargePeriodStart >= start, lines.ChargePeriodStart < end), rules
+        used.filter(used.ChargePeriodStart >= start, used.ChargePeriodStart < end), rules
     )
     d = d.mutate(day=d.ChargePeriodStart.date())
     days = (end.date() - start.date()).days
     out: dict[tuple[str, str], list[float]] = {}
     parts = []
     for name in dimensions:
-        col = d[DIMENSIONS[name]]
-        part = d.filter(col.notnull()).group_by([col.cast("string").name("value"), "day"])
-        parts.append(
-            part.aggregate(cost=d.EffectiveCost.sum().cast("float64")).mutate(
-                dimension=ibis.literal(name)
-            )
-        )
-    union = parts[0]
-    for p in parts[1:]:
-        union = union.union(p, distinct=False)
+        kept = d.filter(d[DIMENSIONS[name]].notnull())
+        part = kept.group_by([kept[DIMENSIONS[name]].cast("string").name("value"), "day"])
+        parts.append(part.aggregate(cost=kept.EffectiveCost.sum().cast("float64"))
+                     .mutate(dimension=ibis.literal(name)))  # fmt: skip
+    union = _union(parts)
     for r in union.to_pyarrow().to_pylist():
         series = out.setdefault((r["dimension"], r["value"]), [0.0] * days)
         i = (r["day"] - start.date()).days
@@ -96,6 +93,10 @@ def daily_series(
 def usage(lines: ibis.Table) -> ibis.Table:
     """Usage lines only: a month's tax, a credit or a commitment purchase is not an anomaly."""
     return lines.filter(lines.ChargeCategory.fill_null("Usage") == "Usage")
+
+
+def _union(parts: Sequence[ibis.Table]) -> ibis.Table:
+    return functools.reduce(lambda x, y: x.union(y, distinct=False), parts)
 
 
 def find_anomalies(
@@ -144,22 +145,20 @@ def root_cause(
     d = derived.filter(col == a.value, derived.ChargePeriodStart >= before,
                        derived.ChargePeriodStart < _at(a.last) + DAY)  # fmt: skip
     inside = d.ChargePeriodStart >= _at(a.start)
-    out = []
     span = (a.last - a.start).days + 1
-    for name in CAUSE_DIMENSIONS:
-        if name == a.dimension:
-            continue
-        key = d[DIMENSIONS[name]]
-        agg = d.group_by(key.cast("string").name("value")).aggregate(
-            during=d.EffectiveCost.sum(where=inside).cast("float64"),
-            before=d.EffectiveCost.sum(where=~inside).cast("float64"),
-        )
-        rows = agg.to_pyarrow().to_pylist()
-        for r in rows:
-            delta = (r["during"] or 0.0) / span - (r["before"] or 0.0) / history_days
-            out.append(
-                {"dimension": name, "value": r["value"], "extra_per_day_usd": round(delta, 2)}
-            )
+    parts = [
+        d.group_by(d[DIMENSIONS[name]].cast("string").name("value"))
+        .aggregate(during=d.EffectiveCost.sum(where=inside).cast("float64"),
+                   before=d.EffectiveCost.sum(where=~inside).cast("float64"))
+        .mutate(dimension=ibis.literal(name))
+        for name in CAUSE_DIMENSIONS
+        if name != a.dimension
+    ]  # fmt: skip
+    out = []
+    for r in _union(parts).to_pyarrow().to_pylist():  # every dimension in one query
+        delta = (r["during"] or 0.0) / span - (r["before"] or 0.0) / history_days
+        out.append({"dimension": r["dimension"], "value": r["value"],
+                    "extra_per_day_usd": round(delta, 2)})  # fmt: skip
     out.sort(key=lambda r: -r["extra_per_day_usd"])
     return [r for r in out if r["extra_per_day_usd"] > 0][: top * 2]
 

@@ -96,7 +96,7 @@ def declared_costs(
                 "cost_usd": total,
                 "inferences": requests,
                 "per_1k_inferences_usd": per(total, requests, THOUSAND),
-                "per_success_usd": per(total, successes if successes is not None else None),
+                "per_success_usd": per(total, successes),
                 "budget_usd": e.budget_usd,
                 "budget_used_pct": (total / e.budget_usd * 100).quantize(Decimal("0.1"))
                 if e.budget_usd else None,

@@ -94,6 +94,15 @@ def _list(doc: Mapping[str, Any], key: str, f: SourceFile) -> list[Any]:
     return value
 
 
+def _object(value: Any, f: SourceFile, where: str) -> dict[str, Any]:
+    """`value` as a JSON object (absent or null: empty); anything else names `where`."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise IngestError(f"{where} must be an object", path=str(f.path), column=where)
+    return value
+
+
 def _aws_rule(rule: Any, f: SourceFile, i: int) -> dict[str, Any]:
     if not isinstance(rule, dict):
         raise IngestError(f"Rules[{i}] must be an object", path=str(f.path), column=f"Rules[{i}]")
@@ -101,14 +110,20 @@ def _aws_rule(rule: Any, f: SourceFile, i: int) -> dict[str, Any]:
     if status not in ("Enabled", "Disabled"):
         raise IngestError(f"Rules[{i}].Status must be Enabled or Disabled (got {status!r})",
                           path=str(f.path), column=f"Rules[{i}].Status")  # fmt: skip
-    filt = rule.get("Filter") or {}
-    both = filt.get("And") or {}
+    filt = _object(rule.get("Filter"), f, f"Rules[{i}].Filter")
+    both = _object(filt.get("And"), f, f"Rules[{i}].Filter.And")
     prefix = filt.get("Prefix", both.get("Prefix", rule.get("Prefix", ""))) or ""
     tagged = bool(filt.get("Tag") or both.get("Tags"))
-    actions = [f"transition {t.get('StorageClass')} after {t.get('Days', '?')}d"
-               for t in rule.get("Transitions") or []]  # fmt: skip
+    transitions = rule.get("Transitions") or []
+    if not isinstance(transitions, list):
+        raise IngestError(f"Rules[{i}].Transitions must be a list", path=str(f.path),
+                          column=f"Rules[{i}].Transitions")  # fmt: skip
+    actions = []
+    for k, t in enumerate(transitions):
+        t = _object(t, f, f"Rules[{i}].Transitions[{k}]")
+        actions.append(f"transition {t.get('StorageClass')} after {t.get('Days', '?')}d")
     if "Expiration" in rule:
-        e = rule["Expiration"] or {}
+        e = _object(rule["Expiration"], f, f"Rules[{i}].Expiration")
         actions.append(f"expire after {e['Days']}d" if "Days" in e else "expire")
     if "NoncurrentVersionExpiration" in rule:
         actions.append("expire noncurrent versions")
@@ -123,14 +138,18 @@ def _gcs_rule(rule: Any, f: SourceFile, i: int) -> list[dict[str, Any]]:
     if not isinstance(rule, dict) or not isinstance(rule.get("action"), dict):
         raise IngestError(f"rule[{i}] must be an object with an action", path=str(f.path),
                           column=f"rule[{i}]")  # fmt: skip
-    action, cond = rule["action"], rule.get("condition") or {}
+    action, cond = rule["action"], _object(rule.get("condition"), f, f"rule[{i}].condition")
     text = str(action.get("type", "?"))
     if action.get("storageClass"):
         text += f" {action['storageClass']}"
     if "age" in cond:
         text += f" after {cond['age']}d"
     base = {"rule_id": f"rule-{i}", "enabled": True, "filtered_by_tag": False, "actions": text}
-    return [{**base, "prefix": str(p)} for p in cond.get("matchesPrefix") or [""]]
+    prefixes = cond.get("matchesPrefix") or [""]
+    if not isinstance(prefixes, list):
+        raise IngestError(f"rule[{i}].condition.matchesPrefix must be a list", path=str(f.path),
+                          column=f"rule[{i}].condition.matchesPrefix")  # fmt: skip
+    return [{**base, "prefix": str(p)} for p in prefixes]
 
 
 LIFECYCLE = FileSource("lifecycle", LIFECYCLE_SUFFIXES, read_lifecycle)

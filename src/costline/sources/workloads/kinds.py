@@ -8,17 +8,11 @@ registry's `tags`). The first of `KIND_KEYS` present is read, and its value is m
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import get_args
 
-KINDS = (
-    "training_run",
-    "sweep_trial",
-    "fine_tune",
-    "inference_endpoint",
-    "batch_job",
-    "notebook",
-    "pipeline_stage",
-    "pod",
-)
+from costline.sources.workloads.registry import Kind
+
+KINDS = (*get_args(Kind), "pod")  # what the registry declares, and a plain pod
 
 # Label / tag keys that name the kind, in order of preference.
 KIND_KEYS = (
