@@ -1,8 +1,8 @@
 """Spend anomalies: daily cost per value of each dimension, scanned, explained, as findings.
 
 `detect_spend` asks the engine for one small table, the daily cost of every (dimension, value)
-series, runs `detect.anomaly.scan` on each in Python, and for each anomaly asks the engine again
-for its context:
+series, runs `detect.anomaly.scan_many` on them all as one block, and for each anomaly asks the
+engine again for its context:
 
 - **root cause**: the values of the other dimensions (service, account, region, team, resource)
   ranked by how much more they cost a day in the anomaly than in the weeks before it;
@@ -28,10 +28,11 @@ from decimal import Decimal
 from typing import Any
 
 import ibis
+import numpy as np
 
 from costline.attribution.rules import Rules, derive_lines
 from costline.clock import Clock
-from costline.detect.anomaly import Anomaly, Settings, scan
+from costline.detect.anomaly import Anomaly, Settings, scan_many
 from costline.model import Finding, FindingKind, Window
 
 DIMENSIONS: Mapping[str, str] = {
@@ -102,9 +103,18 @@ def _union(parts: Sequence[ibis.Table]) -> ibis.Table:
 def find_anomalies(
     series: Mapping[tuple[str, str], Sequence[float]], origin: dt.date, settings: Settings
 ) -> list[SpendAnomaly]:
+    """Every series' anomalies, largest impact first. Series of one length (all of them, from
+    `daily_series`) are scanned as one block by `scan_many`."""
+    keys_by_length: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    for key, values in series.items():
+        keys_by_length[len(values)].append(key)
+    scanned: dict[tuple[str, str], list[Anomaly]] = {}
+    for n, keys in keys_by_length.items():
+        matrix = np.array([series[k] for k in keys], dtype=np.float64).reshape(len(keys), n)
+        scanned.update(zip(keys, scan_many(matrix, settings), strict=True))
     found = []
-    for (dim, value), values in series.items():
-        for a in scan(values, settings):
+    for dim, value in series:  # in the series' order, as one scan at a time gave: ties keep it
+        for a in scanned[(dim, value)]:
             found.append(SpendAnomaly(dim, value, origin + dt.timedelta(days=a.start),
                                       origin + dt.timedelta(days=a.end), a))  # fmt: skip
     return sorted(found, key=lambda x: -x.anomaly.impact)
