@@ -10,6 +10,7 @@ level, folder merge; then schema) and names the file, the line and the dotted ke
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import functools
 import inspect
@@ -379,15 +380,23 @@ class BusinessUnit(_Section):
 
 
 class Budget(_Section):
-    """A spending limit over a scope; a finding is raised as spend crosses each threshold.
+    """A spending limit over a scope: findings as spend crosses each threshold, when it burns
+    faster than the budget allows, and when the period-end forecast runs over.
 
     ```yaml
-    name: fraud-gpu
-    scope: {team: fraud, cost_layer: gpu_compute}
+    name: search-training
+    scope: {team: search, cost_domain: training}
     amount_usd: 25000
     period: month
-    thresholds: [50, 80, 100]
+    thresholds: [50, 75, 90, 100]
+    burn_rate: 2
     ```
+
+    `scope` takes the derived attribution columns (team, project, environment, model, endpoint,
+    cost_domain: training, online_inference, batch_ai, ...; cost_layer), FOCUS columns
+    (ProviderName, ServiceName, SubAccountId, RegionId, ...) and the short names provider,
+    service, account, region and usage_type. `period: custom` needs `start` and `end` (dates,
+    end exclusive).
     """
 
     name: Name
@@ -395,11 +404,21 @@ class Budget(_Section):
         default_factory=Selector, description="what the budget covers; empty = everything"
     )
     amount_usd: Annotated[Usd, Field(gt=0)]
-    period: Literal["month", "quarter", "year"] = "month"
+    period: Literal["month", "quarter", "year", "custom"] = "month"
+    start: dt.date | None = Field(default=None, description="first day of a custom period")
+    end: dt.date | None = Field(default=None, description="day after a custom period")
     thresholds: list[Annotated[Decimal, Field(gt=0, le=1000)]] = Field(
         default_factory=lambda: [Decimal(p) for p in (50, 75, 90, 100)],
         min_length=1,
         description="percents of amount_usd; default [50, 75, 90, 100]",
+    )
+    burn_rate: Annotated[Decimal, Field(gt=0)] | None = Field(
+        default=Decimal(2),
+        description="alert when the last 7 days' spend rate is this many times the rate the "
+        "budget allows (amount / days in the period); null turns it off",
+    )
+    forecast_alert: bool = Field(
+        default=True, description="alert when the period-end forecast (P50) exceeds the budget"
     )
 
     @field_validator("thresholds")
@@ -409,6 +428,37 @@ class Budget(_Section):
         if repeated:
             raise ValueError(f"thresholds repeat {', '.join(str(t) for t in repeated)}")
         return sorted(value)
+
+    @model_validator(mode="after")
+    def _custom_dates(self) -> Self:
+        if self.period == "custom":
+            if self.start is None or self.end is None:
+                raise ValueError("period: custom needs start and end dates")
+            if self.end <= self.start:
+                raise ValueError(f"end {self.end} must be after start {self.start}")
+        elif self.start is not None or self.end is not None:
+            raise ValueError(f"start and end are for period: custom, not {self.period}")
+        return self
+
+
+class Experiments(_Section):
+    """The default cap of every experiment (a training run, sweep or fine-tune in the workload
+    registry, or an observed training workload) that declares no `budget_usd` of its own.
+
+    ```yaml
+    cap_usd: 1000
+    alert_at: [80, 100]
+    ```
+    """
+
+    cap_usd: Annotated[Usd, Field(gt=0)] | None = Field(
+        default=Decimal(1000), description="null: only experiments with their own budget_usd"
+    )
+    alert_at: list[Annotated[Decimal, Field(gt=0, le=1000)]] = Field(
+        default_factory=lambda: [Decimal(80), Decimal(100)],
+        min_length=1,
+        description="percents of the cap; default [80, 100]",
+    )
 
 
 _DEFER_REFERENCES = "costline.defer_references"
@@ -426,6 +476,7 @@ class Config(_Section):
     owners: list[Owner] = Field(default_factory=list)
     routes: list[RouteConfig] = Field(default_factory=list)
     budgets: list[Budget] = Field(default_factory=list)
+    experiments: Experiments = Field(default_factory=Experiments)
     shared_pools: list[SharedPool] = Field(default_factory=list)
     units: list[BusinessUnit] = Field(default_factory=list)
 

@@ -194,7 +194,8 @@ def test_every_error_is_reported_with_its_line(in_tmp: Path) -> None:
         f"costline.yaml:13: routes[0].webhook_url_env: {env_message}",
         "costline.yaml:15: budgets[0].amount_usd: required key missing",
         "costline.yaml:16: budgets[0].amout_usd: unknown key (did you mean 'amount_usd'?); "
-        "allowed here: amount_usd, name, period, scope, thresholds",
+        "allowed here: amount_usd, burn_rate, end, forecast_alert, name, period, scope, start, "
+        "thresholds",
         "costline.yaml:18: budgets[1].amount_usd: Input should be greater than 0 (got -3)",
         "costline.yaml:19: budgets[1].thresholds: thresholds repeat 50",
     ]

@@ -122,7 +122,7 @@ def test_same_seed_same_bytes_and_another_seed_differs(tmp_path: Path) -> None:
     generate_billing(tmp_path / "b", seed=11, **args)
     generate_billing(tmp_path / "c", seed=12, **args)
     first, again, other = (_files_bytes(tmp_path / d) for d in "abc")
-    assert len(first) == 10  # 4 providers x 2 months, ground truth, daily successes
+    assert len(first) == 11  # 4 providers x 2 months, ground truth, daily successes, budgets
     assert first == again
     assert first.keys() == other.keys()
     assert first["ground_truth.json"] != other["ground_truth.json"]

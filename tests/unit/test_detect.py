@@ -24,6 +24,8 @@ from costline.pipeline import ingest_files, ingest_focus
 from costline.sources.metrics import METRICS
 
 SEEDS = (1, 2, 3, 4, 5)
+SPEND_KINDS = {"token_spike", "runaway_sweep", "checkpoint_jump", "replication_left_on",
+               "traffic_surge"}  # fmt: skip
 DAYS = 84  # six weeks of history, then five incidents a week apart
 
 
@@ -106,11 +108,20 @@ def matches(finding: Finding, incident: dict[str, Any]) -> bool:
 
 
 @pytest.fixture(scope="module")
-def scored(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[dict[str, Any], list[Finding]]]:
+def orgs(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Path, dict[str, Any]]]:
+    """The demo organization of each seed, its bills ingested, with its ground truth."""
     root = tmp_path_factory.mktemp("detect")
+    return [_org(root, seed) for seed in SEEDS]
+
+
+def spend_incidents(truth: dict[str, Any]) -> list[dict[str, Any]]:
+    return [i for i in truth["incidents"] if i["kind"] in SPEND_KINDS]
+
+
+@pytest.fixture(scope="module")
+def scored(orgs: list[tuple[Path, dict[str, Any]]]) -> list[tuple[dict[str, Any], list[Finding]]]:
     out = []
-    for seed in SEEDS:
-        org, truth = _org(root, seed)
+    for org, truth in orgs:
         window = truth["window"]
         end = _at(window["end"])
         with Ledger(f"duckdb://{org / 'ledger.duckdb'}", read_only=True) as ledger:
@@ -128,17 +139,15 @@ def test_detection_recall_and_precision_on_injected_incidents_over_five_seeds(
     missed: list[str] = []
     false: list[str] = []
     for truth, findings in scored:
-        kinds = {i["kind"] for i in truth["incidents"]}
-        assert {"token_spike", "runaway_sweep", "checkpoint_jump", "replication_left_on",
-                "traffic_surge"} == kinds  # fmt: skip
-        for incident in truth["incidents"]:
+        assert {i["kind"] for i in spend_incidents(truth)} == SPEND_KINDS
+        for incident in spend_incidents(truth):
             incidents += 1
             if any(matches(f, incident) for f in findings):
                 found += 1
             else:
                 missed.append(f"seed {truth['seed']}: {incident['kind']} {incident['start']}")
         for f in findings:
-            if any(matches(f, i) for i in truth["incidents"]):
+            if any(matches(f, i) for i in spend_incidents(truth)):
                 true_findings += 1
             else:
                 false.append(f"seed {truth['seed']}: {f.title}")
@@ -193,3 +202,83 @@ def test_detect_command_stores_findings_once_and_lists_them(tmp_path: Path) -> N
     assert all(r["kind"] == "anomaly" for r in rows)
     bad = costline("detect", "--by", "colour")
     assert bad.returncode == 2 and "--by 'colour'" in bad.stderr
+
+
+def test_budget_overruns_are_found_on_the_day_with_the_overrun_to_the_cent(
+    orgs: list[tuple[Path, dict[str, Any]]],
+) -> None:
+    from costline.budgets.status import budget_findings, evaluate
+    from costline.config import load_config
+
+    for org, truth in orgs:
+        overruns = [i for i in truth["incidents"] if i["kind"] == "budget_overrun"]
+        assert overruns, f"seed {truth['seed']}: no budget overrun injected"
+        config = load_config(org / "costline.yaml")
+        window = truth["window"]
+        end = _at(window["end"])
+        with Ledger(f"duckdb://{org / 'ledger.duckdb'}", read_only=True) as ledger:
+            statuses = evaluate(ledger.table("cost_lines"), config.budgets,
+                                (end - dt.timedelta(days=1)).date(),
+                                since=_at(window["start"]).date(), forecast=False)  # fmt: skip
+        found = budget_findings(statuses, clock=FixedClock(end))
+        full = {(f.scope["budget"], f.evidence["crossed_on"], str(f.impact_usd))
+                for f in found if f.evidence.get("threshold_pct") == "100"}  # fmt: skip
+        expected = {(i["scope"]["budget"], i["start"][:10], i["impact_usd"]) for i in overruns}
+        assert full == expected, truth["seed"]
+        assert all(f.owner for f in found if f.scope["budget"] == overruns[0]["scope"]["budget"])
+
+
+def test_budgets_forecast_and_spike_review_commands(
+    orgs: list[tuple[Path, dict[str, Any]]],
+) -> None:
+    org, truth = orgs[0]
+    env = {**os.environ, "COSTLINE_LEDGER": f"duckdb:///{org / 'ledger.duckdb'}",
+           "COSTLINE_CONFIG": str(org / "costline.yaml")}  # fmt: skip
+
+    def costline(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "costline", *args], env=env,
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+
+    since = truth["window"]["start"][:10]
+    first = costline("budgets", "--since", since, "-f", "json")
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    overrun = next(i for i in truth["incidents"] if i["kind"] == "budget_overrun")
+    rows = {r["budget"]: r for r in report["budgets"]}
+    assert set(rows) == {b["name"] for b in _budgets(org)}
+    target = rows[overrun["scope"]["budget"]]
+    assert {"spent_usd", "used_pct", "state", "forecast_p50_usd", "days_to_exhaustion",
+            "burn_rate", "thresholds_crossed"} <= set(target)  # fmt: skip
+    assert report["experiments"] == []  # bills only here: no workloads, so no experiments
+    listed = json.loads(costline("findings", "--kind", "budget_threshold", "-f", "json").stdout)
+    again = costline("budgets", "--since", since, "-f", "json")
+    assert again.returncode == 0
+    relisted = json.loads(costline("findings", "--kind", "budget_threshold", "-f", "json").stdout)
+    assert len(relisted) == len(listed) > 0  # evaluated twice, stored once
+
+    for metric in ("cost_usd", "gpu_hours", "tokens", "inference_successes"):
+        made = costline("forecast", "--metric", metric, "--by", "team", "--horizon", "30d",
+                        "-f", "json")  # fmt: skip
+        assert made.returncode == 0, (metric, made.stderr)
+        out = json.loads(made.stdout)
+        assert out and all(r["horizon_p10"] <= r["horizon_p50"] <= r["horizon_p90"] for r in out)
+        assert all(r["model"] and r["horizon_days"] == 30 for r in out)
+    bad = costline("forecast", "--by", "colour")
+    assert bad.returncode == 2 and "colour" in bad.stderr
+
+    detected = costline("detect", "-f", "json")
+    assert detected.returncode == 0, detected.stderr
+    top = max(json.loads(detected.stdout), key=lambda r: float(r["impact_usd"]))
+    review = costline("report", "spike-review", top["fingerprint"][:12])
+    assert review.returncode == 0, review.stderr
+    for heading in ("# Spike review", "## Root cause", "## Value or waste",
+                    "## Signals and controls that fired", "## Suggested updates"):  # fmt: skip
+        assert heading in review.stdout
+    assert costline("report", "spike-review", "deadbeef00").returncode == 2
+
+
+def _budgets(org: Path) -> list[dict[str, Any]]:
+    import yaml
+
+    budgets: list[dict[str, Any]] = yaml.safe_load((org / "costline.yaml").read_text())["budgets"]
+    return budgets

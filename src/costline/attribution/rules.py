@@ -23,6 +23,7 @@ import ibis
 
 from costline.attribution import tags as tagging
 from costline.config import Config, Owner, SharedPool
+from costline.model import Selector
 from costline.schema import ATTRIBUTION_COLUMNS
 
 EXTRA_ALIASES: Mapping[str, Sequence[str]] = {
@@ -212,3 +213,33 @@ def derive_lines(lines: ibis.Table, rules: Rules | None = None) -> ibis.Table:
     out = lines.drop(*drop).mutate(**derived)
     out = out.mutate(cost_domain=domain_of(out.workload_type), cost_layer=cost_layer(out))
     return out.mutate(owner=rules.owner(out))
+
+
+# Short names a scope may use for FOCUS columns (budgets, forecasts, --where).
+SCOPE_COLUMNS: Mapping[str, str] = {
+    "provider": "ProviderName",
+    "service": "ServiceName",
+    "account": "SubAccountName",
+    "account_id": "SubAccountId",
+    "usage_type": "SkuId",
+}
+
+
+def scope_column(derived: ibis.Table, dimension: str) -> ibis.StringValue:
+    """The column of derived lines a scope dimension names; `KeyError` when none does."""
+    column = SCOPE_COLUMNS.get(dimension, dimension)
+    if column not in derived.columns:
+        raise KeyError(dimension)
+    return derived[column].cast("string")
+
+
+def select(derived: ibis.Table, selector: Selector) -> ibis.Table:
+    """Derived lines (`derive_lines`) within a selector: every dimension one of its values.
+
+    Raises `KeyError(dimension)` for a dimension that is neither a derived attribution column,
+    a FOCUS column nor one of `SCOPE_COLUMNS`.
+    """
+    for dimension, accepted in selector.root.items():
+        column = scope_column(derived, dimension)
+        derived = derived.filter(column.isin(list(accepted)))
+    return derived

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from costline.attribution.tags import cost_domain, team
+from costline.budgets.status import current
 from costline.cli.output import Format, dumps, emit_rows
 from costline.economics.spend import spend_by
 from costline.ledger.store import Ledger
@@ -18,6 +19,7 @@ from costline.money import format_money, total
 from costline.pipeline import ingest_files, ingest_focus
 
 if TYPE_CHECKING:
+    from costline.cli.budgets import BudgetReport
     from costline.demo.activity import ActivityManifest
     from costline.demo.billing import BillingManifest
     from costline.sources.base import FileSource
@@ -96,6 +98,48 @@ def _detect(ledger: Ledger, manifest: BillingManifest, err: Console) -> list[dic
     return sorted(rows, key=lambda r: -float(r["impact_usd"] or 0))
 
 
+def _budgets(ledger: Ledger, manifest: BillingManifest, err: Console) -> BudgetReport | None:
+    """`costline budgets` on the demo's costline.yaml, over every month of the window."""
+    from costline.cli.budgets import evaluate_budgets
+    from costline.clock import SYSTEM_CLOCK
+    from costline.config import load_config
+
+    if manifest.config_file is None:
+        return None
+    with err.status("Checking budgets and experiment caps (costline budgets) ..."):
+        report = evaluate_budgets(
+            ledger, load_config(manifest.config_file),
+            (manifest.window_end - dt.timedelta(days=1)).date(), clock=SYSTEM_CLOCK,
+            since=manifest.window_start.date(),
+        )  # fmt: skip
+        ledger.write([], source="budgets", findings=report.findings)
+    return report
+
+
+def _print_budgets(report: BudgetReport, fmt: Format) -> None:
+    from costline.cli.budgets import budget_sentences
+
+    latest = current(report.statuses)
+    rows = sorted((s.row() for s in latest), key=lambda r: -r["used_pct"])
+    emit_rows(
+        rows[:8], fmt,
+        columns=["budget", "period", "amount_usd", "spent_usd", "used_pct", "state",
+                 "forecast_p50_usd", "days_to_exhaustion"],
+        title=f"Budgets, {latest[0].period if latest else ''} (costline budgets; "
+        f"{len(rows)} in all, from the demo's costline.yaml)",
+    )  # fmt: skip
+    over = [s for s in latest if s.state != "ok"]
+    for line in budget_sentences(over[:3]):
+        Console().print(line, soft_wrap=True)
+    capped = [r for r in report.experiments if (r["used_pct"] or 0) >= 80]
+    if capped:
+        Console().print(
+            f"{len(capped)} experiment(s) past 80% of their cap, largest "
+            f"{capped[0]['experiment']} at {capped[0]['used_pct']}% of "
+            f"${capped[0]['cap_usd']:,}.", soft_wrap=True,
+        )  # fmt: skip
+
+
 def ingest_activity(
     ledger: Ledger, activity: ActivityManifest, err: Console
 ) -> list[dict[str, Any]]:
@@ -166,6 +210,7 @@ def run_demo(
         activity_rows = ingest_activity(ledger, activity, err)
         showback = _gpu_showback(ledger, activity.window_start)
         findings = _detect(ledger, manifest, err)
+        budgets = _budgets(ledger, manifest, err)
     ledger_total = total(r["billed"] for r in by["provider"])
     matches = ledger_total == manifest.total.billed
     report = {
@@ -185,6 +230,7 @@ def run_demo(
         "spend_by_cost_domain": by["domain"],
         "showback_last_day": showback,
         "findings": findings,
+        "budgets": [s.row() for s in current(budgets.statuses)] if budgets else [],
         "activity": {
             "window_start": activity.window_start.isoformat(),
             "window_end": activity.window_end.isoformat(),
@@ -224,6 +270,8 @@ def run_demo(
         title=f"Spend anomalies (costline findings; {len(findings)} in all, injected incidents "
         "in ground_truth.json)",
     )
+    if budgets is not None:
+        _print_budgets(budgets, fmt)
     verdict = "matches" if matches else "DOES NOT match"
     Console().print(
         f"Billed total {format_money(ledger_total)} {verdict} the ground truth "

@@ -257,12 +257,14 @@ def schema_finding_cmd() -> None:
 
 def _register_source_commands() -> None:
     """Commands of the telemetry, usage and workload sources, each defined beside its own kind."""
-    from costline.cli import detect, reports, telemetry, usage, workloads
+    from costline.cli import budgets, detect, forecast, reports, telemetry, usage, workloads
 
     for module in (telemetry, usage, workloads):
         module.register(app, ingest_app)
     reports.register(app)
     detect.register(app)
+    budgets.register(app)
+    forecast.register(app)
 
 
 _register_source_commands()

@@ -63,7 +63,7 @@ def parse_period(text: str) -> Window:
     )
 
 
-def _where(items: list[str] | None) -> Selector | None:
+def parse_where(items: list[str] | None) -> Selector | None:
     from costline.model import Selector
 
     if not items:
@@ -92,7 +92,7 @@ def run_allocation(period: str, cost: Cost, where: list[str] | None) -> Allocati
             window.start,
             window.end,
             cost=cost.value,
-            where=_where(where),
+            where=parse_where(where),
             rules=rules,
             metrics=ledger.table("metrics"),
         )
@@ -363,6 +363,36 @@ def reconcile_cmd(period: Period, lookback: Lookback = 7, cost: CostOpt = Cost.e
     bill has arrived: error per day and provider."""
     rows = _nowcast_tables(period, cost, lookback, "reconcile")
     emit_rows(rows, default_format(fmt), title=f"Nowcast against the bill, {period}")
+
+
+@report_app.command("spike-review")
+def spike_review_cmd(
+    finding_id: Annotated[
+        str, typer.Argument(help="A finding's fingerprint, or its first 8+ characters")
+    ],
+) -> None:
+    """A postmortem of one finding, as markdown: what triggered it, root cause, what changed,
+    value or waste, the signals and controls that fired around it, suggested policy and
+    forecast updates."""
+    import json
+    import sys
+
+    from costline.cli.main import open_ledger
+    from costline.detect.review import related_to, spike_review
+    from costline.model import Finding
+
+    if len(finding_id) < 8:
+        raise CostlineError(f"finding {finding_id!r}: give at least 8 characters of its id")
+    with open_ledger(read_only=True) as ledger:
+        t = ledger.table("findings")
+        bodies = [r["body"] for r in t.select("body").to_pyarrow().to_pylist()]
+    findings = [Finding.model_validate(b if isinstance(b, dict) else json.loads(b))
+                for b in bodies]  # fmt: skip
+    chosen = [f for f in findings if f.fingerprint.startswith(finding_id.lower())]
+    if len(chosen) != 1:
+        what = "no finding" if not chosen else f"{len(chosen)} findings"
+        raise CostlineError(f"{what} with id {finding_id!r} (see costline findings)")
+    sys.stdout.write(spike_review(chosen[0], related_to(chosen[0], findings)))
 
 
 def register(app: typer.Typer) -> None:

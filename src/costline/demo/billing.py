@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+import yaml
+
+from costline.demo.budgets import plan_budgets
 from costline.demo.charges import BillSink, charge
 from costline.demo.fleets import ACCOUNTS, organization
 from costline.demo.focus_files import FocusTable, write_csv, write_parquet
@@ -36,6 +39,7 @@ from costline.demo.usage import Volume
 # The window ends here unless told otherwise: fixed, so runs never depend on the wall clock.
 DEFAULT_END = dt.date(2026, 11, 1)
 GROUND_TRUTH_FILE = "ground_truth.json"
+CONFIG_FILE = "costline.yaml"
 
 __all__ = ["DEFAULT_END", "BillingFile", "BillingManifest", "CostTotals", "generate_billing"]
 
@@ -58,6 +62,7 @@ class BillingManifest:
     per_cost_domain: Mapping[str, CostTotals]
     untagged_share: Decimal  # share of EffectiveCost on lines without a team tag
     successes_file: Path | None = None  # metrics/daily_successes.csv (see demo.incidents)
+    config_file: Path | None = None  # costline.yaml with the demo's budgets (see demo.budgets)
 
     @property
     def rows(self) -> int:
@@ -129,9 +134,18 @@ def generate_billing(
         files=files,
         plan=plan,
     )
-    truth["incidents"] = incidents.truth(
-        levels, {key: t.effective for key, t in per_resource.items()}
+    budgets, overruns = plan_budgets(resources, sink.per_day, incidents)
+    config = out / CONFIG_FILE
+    config.write_text(
+        "# The demo organization's budgets (see costline.demo.budgets); experiments' default\n"
+        "# cap is costline's own ($1,000, alerts at 80% and 100%).\n"
+        + yaml.safe_dump({"version": 1, "budgets": budgets}, sort_keys=False),
+        encoding="utf-8",
     )
+    truth["incidents"] = [
+        *incidents.truth(levels, {key: t.effective for key, t in per_resource.items()}),
+        *overruns,
+    ]
     truth_path = out / GROUND_TRUTH_FILE
     truth_path.write_text(json.dumps(truth, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     origin = dt.datetime(
@@ -152,4 +166,5 @@ def generate_billing(
         per_cost_domain=group_totals(resources, per_resource, lambda r: r.owner.cost_domain),
         untagged_share=untagged_share(resources, per_resource),
         successes_file=successes,
+        config_file=config,
     )

@@ -26,6 +26,7 @@ from costline.demo.rates import (
 from costline.demo.schedule import Timeline, UsageSeries
 from costline.demo.totals import TotalsAccumulator
 from costline.demo.usage import HOURS_PER_DAY
+from costline.money import MONEY_CONTEXT
 
 if TYPE_CHECKING:
     from costline.demo.incidents import Incidents
@@ -58,6 +59,8 @@ class BillSink:
         self.timeline = timeline
         self.tables: dict[tuple[str, str], FocusTable] = {}
         self.per_resource: dict[str, TotalsAccumulator] = {}
+        # (resource key, charge day "YYYY-MM-DD") -> effective cost: what budgets are planned on
+        self.per_day: dict[tuple[str, str], Decimal] = {}
 
     def emit(self, resource: Resource, month: int, row: Row) -> None:
         key = (resource.account.provider, self.timeline.months[month].key)
@@ -67,6 +70,10 @@ class BillSink:
             table = self.tables[key] = FocusTable(FOCUS_COLUMNS + extras)
         table.append(row)
         self.per_resource.setdefault(resource.key, TotalsAccumulator()).add_row(row)
+        day = (resource.key, str(row["ChargePeriodStart"])[:10])
+        cost = row["EffectiveCost"]
+        assert isinstance(cost, Decimal)
+        self.per_day[day] = MONEY_CONTEXT.add(self.per_day.get(day, ZERO), cost)
 
     def billed(self, provider: str, month: int) -> Decimal:
         table = self.tables.get((provider, self.timeline.months[month].key))

@@ -1,0 +1,1 @@
+"""Budgets: spend against limits per scope and period, burn rate, period-end forecasts, caps."""

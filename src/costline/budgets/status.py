@@ -1,0 +1,349 @@
+"""Where each budget stands: spend so far, thresholds crossed, burn rate, period-end forecast.
+
+`evaluate` asks the engine for one small table (daily cost per budget scope over the periods in
+question and the forecast history), then works in Python over those few hundred numbers:
+
+- **spent**: the cost (effective by default: commitments amortized) of the lines in the budget's
+  scope charged from the period's start to the end of `as_of`;
+- **crossed**: each threshold with the first day the running total reached it;
+- **burn rate**: the last 7 days' average daily cost over the rate the budget allows (amount /
+  days in the period): 2 means spending twice as fast as the budget lasts;
+- **forecast**: the period-end total as month-to-date actuals plus the daily forecast of the days
+  left (`costline.forecast`), with P10/P50/P90;
+- **days to exhaustion**: at the last 7 days' rate, how long what is left lasts (0 once spent).
+
+`budget_findings` turns them into findings: one per threshold crossed per period (kept for past
+periods too), one when the burn rate passes the budget's `burn_rate`, one when the P50 forecast
+runs over the amount. Each is keyed by budget, period and signal, so evaluating again updates it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import ibis
+
+from costline.attribution.rules import Rules, derive_lines, select
+from costline.budgets.periods import Period, periods_between
+from costline.clock import Clock
+from costline.config import Budget
+from costline.errors import ConfigError
+from costline.model import Finding, FindingKind, Window
+
+HISTORY_DAYS = 91  # days of daily cost a forecast learns from
+BURN_DAYS = 7
+DAY = dt.timedelta(days=1)
+CENT = Decimal("0.01")
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A period-end total: P10, P50 and P90, and the model that made it."""
+
+    p10: Decimal
+    p50: Decimal
+    p90: Decimal
+    model: str
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    budget: Budget
+    period: Period
+    as_of: dt.date  # the last day counted
+    spent: Decimal
+    crossed: tuple[tuple[Decimal, dt.date], ...]  # (threshold %, first day at or past it)
+    daily_rate: Decimal  # average of the last BURN_DAYS days (fewer at a period's start)
+    projection: Projection | None  # None when the period is over
+
+    @property
+    def amount(self) -> Decimal:
+        return self.budget.amount_usd
+
+    @property
+    def used_pct(self) -> Decimal:
+        return (self.spent / self.amount * 100).quantize(Decimal("0.1"))
+
+    @property
+    def days_left(self) -> int:
+        """Days of the period after `as_of`."""
+        return max(0, (self.period.end - self.as_of).days - 1)
+
+    @property
+    def burn_rate(self) -> Decimal | None:
+        allowed = self.amount / self.period.days
+        return (self.daily_rate / allowed).quantize(Decimal("0.01")) if allowed else None
+
+    @property
+    def days_to_exhaustion(self) -> int | None:
+        """0 once the budget is spent; None when it will not run out within the period at
+        that rate, or nothing is being spent."""
+        left = self.amount - self.spent
+        if left <= 0:
+            return 0
+        if self.daily_rate <= 0 or left / self.daily_rate > self.days_left:
+            return None
+        return math.ceil(left / self.daily_rate)
+
+    @property
+    def exhausted_on(self) -> dt.date | None:
+        """The day the running total reached the amount, or will at the recent rate."""
+        done = [day for pct, day in self.crossed if pct == 100]
+        if done:
+            return done[0]
+        days = self.days_to_exhaustion
+        return self.as_of + dt.timedelta(days=days) if days else None
+
+    @property
+    def state(self) -> str:
+        if self.spent >= self.amount:
+            return "over"
+        if self.projection is not None and self.projection.p50 > self.amount:
+            return "forecast over"
+        rate = self.budget.burn_rate
+        burn = self.burn_rate
+        if rate is not None and burn is not None and burn >= rate and self.days_left:
+            return "burning fast"
+        return "ok"
+
+    def row(self) -> dict[str, Any]:
+        p = self.projection
+        return {
+            "budget": self.budget.name,
+            "scope": str(self.budget.scope) or "everything",
+            "period": str(self.period),
+            "amount_usd": self.amount,
+            "spent_usd": self.spent.quantize(CENT),
+            "used_pct": self.used_pct,
+            "state": self.state,
+            "thresholds_crossed": [f"{pct}% on {day}" for pct, day in self.crossed],
+            "burn_rate": self.burn_rate,
+            "forecast_p10_usd": p.p10 if p else self.spent.quantize(CENT),
+            "forecast_p50_usd": p.p50 if p else self.spent.quantize(CENT),
+            "forecast_p90_usd": p.p90 if p else self.spent.quantize(CENT),
+            "forecast_model": p.model if p else None,
+            "days_left": self.days_left,
+            "days_to_exhaustion": self.days_to_exhaustion,
+            "exhausted_on": self.exhausted_on,
+        }
+
+
+def daily_spend(
+    lines: ibis.Table,
+    budgets: Sequence[Budget],
+    first: dt.date,
+    last: dt.date,
+    *,
+    rules: Rules | None = None,
+    cost: str = "EffectiveCost",
+) -> dict[str, dict[dt.date, Decimal]]:
+    """budget name -> day -> cost of the lines in its scope, over [first, last], one query."""
+    derived = derive_lines(lines, rules)
+    derived = derived.filter(derived.ChargePeriodStart >= _at(first),
+                             derived.ChargePeriodStart < _at(last) + DAY)  # fmt: skip
+    parts = []
+    for i, b in enumerate(budgets):
+        try:
+            scoped = select(derived, b.scope)
+        except KeyError as exc:
+            raise ConfigError(
+                f"budgets[{i}] ({b.name}).scope: {exc.args[0]!r} is not a dimension of cost "
+                "lines; use team, project, environment, model, endpoint, cost_domain, "
+                "cost_layer, provider, service, account, region, usage_type or a FOCUS column"
+            ) from None
+        day = scoped.ChargePeriodStart.date().name("day")
+        parts.append(scoped.group_by(day).aggregate(cost=scoped[cost].sum())
+                     .mutate(budget=ibis.literal(b.name)))  # fmt: skip
+    out: dict[str, dict[dt.date, Decimal]] = {b.name: {} for b in budgets}
+    if not parts:
+        return out
+    union = functools.reduce(lambda x, y: x.union(y, distinct=False), parts)
+    for r in union.to_pyarrow().to_pylist():
+        out[r["budget"]][r["day"]] = r["cost"] or ZERO
+    return out
+
+
+def _at(day: dt.date) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+
+
+def _days(first: dt.date, last: dt.date) -> list[dt.date]:
+    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def status_of(budget: Budget, period: Period, as_of: dt.date,
+              daily: dict[dt.date, Decimal]) -> BudgetStatus:  # fmt: skip
+    """The budget's status in `period`, counting days up to `as_of` (within the period)."""
+    last = min(as_of, period.end - DAY)
+    running = ZERO
+    crossed: list[tuple[Decimal, dt.date]] = []
+    pending = list(budget.thresholds)
+    for day in _days(period.start, last):
+        running += daily.get(day, ZERO)
+        while pending and running >= budget.amount_usd * pending[0] / 100:
+            crossed.append((pending.pop(0), day))
+    recent_first = max(period.start, last - dt.timedelta(days=BURN_DAYS - 1))
+    recent = _days(recent_first, last)
+    rate = sum((daily.get(d, ZERO) for d in recent), ZERO) / len(recent) if recent else ZERO
+    return BudgetStatus(budget, period, last, running, tuple(crossed), rate.quantize(CENT), None)
+
+
+def evaluate(
+    lines: ibis.Table,
+    budgets: Sequence[Budget],
+    as_of: dt.date,
+    *,
+    rules: Rules | None = None,
+    cost: str = "EffectiveCost",
+    since: dt.date | None = None,
+    data_start: dt.date | None = None,
+    forecast: bool = True,
+) -> list[BudgetStatus]:
+    """Every budget's status in each of its periods from `since` (default: only the period
+    holding `as_of`) to `as_of`, oldest first; the current periods with period-end forecasts.
+
+    `data_start` is the first day the ledger has cost for: forecasts learn from that day on.
+    """
+    since = since or as_of
+    spans = {b.name: list(periods_between(b, since, as_of)) for b in budgets}
+    first = min([as_of - dt.timedelta(days=HISTORY_DAYS - 1),
+                 *[p[0].start for p in spans.values() if p]])  # fmt: skip
+    daily = daily_spend(lines, budgets, first, as_of, rules=rules, cost=cost)
+    statuses = [
+        status_of(b, period, as_of, daily[b.name]) for b in budgets for period in spans[b.name]
+    ]
+    if forecast:
+        statuses = _with_projections(statuses, daily, as_of, data_start)
+    return statuses
+
+
+def _with_projections(
+    statuses: list[BudgetStatus],
+    daily: dict[str, dict[dt.date, Decimal]],
+    as_of: dt.date,
+    data_start: dt.date | None,
+) -> list[BudgetStatus]:
+    """Statuses of periods still running get period-end forecasts, all in one batch."""
+    from costline.forecast.models import Series, forecast
+    from costline.forecast.period import period_end
+
+    current = [s for s in statuses if s.days_left > 0 and s.as_of == as_of]
+    if not current:
+        return statuses
+    start = max(as_of - dt.timedelta(days=HISTORY_DAYS - 1), data_start or dt.date.min)
+    names = sorted({s.budget.name for s in current})
+    series = [
+        Series(name, start, tuple(float(daily[name].get(d, ZERO)) for d in _days(start, as_of)))
+        for name in names
+    ]
+    horizon = max(s.days_left for s in current)
+    fcs = {fc.key: fc for fc in forecast(series, horizon)}
+    out = []
+    for s in statuses:
+        fc = fcs.get(s.budget.name)
+        if s in current and fc is not None:
+            q = period_end(float(s.spent), fc, s.period.end - DAY)
+            projection = Projection(p10=_money(q.p10), p50=_money(q.p50), p90=_money(q.p90),
+                                    model=fc.model)  # fmt: skip
+            s = dataclasses.replace(s, projection=projection)
+        out.append(s)
+    return out
+
+
+def _money(value: float) -> Decimal:
+    return Decimal(repr(max(value, 0.0))).quantize(CENT)
+
+
+# -- findings -------------------------------------------------------------------------------------
+
+
+def _severity(pct: Decimal) -> str:
+    return "critical" if pct >= 100 else "warning" if pct >= 90 else "info"
+
+
+def budget_findings(
+    statuses: Sequence[BudgetStatus], *, clock: Clock, rules: Rules | None = None
+) -> list[Finding]:
+    """One finding per threshold crossed, per burn-rate alarm, per forecast overrun."""
+    rules = rules or Rules()
+    out: list[Finding] = []
+    for s in statuses:
+        b = s.budget
+        flat = {d: v[0] for d, v in b.scope.root.items() if v}
+        owner = rules.owner_of(flat) or flat.get("team")
+        base = {
+            "budget": b.name,
+            "scope": dict(b.scope.root),
+            "period": str(s.period),
+            "amount_usd": str(b.amount_usd),
+            "spent_usd": str(s.spent.quantize(CENT)),
+            "used_pct": str(s.used_pct),
+            "as_of": s.as_of.isoformat(),
+            "burn_rate": str(s.burn_rate) if s.burn_rate is not None else None,
+            "forecast_p50_usd": str(s.projection.p50) if s.projection else None,
+        }
+        common: dict[str, Any] = {"scope": {"budget": b.name}, "clock": clock, "owner": owner,
+                  "window": Window(start=_at(s.period.start), end=_at(s.period.end))}  # fmt: skip
+        for pct, day in s.crossed:
+            over = max(s.spent - b.amount_usd, ZERO).quantize(CENT)
+            out.append(Finding.new(
+                kind=FindingKind.BUDGET_THRESHOLD, dedup_key=f"{s.period}:{pct}%",
+                title=f"Budget {b.name} passed {pct}% in {s.period}",
+                severity=_severity(pct),
+                summary=f"{b.name} ({b.scope or 'everything'}) has spent ${s.spent:,.2f} of "
+                f"${b.amount_usd:,} in {s.period} ({s.used_pct}%); it reached {pct}% on {day}"
+                + (f", ${over:,} over" if over else "") + ".",
+                impact_usd=over if pct >= 100 else None,
+                evidence={**base, "signal": "threshold", "threshold_pct": str(pct),
+                          "crossed_on": day.isoformat()},
+                **common,
+            ))  # fmt: skip
+        if s.days_left == 0 or s.spent >= b.amount_usd:
+            continue
+        burn = s.burn_rate
+        if b.burn_rate is not None and burn is not None and burn >= b.burn_rate:
+            at_rate = (s.spent + s.daily_rate * s.days_left - b.amount_usd).quantize(CENT)
+            out.append(Finding.new(
+                kind=FindingKind.BUDGET_THRESHOLD, dedup_key=f"{s.period}:burn",
+                title=f"Budget {b.name} is burning {burn}x as fast as it allows",
+                severity="warning",
+                summary=f"{b.name} spent ${s.daily_rate:,} a day over the last {BURN_DAYS} "
+                f"days, {burn}x the ${b.amount_usd / s.period.days:,.2f} a day it allows"
+                + (f"; at that rate it runs out in {s.days_to_exhaustion} day(s), on "
+                   f"{s.exhausted_on}." if s.days_to_exhaustion else "."),
+                impact_usd=max(at_rate, ZERO),
+                evidence={**base, "signal": "burn_rate", "daily_rate_usd": str(s.daily_rate),
+                          "days_to_exhaustion": s.days_to_exhaustion},
+                **common,
+            ))  # fmt: skip
+        p = s.projection
+        if b.forecast_alert and p is not None and p.p50 > b.amount_usd:
+            out.append(Finding.new(
+                kind=FindingKind.BUDGET_THRESHOLD, dedup_key=f"{s.period}:forecast",
+                title=f"Budget {b.name} is forecast to end {s.period} over",
+                severity="warning",
+                summary=f"{b.name} is forecast to end {s.period} at ${p.p50:,} (P10 ${p.p10:,}"
+                f", P90 ${p.p90:,}) against ${b.amount_usd:,}: ${p.p50 - b.amount_usd:,} over.",
+                impact_usd=p.p50 - b.amount_usd,
+                evidence={**base, "signal": "forecast", "forecast_p10_usd": str(p.p10),
+                          "forecast_p90_usd": str(p.p90), "model": p.model},
+                **common,
+            ))  # fmt: skip
+    return out
+
+
+def current(statuses: Sequence[BudgetStatus]) -> list[BudgetStatus]:
+    """Each budget's latest period only."""
+    latest: dict[str, BudgetStatus] = {}
+    for s in statuses:
+        if s.budget.name not in latest or s.period.start > latest[s.budget.name].period.start:
+            latest[s.budget.name] = s
+    return list(latest.values())

@@ -1,0 +1,168 @@
+"""`costline budgets`: each budget's status, period-end forecast and days to exhaustion, and each
+experiment against its cap; the crossings are stored as findings."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from costline.cli.output import Format
+
+if TYPE_CHECKING:
+    from costline.budgets.status import BudgetStatus
+    from costline.clock import Clock
+    from costline.config import Config
+    from costline.ledger.store import Ledger
+    from costline.model import Finding
+
+FormatOpt = Annotated[
+    Format | None, typer.Option("--format", "-f", help="table, json, csv, markdown or html")
+]
+EXPERIMENT_DAYS = 90  # how far back an experiment's cost is counted
+
+
+@dataclass(frozen=True)
+class BudgetReport:
+    statuses: list[BudgetStatus]
+    experiments: list[dict[str, Any]]
+    findings: list[Finding]
+
+
+def last_bill_day(ledger: Ledger) -> dt.date:
+    from costline.errors import CostlineError
+    from costline.ledger.sql import run_one
+
+    row = run_one(ledger.con, "SELECT max(ChargePeriodStart) FROM cost_lines")
+    if not row or row[0] is None:
+        raise CostlineError("no cost lines in the ledger: ingest bills first")
+    day: dt.date = row[0].date()
+    return day
+
+
+def first_bill_day(ledger: Ledger) -> dt.date | None:
+    from costline.ledger.sql import run_one
+
+    row = run_one(ledger.con, "SELECT min(ChargePeriodStart) FROM cost_lines")
+    return row[0].date() if row and row[0] is not None else None
+
+
+def evaluate_budgets(
+    ledger: Ledger,
+    config: Config,
+    as_of: dt.date,
+    *,
+    clock: Clock,
+    since: dt.date | None = None,
+    cost: str = "EffectiveCost",
+    forecast: bool = True,
+) -> BudgetReport:
+    """Budgets from `since` to `as_of` (periods and forecasts), experiment caps, findings."""
+    from costline.allocation.allocate import allocate
+    from costline.attribution.registry import declared, links
+    from costline.attribution.rules import Rules
+    from costline.budgets.experiments import cap_findings, experiment_rows
+    from costline.budgets.status import budget_findings, evaluate
+    from costline.economics.declared import declared_costs
+    from costline.economics.unit_costs import gpu_units
+    from costline.model import Window
+
+    rules = Rules.from_config(config)
+    lines = ledger.table("cost_lines")
+    statuses = evaluate(lines, config.budgets, as_of, rules=rules, cost=cost, since=since,
+                        data_start=first_bill_day(ledger), forecast=forecast)  # fmt: skip
+    findings = budget_findings(statuses, clock=clock, rules=rules)
+    end = dt.datetime(as_of.year, as_of.month, as_of.day, tzinfo=dt.UTC) + dt.timedelta(days=1)
+    window = Window(start=end - dt.timedelta(days=EXPERIMENT_DAYS), end=end)
+    t = {name: ledger.table(name) for name in ("gpu_samples", "workloads", "storage_objects",
+                                                "metrics")}  # fmt: skip
+    a = allocate(lines, t["gpu_samples"], t["workloads"], window.start, window.end,
+                 rules=rules)  # fmt: skip
+    workloads, _ = gpu_units(a, t["workloads"], t["gpu_samples"])
+    entries = declared(t["workloads"])
+    linked = {r["workload_id"]: r["entry"]
+              for r in links(t["workloads"], entries).to_pyarrow().to_pylist()}  # fmt: skip
+    runs = declared_costs(entries, linked, workloads, lines, t["storage_objects"], t["metrics"],
+                          window.start, window.end, cost=cost)  # fmt: skip
+    experiments = experiment_rows(runs, workloads, linked, config.experiments)
+    findings += cap_findings(experiments, config.experiments, window, clock=clock, rules=rules)
+    return BudgetReport(statuses, experiments, findings)
+
+
+def budgets_cmd(
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="YYYY-MM-DD, the last day counted (default: the last day billed)"),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="YYYY-MM-DD: also check the periods since this day for crossings"),
+    ] = None,
+    cost: Annotated[str, typer.Option(help="effective (amortized) or billed")] = "effective",
+    no_forecast: Annotated[
+        bool, typer.Option("--no-forecast", help="Skip the period-end forecasts (faster)")
+    ] = False,
+    fmt: FormatOpt = None,
+) -> None:
+    """Each budget's spend in its current period, thresholds crossed, burn rate, forecast at
+    period end (P10/P50/P90) and days to exhaustion; each experiment against its cap. Crossings,
+    fast burns and forecast overruns are stored as findings (`costline findings`)."""
+    from costline.allocation.allocate import COST_COLUMNS
+    from costline.budgets.status import current
+    from costline.cli.main import open_ledger, out, state
+    from costline.cli.reports import emit_sections
+    from costline.clock import SYSTEM_CLOCK
+    from costline.config import load_config
+    from costline.errors import CostlineError
+
+    if cost not in COST_COLUMNS:
+        raise CostlineError(f"--cost {cost!r}: effective or billed")
+    config = load_config(state.config_path)
+    with open_ledger() as ledger:
+        day = _day("--as-of", as_of) if as_of else last_bill_day(ledger)
+        report = evaluate_budgets(ledger, config, day, clock=SYSTEM_CLOCK,
+                                  since=_day("--since", since) if since else None,
+                                  cost=COST_COLUMNS[cost], forecast=not no_forecast)  # fmt: skip
+        ledger.write([], source="budgets", findings=report.findings)
+    sections = {
+        "budgets": [s.row() for s in current(report.statuses)],
+        "experiments": report.experiments,
+    }
+    chosen = emit_sections(sections, fmt, lambda name: f"{name.capitalize()} as of {day}")
+    if chosen is Format.table:
+        if not config.budgets:
+            out.print("No budgets configured: add `budgets:` to costline.yaml.")
+        for line in budget_sentences(current(report.statuses)):
+            out.print(line, soft_wrap=True)
+
+
+def budget_sentences(statuses: list[BudgetStatus]) -> list[str]:
+    said = []
+    for s in statuses:
+        r = s.row()
+        text = (f"{r['budget']}: ${r['spent_usd']:,} of ${r['amount_usd']:,} in {r['period']} "
+                f"({r['used_pct']}%, {r['state']})")  # fmt: skip
+        if s.projection:
+            text += (f"; forecast at period end ${r['forecast_p50_usd']:,} "
+                     f"(P10 ${r['forecast_p10_usd']:,}, P90 ${r['forecast_p90_usd']:,})")  # fmt: skip
+        if r["days_to_exhaustion"] == 0:
+            text += f"; exhausted on {r['exhausted_on']}"
+        elif r["days_to_exhaustion"] is not None:
+            text += f"; at the last 7 days' rate it runs out in {r['days_to_exhaustion']} days"
+        said.append(text + ".")
+    return said
+
+
+def _day(option: str, text: str) -> dt.date:
+    from costline.errors import CostlineError
+
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise CostlineError(f"{option} {text!r}: expected YYYY-MM-DD") from None
+
+
+def register(app: typer.Typer) -> None:
+    app.command("budgets")(budgets_cmd)
