@@ -104,6 +104,7 @@ def forecast(
         models = candidates(season)
         scores = backtest(ys, models, season, window, n_jobs)
         chosen = np.argmin(scores, axis=0)  # the first of equals: the simpler model
+        mean_row = [model.alias for model in models].index(SHORT_MODEL)
         for m, model in enumerate(models):
             members = np.flatnonzero(chosen == m)
             if not len(members):
@@ -112,8 +113,9 @@ def forecast(
             for k, band in zip(members, bands, strict=True):
                 i, name, mase = backtested[k], model.alias, float(scores[m, k])
                 if not np.isfinite(band).all():  # no model has done it yet: the mean then
-                    band, name, mase = historic_average(ys[k], horizon), SHORT_MODEL, scores[1, k]
-                out[i] = _result(series[i], horizon, name, band, float(mase), float(scores[0, k]))
+                    band, name = historic_average(ys[k], horizon), SHORT_MODEL
+                    mase = float(scores[mean_row, k])
+                out[i] = _result(series[i], horizon, name, band, mase, float(scores[0, k]))
     return [fc for fc in out if fc is not None]
 
 
