@@ -162,3 +162,14 @@ def test_experiment_caps_default_and_own() -> None:
     assert experiment_rows(declared, observed, {}, Experiments(cap_usd=None))[0]["cap_from"] == (
         "its budget_usd"
     )
+
+
+def test_spent_out_without_a_100_threshold_and_no_forecast_is_unknown_not_spend() -> None:
+    budget = Budget(name="b", amount_usd=Decimal(500), thresholds=[Decimal(50), Decimal(80)])
+    daily = {day: Decimal(100) for day in days(D(2026, 10, 1), 10)}
+    s = status_of(budget, period_of("month", D(2026, 10, 1)), D(2026, 10, 10), daily)
+    assert s.exhausted_on == D(2026, 10, 5) and s.days_to_exhaustion == 0
+    row = s.row()
+    assert s.days_left == 21 and row["forecast_p50_usd"] is None  # running, not forecast
+    ended = status_of(budget, period_of("month", D(2026, 9, 1)), D(2026, 10, 10), daily)
+    assert ended.days_left == 0 and ended.row()["forecast_p50_usd"] == Decimal("0.00")

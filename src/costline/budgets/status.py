@@ -62,7 +62,8 @@ class BudgetStatus:
     spent: Decimal
     crossed: tuple[tuple[Decimal, dt.date], ...]  # (threshold %, first day at or past it)
     daily_rate: Decimal  # average of the last BURN_DAYS days (fewer at a period's start)
-    projection: Projection | None  # None when the period is over
+    spent_out_on: dt.date | None  # the first day the running total reached the amount
+    projection: Projection | None = None  # None when the period is over or not forecast
 
     @property
     def amount(self) -> Decimal:
@@ -96,9 +97,8 @@ class BudgetStatus:
     @property
     def exhausted_on(self) -> dt.date | None:
         """The day the running total reached the amount, or will at the recent rate."""
-        done = [day for pct, day in self.crossed if pct == 100]
-        if done:
-            return done[0]
+        if self.spent_out_on is not None:
+            return self.spent_out_on
         days = self.days_to_exhaustion
         return self.as_of + dt.timedelta(days=days) if days else None
 
@@ -116,6 +116,8 @@ class BudgetStatus:
 
     def row(self) -> dict[str, Any]:
         p = self.projection
+        # A period that is over ends where it stands; a running one unforecast is unknown.
+        final = self.spent.quantize(CENT) if self.days_left == 0 else None
         return {
             "budget": self.budget.name,
             "scope": str(self.budget.scope) or "everything",
@@ -126,9 +128,9 @@ class BudgetStatus:
             "state": self.state,
             "thresholds_crossed": [f"{pct}% on {day}" for pct, day in self.crossed],
             "burn_rate": self.burn_rate,
-            "forecast_p10_usd": p.p10 if p else self.spent.quantize(CENT),
-            "forecast_p50_usd": p.p50 if p else self.spent.quantize(CENT),
-            "forecast_p90_usd": p.p90 if p else self.spent.quantize(CENT),
+            "forecast_p10_usd": p.p10 if p else final,
+            "forecast_p50_usd": p.p50 if p else final,
+            "forecast_p90_usd": p.p90 if p else final,
             "forecast_model": p.model if p else None,
             "days_left": self.days_left,
             "days_to_exhaustion": self.days_to_exhaustion,
@@ -186,14 +188,18 @@ def status_of(budget: Budget, period: Period, as_of: dt.date,
     running = ZERO
     crossed: list[tuple[Decimal, dt.date]] = []
     pending = list(budget.thresholds)
+    spent_out_on = None
     for day in _days(period.start, last):
         running += daily.get(day, ZERO)
+        if spent_out_on is None and running >= budget.amount_usd:
+            spent_out_on = day
         while pending and running >= budget.amount_usd * pending[0] / 100:
             crossed.append((pending.pop(0), day))
     recent_first = max(period.start, last - dt.timedelta(days=BURN_DAYS - 1))
     recent = _days(recent_first, last)
     rate = sum((daily.get(d, ZERO) for d in recent), ZERO) / len(recent) if recent else ZERO
-    return BudgetStatus(budget, period, last, running, tuple(crossed), rate.quantize(CENT), None)
+    return BudgetStatus(budget, period, last, running, tuple(crossed), rate.quantize(CENT),
+                        spent_out_on)  # fmt: skip
 
 
 def evaluate(
@@ -235,7 +241,10 @@ def _with_projections(
     from costline.forecast.models import Series, forecast
     from costline.forecast.period import period_end
 
-    current = [s for s in statuses if s.days_left > 0 and s.as_of == as_of]
+    def running(s: BudgetStatus) -> bool:
+        return s.days_left > 0 and s.as_of == as_of
+
+    current = [s for s in statuses if running(s)]
     if not current:
         return statuses
     start = max(as_of - dt.timedelta(days=HISTORY_DAYS - 1), data_start or dt.date.min)
@@ -249,7 +258,7 @@ def _with_projections(
     out = []
     for s in statuses:
         fc = fcs.get(s.budget.name)
-        if s in current and fc is not None:
+        if running(s) and fc is not None:
             q = period_end(float(s.spent), fc, s.period.end - DAY)
             projection = Projection(p10=_money(q.p10), p50=_money(q.p50), p90=_money(q.p90),
                                     model=fc.model)  # fmt: skip

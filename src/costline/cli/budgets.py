@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from costline.cli.output import Format
+from costline.cli.reports import Cost, CostOpt
 
 if TYPE_CHECKING:
     from costline.budgets.status import BudgetStatus
@@ -100,7 +101,7 @@ def budgets_cmd(
         str | None,
         typer.Option(help="YYYY-MM-DD: also check the periods since this day for crossings"),
     ] = None,
-    cost: Annotated[str, typer.Option(help="effective (amortized) or billed")] = "effective",
+    cost: CostOpt = Cost.effective,
     no_forecast: Annotated[
         bool, typer.Option("--no-forecast", help="Skip the period-end forecasts (faster)")
     ] = False,
@@ -115,16 +116,13 @@ def budgets_cmd(
     from costline.cli.reports import emit_sections
     from costline.clock import SYSTEM_CLOCK
     from costline.config import load_config
-    from costline.errors import CostlineError
 
-    if cost not in COST_COLUMNS:
-        raise CostlineError(f"--cost {cost!r}: effective or billed")
     config = load_config(state.config_path)
     with open_ledger() as ledger:
         day = _day("--as-of", as_of) if as_of else last_bill_day(ledger)
         report = evaluate_budgets(ledger, config, day, clock=SYSTEM_CLOCK,
                                   since=_day("--since", since) if since else None,
-                                  cost=COST_COLUMNS[cost], forecast=not no_forecast)  # fmt: skip
+                                  cost=COST_COLUMNS[cost.value], forecast=not no_forecast)  # fmt: skip
         ledger.write([], source="budgets", findings=report.findings)
     sections = {
         "budgets": [s.row() for s in current(report.statuses)],

@@ -43,13 +43,13 @@ def detect_cmd(
     dollars and percent) and store one finding per anomaly, with its root cause, what changed,
     its owner and whether successful requests rose with it (value) or not (waste)."""
     from costline.attribution.rules import Rules
+    from costline.cli.budgets import last_bill_day
     from costline.cli.main import open_ledger, state
     from costline.clock import SYSTEM_CLOCK
     from costline.config import load_config
     from costline.detect.anomaly import Settings
     from costline.detect.spend import DIMENSIONS, detect_spend
     from costline.errors import CostlineError
-    from costline.ledger.sql import run_one
 
     dims = [d.strip() for d in by.split(",") if d.strip()]
     unknown = [d for d in dims if d not in DIMENSIONS]
@@ -58,11 +58,7 @@ def detect_cmd(
     rules = Rules.from_config(load_config(state.config_path))
     with open_ledger() as ledger:
         if until is None:
-            row = run_one(ledger.con, "SELECT max(ChargePeriodStart) FROM cost_lines")
-            if not row or row[0] is None:
-                raise CostlineError("no cost lines in the ledger: ingest bills first")
-            last: dt.date = row[0].date()
-            end_day = last + dt.timedelta(days=1)
+            end_day = last_bill_day(ledger) + dt.timedelta(days=1)
         else:
             try:
                 end_day = dt.date.fromisoformat(until)

@@ -133,13 +133,13 @@ def forecast_cmd(
     actuals plus the rest of the month), and baseline, expected-spike and severe-spike
     scenarios."""
     from costline.attribution.rules import Rules
-    from costline.cli.main import open_ledger, state
+    from costline.cli.main import err, open_ledger, state
     from costline.cli.output import default_format, emit_rows
     from costline.cli.reports import parse_where
     from costline.config import load_config
     from costline.errors import CostlineError
     from costline.forecast.models import forecast
-    from costline.forecast.signals import LEVELS, UnknownDimension, daily
+    from costline.forecast.signals import LEVELS, UnknownDimension, daily, unknown_gpu_lines
 
     steps = parse_days("--horizon", horizon)
     span = parse_days("--history", history)
@@ -156,6 +156,12 @@ def forecast_cmd(
                 f"--by/--where {exc.args[0]!r}: not a dimension of {metric}"
             ) from None
         rows = expr.to_pyarrow().to_pylist()
+        unknown = (
+            unknown_gpu_lines(tables["cost_lines"], start, end) if metric == "gpu_hours" else 0
+        )
+    if unknown:
+        err.print(f"note: {unknown:,} GPU instance lines are of types the instance catalogue "
+                  "lacks: their GPU-hours are not counted", soft_wrap=True)  # fmt: skip
     if not rows:
         raise CostlineError(f"no {metric} in the {span} days to {last}: nothing to forecast")
     first = min(r["day"] for r in rows)

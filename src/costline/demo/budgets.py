@@ -17,12 +17,13 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 from costline.attribution.tags import DEFAULT_ALIASES, DOMAIN_OF_WORKLOAD
 from costline.demo.incidents import Incidents
 from costline.demo.org import Resource
+from costline.money import MONEY_CONTEXT
 
 AI_DOMAINS = ("training", "online_inference", "batch_ai")
 HEADROOM = Decimal("1.25")
@@ -58,6 +59,15 @@ def plan_budgets(
     incidents: Incidents,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(the `budgets:` of the demo's costline.yaml, the `budget_overrun` incidents)."""
+    with localcontext(MONEY_CONTEXT):  # sums of 18-decimal amounts, never rounded
+        return _plan(resources, per_day, incidents)
+
+
+def _plan(
+    resources: Sequence[Resource],
+    per_day: Mapping[tuple[str, str], Decimal],
+    incidents: Incidents,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     keys = {r.key: derived(r) for r in resources}
     month_of: dict[tuple[str, str], Decimal] = defaultdict(Decimal)  # (group, month)
     for (key, day), cost in per_day.items():

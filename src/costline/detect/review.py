@@ -9,6 +9,7 @@ of the same owner) and when, and suggested policy and forecast updates with numb
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -24,8 +25,6 @@ def related_to(finding: Finding, others: Sequence[Finding]) -> list[Finding]:
     owner or a scope value: the controls and signals that fired around it."""
     if finding.window is None:
         return []
-    from datetime import timedelta
-
     slack = timedelta(days=1)
     values = set(finding.scope.values())
     out = []
