@@ -14,6 +14,7 @@ import datetime as dt
 import difflib
 import functools
 import inspect
+import itertools
 import operator
 import os
 import re
@@ -461,6 +462,179 @@ class Experiments(_Section):
     )
 
 
+class Tier(_Section):
+    """One step of an escalation: who hears of a spike once it has lasted `after_minutes` and
+    cost `impact_usd` (both must hold; a tier with neither is reached at once).
+
+    ```yaml
+    name: finance
+    after_minutes: 60
+    impact_usd: 1000
+    routes: [finops-mail]
+    ```
+    """
+
+    name: Name
+    after_minutes: int = Field(default=0, ge=0, description="minutes the breach has lasted")
+    impact_usd: Annotated[Usd, Field(ge=0)] | None = Field(
+        default=None, description="dollars above baseline so far; null: any"
+    )
+    routes: list[Name] = Field(default_factory=list, description="routes this tier adds")
+
+
+def _default_tiers() -> list[Tier]:
+    return [
+        Tier(name="platform"),
+        Tier(name="finance", after_minutes=60, impact_usd=Decimal(1000)),
+        Tier(name="leadership", after_minutes=240, impact_usd=Decimal(10000)),
+    ]
+
+
+def _tiers_in_order(tiers: list[Tier]) -> list[Tier]:
+    for before, after in itertools.pairwise(tiers):
+        if after.after_minutes < before.after_minutes or (
+            before.impact_usd is not None
+            and (after.impact_usd is None or after.impact_usd < before.impact_usd)
+        ):
+            raise ValueError(
+                f"tier {after.name!r} comes after {before.name!r} but asks less of a breach: "
+                "list tiers from the first to hear of it to the last"
+            )
+    names = [t.name for t in tiers]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"tier names repeat: {', '.join(repeated)}")
+    return tiers
+
+
+Tiers = Annotated[list[Tier], AfterValidator(_tiers_in_order)]
+
+
+class Threshold(_Section):
+    """A spike threshold on a telemetry signal (see `costline signals` for the names), checked
+    every few minutes per value of `by`, against a rolling baseline of the hours before.
+
+    A bucket breaches when every condition given holds: `absolute` (the value itself),
+    `pct_over_baseline` and `z` (a robust z-score: the excess over the baseline's median in
+    1.4826 x MAD units). `min_buckets` breaching buckets in a row make a breach.
+
+    ```yaml
+    name: chat-output-tokens
+    signal: output_tokens_per_min
+    by: model
+    scope: {app: chat}
+    bucket_minutes: 5
+    baseline_hours: 6
+    pct_over_baseline: 100
+    z: 4
+    severity: warning
+    ```
+    """
+
+    name: Name
+    signal: Name
+    by: Name | None = Field(default=None, description="a dimension of the signal, or none")
+    scope: Selector = Field(
+        default_factory=Selector, description="only the rows whose dimensions match"
+    )
+    bucket_minutes: int = Field(default=5, ge=1, le=1440)
+    baseline_hours: int = Field(default=6, ge=1, le=24 * 28)
+    direction: Literal["above", "below"] = Field(
+        default="above", description="below: a drop is the breach (a cache-hit rate falling)"
+    )
+    absolute: float | None = Field(
+        default=None, description="breach at or above this value (at or below, for below)"
+    )
+    pct_over_baseline: float | None = Field(default=None, gt=0)
+    z: float | None = Field(default=None, gt=0)
+    min_buckets: int = Field(default=1, ge=1)
+    severity: Severity = Severity.WARNING
+    escalation: Tiers | None = Field(
+        default=None, description="tiers for this threshold; default: the top-level escalation"
+    )
+
+    @model_validator(mode="after")
+    def _some_condition(self) -> Self:
+        if self.absolute is None and self.pct_over_baseline is None and self.z is None:
+            raise ValueError("give at least one of absolute, pct_over_baseline and z")
+        return self
+
+
+class Notify(_Section):
+    """How alerts are delivered: the dashboard link in each message, when to alert again.
+
+    ```yaml
+    dashboard_url: http://costline.internal:8000
+    realert_growth_pct: 50
+    max_attempts: 8
+    ```
+    """
+
+    dashboard_url: str | None = Field(
+        default=None, pattern=r"^https?://", description="base URL for links to findings"
+    )
+    realert_growth_pct: Annotated[Decimal, Field(gt=0)] = Field(
+        default=Decimal(50),
+        description="alert again about a finding when its impact grew this much since the last "
+        "alert to the same route (or it reached a new tier)",
+    )
+    max_attempts: int = Field(default=8, ge=1, description="tries per message before it fails")
+    backoff_seconds: float = Field(
+        default=30, gt=0, description="wait before the second try; doubles each time"
+    )
+
+
+class ApiToken(_Section):
+    """A token for `costline serve`'s API and dashboard: who holds it, the environment variable it
+    is read from (never the token itself in YAML) and what it may do. Roles: `viewer` reads,
+    `operator` also acknowledges, resolves, snoozes and reopens findings, `admin` also reads and
+    reloads the configuration.
+
+    ```yaml
+    name: finops-team
+    token_env: COSTLINE_FINOPS_TOKEN
+    role: operator
+    ```
+    """
+
+    name: Name
+    token_env: EnvVarName
+    role: Literal["viewer", "operator", "admin"] = "viewer"
+
+
+class Server(_Section):
+    """`costline serve`: the API tokens (none: the API is open, for a server on 127.0.0.1), how
+    often the dashboard refreshes and how often the scheduler pulls and evaluates.
+
+    ```yaml
+    tokens:
+      - name: dashboard
+        token_env: COSTLINE_DASHBOARD_TOKEN
+        role: viewer
+      - name: oncall
+        token_env: COSTLINE_ONCALL_TOKEN
+        role: operator
+    refresh_seconds: 300
+    interval_minutes: 5
+    ```
+    """
+
+    tokens: list[ApiToken] = Field(default_factory=list)
+    refresh_seconds: int = Field(default=300, ge=5, description="dashboard refresh period")
+    interval_minutes: int = Field(
+        default=5, ge=1, description="scheduler period: pull sources, evaluate, notify"
+    )
+
+    @field_validator("tokens")
+    @classmethod
+    def _names_unique(cls, value: list[ApiToken]) -> list[ApiToken]:
+        names = [t.name for t in value]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"token names repeat: {', '.join(repeated)}")
+        return value
+
+
 _DEFER_REFERENCES = "costline.defer_references"
 
 
@@ -479,6 +653,13 @@ class Config(_Section):
     experiments: Experiments = Field(default_factory=Experiments)
     shared_pools: list[SharedPool] = Field(default_factory=list)
     units: list[BusinessUnit] = Field(default_factory=list)
+    escalation: Tiers = Field(
+        default_factory=_default_tiers,
+        description="who hears of a spike, tier by tier: platform, then finance, then leadership",
+    )
+    thresholds: list[Threshold] = Field(default_factory=list)
+    notify: Notify = Field(default_factory=Notify)
+    server: Server = Field(default_factory=Server)
 
     _files: tuple[Path, ...] = PrivateAttr(default=())
     _base_dir: Path | None = PrivateAttr(default=None)
@@ -500,14 +681,28 @@ class Config(_Section):
         problems += _duplicates("budgets", [b.name for b in self.budgets])
         problems += _duplicates("shared_pools", [p.name for p in self.shared_pools])
         problems += _duplicates("units", [u.name for u in self.units])
+        problems += _duplicates("thresholds", [t.name for t in self.thresholds])
         defined = sorted({r.name for r in self.routes})
-        for i, owner in enumerate(self.owners):
-            for j, route in enumerate(owner.routes):
-                if route not in defined:
-                    known = ", ".join(defined) or "none defined"
-                    problems.append(
-                        (("owners", i, "routes", j), f"no route named {route!r} (routes: {known})")
-                    )
+        named: list[tuple[Loc, str]] = [
+            (("owners", i, "routes", j), route)
+            for i, owner in enumerate(self.owners)
+            for j, route in enumerate(owner.routes)
+        ]
+        named += [
+            (("escalation", i, "routes", j), route)
+            for i, tier in enumerate(self.escalation)
+            for j, route in enumerate(tier.routes)
+        ]
+        named += [
+            (("thresholds", i, "escalation", k, "routes", j), route)
+            for i, threshold in enumerate(self.thresholds)
+            for k, tier in enumerate(threshold.escalation or [])
+            for j, route in enumerate(tier.routes)
+        ]
+        for loc, route in named:
+            if route not in defined:
+                known = ", ".join(defined) or "none defined"
+                problems.append((loc, f"no route named {route!r} (routes: {known})"))
         return problems
 
     @property

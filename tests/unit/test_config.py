@@ -15,16 +15,21 @@ from costline.config import (
     CONFIG_ENV,
     ROUTE_TYPES,
     SOURCE_TYPES,
+    ApiToken,
     Budget,
     Config,
     ConfigValidationError,
     EmailRoute,
     FocusSource,
+    Notify,
     Owner,
     RouteConfig,
+    Server,
     SlackRoute,
     SourceConfig,
     TagRules,
+    Threshold,
+    Tier,
     config_json_schema,
     example_yaml,
     load_config,
@@ -424,7 +429,11 @@ def test_every_registered_type_documents_a_working_example(
     assert "type" in schema["required"]
 
 
-@pytest.mark.parametrize("cls", [TagRules, Owner, Budget], ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    "cls",
+    [TagRules, Owner, Budget, Tier, Threshold, Notify, ApiToken, Server],
+    ids=lambda c: c.__name__,
+)
 def test_every_section_documents_a_working_example(cls: type[BaseModel]) -> None:
     cls.model_validate(parse_example(cls))
 

@@ -116,6 +116,21 @@ def _budgets(ledger: Ledger, manifest: BillingManifest, err: Console) -> BudgetR
     return report
 
 
+def _thresholds(ledger: Ledger, manifest: BillingManifest, err: Console) -> list[dict[str, Any]]:
+    """`costline thresholds` on the demo's costline.yaml, over the telemetry window."""
+    from costline.cli.thresholds import breach_row, check_thresholds
+    from costline.config import load_config
+
+    if manifest.config_file is None:
+        return []
+    with err.status("Checking spike thresholds on the telemetry (costline thresholds) ..."):
+        found, _ = check_thresholds(
+            ledger, load_config(manifest.config_file), as_of=None, lookback=dt.timedelta(days=1)
+        )
+        ledger.write([], source="thresholds", findings=found)
+    return [breach_row(f) for f in found]
+
+
 def _print_budgets(report: BudgetReport, fmt: Format) -> None:
     from costline.cli.budgets import budget_sentences
 
@@ -211,6 +226,7 @@ def run_demo(
         showback = _gpu_showback(ledger, activity.window_start)
         findings = _detect(ledger, manifest, err)
         budgets = _budgets(ledger, manifest, err)
+        breaches = _thresholds(ledger, manifest, err)
     ledger_total = total(r["billed"] for r in by["provider"])
     matches = ledger_total == manifest.total.billed
     report = {
@@ -231,6 +247,7 @@ def run_demo(
         "showback_last_day": showback,
         "findings": findings,
         "budgets": [s.row() for s in current(budgets.statuses)] if budgets else [],
+        "threshold_breaches": breaches,
         "activity": {
             "window_start": activity.window_start.isoformat(),
             "window_end": activity.window_end.isoformat(),
@@ -272,6 +289,14 @@ def run_demo(
     )
     if budgets is not None:
         _print_budgets(budgets, fmt)
+    if breaches:
+        emit_rows(
+            breaches, fmt,
+            columns=["threshold", "scope", "start", "minutes", "peak", "baseline",
+                     "pct_over_baseline", "impact_usd", "tier"],
+            title="Spike thresholds on the live telemetry (costline thresholds; the live "
+            "incident is in activity_truth.json)",
+        )  # fmt: skip
     verdict = "matches" if matches else "DOES NOT match"
     Console().print(
         f"Billed total {format_money(ledger_total)} {verdict} the ground truth "

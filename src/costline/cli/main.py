@@ -257,7 +257,16 @@ def schema_finding_cmd() -> None:
 
 def _register_source_commands() -> None:
     """Commands of the telemetry, usage and workload sources, each defined beside its own kind."""
-    from costline.cli import budgets, detect, forecast, reports, telemetry, usage, workloads
+    from costline.cli import (
+        budgets,
+        detect,
+        forecast,
+        reports,
+        telemetry,
+        thresholds,
+        usage,
+        workloads,
+    )
 
     for module in (telemetry, usage, workloads):
         module.register(app, ingest_app)
@@ -265,6 +274,7 @@ def _register_source_commands() -> None:
     detect.register(app)
     budgets.register(app)
     forecast.register(app)
+    thresholds.register(app)
 
 
 _register_source_commands()

@@ -24,7 +24,13 @@ import yaml
 
 from costline.demo.billing import BillingManifest
 from costline.demo.fleets import organization
-from costline.demo.llm_usage import APPS, write_llm_usage
+from costline.demo.llm_usage import (
+    APPS,
+    PROMPT_SPIKE_APP,
+    PROMPT_SPIKE_HOURS,
+    prompt_spike_start,
+    write_llm_usage,
+)
 from costline.demo.org import Resource
 from costline.demo.schedule import Timeline, UsageSeries
 from costline.demo.storage import BucketInventory, write_inventories, write_lifecycles
@@ -273,6 +279,19 @@ def generate_activity(
     annotations.write_text(yaml.safe_dump({"annotations": notes}, sort_keys=False), "utf-8")
     truth = out / ACTIVITY_TRUTH_FILE
     doc = _truth(hosts, samples, pods, jobs, requests, buckets)
+    spike = prompt_spike_start(start, hours)
+    doc["live_incidents"] = [
+        {
+            "id": f"prompt-spike-{PROMPT_SPIKE_APP}",
+            "kind": "prompt_spike",
+            "note": "the app's system prompt tripled: 2,048 more fresh input tokens a request",
+            "signal": "avg_context_tokens",
+            "scope": {"app": PROMPT_SPIKE_APP},
+            "start": spike.isoformat().replace("+00:00", "Z"),
+            "end": (start + dt.timedelta(hours=hours)).isoformat().replace("+00:00", "Z"),
+            "hours": PROMPT_SPIKE_HOURS,
+        }
+    ] if spike is not None else []  # fmt: skip
     doc["allocation"] = {
         "note": "who truly held each GPU in the window: the owner team and GPU-seconds of every "
         "workload; a share is its GPU-seconds over its host's (gpu_count x running hours)",

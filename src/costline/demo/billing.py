@@ -40,6 +40,19 @@ from costline.demo.usage import Volume
 DEFAULT_END = dt.date(2026, 11, 1)
 GROUND_TRUTH_FILE = "ground_truth.json"
 CONFIG_FILE = "costline.yaml"
+# Spike thresholds of the demo's costline.yaml, on the minute-level telemetry (detect.thresholds).
+DEMO_THRESHOLDS: list[dict[str, object]] = [
+    {"name": "context-length-by-app", "signal": "avg_context_tokens", "by": "app",
+     "pct_over_baseline": 40, "z": 4, "min_buckets": 2},
+    {"name": "llm-spend-by-app", "signal": "llm_cost_usd", "by": "app",
+     "pct_over_baseline": 150, "z": 6, "min_buckets": 3},
+    {"name": "cache-hit-drop-by-app", "signal": "cache_hit_rate", "by": "app",
+     "direction": "below", "pct_over_baseline": 50, "z": 5, "min_buckets": 3},
+    {"name": "idle-gpus-by-namespace", "signal": "idle_gpu_minutes", "by": "namespace",
+     "pct_over_baseline": 100, "z": 6, "min_buckets": 3},
+    {"name": "latency-p95-by-app", "signal": "latency_p95_ms", "by": "app",
+     "pct_over_baseline": 100, "z": 6, "min_buckets": 3},
+]  # fmt: skip
 
 __all__ = ["DEFAULT_END", "BillingFile", "BillingManifest", "CostTotals", "generate_billing"]
 
@@ -138,8 +151,11 @@ def generate_billing(
     config = out / CONFIG_FILE
     config.write_text(
         "# The demo organization's budgets (see costline.demo.budgets); experiments' default\n"
-        "# cap is costline's own ($1,000, alerts at 80% and 100%).\n"
-        + yaml.safe_dump({"version": 1, "budgets": budgets}, sort_keys=False),
+        "# cap is costline's own ($1,000, alerts at 80% and 100%). Spike thresholds on the\n"
+        "# telemetry signals (costline signals) escalate through costline's default tiers.\n"
+        + yaml.safe_dump(
+            {"version": 1, "budgets": budgets, "thresholds": DEMO_THRESHOLDS}, sort_keys=False
+        ),
         encoding="utf-8",
     )
     truth["incidents"] = [

@@ -50,6 +50,18 @@ APPS: tuple[LlmApp, ...] = (
     ),
 )  # fmt: skip
 FILES = {"openai": "openai_chat.jsonl", "anthropic": "anthropic_messages.jsonl"}
+# A live incident: this app's system prompt triples (its cached 1,024 tokens stay cached; the
+# 2,048 new ones are read fresh) for the window's last hours, when the window has a baseline.
+PROMPT_SPIKE_APP = "support-triage"
+PROMPT_SPIKE_HOURS = 3
+PROMPT_SPIKE_MIN_WINDOW = 12  # hours of traffic the spike needs before it, to be a spike
+
+
+def prompt_spike_start(start: dt.datetime, hours: int) -> dt.datetime | None:
+    """When the live prompt spike begins in a window of `hours` from `start`; None if none."""
+    if hours < PROMPT_SPIKE_MIN_WINDOW:
+        return None
+    return start + dt.timedelta(hours=hours - PROMPT_SPIKE_HOURS, minutes=17)
 
 
 def _openai(app: LlmApp, rid: str, created: int, tokens: tuple[int, int, int]) -> dict[str, object]:
@@ -89,8 +101,10 @@ def _anthropic(app: LlmApp, rid: str, tokens: tuple[int, int, int]) -> dict[str,
     }
 
 
-def _record(app: LlmApp, at: dt.datetime, n: int, rng: Random) -> dict[str, object]:
-    prompt = rng.randint(*app.prompt)
+def _record(
+    app: LlmApp, at: dt.datetime, n: int, rng: Random, extra_prompt: int = 0
+) -> dict[str, object]:
+    prompt = rng.randint(*app.prompt) + extra_prompt
     cached = app.cached if app.cached and rng.random() < 0.85 else 0
     tokens = (prompt, min(cached, prompt), rng.randint(*app.output))
     rid = stable_hex(f"{app.app}/{at.isoformat()}/{n}", 24)
@@ -115,6 +129,7 @@ def write_llm_usage(
     """Write both files; return the requests written per app."""
     per_app: dict[str, int] = {}
     lines: dict[str, list[str]] = {p: [] for p in FILES}
+    spike = prompt_spike_start(start, hours)
     for app in APPS:
         rng = Random(f"{seed}/llm/{app.app}")
         count = 0
@@ -125,7 +140,9 @@ def write_llm_usage(
             offsets = sorted(rng.randint(0, 3_599_999) for _ in range(n))
             for ms in offsets:
                 when = at + dt.timedelta(milliseconds=ms)
-                lines[app.provider].append(json.dumps(_record(app, when, count, rng)))
+                tripled = app.app == PROMPT_SPIKE_APP and spike is not None and when >= spike
+                extra = 2 * app.cached if tripled else 0
+                lines[app.provider].append(json.dumps(_record(app, when, count, rng, extra)))
                 count += 1
         per_app[app.app] = count
     out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,214 @@
+"""`costline signals` (the telemetry signals, and one signal's latest buckets) and
+`costline thresholds` (check the configured spike thresholds now, store their findings)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from costline.cli.detect import FormatOpt, finding_row
+from costline.cli.output import default_format, emit_rows
+from costline.errors import CostlineError
+
+if TYPE_CHECKING:
+    from costline.config import Config, Threshold
+    from costline.ledger.store import Ledger
+    from costline.model import Finding
+
+AsOf = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of",
+        help="Check as of this time (ISO 8601, UTC if no offset; default: the latest telemetry)",
+    ),
+]
+
+
+def parse_as_of(text: str) -> dt.datetime:
+    try:
+        at = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise CostlineError(
+            f"--as-of {text!r}: expected an ISO time, e.g. 2026-10-31T14:05"
+        ) from None
+    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+
+
+def latest_telemetry(ledger: Ledger, tables: set[str]) -> dt.datetime | None:
+    """Just after the newest row of the telemetry tables named: the default `as_of`."""
+    from costline.ledger.sql import run_one
+
+    found = []
+    for name in sorted(tables):
+        row = run_one(ledger.con, f"SELECT max(ts) FROM {name}")  # names from SIGNALS only
+        if row and row[0] is not None:
+            found.append(row[0])
+    return max(found) + dt.timedelta(microseconds=1) if found else None
+
+
+def host_rates(ledger: Ledger, as_of: dt.datetime) -> dict[str, float]:
+    """host -> effective dollars per GPU-hour, from its own bills (see economics.nowcast.rates),
+    times its GPUs: the rate of one GPU-hour on that host."""
+    from costline.economics.nowcast import rates
+
+    start = as_of - dt.timedelta(days=1)
+    known = rates(ledger.table("cost_lines"), ledger.table("gpu_samples"), start, as_of)
+    return {host: float(info["rate"]) for host, info in known.items() if info["rate"] is not None}
+
+
+def check_thresholds(
+    ledger: Ledger, config: Config, *, as_of: dt.datetime | None, lookback: dt.timedelta
+) -> tuple[list[Finding], dt.datetime | None]:
+    """The findings of every configured threshold as of `as_of` (default: latest telemetry)."""
+    from costline.attribution.rules import Rules
+    from costline.clock import SYSTEM_CLOCK
+    from costline.detect.signals import signal
+    from costline.detect.thresholds import evaluate
+
+    if not config.thresholds:
+        return [], as_of
+    used: set[str] = {signal(th.signal).table for th in config.thresholds}
+    as_of = as_of or latest_telemetry(ledger, used)
+    if as_of is None:
+        return [], None
+    rates = host_rates(ledger, as_of) if "gpu_samples" in used else {}
+    found = evaluate(
+        {name: ledger.table(name) for name in used}, config.thresholds, as_of=as_of,
+        lookback=lookback, tiers=config.escalation, rules=Rules.from_config(config),
+        clock=SYSTEM_CLOCK, host_rates=rates,
+    )  # fmt: skip
+    return found, as_of
+
+
+def breach_row(f: Finding) -> dict[str, Any]:
+    row = finding_row(json.loads(f.model_dump_json()))
+    e = f.evidence
+    return {
+        "threshold": e.get("threshold"),
+        "scope": row["scope"],
+        "start": row["start"],
+        "minutes": e.get("minutes"),
+        "ongoing": e.get("ongoing"),
+        "peak": e.get("peak"),
+        "baseline": e.get("baseline"),
+        "pct_over_baseline": e.get("peak_pct_over_baseline"),
+        "impact_usd": row["impact_usd"],
+        "tier": e.get("tier"),
+        "severity": row["severity"],
+        "owner": row["owner"],
+        "fingerprint": row["fingerprint"],
+    }
+
+
+def thresholds_cmd(
+    as_of: AsOf = None,
+    lookback: Annotated[
+        str, typer.Option(help="How far back to look for breaches: 30m, 6h, 1d")
+    ] = "24h",
+    fmt: FormatOpt = None,
+) -> None:
+    """Check the spike thresholds of costline.yaml on the telemetry signals (minutes after the
+    data lands), store one finding per breach with its tier and routes, and list them."""
+    from costline.cli.main import open_ledger, state
+    from costline.config import load_config
+
+    config = load_config(state.config_path)
+    if not config.thresholds:
+        raise CostlineError(
+            "no thresholds in the configuration: add a `thresholds:` section to costline.yaml "
+            "(see docs/config.md) and list the signals with `costline signals`"
+        )
+    span = parse_span("--lookback", lookback)
+    with open_ledger() as ledger:
+        found, at = check_thresholds(
+            ledger, config, as_of=parse_as_of(as_of) if as_of else None, lookback=span
+        )
+        ledger.write([], source="thresholds", findings=found)
+    title = (
+        f"Threshold breaches in the {lookback} to {at:%Y-%m-%d %H:%M} UTC" if at else "No telemetry"
+    )
+    emit_rows([breach_row(f) for f in found], default_format(fmt), title=title)
+
+
+def parse_span(option: str, text: str) -> dt.timedelta:
+    """30m, 6h, 2d: a span of minutes, hours or days."""
+    units = {"m": "minutes", "h": "hours", "d": "days"}
+    number, unit = text[:-1], text[-1:]
+    if unit not in units or not number.isdigit() or int(number) < 1:
+        raise CostlineError(f"{option} {text!r}: write a number and m, h or d, e.g. 30m, 6h, 1d")
+    return dt.timedelta(**{units[unit]: int(number)})
+
+
+def signals_cmd(
+    name: Annotated[str | None, typer.Argument(help="A signal: show its latest buckets")] = None,
+    by: Annotated[str | None, typer.Option(help="A dimension of the signal")] = None,
+    last: Annotated[str, typer.Option(help="How far back: 30m, 6h, 1d")] = "2h",
+    minutes: Annotated[int, typer.Option(min=1, max=1440, help="Bucket minutes")] = 5,
+    baseline_hours: Annotated[int, typer.Option(min=1, help="Hours of rolling baseline")] = 6,
+    as_of: AsOf = None,
+    fmt: FormatOpt = None,
+) -> None:
+    """The telemetry signals thresholds can watch; with a NAME, its latest buckets per value of
+    --by, each with its rolling baseline and how far above it the bucket is."""
+    from costline.cli.main import open_ledger
+    from costline.config import Threshold
+    from costline.detect.signals import SIGNALS, signal
+    from costline.detect.thresholds import baseline, series
+
+    if name is None:
+        rows = [
+            {"signal": s.name, "table": s.table, "unit": s.unit, "priced": s.priced,
+             "dimensions": ", ".join(s.dimensions), "what": s.describe}
+            for s in SIGNALS.values()
+        ]  # fmt: skip
+        rows.append({"signal": "metric:NAME[:avg|sum|max|p95]", "table": "metrics", "unit": "",
+                     "priced": False, "dimensions": "any label",
+                     "what": "a series of the metrics table (queue depth, p95 queue wait, ...)"})  # fmt: skip
+        emit_rows(rows, default_format(fmt), title="Telemetry signals")
+        return
+    s = signal(name)
+    span = parse_span("--last", last)
+    th = Threshold(name="show", signal=name, by=by, bucket_minutes=minutes,
+                   baseline_hours=baseline_hours, z=1.0)  # fmt: skip
+    with open_ledger(read_only=True) as ledger:
+        at = parse_as_of(as_of) if as_of else latest_telemetry(ledger, {s.table})
+        if at is None:
+            raise CostlineError(f"no rows in {s.table}: ingest telemetry first")
+        check = series(th, ledger.table(s.table), at, span)
+    rows = _signal_rows(check, th, span, baseline)
+    emit_rows(
+        rows,
+        default_format(fmt),
+        title=f"{name} ({s.unit}) per {minutes} min to {at:%Y-%m-%d %H:%M} UTC",
+    )
+
+
+def _signal_rows(
+    check: Any, th: Threshold, span: dt.timedelta, baseline: Any
+) -> list[dict[str, Any]]:
+    import math
+
+    window = max(1, th.baseline_hours * 60 // th.bucket_minutes)
+    shown = int(span.total_seconds() // (th.bucket_minutes * 60))
+    rows = []
+    for key, values in sorted(check.values.items()):
+        for t in range(max(0, len(values) - shown), len(values)):
+            base = baseline(values, t, window)
+            v = float(values[t])
+            pct = (v - base[0]) / base[0] * 100 if base and base[0] > 0 else None
+            rows.append({
+                "bucket": dt.datetime.fromtimestamp(check.starts[t], tz=dt.UTC).isoformat(),
+                "key": key,
+                "value": None if math.isnan(v) else round(v, 4),
+                "baseline": round(base[0], 4) if base else None,
+                "pct_over_baseline": round(pct, 1) if pct is not None else None,
+            })  # fmt: skip
+    return rows
+
+
+def register(app: typer.Typer) -> None:
+    app.command("signals")(signals_cmd)
+    app.command("thresholds")(thresholds_cmd)
