@@ -126,8 +126,62 @@ class FocusSource(SourceBase):
     paths: list[Name] = Field(min_length=1)
 
 
+FileFormat = Literal[
+    "focus", "dcgm", "llm", "metrics", "kubernetes", "slurm", "registry", "storage", "lifecycle",
+    "annotations",
+]  # fmt: skip
+FILE_FORMATS: tuple[str, ...] = typing.get_args(FileFormat)
+PullKind = Literal["dcgm", "kube_state_metrics"]
+
+
+def _both_pulls() -> list[PullKind]:
+    return ["dcgm", "kube_state_metrics"]
+
+
+class FilesSource(SourceBase):
+    """A watched folder of exports or logs in any format costline ingests (`costline ingest
+    FORMAT`): each sync ingests the files not loaded before (by content), so a file dropped in
+    the folder is in the ledger minutes later, and one already loaded changes nothing.
+
+    ```yaml
+    type: files
+    name: llm-gateway-logs
+    format: llm
+    paths:
+      - logs/llm/*.jsonl
+    ```
+    """
+
+    type: Literal["files"]
+    format: FileFormat
+    paths: list[Name] = Field(min_length=1)
+
+
+class PrometheusSource(SourceBase):
+    """A Prometheus server with dcgm-exporter and kube-state-metrics series, pulled
+    incrementally: GPU samples from where the last pull ended, pods over the last `step`s.
+
+    ```yaml
+    type: prometheus
+    name: gpu-cluster
+    url: http://prometheus.monitoring:9090
+    pull: [dcgm, kube_state_metrics]
+    step_seconds: 60
+    first_pull_hours: 6
+    ```
+    """
+
+    type: Literal["prometheus"]
+    url: str = Field(pattern=r"^https?://")
+    pull: list[PullKind] = Field(default_factory=_both_pulls, min_length=1)
+    step_seconds: int = Field(default=60, ge=1)
+    first_pull_hours: int = Field(default=6, ge=1, description="how far back the first pull goes")
+
+
 SOURCE_TYPES: dict[str, type[SourceBase]] = {
     "focus": FocusSource,
+    "files": FilesSource,
+    "prometheus": PrometheusSource,
 }
 """Every `type:` a source may have, name -> model. Register new source types here."""
 

@@ -15,7 +15,6 @@ import pytest
 
 from costline.attribution.rules import Rules
 from costline.cli.demo import _activity_parts
-from costline.cli.thresholds import check_thresholds
 from costline.clock import FixedClock
 from costline.config import Config, Threshold, Tier, load_config, parse_config
 from costline.demo.activity import generate_activity
@@ -26,6 +25,7 @@ from costline.errors import ConfigError
 from costline.ledger.store import Ledger
 from costline.model import Finding, FindingKind, Severity
 from costline.pipeline import ingest_files
+from costline.sync import check_thresholds
 
 T0 = dt.datetime(2026, 10, 31, tzinfo=dt.UTC)
 MINUTE = dt.timedelta(minutes=1)
@@ -189,9 +189,10 @@ def test_the_demo_live_prompt_spike_is_found_within_minutes_and_nothing_else_fir
         start = dt.datetime.fromisoformat(incident["start"].replace("Z", "+00:00"))
         config = load_config(org / "costline.yaml")
         with Ledger(f"duckdb://{org / 'ledger.duckdb'}") as ledger:
-            found, _ = check_thresholds(ledger, config, as_of=None, lookback=dt.timedelta(days=1))
+            clock = FixedClock(start)
+            found, _ = check_thresholds(ledger, config, clock)
             early, _ = check_thresholds(
-                ledger, config, as_of=start + 15 * MINUTE, lookback=dt.timedelta(hours=1)
+                ledger, config, clock, as_of=start + 15 * MINUTE, lookback=dt.timedelta(hours=1)
             )
         assert len(found) == 1, [f.title for f in found]
         [f] = found

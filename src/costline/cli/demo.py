@@ -118,15 +118,15 @@ def _budgets(ledger: Ledger, manifest: BillingManifest, err: Console) -> BudgetR
 
 def _thresholds(ledger: Ledger, manifest: BillingManifest, err: Console) -> list[dict[str, Any]]:
     """`costline thresholds` on the demo's costline.yaml, over the telemetry window."""
-    from costline.cli.thresholds import breach_row, check_thresholds
+    from costline.cli.thresholds import breach_row
+    from costline.clock import SYSTEM_CLOCK
     from costline.config import load_config
+    from costline.sync import check_thresholds
 
     if manifest.config_file is None:
         return []
     with err.status("Checking spike thresholds on the telemetry (costline thresholds) ..."):
-        found, _ = check_thresholds(
-            ledger, load_config(manifest.config_file), as_of=None, lookback=dt.timedelta(days=1)
-        )
+        found, _ = check_thresholds(ledger, load_config(manifest.config_file), SYSTEM_CLOCK)
         ledger.write([], source="thresholds", findings=found)
     return [breach_row(f) for f in found]
 

@@ -261,7 +261,9 @@ def _register_source_commands() -> None:
         budgets,
         detect,
         forecast,
+        notify,
         reports,
+        sync,
         telemetry,
         thresholds,
         usage,
@@ -274,7 +276,9 @@ def _register_source_commands() -> None:
     detect.register(app)
     budgets.register(app)
     forecast.register(app)
+    notify.register(app)
     thresholds.register(app)
+    sync.register(app)
 
 
 _register_source_commands()

@@ -14,8 +14,7 @@ from costline.cli.output import default_format, emit_rows
 from costline.errors import CostlineError
 
 if TYPE_CHECKING:
-    from costline.config import Config, Threshold
-    from costline.ledger.store import Ledger
+    from costline.config import Threshold
     from costline.model import Finding
 
 AsOf = Annotated[
@@ -35,52 +34,6 @@ def parse_as_of(text: str) -> dt.datetime:
             f"--as-of {text!r}: expected an ISO time, e.g. 2026-10-31T14:05"
         ) from None
     return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
-
-
-def latest_telemetry(ledger: Ledger, tables: set[str]) -> dt.datetime | None:
-    """Just after the newest row of the telemetry tables named: the default `as_of`."""
-    from costline.ledger.sql import run_one
-
-    found = []
-    for name in sorted(tables):
-        row = run_one(ledger.con, f"SELECT max(ts) FROM {name}")  # names from SIGNALS only
-        if row and row[0] is not None:
-            found.append(row[0])
-    return max(found) + dt.timedelta(microseconds=1) if found else None
-
-
-def host_rates(ledger: Ledger, as_of: dt.datetime) -> dict[str, float]:
-    """host -> effective dollars per GPU-hour, from its own bills (see economics.nowcast.rates),
-    times its GPUs: the rate of one GPU-hour on that host."""
-    from costline.economics.nowcast import rates
-
-    start = as_of - dt.timedelta(days=1)
-    known = rates(ledger.table("cost_lines"), ledger.table("gpu_samples"), start, as_of)
-    return {host: float(info["rate"]) for host, info in known.items() if info["rate"] is not None}
-
-
-def check_thresholds(
-    ledger: Ledger, config: Config, *, as_of: dt.datetime | None, lookback: dt.timedelta
-) -> tuple[list[Finding], dt.datetime | None]:
-    """The findings of every configured threshold as of `as_of` (default: latest telemetry)."""
-    from costline.attribution.rules import Rules
-    from costline.clock import SYSTEM_CLOCK
-    from costline.detect.signals import signal
-    from costline.detect.thresholds import evaluate
-
-    if not config.thresholds:
-        return [], as_of
-    used: set[str] = {signal(th.signal).table for th in config.thresholds}
-    as_of = as_of or latest_telemetry(ledger, used)
-    if as_of is None:
-        return [], None
-    rates = host_rates(ledger, as_of) if "gpu_samples" in used else {}
-    found = evaluate(
-        {name: ledger.table(name) for name in used}, config.thresholds, as_of=as_of,
-        lookback=lookback, tiers=config.escalation, rules=Rules.from_config(config),
-        clock=SYSTEM_CLOCK, host_rates=rates,
-    )  # fmt: skip
-    return found, as_of
 
 
 def breach_row(f: Finding) -> dict[str, Any]:
@@ -113,7 +66,9 @@ def thresholds_cmd(
     """Check the spike thresholds of costline.yaml on the telemetry signals (minutes after the
     data lands), store one finding per breach with its tier and routes, and list them."""
     from costline.cli.main import open_ledger, state
+    from costline.clock import SYSTEM_CLOCK
     from costline.config import load_config
+    from costline.sync import check_thresholds
 
     config = load_config(state.config_path)
     if not config.thresholds:
@@ -124,8 +79,9 @@ def thresholds_cmd(
     span = parse_span("--lookback", lookback)
     with open_ledger() as ledger:
         found, at = check_thresholds(
-            ledger, config, as_of=parse_as_of(as_of) if as_of else None, lookback=span
-        )
+            ledger, config, SYSTEM_CLOCK, as_of=parse_as_of(as_of) if as_of else None,
+            lookback=span,
+        )  # fmt: skip
         ledger.write([], source="thresholds", findings=found)
     title = (
         f"Threshold breaches in the {lookback} to {at:%Y-%m-%d %H:%M} UTC" if at else "No telemetry"
@@ -157,6 +113,7 @@ def signals_cmd(
     from costline.config import Threshold
     from costline.detect.signals import SIGNALS, signal
     from costline.detect.thresholds import baseline, series
+    from costline.sync import latest_telemetry
 
     if name is None:
         rows = [

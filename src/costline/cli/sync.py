@@ -1,0 +1,46 @@
+"""`costline sync`: one pull, evaluate, store and notify cycle (what the server's scheduler runs)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from costline.cli.detect import FormatOpt
+from costline.cli.output import Format, default_format, dumps, emit_rows
+
+
+def sync_cmd(
+    no_notify: Annotated[
+        bool, typer.Option("--no-notify", help="Evaluate and store findings, send nothing")
+    ] = False,
+    fmt: FormatOpt = None,
+) -> None:
+    """Pull the sources of costline.yaml (watched folders, Prometheus), check thresholds, budgets,
+    spend anomalies and TTLs, store the findings, queue alerts by the outbox rule and deliver them.
+    `costline serve` runs this every few minutes; run it from cron when there is no server."""
+    from costline.cli.main import open_ledger, state
+    from costline.clock import SYSTEM_CLOCK
+    from costline.config import load_config
+    from costline.sync import sync
+
+    config = load_config(state.config_path)
+    with open_ledger() as ledger:
+        report = sync(ledger, config, clock=SYSTEM_CLOCK, deliver=not no_notify)
+    out = default_format(fmt)
+    if out is Format.json:
+        sys.stdout.write(dumps(report.as_json()) + "\n")
+    else:
+        emit_rows(report.pulled, out, title="Sources pulled")
+        rows = [{"kind": k, "findings": n} for k, n in sorted(report.findings.items())]
+        emit_rows(rows, out, title=f"Findings evaluated; {report.queued} alert(s) queued, "
+                  f"{report.sent} sent, {report.retrying} retrying, {report.failed} failed")  # fmt: skip
+    for error in report.errors:
+        sys.stderr.write(f"warning: {error}\n")
+    if report.errors:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sync")(sync_cmd)

@@ -1,0 +1,1 @@
+"""`costline serve`: the HTTP API, the dashboard pages and the scheduler."""

@@ -1,0 +1,283 @@
+"""One sync: pull the configured sources, evaluate, store findings, queue and deliver alerts.
+
+`sync` is what `costline sync` runs once and `costline serve`'s scheduler runs every few minutes:
+
+1. **pull** every source of `costline.yaml`: watched folders (`type: focus` and `type: files`)
+   ingest the files not loaded before (idempotent by content, so a folder re-read changes
+   nothing), Prometheus (`type: prometheus`) pulls DCGM samples from its watermark on and the
+   pods of the last minutes;
+2. **evaluate**: spike thresholds on the telemetry (as of its newest row), budgets and experiment
+   caps (as of the last billed day), daily spend anomalies (the 90 days to it), and workload TTLs;
+3. **store** every finding in one transaction (the same finding seen again is updated);
+4. **notify**: queue the messages the outbox rule decides on, and deliver the due ones.
+
+Each step's failure is recorded in the report and the next steps still run: a source that is
+down does not stop the alerts of the others. Everything a sync writes is idempotent, so a sync
+cut short by a crash is simply run again. The time of the last finished sync is a watermark
+(`scheduler` / `last_sync`), which lets a restarted scheduler keep its rhythm.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from costline.clock import Clock
+from costline.config import Config, FilesSource, FocusSource, PrometheusSource
+from costline.errors import CostlineError
+from costline.ledger.sql import run_one
+from costline.ledger.store import Ledger
+from costline.model import Finding
+
+SYNC_SOURCE = "scheduler"
+LAST_SYNC = "last_sync"
+ANOMALY_DAYS = 90
+THRESHOLD_LOOKBACK = dt.timedelta(hours=24)
+
+
+@dataclass
+class SyncReport:
+    started: dt.datetime
+    finished: dt.datetime | None = None
+    pulled: list[dict[str, Any]] = field(default_factory=list)
+    findings: dict[str, int] = field(default_factory=dict)  # kind -> count
+    queued: int = 0
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "started": self.started.isoformat(),
+            "finished": self.finished.isoformat() if self.finished else None,
+            "pulled": self.pulled,
+            "findings": self.findings,
+            "queued": self.queued,
+            "sent": self.sent,
+            "retrying": self.retrying,
+            "failed": self.failed,
+            "errors": self.errors,
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+        }
+
+
+def sync(
+    ledger: Ledger,
+    config: Config,
+    *,
+    clock: Clock,
+    env: Mapping[str, str] = os.environ,
+    deliver: bool = True,
+) -> SyncReport:
+    """One pull, evaluate, store, notify cycle (see the module)."""
+    report = SyncReport(started=clock.now())
+    found: list[Finding] = []
+
+    def step(name: str, work: Callable[[], None]) -> None:
+        started = time.perf_counter()
+        try:
+            work()
+        except CostlineError as exc:
+            report.errors.append(f"{name}: {exc}")
+        report.seconds[name] = time.perf_counter() - started
+
+    step("pull", lambda: report.pulled.extend(pull(ledger, config, clock)))
+    step("thresholds", lambda: found.extend(threshold_findings(ledger, config, clock)))
+    step("budgets", lambda: found.extend(budget_findings(ledger, config, clock)))
+    step("anomalies", lambda: found.extend(anomaly_findings(ledger, config, clock)))
+    step("ttl", lambda: found.extend(ttl_findings(ledger, clock)))
+    for f in found:
+        report.findings[str(f.kind)] = report.findings.get(str(f.kind), 0) + 1
+    ledger.write([], source=SYNC_SOURCE, findings=found)
+    if deliver:
+        step("notify", lambda: _notify(ledger, config, clock, env, report))
+    report.finished = clock.now()
+    ledger.write([], source=SYNC_SOURCE, watermarks={LAST_SYNC: report.finished})
+    return report
+
+
+def last_sync(ledger: Ledger) -> dt.datetime | None:
+    return ledger.watermark(SYNC_SOURCE, LAST_SYNC)
+
+
+# -- pull -----------------------------------------------------------------------------------------
+
+
+def pull(ledger: Ledger, config: Config, clock: Clock) -> list[dict[str, Any]]:
+    """Every configured source, each in its own transaction; a failing one is reported."""
+    out: list[dict[str, Any]] = []
+    for source in config.sources:
+        try:
+            if isinstance(source, FocusSource | FilesSource):
+                out.append(_pull_files(ledger, config, source))
+            elif isinstance(source, PrometheusSource):
+                out.extend(_pull_prometheus(ledger, source, clock))
+        except CostlineError as exc:
+            out.append({"source": source.label, "status": "error", "error": str(exc)})
+    return out
+
+
+def _source_of(fmt: str) -> Any:
+    from costline.pipeline import FOCUS
+    from costline.sources.annotations import ANNOTATIONS
+    from costline.sources.base import FileSource
+    from costline.sources.dcgm import DCGM
+    from costline.sources.llm import LLM_SUFFIXES, read_llm
+    from costline.sources.metrics import METRICS
+    from costline.sources.storage import STORAGE
+    from costline.sources.storage.lifecycle import LIFECYCLE
+    from costline.sources.workloads import KUBERNETES, REGISTRY, SLURM
+
+    sources = {s.name: s for s in (FOCUS, ANNOTATIONS, DCGM, METRICS, STORAGE, LIFECYCLE,
+                                   KUBERNETES, REGISTRY, SLURM)}  # fmt: skip
+    sources["llm"] = FileSource("llm", LLM_SUFFIXES, read_llm)
+    return sources[fmt]
+
+
+def _pull_files(
+    ledger: Ledger, config: Config, source: FocusSource | FilesSource
+) -> dict[str, Any]:
+    from costline.pipeline import ingest_files
+
+    fmt = source.format if isinstance(source, FilesSource) else "focus"
+    paths: list[Path] = []
+    for pattern in source.paths:
+        full = pattern if Path(pattern).is_absolute() else str(config.base_dir / pattern)
+        paths.extend(Path(p) for p in sorted(glob.glob(full, recursive=True)))
+    if not paths:
+        return {"source": source.label, "status": "no files", "files": 0, "rows": 0}
+    summary = ingest_files(ledger, paths, _source_of(fmt))
+    fresh = len(summary.files) - len(summary.duplicates)
+    return {"source": source.label, "status": "ingested" if fresh else "up-to-date",
+            "files": fresh, "rows": summary.rows}  # fmt: skip
+
+
+def _pull_prometheus(
+    ledger: Ledger, source: PrometheusSource, clock: Clock
+) -> list[dict[str, Any]]:
+    from costline.pulls import pull_dcgm, pull_kube_state_metrics
+
+    now = clock.now()
+    step = dt.timedelta(seconds=source.step_seconds)
+    start = now - dt.timedelta(hours=source.first_pull_hours)
+    out = []
+    for kind in source.pull:
+        if kind == "dcgm":
+            r = pull_dcgm(ledger, source.url, start, now, step)
+        else:
+            r = pull_kube_state_metrics(ledger, source.url, now - 10 * step, now, step)
+        out.append({"source": f"{source.label}:{kind}", "status": r.status, "rows": r.rows})
+    return out
+
+
+# -- evaluate -------------------------------------------------------------------------------------
+
+
+def latest_telemetry(ledger: Ledger, tables: set[str]) -> dt.datetime | None:
+    """Just after the newest row of the telemetry tables named: the `as_of` of thresholds."""
+    found = []
+    for name in sorted(tables):
+        newest = ledger.table(name).ts.max().to_pyarrow().as_py()
+        if newest is not None:
+            found.append(newest)
+    return max(found) + dt.timedelta(microseconds=1) if found else None
+
+
+def host_rates(ledger: Ledger, as_of: dt.datetime) -> dict[str, float]:
+    """host -> effective dollars per GPU-hour from its own bills (economics.nowcast.rates)."""
+    from costline.economics.nowcast import rates
+
+    start = as_of - dt.timedelta(days=1)
+    known = rates(ledger.table("cost_lines"), ledger.table("gpu_samples"), start, as_of)
+    return {host: float(info["rate"]) for host, info in known.items() if info["rate"] is not None}
+
+
+def check_thresholds(
+    ledger: Ledger,
+    config: Config,
+    clock: Clock,
+    *,
+    as_of: dt.datetime | None = None,
+    lookback: dt.timedelta = THRESHOLD_LOOKBACK,
+) -> tuple[list[Finding], dt.datetime | None]:
+    """The findings of every configured threshold as of `as_of` (default: newest telemetry)."""
+    from costline.attribution.rules import Rules
+    from costline.detect.signals import signal
+    from costline.detect.thresholds import evaluate
+
+    if not config.thresholds:
+        return [], as_of
+    used: set[str] = {signal(th.signal).table for th in config.thresholds}
+    as_of = as_of or latest_telemetry(ledger, used)
+    if as_of is None:
+        return [], None
+    rates = host_rates(ledger, as_of) if "gpu_samples" in used else {}
+    found = evaluate(
+        {name: ledger.table(name) for name in used}, config.thresholds, as_of=as_of,
+        lookback=lookback, tiers=config.escalation, rules=Rules.from_config(config),
+        clock=clock, host_rates=rates,
+    )  # fmt: skip
+    return found, as_of
+
+
+def threshold_findings(ledger: Ledger, config: Config, clock: Clock) -> list[Finding]:
+    return check_thresholds(ledger, config, clock)[0]
+
+
+def last_bill_day(ledger: Ledger) -> dt.date | None:
+    row = run_one(ledger.con, "SELECT max(ChargePeriodStart) FROM cost_lines")
+    return row[0].date() if row and row[0] is not None else None
+
+
+def budget_findings(ledger: Ledger, config: Config, clock: Clock) -> list[Finding]:
+    from costline.cli.budgets import evaluate_budgets
+
+    day = last_bill_day(ledger)
+    if day is None or not config.budgets:
+        return []
+    return evaluate_budgets(ledger, config, day, clock=clock).findings
+
+
+def anomaly_findings(ledger: Ledger, config: Config, clock: Clock) -> list[Finding]:
+    from costline.attribution.rules import Rules
+    from costline.detect.spend import detect_spend
+
+    day = last_bill_day(ledger)
+    if day is None:
+        return []
+    end = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC) + dt.timedelta(days=1)
+    return detect_spend(
+        ledger.table("cost_lines"), end - dt.timedelta(days=ANOMALY_DAYS), end,
+        rules=Rules.from_config(config), clock=clock,
+        annotations=ledger.table("annotations"), metrics=ledger.table("metrics"),
+    )  # fmt: skip
+
+
+def ttl_findings(ledger: Ledger, clock: Clock) -> list[Finding]:
+    from costline.detect.ttl import expired
+
+    return expired(ledger.table("workloads"), clock.now(), clock=clock)
+
+
+# -- notify ---------------------------------------------------------------------------------------
+
+
+def _notify(
+    ledger: Ledger, config: Config, clock: Clock, env: Mapping[str, str], report: SyncReport
+) -> None:
+    from costline.notify.deliver import deliver
+    from costline.notify.outbox import current_findings, enqueue
+
+    report.queued = len(enqueue(ledger, current_findings(ledger), config, clock))
+    delivered = deliver(ledger, config, clock, env)
+    report.sent = len(delivered.sent)
+    report.retrying = len(delivered.retrying)
+    report.failed = len(delivered.failed)
