@@ -202,3 +202,29 @@ def test_the_demo_live_prompt_spike_is_found_within_minutes_and_nothing_else_fir
         end = dt.datetime.fromisoformat(incident["end"].replace("Z", "+00:00"))
         assert f.window.end >= end - dt.timedelta(minutes=15)  # to its end, or near it
         assert [e.fingerprint for e in early] == [f.fingerprint]
+
+
+def test_a_checkpoint_jump_in_daily_inventories_breaches_and_needs_daily_buckets() -> None:
+    days = 20
+    rows: dict[str, list[Any]] = {"snapshot_date": [], "bucket": [], "size_bytes": [],
+                                  "is_checkpoint": []}  # fmt: skip
+    for d in range(days):
+        gb = 1000 + 5 * d + (800 if d >= 17 else 0)  # a steady climb, then a jump on day 17
+        for bucket, size, ckpt in (("ckpts", gb * 10**9, True), ("data", 50 * 10**9, False)):
+            for key, value in zip(rows, ((T0 - dt.timedelta(days=days - d)).date(), bucket,
+                                         size, ckpt), strict=True):  # fmt: skip
+                rows[key].append(value)
+    th = Threshold(name="ckpt", signal="checkpoint_gb", by="bucket", bucket_minutes=1440,
+                   baseline_hours=24 * 10, pct_over_baseline=30)  # fmt: skip
+    found = evaluate(
+        {"storage_objects": ibis.memtable(pa.table(rows))}, [th], as_of=T0,
+        lookback=dt.timedelta(days=7), tiers=[], rules=Rules(), clock=FixedClock(T0),
+    )  # fmt: skip
+    [f] = found
+    assert f.scope == {"threshold": "ckpt", "bucket": "ckpts"}
+    assert f.window is not None and f.window.start == T0 - dt.timedelta(days=3)
+    assert f.impact_usd is None
+    with pytest.raises(UnknownSignal, match="bucket_minutes: 1440"):
+        evaluate({"storage_objects": ibis.memtable(pa.table(rows))},
+                 [th.model_copy(update={"bucket_minutes": 5})], as_of=T0,
+                 lookback=dt.timedelta(days=1), tiers=[], rules=Rules(), clock=FixedClock(T0))  # fmt: skip

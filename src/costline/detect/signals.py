@@ -16,6 +16,7 @@ default) per value of a dimension, computed in the engine from the ledger's tele
 | `latency_p95_ms` | llm_requests | 95th percentile latency of the bucket's rows | none |
 | `cost_per_1k_tokens` | llm_requests | dollars per 1,000 tokens | the requests' cost |
 | `cost_per_successful_request` | llm_requests | dollars per request with status ok | the requests' cost |
+| `storage_gb`, `checkpoint_gb` | storage_objects | GB in the day's inventory snapshot (daily buckets) | none |
 | `metric:NAME[:avg,sum,max,p95]` | metrics | the metric's points in the bucket (average by default) | none |
 
 Dimensions: GPU signals by host, gpu_model, namespace, pod or job_id; LLM signals by provider,
@@ -43,6 +44,7 @@ from costline.errors import CostlineError
 from costline.model import Selector
 
 GPU_DIMENSIONS = ("host", "gpu_model", "namespace", "pod", "job_id")
+STORAGE_DIMENSIONS = ("bucket", "provider", "storage_class", "team", "project", "environment")
 LLM_DIMENSIONS = (
     "provider", "model", "app", "team", "project", "environment", "endpoint", "prompt_id", "user",
 )  # fmt: skip
@@ -60,7 +62,7 @@ class UnknownSignal(CostlineError, ValueError):
 @dataclass(frozen=True)
 class Signal:
     name: str
-    table: Literal["gpu_samples", "llm_requests", "metrics"]
+    table: Literal["gpu_samples", "llm_requests", "metrics", "storage_objects"]
     unit: str
     volume: bool  # True: an empty bucket is 0; False (a ratio): an empty bucket has no value
     describe: str
@@ -74,6 +76,8 @@ class Signal:
             return GPU_DIMENSIONS
         if self.table == "llm_requests":
             return LLM_DIMENSIONS
+        if self.table == "storage_objects":
+            return STORAGE_DIMENSIONS
         return ()  # any label
 
 
@@ -144,6 +148,20 @@ def _cost_per_success(t: ir.Table, _: int) -> dict[str, ir.Value]:
     return {"value": _ratio(t.cost_usd.sum(), ok), "cost": t.cost_usd.sum()}
 
 
+# -- storage signals: inventory snapshots, one a day; a day's level (a jump over the days before
+# is the growth a threshold sees).
+
+
+def _storage_gb(t: ir.Table, _: int) -> dict[str, ir.Value]:
+    return {"value": _f(t.size_bytes.sum()) / 1e9}
+
+
+def _checkpoint_gb(t: ir.Table, _: int) -> dict[str, ir.Value]:
+    return {
+        "value": _f(t.size_bytes.sum(where=t.is_checkpoint.fill_null(False))).fill_null(0) / 1e9
+    }
+
+
 SIGNALS: Mapping[str, Signal] = {
     s.name: s
     for s in (
@@ -176,6 +194,11 @@ SIGNALS: Mapping[str, Signal] = {
                "dollars per 1,000 tokens", _cost_per_1k, priced=True),
         Signal("cost_per_successful_request", "llm_requests", "USD", False,
                "dollars per successful request", _cost_per_success, priced=True),
+        Signal("storage_gb", "storage_objects", "GB", False,
+               "GB stored, per daily inventory snapshot (use bucket_minutes: 1440)", _storage_gb),
+        Signal("checkpoint_gb", "storage_objects", "GB", False,
+               "GB of checkpoints, per daily inventory snapshot (use bucket_minutes: 1440)",
+               _checkpoint_gb),
     )
 }  # fmt: skip
 
@@ -231,7 +254,16 @@ def prepared(
             output_cost_usd=table.output_cost_usd.cast("float64"),
             requests=table.requests.fill_null(1),
         )  # fmt: skip
+    if s.table == "storage_objects":
+        return table
     return table.filter(table.metric == s.metric)
+
+
+def time_of(s: Signal, table: ir.Table) -> ir.TimestampValue:
+    """The time a row counts at: `ts`, or an inventory's snapshot day (its midnight, UTC)."""
+    if s.table == "storage_objects":
+        return table.snapshot_date.cast("timestamp('UTC')")
+    return table.ts
 
 
 def key_of(s: Signal, t: ir.Table, by: str | None) -> ir.StringValue:
@@ -275,7 +307,10 @@ def bucketed(
 ) -> ir.Table:
     """One row per (bucket, key) with rows in [start, end): `bucket` (epoch seconds of the
     bucket's start), `key`, `value` and `cost` (float dollars, null when the signal has none)."""
-    t = table.filter(table.ts >= start, table.ts < end)
+    if s.table == "storage_objects" and minutes != 1440:
+        raise UnknownSignal(f"signal {s.name} is one value a day: use bucket_minutes: 1440")
+    t = table.mutate(ts=time_of(s, table)) if s.table == "storage_objects" else table
+    t = t.filter(t.ts >= start, t.ts < end)
     t = scoped(s, t, scope or Selector())
     t = prepared(s, t, host_rates=host_rates)
     width = minutes * 60
