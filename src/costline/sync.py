@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from costline.budgets.evaluate import latest_bill_day
 from costline.clock import Clock
 from costline.config import Config, FilesSource, FocusSource, PrometheusSource
 from costline.errors import CostlineError
-from costline.ledger.sql import run_one
 from costline.ledger.store import Ledger
 from costline.model import Finding
 
@@ -232,15 +232,10 @@ def threshold_findings(ledger: Ledger, config: Config, clock: Clock) -> list[Fin
     return check_thresholds(ledger, config, clock)[0]
 
 
-def last_bill_day(ledger: Ledger) -> dt.date | None:
-    row = run_one(ledger.con, "SELECT max(ChargePeriodStart) FROM cost_lines")
-    return row[0].date() if row and row[0] is not None else None
-
-
 def budget_findings(ledger: Ledger, config: Config, clock: Clock) -> list[Finding]:
-    from costline.cli.budgets import evaluate_budgets
+    from costline.budgets.evaluate import evaluate_budgets
 
-    day = last_bill_day(ledger)
+    day = latest_bill_day(ledger)
     if day is None or not config.budgets:
         return []
     return evaluate_budgets(ledger, config, day, clock=clock).findings
@@ -250,7 +245,7 @@ def anomaly_findings(ledger: Ledger, config: Config, clock: Clock) -> list[Findi
     from costline.attribution.rules import Rules
     from costline.detect.spend import detect_spend
 
-    day = last_bill_day(ledger)
+    day = latest_bill_day(ledger)
     if day is None:
         return []
     end = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC) + dt.timedelta(days=1)

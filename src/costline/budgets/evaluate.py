@@ -1,0 +1,91 @@
+"""Budgets evaluated on a ledger: every budget's periods and forecasts, experiment caps, and the
+findings of both. `costline budgets`, `costline sync` and the server all call `evaluate_budgets`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from costline.budgets.status import BudgetStatus
+    from costline.clock import Clock
+    from costline.config import Config
+    from costline.ledger.store import Ledger
+    from costline.model import Finding
+
+EXPERIMENT_DAYS = 90  # how far back an experiment's cost is counted
+
+
+@dataclass(frozen=True)
+class BudgetReport:
+    statuses: list[BudgetStatus]
+    experiments: list[dict[str, Any]]
+    findings: list[Finding]
+
+
+def latest_bill_day(ledger: Ledger) -> dt.date | None:
+    """The day of the newest cost line's charge period; None for a ledger without bills."""
+    from costline.ledger.sql import run_one
+
+    row = run_one(ledger.con, "SELECT max(ChargePeriodStart) FROM cost_lines")
+    return row[0].date() if row and row[0] is not None else None
+
+
+def last_bill_day(ledger: Ledger) -> dt.date:
+    """`latest_bill_day`, required: a ledger without bills is an error."""
+    from costline.errors import CostlineError
+
+    day = latest_bill_day(ledger)
+    if day is None:
+        raise CostlineError("no cost lines in the ledger: ingest bills first")
+    return day
+
+
+def first_bill_day(ledger: Ledger) -> dt.date | None:
+    from costline.ledger.sql import run_one
+
+    row = run_one(ledger.con, "SELECT min(ChargePeriodStart) FROM cost_lines")
+    return row[0].date() if row and row[0] is not None else None
+
+
+def evaluate_budgets(
+    ledger: Ledger,
+    config: Config,
+    as_of: dt.date,
+    *,
+    clock: Clock,
+    since: dt.date | None = None,
+    cost: str = "EffectiveCost",
+    forecast: bool = True,
+) -> BudgetReport:
+    """Budgets from `since` to `as_of` (periods and forecasts), experiment caps, findings."""
+    from costline.allocation.allocate import allocate
+    from costline.attribution.registry import declared, links
+    from costline.attribution.rules import Rules
+    from costline.budgets.experiments import cap_findings, experiment_rows
+    from costline.budgets.status import budget_findings, evaluate
+    from costline.economics.declared import declared_costs
+    from costline.economics.unit_costs import gpu_units
+    from costline.model import Window
+
+    rules = Rules.from_config(config)
+    lines = ledger.table("cost_lines")
+    statuses = evaluate(lines, config.budgets, as_of, rules=rules, cost=cost, since=since,
+                        data_start=first_bill_day(ledger), forecast=forecast)  # fmt: skip
+    findings = budget_findings(statuses, clock=clock, rules=rules)
+    end = dt.datetime(as_of.year, as_of.month, as_of.day, tzinfo=dt.UTC) + dt.timedelta(days=1)
+    window = Window(start=end - dt.timedelta(days=EXPERIMENT_DAYS), end=end)
+    t = {name: ledger.table(name) for name in ("gpu_samples", "workloads", "storage_objects",
+                                                "metrics")}  # fmt: skip
+    a = allocate(lines, t["gpu_samples"], t["workloads"], window.start, window.end,
+                 rules=rules)  # fmt: skip
+    workloads, _ = gpu_units(a, t["workloads"], t["gpu_samples"])
+    entries = declared(t["workloads"])
+    linked = {r["workload_id"]: r["entry"]
+              for r in links(t["workloads"], entries).to_pyarrow().to_pylist()}  # fmt: skip
+    runs = declared_costs(entries, linked, workloads, lines, t["storage_objects"], t["metrics"],
+                          window.start, window.end, cost=cost)  # fmt: skip
+    experiments = experiment_rows(runs, workloads, linked, config.experiments)
+    findings += cap_findings(experiments, config.experiments, window, clock=clock, rules=rules)
+    return BudgetReport(statuses, experiments, findings)
