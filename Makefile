@@ -13,7 +13,7 @@ export UV_PYTHON ?= $(shell "$$(command -v python3.11 || command -v $(PYTHON))" 
 .PHONY: help setup print-python setup-system demo test test-unit lint typecheck bench docs clean
 
 help:
-	@echo "make demo   - set up, generate the demo organization, ingest it and report"
+	@echo "make demo   - set up, generate the demo organization, ingest it, report, and serve the dashboard"
 	@echo "make test   - set up and run the whole test suite (unit + integration)"
 	@echo "make lint / typecheck / bench / clean"
 
@@ -24,19 +24,26 @@ setup:
 	$(UV) sync --locked
 
 # Debian packages the integration tests need: Java 17 (PySpark), Prometheus and promtool (the real
-# DCGM / kube-state-metrics source). Installed as root with apt-get; CI runs as root on a fresh box.
+# DCGM / kube-state-metrics source), Chromium (the dashboard's browser tests, driven by Playwright
+# with executable_path=/usr/bin/chromium). Installed as root with apt-get; CI runs as root on a
+# fresh box.
 SYSTEM_PACKAGES := prometheus
 setup-system:
 	@missing=""; \
 	command -v java >/dev/null 2>&1 || missing="$$missing openjdk-17-jre-headless"; \
 	command -v promtool >/dev/null 2>&1 || missing="$$missing $(SYSTEM_PACKAGES)"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	if [ -z "$$missing" ]; then echo "system packages present"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	else echo "warning: missing$$missing (install them as root); their tests will be skipped"; fi
 
+# The demo organization end to end, then its dashboard and API (Ctrl-C stops the server).
+DEMO_PORT ?= 8000
 demo: setup
 	$(UV) run costline demo --format table
+	$(UV) run costline --ledger duckdb://demo-org/ledger.duckdb --config demo-org/costline.yaml \
+		serve --host 127.0.0.1 --port $(DEMO_PORT)
 
 test: setup setup-system
 	$(UV) run pytest -q

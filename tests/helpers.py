@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import re
+import subprocess
 from decimal import Decimal
 from pathlib import Path
 
@@ -57,3 +58,13 @@ def snapshot(led: Ledger) -> tuple[object, ...]:
     ).fetchone()
     findings = led.con.execute("SELECT count(*), max(last_seen) FROM findings").fetchone()
     return (lines, files, findings)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate a server the test started; kill it if it has not exited in 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -31,6 +31,7 @@ from costline.sources.prometheus import (
     mig_profile,
     original_labels,
 )
+from tests.helpers import stop
 
 pytestmark = pytest.mark.integration
 
@@ -336,12 +337,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             time.sleep(0.1)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log.close()
 
 

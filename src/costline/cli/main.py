@@ -263,6 +263,7 @@ def _register_source_commands() -> None:
         forecast,
         notify,
         reports,
+        serve,
         sync,
         telemetry,
         thresholds,
@@ -277,6 +278,7 @@ def _register_source_commands() -> None:
     budgets.register(app)
     forecast.register(app)
     notify.register(app)
+    serve.register(app)
     thresholds.register(app)
     sync.register(app)
 
