@@ -41,7 +41,7 @@ setup-system:
 # The demo organization end to end, then its dashboard and API (Ctrl-C stops the server).
 DEMO_PORT ?= 8000
 demo: setup
-	$(UV) run costline demo --format table
+	$(UV) run costline demo --fresh --format table
 	$(UV) run costline --ledger duckdb://demo-org/ledger.duckdb --config demo-org/costline.yaml \
 		serve --host 127.0.0.1 --port $(DEMO_PORT)
 

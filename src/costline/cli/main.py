@@ -218,6 +218,14 @@ def demo_cmd(
         int,
         typer.Option(min=1, help="Days of GPU telemetry and LLM usage, at the window's end"),
     ] = 1,
+    fresh: Annotated[
+        bool,
+        typer.Option(
+            "--fresh",
+            help="Start OUT/ledger.duckdb anew (rows a different costline version wrote "
+            "from files of the same names would otherwise stay beside the new ones)",
+        ),
+    ] = False,
     fmt: FormatOpt = None,
 ) -> None:
     """Write a multi-cloud AI organization's bills in real formats, ingest them and report.
@@ -227,6 +235,9 @@ def demo_cmd(
     from costline.cli.demo import run_demo
 
     url = state.ledger_url if state.ledger_explicit else f"duckdb://{out_dir / 'ledger.duckdb'}"
+    if fresh and not state.ledger_explicit:
+        for leftover in (out_dir / "ledger.duckdb", out_dir / "ledger.duckdb.wal"):
+            leftover.unlink(missing_ok=True)
     run_demo(
         out=out_dir,
         ledger_url=url,
