@@ -228,3 +228,32 @@ def test_a_checkpoint_jump_in_daily_inventories_breaches_and_needs_daily_buckets
         evaluate({"storage_objects": ibis.memtable(pa.table(rows))},
                  [th.model_copy(update={"bucket_minutes": 5})], as_of=T0,
                  lookback=dt.timedelta(days=1), tiers=[], rules=Rules(), clock=FixedClock(T0))  # fmt: skip
+
+
+def test_gpu_signals_read_either_activity_field_as_a_fraction_and_price_by_host() -> None:
+    """gr_engine_active, else gpu_util: both are fractions in the ledger (0.5 is half busy)."""
+    from costline.detect.signals import bucketed
+
+    n = 10
+    samples = pa.table({
+        "ts": [T0 + i * MINUTE for i in range(n)] * 2,
+        "host": ["h1"] * n + ["h2"] * n,
+        "gr_engine_active": [0.5] * n + [None] * n,
+        "gpu_util": [None] * n + [0.02] * n,  # h2: an older exporter, 2% busy: idle
+        "sample_seconds": [60.0] * (2 * n),
+        "time_slice_share": [None] * (2 * n),
+    })  # fmt: skip
+    t = ibis.memtable(samples)
+    end = T0 + n * MINUTE
+
+    def rows(name: str) -> dict[str, Any]:
+        out = bucketed(signal(name), t, T0, end, minutes=n, by="host", host_rates={"h1": 6.0})
+        return {r["key"]: r for r in out.to_pyarrow().to_pylist()}
+
+    util = rows("gpu_utilization")
+    assert util["h1"]["value"] == pytest.approx(50) and util["h2"]["value"] == pytest.approx(2)
+    idle = rows("idle_gpu_minutes")
+    assert idle["h1"]["value"] == 0 and idle["h2"]["value"] == pytest.approx(n)
+    used = rows("gpu_minutes")
+    assert used["h1"]["cost"] == pytest.approx(1.0)  # 10 GPU-minutes at $6 a GPU-hour
+    assert used["h2"]["cost"] is None  # no rate for h2: unpriced

@@ -239,7 +239,7 @@ def prepared(
     """The signal's rows with the columns its aggregate reads, and `key_<dimension>` for labels."""
     if s.table == "gpu_samples":
         share = table.time_slice_share.fill_null(1.0)
-        activity = table.gr_engine_active.fill_null(table.gpu_util / 100).fill_null(0.0)
+        activity = table.gr_engine_active.fill_null(table.gpu_util).fill_null(0.0)  # both 0-1
         t = table.mutate(gpu_seconds=table.sample_seconds.fill_null(60.0) * share,
                          activity=activity)  # fmt: skip
         rates = pa.table({"rate_host": list(host_rates or {}),

@@ -155,9 +155,9 @@
       { label: "Pool", value: (r) => keyLabel(r.pool) },
       { label: "GPUs", num: true, value: (r) => C.count(r.gpus) },
       { label: "GPU-hours", num: true, value: (r) => C.count(r.gpu_hours) },
-      { label: "Busy", num: true, value: (r) => C.count(r.busy_hours) },
-      { label: "Idle", num: true, value: (r) => C.count(r.idle_hours) },
-      { label: "Utilization", num: true, value: (r) => C.pct(r.utilization_pct) },
+      { label: "Active h", num: true, value: (r) => C.count(r.busy_hours) },
+      { label: "Idle h", num: true, value: (r) => C.count(r.idle_hours) },
+      { label: "Mean util.", num: true, value: (r) => C.pct(r.utilization_pct) },
       { label: "Idle cost", num: true, value: (r) => C.usd(r.idle_usd) },
     ], pools);
   }
