@@ -6,8 +6,10 @@
    ingest the files not loaded before (idempotent by content, so a folder re-read changes
    nothing), Prometheus (`type: prometheus`) pulls DCGM samples from its watermark on and the
    pods of the last minutes;
-2. **evaluate**: spike thresholds on the telemetry (as of its newest row), budgets and experiment
-   caps (as of the last billed day), daily spend anomalies (the 90 days to it), and workload TTLs;
+2. **evaluate**: spike thresholds on the telemetry (as of its newest row) and workload TTLs every
+   sync; budgets and experiment caps (as of the last billed day) and daily spend anomalies (the 90
+   days to it) when bills or the configuration changed since they last ran, or 6 hours passed
+   (bills land daily: re-reading 90 days of them every five minutes would find nothing new);
 3. **store** every finding in one transaction (the same finding seen again is updated);
 4. **notify**: queue the messages the outbox rule decides on, and deliver the due ones.
 
@@ -32,6 +34,7 @@ from costline.budgets.evaluate import latest_bill_day
 from costline.clock import Clock
 from costline.config import Config, FilesSource, FocusSource, PrometheusSource
 from costline.errors import CostlineError
+from costline.ledger.sql import run_one
 from costline.ledger.store import Ledger
 from costline.model import Finding
 
@@ -39,6 +42,9 @@ SYNC_SOURCE = "scheduler"
 LAST_SYNC = "last_sync"
 ANOMALY_DAYS = 90
 THRESHOLD_LOOKBACK = dt.timedelta(hours=24)
+BILLS_CHECKED = "bills_checked"  # watermark: when budgets and anomalies last ran
+BILLS_STATE = "bills_state"  # watermark key holding the bills-and-config state they ran on
+BILLS_EVERY = dt.timedelta(hours=6)
 
 
 @dataclass
@@ -91,8 +97,10 @@ def sync(
 
     step("pull", lambda: report.pulled.extend(pull(ledger, config, clock)))
     step("thresholds", lambda: found.extend(threshold_findings(ledger, config, clock)))
-    step("budgets", lambda: found.extend(budget_findings(ledger, config, clock)))
-    step("anomalies", lambda: found.extend(anomaly_findings(ledger, config, clock)))
+    bills = bills_due(ledger, config, clock)
+    if bills is not None:
+        step("budgets", lambda: found.extend(budget_findings(ledger, config, clock)))
+        step("anomalies", lambda: found.extend(anomaly_findings(ledger, config, clock)))
     step("ttl", lambda: found.extend(ttl_findings(ledger, clock)))
     for f in found:
         report.findings[str(f.kind)] = report.findings.get(str(f.kind), 0) + 1
@@ -100,8 +108,32 @@ def sync(
     if deliver:
         step("notify", lambda: _notify(ledger, config, clock, env, report))
     report.finished = clock.now()
-    ledger.write([], source=SYNC_SOURCE, watermarks={LAST_SYNC: report.finished})
+    marks = {LAST_SYNC: report.finished}
+    if bills is not None and not any(
+        e.startswith(("budgets:", "anomalies:")) for e in report.errors
+    ):
+        marks[BILLS_CHECKED] = report.finished
+        marks[f"{BILLS_STATE}:{bills}"] = report.finished
+    ledger.write([], source=SYNC_SOURCE, watermarks=marks)
     return report
+
+
+def bills_due(ledger: Ledger, config: Config, clock: Clock) -> str | None:
+    """The state of the bills and the configuration when the bill-based checks are due (they
+    never ran on it, or ran over `BILLS_EVERY` ago); None when they are not."""
+    import hashlib
+
+    row = run_one(
+        ledger.con,
+        "SELECT count(*), max(ingested_at) FROM ingestions WHERE source = 'focus' OR "
+        "focus_version IS NOT NULL",
+    )
+    state = hashlib.sha256(f"{row}|{config.model_dump_json()}".encode()).hexdigest()[:16]
+    checked = ledger.watermark(SYNC_SOURCE, BILLS_CHECKED)
+    seen = ledger.watermark(SYNC_SOURCE, f"{BILLS_STATE}:{state}")
+    if seen is None or checked is None or clock.now() - checked >= BILLS_EVERY:
+        return state
+    return None
 
 
 def last_sync(ledger: Ledger) -> dt.datetime | None:

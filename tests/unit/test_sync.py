@@ -21,6 +21,7 @@ from costline.demo.activity import generate_activity
 from costline.demo.billing import generate_billing
 from costline.ledger.sql import run
 from costline.ledger.store import Ledger
+from costline.pipeline import ingest_focus
 from costline.server.scheduler import Scheduler
 from costline.sync import last_sync, sync
 
@@ -105,6 +106,7 @@ def test_sync_pulls_a_watched_folder_finds_the_spike_and_alerts_once(
         again = sync(ledger, config, clock=clock, env={})
         assert again.pulled[0]["status"] == "up-to-date"
         assert (again.queued, again.sent) == (0, 0)  # same breach, same impact: no second alert
+        assert "anomalies" in first.seconds and "anomalies" not in again.seconds  # no new bills
         assert len(receiver.bodies) == 1
         [(n,)] = run(ledger.con, "SELECT count(*) FROM findings")
         assert n == 1
@@ -113,6 +115,14 @@ def test_sync_pulls_a_watched_folder_finds_the_spike_and_alerts_once(
         clock.advance(minutes=5)
         third = sync(ledger, config, clock=clock, env={})
         assert third.pulled[0]["status"] == "ingested"  # a file dropped in is in minutes later
+        assert "anomalies" not in third.seconds  # usage logs are not bills
+
+        ingest_focus(ledger, sorted((org / "aws").glob("*.parquet")))
+        clock.advance(minutes=5)
+        billed = sync(ledger, config, clock=clock, env={})
+        assert "budgets" in billed.seconds and "anomalies" in billed.seconds
+        clock.advance(hours=6)
+        assert "anomalies" in sync(ledger, config, clock=clock, env={}).seconds  # 6 hours on
 
 
 def test_a_source_that_fails_is_reported_and_the_rest_still_runs(
