@@ -367,3 +367,28 @@ def test_cli_ingest_llm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     result = CliRunner().invoke(app, ["ingest", "llm", str(bad)])
     assert isinstance(result.exception, IngestError)  # main() turns it into exit code 2
     assert result.exception.exit_code == 2 and "line 1: not JSON" in str(result.exception)
+
+
+def test_a_log_that_grew_is_read_again_without_counting_a_request_twice(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    """A watched gateway log is appended to: read again, its old requests replace themselves;
+    rollup rows (no request id) are never taken for one another."""
+    lines = (LLM_FIXTURES / "anthropic_messages.jsonl").read_text().splitlines(keepends=True)
+    log = tmp_path / "gateway.jsonl"
+    log.write_text("".join(lines[:3]))
+    assert ingest_files(ledger, [log], llm_source()).rows == 3
+    log.write_text("".join(lines))  # two more requests appended
+    assert ingest_files(ledger, [log], llm_source()).rows == 5
+    [(n, distinct)] = ledger.con.execute(
+        "SELECT count(*), count(DISTINCT request_id) FROM llm_requests"
+    ).fetchall()
+    assert n == distinct == 5
+    rollup = tmp_path / "usage-again.json"
+    rollup.write_text((LLM_FIXTURES / "openai_usage_completions.json").read_text() + "\n")
+    first = ingest(ledger, "openai_usage_completions.json").rows
+    assert ingest_files(ledger, [rollup], llm_source()).rows == first  # a copy: not replaced
+    [(rollups,)] = ledger.con.execute(
+        "SELECT count(*) FROM llm_requests WHERE request_id IS NULL"
+    ).fetchall()
+    assert rollups == 2 * first

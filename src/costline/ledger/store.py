@@ -213,8 +213,12 @@ class Ledger:
                 faults.point("ingest.after_insert")
             if any(b.table == "cost_lines" for b in batches):
                 result.restated = self._replace_restated_periods(ingestion_id)
-            for table, keys in {(b.table, tuple(b.replace_on)) for b in batches if b.replace_on}:
-                result.replaced[table] = self._replace_by_key(table, keys, ingestion_id)
+            replacing = {(b.table, tuple(b.replace_on), b.replace_skips_nulls)
+                         for b in batches if b.replace_on}  # fmt: skip
+            for table, keys, skip_nulls in replacing:
+                result.replaced[table] = self._replace_by_key(
+                    table, keys, ingestion_id, skip_nulls=skip_nulls
+                )
             replaced = sum(p.replaced_rows for p in result.restated)
             for i, batch in enumerate(batches):
                 self._record(batch, source, ingestion_id, result, replaced if i == 0 else 0)
@@ -279,9 +283,13 @@ class Ledger:
                     self.con.unregister(view)
         return int(row[0]) if row else 0
 
-    def _replace_by_key(self, table: str, keys: Sequence[str], ingestion_id: str) -> int:
-        """Delete older rows that share `keys` with rows this ingestion brought: newer state wins."""
-        match = " AND ".join(f'n."{k}" IS NOT DISTINCT FROM o."{k}"' for k in keys)
+    def _replace_by_key(
+        self, table: str, keys: Sequence[str], ingestion_id: str, *, skip_nulls: bool = False
+    ) -> int:
+        """Delete older rows that share `keys` with rows this ingestion brought: newer state wins.
+        With `skip_nulls`, a null key matches nothing."""
+        same = "=" if skip_nulls else "IS NOT DISTINCT FROM"
+        match = " AND ".join(f'n."{k}" {same} o."{k}"' for k in keys)
         row = run_one(
             self.con,
             f'DELETE FROM "{table}" o WHERE o.x_ingestion_id <> $1 AND EXISTS ('

@@ -72,6 +72,9 @@ class SourceBatch:
     # Rows already in the ledger (from earlier ingestions) with the same values of these columns are
     # replaced: a workload seen again in a newer dump or pull is its newer state, not a second one.
     replace_on: Sequence[str] = ()
+    # True: a row with a null key replaces nothing (an LLM rollup row has no request id, and two
+    # rollups are not one request seen twice); False: null keys match null keys.
+    replace_skips_nulls: bool = False
     # Keeps the adapter's own engine (e.g. an in-memory DuckDB) alive while `reader` is consumed.
     keepalive: Any = None
 
@@ -85,6 +88,7 @@ def arrow_batch(
     json_map_columns: Sequence[str] = (),
     warnings: Sequence[str] = (),
     replace_on: Sequence[str] = (),
+    replace_skips_nulls: bool = False,
 ) -> SourceBatch:
     """A batch of rows an adapter built itself (parsed in Python, pulled from an API).
 
@@ -107,6 +111,7 @@ def arrow_batch(
         json_map_columns=list(json_map_columns),
         warnings=list(warnings),
         replace_on=list(replace_on),
+        replace_skips_nulls=replace_skips_nulls,
     )
 
 

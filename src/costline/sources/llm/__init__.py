@@ -157,8 +157,17 @@ def read_llm(files: Sequence[SourceFile]) -> list[SourceBatch]:
         dialect, records = parse_file(f.path)
         priced, warnings = price_arrow(to_arrow(records))
         batches.append(
+            # A request seen again (a log that grew, a corrected export) is the same request:
+            # its newer row replaces the older one, so re-reading a growing log never counts twice.
             arrow_batch(
-                TABLE, f, priced, dialect=dialect, json_map_columns=["tags"], warnings=warnings
+                TABLE,
+                f,
+                priced,
+                dialect=dialect,
+                json_map_columns=["tags"],
+                warnings=warnings,
+                replace_on=("provider", "request_id"),
+                replace_skips_nulls=True,
             )
         )
     return batches
