@@ -532,3 +532,27 @@ def test_kube_state_metrics_spellings() -> None:
     assert mig_profile("nvidia_com_gpu") is None
     labels = original_labels({"app_kubernetes_io_component": "predictor", "team": "x"})
     assert labels["app.kubernetes.io/component"] == "predictor" and labels["team"] == "x"
+
+
+def test_sync_pulls_a_configured_prometheus_from_its_watermark_on(
+    prometheus: str, tmp_path: Path
+) -> None:
+    """`type: prometheus` in costline.yaml: the first sync pulls `first_pull_hours` back, the next
+    one only what came after (the scheduler's incremental pull)."""
+    from costline.clock import FixedClock
+    from costline.config import parse_config
+    from costline.sync import sync
+
+    config = parse_config(
+        f"sources: [{{type: prometheus, name: gpus, url: '{prometheus}', first_pull_hours: 1}}]\n"
+    )
+    clock = FixedClock(T0 + HOUR)
+    with Ledger(f"duckdb:///{tmp_path / 'ledger.duckdb'}", clock=clock) as ledger:
+        first = sync(ledger, config, clock=clock, env={})
+        pulled = {p["source"]: p for p in first.pulled}
+        assert pulled["gpus:dcgm"]["status"] == "ingested" and pulled["gpus:dcgm"]["rows"] == 60 * 5
+        assert pulled["gpus:kube_state_metrics"]["status"] in ("ingested", "duplicate")
+        clock.advance(minutes=30)
+        second = {p["source"]: p for p in sync(ledger, config, clock=clock, env={}).pulled}
+        assert second["gpus:dcgm"]["rows"] == 30 * 5  # from the watermark on, nothing twice
+        assert len(_samples(ledger)) == 90 * 5
