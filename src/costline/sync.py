@@ -30,11 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from costline.budgets.evaluate import latest_bill_day
 from costline.clock import Clock
 from costline.config import Config, FilesSource, FocusSource, PrometheusSource
 from costline.errors import CostlineError
-from costline.ledger.sql import run_one
+from costline.ledger.sql import bill_days, run_one
 from costline.ledger.store import Ledger
 from costline.model import Finding
 
@@ -267,7 +266,7 @@ def threshold_findings(ledger: Ledger, config: Config, clock: Clock) -> list[Fin
 def budget_findings(ledger: Ledger, config: Config, clock: Clock) -> list[Finding]:
     from costline.budgets.evaluate import evaluate_budgets
 
-    day = latest_bill_day(ledger)
+    day = bill_days(ledger.con)[1]
     if day is None or not config.budgets:
         return []
     return evaluate_budgets(ledger, config, day, clock=clock).findings
@@ -277,7 +276,7 @@ def anomaly_findings(ledger: Ledger, config: Config, clock: Clock) -> list[Findi
     from costline.attribution.rules import Rules
     from costline.detect.spend import detect_spend
 
-    day = latest_bill_day(ledger)
+    day = bill_days(ledger.con)[1]
     if day is None:
         return []
     end = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC) + dt.timedelta(days=1)

@@ -111,7 +111,8 @@ def test_every_endpoint_answers_in_its_documented_shape(client: TestClient) -> N
     assert Decimal(mover["current_usd"]) - Decimal(mover["previous_usd"]) == Decimal(
         mover["change_usd"]
     )
-    assert [d["day"] for d in o["daily"]][:2] == ["2026-10-01", "2026-10-02"]
+    # 20 days of bills: the line starts at the first billed day, not at $0 on the 1st
+    assert [d["day"] for d in o["daily"]][:2] == ["2026-10-12", "2026-10-13"]
     assert o["daily"][-1]["day"] == "2026-10-31"
     assert sum(Decimal(d["cost_usd"]) for d in o["daily"]) == Decimal(o["month_to_date_usd"])
     assert o["month_end_forecast"]["p50"] == o["month_to_date_usd"]  # the month is over

@@ -24,29 +24,15 @@ class BudgetReport:
     findings: list[Finding]
 
 
-def latest_bill_day(ledger: Ledger) -> dt.date | None:
-    """The day of the newest cost line's charge period; None for a ledger without bills."""
-    from costline.ledger.sql import run_one
-
-    row = run_one(ledger.con, "SELECT max(ChargePeriodStart) FROM cost_lines")
-    return row[0].date() if row and row[0] is not None else None
-
-
 def last_bill_day(ledger: Ledger) -> dt.date:
-    """`latest_bill_day`, required: a ledger without bills is an error."""
+    """The last day any cost line is charged in; a ledger without bills is an error."""
     from costline.errors import CostlineError
+    from costline.ledger.sql import bill_days
 
-    day = latest_bill_day(ledger)
+    day = bill_days(ledger.con)[1]
     if day is None:
         raise CostlineError("no cost lines in the ledger: ingest bills first")
     return day
-
-
-def first_bill_day(ledger: Ledger) -> dt.date | None:
-    from costline.ledger.sql import run_one
-
-    row = run_one(ledger.con, "SELECT min(ChargePeriodStart) FROM cost_lines")
-    return row[0].date() if row and row[0] is not None else None
 
 
 def evaluate_budgets(
@@ -67,12 +53,13 @@ def evaluate_budgets(
     from costline.budgets.status import budget_findings, evaluate
     from costline.economics.declared import declared_costs
     from costline.economics.unit_costs import gpu_units
+    from costline.ledger.sql import bill_days
     from costline.model import Window
 
     rules = Rules.from_config(config)
     lines = ledger.table("cost_lines")
     statuses = evaluate(lines, config.budgets, as_of, rules=rules, cost=cost, since=since,
-                        data_start=first_bill_day(ledger), forecast=forecast)  # fmt: skip
+                        data_start=bill_days(ledger.con)[0], forecast=forecast)  # fmt: skip
     findings = budget_findings(statuses, clock=clock, rules=rules)
     end = dt.datetime(as_of.year, as_of.month, as_of.day, tzinfo=dt.UTC) + dt.timedelta(days=1)
     window = Window(start=end - dt.timedelta(days=EXPERIMENT_DAYS), end=end)

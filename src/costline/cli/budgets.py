@@ -12,7 +12,6 @@ from costline.budgets.evaluate import (
     EXPERIMENT_DAYS,
     BudgetReport,
     evaluate_budgets,
-    first_bill_day,
     last_bill_day,
 )
 from costline.cli.output import Format
@@ -21,7 +20,7 @@ from costline.cli.reports import Cost, CostOpt
 if TYPE_CHECKING:
     from costline.budgets.status import BudgetStatus
 
-__all__ = ["EXPERIMENT_DAYS", "BudgetReport", "evaluate_budgets", "first_bill_day", "last_bill_day"]
+__all__ = ["EXPERIMENT_DAYS", "BudgetReport", "evaluate_budgets", "last_bill_day"]
 
 FormatOpt = Annotated[
     Format | None, typer.Option("--format", "-f", help="table, json, csv, markdown or html")

@@ -6,6 +6,7 @@ connection meanwhile (Ibis shares the ledger's connection), so every statement i
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import duckdb
@@ -22,3 +23,11 @@ def run_one(
     """The first row of a statement's result (the rest is fetched too, to complete it)."""
     rows = run(con, sql, params)
     return tuple(rows[0]) if rows else None
+
+
+def bill_days(con: duckdb.DuckDBPyConnection) -> tuple[dt.date | None, dt.date | None]:
+    """(first, last) day any cost line is charged in; (None, None) for a ledger without bills."""
+    row = run_one(con, "SELECT min(ChargePeriodStart), max(ChargePeriodStart) FROM cost_lines")
+    if not row or row[0] is None:
+        return None, None
+    return row[0].date(), row[1].date()

@@ -23,7 +23,7 @@ from costline.attribution.rules import scope_column, select
 from costline.budgets.status import current, evaluate
 from costline.config import Budget
 from costline.ledger import findings as ledger_findings
-from costline.ledger.sql import run, run_one
+from costline.ledger.sql import bill_days, run, run_one
 from costline.model import FindingKind, FindingStatus, Selector
 from costline.money import MONEY_CONTEXT, total
 from costline.server.filters import (
@@ -61,11 +61,12 @@ ACTIVE_STATUSES = (FindingStatus.OPEN, FindingStatus.ACKNOWLEDGED)
 def last_bill_day(reader: Reader) -> dt.date | None:
     """The last day any cost line is charged in; None for a ledger without bills."""
 
-    def ask() -> dt.date | None:
-        row = run_one(reader.cursor(), "SELECT max(ChargePeriodStart) FROM cost_lines")
-        return row[0].date() if row and row[0] is not None else None
+    return reader.cached("last_bill_day", None, lambda: bill_days(reader.cursor())[1])
 
-    return reader.cached("last_bill_day", None, ask)
+
+def first_bill_day(reader: Reader) -> dt.date | None:
+    """The first day any cost line is charged in; None for a ledger without bills."""
+    return reader.cached("first_bill_day", None, lambda: bill_days(reader.cursor())[0])
 
 
 def window(reader: Reader, filters: Filters) -> Span:
@@ -152,9 +153,10 @@ def overview(reader: Reader, filters: Filters, cost: str = "effective") -> dict[
         "top_movers": reader.cached_data(
             "movers", forecast_key, lambda: _movers(reader, filters.selector, column, as_of)
         ),
+        # From the first billed day: a day before any bill is unknown, not $0.
         "daily": [
             {"day": d, "cost_usd": daily.total(ALL, d, d + DAY)}
-            for d in _days(span.start, as_of + DAY)
+            for d in _days(max(span.start, first_bill_day(reader) or span.start), as_of + DAY)
         ],
     }
 
@@ -304,10 +306,8 @@ def budgets(reader: Reader, filters: Filters) -> dict[str, Any]:
     if last is None or not matching:
         return {"as_of": last, "rows": []}
     as_of = min(last, window(reader, filters).last)
-    row = run_one(reader.cursor(), "SELECT min(ChargePeriodStart) FROM cost_lines")
-    first = row[0].date() if row and row[0] is not None else None
     statuses = evaluate(reader.table("cost_lines"), matching, as_of, rules=reader.rules,
-                        data_start=first, forecast=True)  # fmt: skip
+                        data_start=first_bill_day(reader), forecast=True)  # fmt: skip
     return {"as_of": as_of, "rows": [s.row() for s in current(statuses)]}
 
 
