@@ -151,8 +151,9 @@ def pull(ledger: Ledger, config: Config, clock: Clock) -> list[dict[str, Any]]:
                 out.append(_pull_files(ledger, config, source))
             elif isinstance(source, PrometheusSource):
                 out.extend(_pull_prometheus(ledger, source, clock))
-        except CostlineError as exc:
-            out.append({"source": source.label, "status": "error", "error": str(exc)})
+        except CostlineError as exc:  # bad input: exit_code 2, and nothing of it was written
+            out.append({"source": source.label, "status": "error", "error": str(exc),
+                        "exit_code": exc.exit_code})  # fmt: skip
     return out
 
 

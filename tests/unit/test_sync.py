@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -138,6 +140,17 @@ def test_a_source_that_fails_is_reported_and_the_rest_still_runs(
     assert report.pulled[0]["status"] == "error" and "bad.jsonl" in report.pulled[0]["error"]
     assert report.finished is not None and "notify" in report.seconds
 
+    # The CLI: exit 2 naming the file; nothing of the bad source written.
+    cli = subprocess.run(
+        [sys.executable, "-m", "costline", "--ledger", f"duckdb://{tmp_path / 'cli.duckdb'}",
+         "--config", str(tmp_path / "costline.yaml"), "sync", "--no-notify", "-f", "json"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert cli.returncode == 2, cli.stderr
+    assert "source llm-logs" in cli.stderr and "bad.jsonl" in cli.stderr
+    with Ledger(f"duckdb://{tmp_path / 'cli.duckdb'}", read_only=True) as ledger:
+        assert run(ledger.con, "SELECT count(*) FROM llm_requests") == [(0,)]
+
 
 def test_the_scheduler_keeps_its_rhythm_across_a_restart(tmp_path: Path) -> None:
     clock = FixedClock(dt.datetime(2026, 11, 1, 12, tzinfo=dt.UTC))
@@ -158,3 +171,10 @@ def test_the_scheduler_keeps_its_rhythm_across_a_restart(tmp_path: Path) -> None
         assert done.wait(30)
         s.stop()
         assert s.status()["runs"] == 1 and s.status()["last_error"] is None
+
+
+def test_every_file_format_the_config_accepts_has_its_reader() -> None:
+    from costline.config import FILE_FORMATS
+    from costline.sync import _source_of
+
+    assert [_source_of(fmt).name for fmt in FILE_FORMATS] == list(FILE_FORMATS)

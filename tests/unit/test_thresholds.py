@@ -257,3 +257,29 @@ def test_gpu_signals_read_either_activity_field_as_a_fraction_and_price_by_host(
     used = rows("gpu_minutes")
     assert used["h1"]["cost"] == pytest.approx(1.0)  # 10 GPU-minutes at $6 a GPU-hour
     assert used["h2"]["cost"] is None  # no rate for h2: unpriced
+
+
+def test_the_signals_and_thresholds_commands(live_orgs: list[tuple[Path, dict[str, Any]]]) -> None:
+    import subprocess
+    import sys
+
+    org, truth = live_orgs[0]
+
+    def costline(*args: str) -> Any:
+        cli = subprocess.run(
+            [sys.executable, "-m", "costline", "--ledger", f"duckdb://{org / 'ledger.duckdb'}",
+             "--config", str(org / "costline.yaml"), *args, "-f", "json"],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        assert cli.returncode == 0, cli.stderr
+        return json.loads(cli.stdout)
+
+    listed = {r["signal"] for r in costline("signals")}
+    assert {"avg_context_tokens", "gpu_minutes", "checkpoint_gb"} <= listed
+    rows = costline("signals", "avg_context_tokens", "--by", "app", "--last", "30m")
+    app = truth["live_incidents"][0]["scope"]["app"]
+    last = [r for r in rows if r["key"] == app]
+    # the spike's last half hour, above the plain rolling median of the 6 hours before
+    assert len(last) == 6 and all(r["pct_over_baseline"] > 10 for r in last)
+    [breach] = costline("thresholds")
+    assert breach["scope"]["app"] == app and breach["tier"] == "platform"

@@ -19,7 +19,9 @@ def sync_cmd(
 ) -> None:
     """Pull the sources of costline.yaml (watched folders, Prometheus), check thresholds, budgets,
     spend anomalies and TTLs, store the findings, queue alerts by the outbox rule and deliver them.
-    `costline serve` runs this every few minutes; run it from cron when there is no server."""
+    `costline serve` runs this every few minutes; run it from cron when there is no server.
+    Exits 2 when a source's input is bad (that source writes nothing; the others run), 1 when a
+    source or a check failed otherwise."""
     from costline.cli.main import open_ledger, state
     from costline.clock import SYSTEM_CLOCK
     from costline.config import load_config
@@ -36,10 +38,14 @@ def sync_cmd(
         rows = [{"kind": k, "findings": n} for k, n in sorted(report.findings.items())]
         emit_rows(rows, out, title=f"Findings evaluated; {report.queued} alert(s) queued, "
                   f"{report.sent} sent, {report.retrying} retrying, {report.failed} failed")  # fmt: skip
+    failed = [p for p in report.pulled if p["status"] == "error"]
+    for p in failed:
+        sys.stderr.write(f"error: source {p['source']}: {p['error']}\n")
     for error in report.errors:
-        sys.stderr.write(f"warning: {error}\n")
-    if report.errors:
-        raise typer.Exit(1)
+        sys.stderr.write(f"error: {error}\n")
+    if failed or report.errors:
+        # A source's bad input exits 2 (nothing of that source was written; the rest ran).
+        raise typer.Exit(max([p["exit_code"] for p in failed] + [1] * bool(report.errors)))
 
 
 def register(app: typer.Typer) -> None:

@@ -14,7 +14,7 @@ from costline.cli.output import default_format, emit_rows
 from costline.errors import CostlineError
 
 if TYPE_CHECKING:
-    from costline.config import Threshold
+    from costline.detect.thresholds import Check
     from costline.model import Finding
 
 AsOf = Annotated[
@@ -108,11 +108,12 @@ def signals_cmd(
     fmt: FormatOpt = None,
 ) -> None:
     """The telemetry signals thresholds can watch; with a NAME, its latest buckets per value of
-    --by, each with its rolling baseline and how far above it the bucket is."""
+    --by, each with its rolling baseline (the plain median of the hours before: unlike a
+    threshold's, it keeps breaching buckets in) and how far above it the bucket is."""
     from costline.cli.main import open_ledger
     from costline.config import Threshold
     from costline.detect.signals import SIGNALS, signal
-    from costline.detect.thresholds import baseline, series
+    from costline.detect.thresholds import series
     from costline.sync import latest_telemetry
 
     if name is None:
@@ -135,7 +136,7 @@ def signals_cmd(
         if at is None:
             raise CostlineError(f"no rows in {s.table}: ingest telemetry first")
         check = series(th, ledger.table(s.table), at, span)
-    rows = _signal_rows(check, th, span, baseline)
+    rows = _signal_rows(check, span)
     emit_rows(
         rows,
         default_format(fmt),
@@ -143,11 +144,13 @@ def signals_cmd(
     )
 
 
-def _signal_rows(
-    check: Any, th: Threshold, span: dt.timedelta, baseline: Any
-) -> list[dict[str, Any]]:
+def _signal_rows(check: Check, span: dt.timedelta) -> list[dict[str, Any]]:
+    """The last `span` of buckets per key, each with its rolling baseline."""
     import math
 
+    from costline.detect.thresholds import baseline
+
+    th = check.threshold
     window = max(1, th.baseline_hours * 60 // th.bucket_minutes)
     shown = int(span.total_seconds() // (th.bucket_minutes * 60))
     rows = []
