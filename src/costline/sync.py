@@ -13,6 +13,9 @@
 3. **store** every finding in one transaction (the same finding seen again is updated);
 4. **notify**: queue the messages the outbox rule decides on, and deliver the due ones.
 
+A source that cannot be read (bad input, a server down) is a `data_quality` finding on the source,
+so it reaches the dashboard and the routes like any other.
+
 Each step's failure is recorded in the report and the next steps still run: a source that is
 down does not stop the alerts of the others. Everything a sync writes is idempotent, so a sync
 cut short by a crash is simply run again. The time of the last finished sync is a watermark
@@ -101,6 +104,7 @@ def sync(
         step("budgets", lambda: found.extend(budget_findings(ledger, config, clock)))
         step("anomalies", lambda: found.extend(anomaly_findings(ledger, config, clock)))
     step("ttl", lambda: found.extend(ttl_findings(ledger, clock)))
+    found.extend(source_findings(report.pulled, clock))
     for f in found:
         report.findings[str(f.kind)] = report.findings.get(str(f.kind), 0) + 1
     ledger.write([], source=SYNC_SOURCE, findings=found)
@@ -133,6 +137,24 @@ def bills_due(ledger: Ledger, config: Config, clock: Clock) -> str | None:
     if seen is None or checked is None or clock.now() - checked >= BILLS_EVERY:
         return state
     return None
+
+
+def source_findings(pulled: list[dict[str, Any]], clock: Clock) -> list[Finding]:
+    """A data-quality finding per source that failed, so the dashboard and its owner's routes
+    hear of it: one per source (seen again, it moves `last_seen` and takes the newest error)."""
+    from costline.model import FindingKind
+
+    return [
+        Finding.new(
+            kind=FindingKind.DATA_QUALITY, scope={"source": p["source"]}, dedup_key="sync",
+            clock=clock, severity="warning" if p["exit_code"] == 2 else "critical",
+            title=f"source {p['source']} could not be read",
+            summary=f"costline sync could not read source {p['source']}: {p['error']}",
+            evidence={"error": p["error"], "bad_input": p["exit_code"] == 2},
+        )
+        for p in pulled
+        if p["status"] == "error"
+    ]  # fmt: skip
 
 
 def last_sync(ledger: Ledger) -> dt.datetime | None:

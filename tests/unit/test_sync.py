@@ -139,6 +139,7 @@ def test_a_source_that_fails_is_reported_and_the_rest_still_runs(
         report = sync(ledger, config, clock=clock, env={})
     assert report.pulled[0]["status"] == "error" and "bad.jsonl" in report.pulled[0]["error"]
     assert report.finished is not None and "notify" in report.seconds
+    assert report.findings == {"data_quality": 1}  # the failing source is a finding
 
     # The CLI: exit 2 naming the file; nothing of the bad source written.
     cli = subprocess.run(
