@@ -179,3 +179,26 @@ def test_every_file_format_the_config_accepts_has_its_reader() -> None:
     from costline.sync import _source_of
 
     assert [_source_of(fmt).name for fmt in FILE_FORMATS] == list(FILE_FORMATS)
+
+
+def test_a_running_workload_past_its_ttl_is_one_finding(tmp_path: Path) -> None:
+    from costline.detect.ttl import expired
+
+    now = dt.datetime(2026, 11, 1, 12, tzinfo=dt.UTC)
+    with Ledger(f"duckdb://{tmp_path / 'ledger.duckdb'}") as ledger:
+        run(ledger.con, """INSERT INTO workloads (workload_id, kind, name, start, "end", ttl,
+                               status, team)
+            VALUES ('nb-1', 'notebook', 'demo-nb', TIMESTAMPTZ '2026-11-01 00:00:00+00', NULL,
+                    INTERVAL 8 HOUR, 'running', 'vision'),
+                   ('nb-2', 'notebook', 'fresh', TIMESTAMPTZ '2026-11-01 10:00:00+00', NULL,
+                    INTERVAL 8 HOUR, 'running', 'vision'),
+                   ('nb-3', 'notebook', 'stopped', TIMESTAMPTZ '2026-10-30 00:00:00+00',
+                    TIMESTAMPTZ '2026-10-30 05:00:00+00', INTERVAL 8 HOUR, 'succeeded', 'vision'),
+                   ('job-4', 'batch_job', 'no-ttl', TIMESTAMPTZ '2026-10-01 00:00:00+00', NULL,
+                    NULL, 'running', 'vision')""")  # fmt: skip
+        [f] = expired(ledger.table("workloads"), now, clock=FixedClock(now))
+        again = expired(ledger.table("workloads"), now + dt.timedelta(hours=1),
+                        clock=FixedClock(now))  # fmt: skip
+    assert f.kind == "ttl_expiry" and f.scope == {"workload": "nb-1"} and f.owner == "vision"
+    assert f.evidence["overdue_hours"] == 4.0 and f.evidence["ttl_seconds"] == 8 * 3600
+    assert [a.fingerprint for a in again] == [f.fingerprint]  # seen again: the same finding
