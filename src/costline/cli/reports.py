@@ -100,6 +100,7 @@ def run_allocation(period: str, cost: Cost, where: list[str] | None) -> Allocati
 
 def _emit(kind: str, by: By, period: str, cost: Cost, idle: Idle, where: list[str] | None,
           fmt: Format | None) -> None:  # fmt: skip
+    from costline.allocation.idle import idle_totals
     from costline.allocation.reports import buckets, report_rows
     from costline.money import format_money
 
@@ -114,9 +115,12 @@ def _emit(kind: str, by: By, period: str, cost: Cost, idle: Idle, where: list[st
     )
     rows = report_rows(result, allocation, by.value)
     chosen = default_format(fmt)
+    idle_ = idle_totals(allocation)
     title = (
         f"{kind.capitalize()} by {by.value}, {period} ({cost.value} cost): "
-        f"{format_money(allocation.total)}"
+        f"{format_money(allocation.total)}; idle GPU-time: unheld "
+        f"{idle_.unheld_gpu_hours:,.1f} GPU-h {format_money(idle_.unheld_idle_usd)}, held idle "
+        f"{idle_.held_idle_gpu_hours:,.1f} GPU-h {format_money(idle_.held_idle_usd)}"
     )
     emit_rows(rows, chosen, title=title)
 
@@ -227,91 +231,21 @@ def unit_costs_cmd(period: Period, top: Annotated[int, typer.Option(min=1)] = 15
     share, SM-active efficiency) and per GPU pool (idle cost rate), each with its change against
     the previous period (month over month for a month, else the same length before)."""
 
-    from costline.allocation.allocate import COST_COLUMNS, allocate
-    from costline.attribution.registry import declared, links
-    from costline.attribution.rules import Rules
     from costline.cli.main import open_ledger, state
     from costline.config import load_config
-    from costline.economics.declared import declared_costs
-    from costline.economics.unit_costs import business_units, gpu_units, llm_units, unit_costs
+    from costline.economics.unit_report import TABLES, unit_cost_report, unit_sentences
 
     window = parse_period(period)
     config = load_config(state.config_path)
-    rules = Rules.from_config(config)
     with open_ledger(read_only=True) as ledger:
-        t = {
-            name: ledger.table(name)
-            for name in ("cost_lines", "gpu_samples", "workloads", "llm_requests", "metrics",
-                         "storage_objects")
-        }  # fmt: skip
-        entries = declared(t["workloads"])
-        linked = {
-            r["workload_id"]: r["entry"]
-            for r in links(t["workloads"], entries).to_pyarrow().to_pylist()
-        }
-
-        def run(start: dt.datetime, end: dt.datetime) -> dict[str, list[dict[str, Any]]]:
-            a = allocate(t["cost_lines"], t["gpu_samples"], t["workloads"], start, end,
-                         cost=cost.value, rules=rules)  # fmt: skip
-            workloads, pools = gpu_units(a, t["workloads"], t["gpu_samples"])
-            runs = declared_costs(entries, linked, workloads, t["cost_lines"],
-                                  t["storage_objects"], t["metrics"], start, end,
-                                  cost=COST_COLUMNS[cost.value])  # fmt: skip
-            return {
-                "business_units": business_units(a, t["metrics"], config.units),
-                "declared": runs,
-                "llm": llm_units(t["llm_requests"], start, end),
-                "workloads": workloads,
-                "pools": pools,
-            }
-
-        sections = unit_costs(run, (window.start, window.end), previous_period(period, window))
+        tables = {name: ledger.table(name) for name in TABLES}
+        sections = unit_cost_report(tables, config, (window.start, window.end),
+                                    previous_period(period, window), cost=cost.value)  # fmt: skip
     sections = {k: v[:top] for k, v in sections.items()}
     chosen = emit_sections(sections, fmt, lambda name: f"Unit costs: {name}, {period}")
     if chosen is Format.table:
         for line in unit_sentences(sections, period):
             out_console().print(line)
-
-
-def unit_sentences(sections: dict[str, list[dict[str, Any]]], period: str) -> list[str]:
-    """The unit-cost tables' headline figures, in business terms."""
-    from costline.money import format_money
-
-    said = []
-    for r in sections.get("declared", []):
-        if r["kind"] == "inference_endpoint" and r["per_success_usd"] is not None:
-            said.append(
-                f"{r['team']}'s {r['name']} endpoint cost {format_money(r['cost_usd'])} in "
-                f"{period} to serve at its traffic ({r['inferences']:,.0f} inferences): "
-                f"{format_money(r['per_1k_inferences_usd'], places=4)} per 1K inferences, "
-                f"{format_money(r['per_success_usd'], places=6)} per prediction."
-            )
-        elif r["kind"] != "inference_endpoint" and r["storage_usd"] is not None:
-            budget = (f"; {r['budget_used_pct']}% of its budget" if r["budget_used_pct"] is not None
-                      else "")  # fmt: skip
-            said.append(
-                f"{r['name']} ({r['kind'].replace('_', ' ')}, {r['team']}) cost "
-                f"{format_money(r['cost_usd'])} in {period}: GPU "
-                f"{format_money(r['gpu_cost_usd'])}, orchestration "
-                f"{format_money(r['orchestration_usd'])}, checkpoints and data "
-                f"{format_money(r['storage_usd'])}, transfer "
-                f"{format_money(r['transfer_usd'])}{budget}."
-            )
-    for r in sections.get("llm", [])[:3]:
-        per = (
-            format_money(r["per_1k_requests_usd"], places=4)
-            if r["per_1k_requests_usd"]
-            else "unpriced"
-        )
-        success = (
-            format_money(r["per_success_usd"], places=4) if r["per_success_usd"] else "unpriced"
-        )
-        said.append(
-            f"{r['app']} on {r['model']} cost {format_money(r['cost_usd'])} in {period} at its "
-            f"traffic ({r['requests']:,} requests): {per} per 1K requests, {success} per "
-            "successful request."
-        )
-    return said
 
 
 def out_console() -> Any:

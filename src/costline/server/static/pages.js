@@ -155,9 +155,13 @@
       { label: "Pool", value: (r) => keyLabel(r.pool) },
       { label: "GPUs", num: true, value: (r) => C.count(r.gpus) },
       { label: "GPU-hours", num: true, value: (r) => C.count(r.gpu_hours) },
-      { label: "Active h", num: true, value: (r) => C.count(r.busy_hours) },
-      { label: "Idle h", num: true, value: (r) => C.count(r.idle_hours) },
+      { label: "Busy h", num: true, value: (r) => C.count(r.used_gpu_hours) },
+      { label: "Held idle h", num: true, value: (r) => C.count(r.held_idle_gpu_hours) },
+      { label: "Unheld h", num: true, value: (r) => C.count(r.unheld_gpu_hours) },
+      { label: "No telemetry h", num: true, value: (r) => C.count(r.scheduled_gpu_hours + r.unobserved_gpu_hours) },
       { label: "Mean util.", num: true, value: (r) => C.pct(r.utilization_pct) },
+      { label: "Held idle $", num: true, value: (r) => C.usd(r.held_idle_usd) },
+      { label: "Unheld idle $", num: true, value: (r) => C.usd(r.unheld_idle_usd) },
       { label: "Idle cost", num: true, value: (r) => C.usd(r.idle_usd) },
     ], pools);
   }
