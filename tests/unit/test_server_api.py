@@ -39,6 +39,7 @@ START, END = "2026-10-01", "2026-11-01"
 VIEWER, OPERATOR, ADMIN = "viewer-token-0123456789", "operator-token-0123456789", "admin-token-0123456789"  # fmt: skip
 WEBHOOK = "https://hooks.example.com/services/T0/B0/s3cr3t-webhook-path"
 PAGER_KEY = "pagerduty-routing-key-s3cr3t"
+WEBHOOK_WRITTEN = "https://bot:pw-s3cr3t@hooks.example.com/in?team=finops&token=written-s3cr3t"
 
 
 @dataclass(frozen=True)
@@ -349,6 +350,8 @@ def secured(org: Org) -> Iterator[TestClient]:
         "routes:\n"
         "  - {type: slack, name: finops-slack, webhook_url_env: TEST_SLACK_WEBHOOK}\n"
         "  - {type: pagerduty, name: oncall, routing_key_env: TEST_PAGER_KEY}\n"
+        f"  - {{type: webhook, name: bot, url: '{WEBHOOK_WRITTEN}',\n"
+        "      headers: {Authorization: Bearer written-s3cr3t-header, X-Team: finops}}\n"
         "server:\n"
         "  tokens:\n"
         "    - {name: dashboard, token_env: TEST_VIEWER_TOKEN, role: viewer}\n"
@@ -425,6 +428,10 @@ def test_a_secret_never_appears_in_an_answer(org: Org, secured: TestClient) -> N
             assert secret not in text, (path, secret)
     config = ok_with(secured, "/api/v1/config", ADMIN)
     assert "TEST_SLACK_WEBHOOK" in json.dumps(config)  # the variable's name, not its value
+    # secrets written in the file itself show as [redacted], the rest of the route as written
+    [bot] = [r for r in config["config"]["routes"] if r["name"] == "bot"]
+    assert bot["url"] == "https://bot:[redacted]@hooks.example.com/in?team=finops&token=[redacted]"
+    assert bot["headers"] == {"Authorization": "[redacted]", "X-Team": "finops"}
 
 
 def ok_with(c: TestClient, path: str, token: str) -> dict[str, Any]:
