@@ -250,24 +250,58 @@ class EmailRoute(RouteBase):
     smtp_port: int = Field(default=25, ge=1, le=65535)
 
 
+def _http_url(value: str) -> str:
+    if not re.match(r"^https?://", value):
+        # The value is not shown: a webhook URL can hold a token or a password.
+        raise ValueError("expected an http:// or https:// URL")
+    return value
+
+
+HttpUrl = Annotated[
+    str, AfterValidator(_http_url), Field(json_schema_extra={"pattern": "^https?://"})
+]
+
+
 class WebhookRoute(RouteBase):
     """A JSON POST of each finding (its published schema) to any HTTP endpoint.
 
-    When `secret_env` is set, the body is signed with HMAC-SHA256 using that variable's value.
+    The URL is `url`, or, when it holds a secret (a token in its query, a password), the value
+    of the variable `url_env` names. `headers` are sent as written; `headers_env` maps a header
+    to the variable holding its value (`Authorization`, `X-Api-Key`). When `secret_env` is set,
+    the body is signed with HMAC-SHA256 using that variable's value. A secret written in `url`
+    or `headers` anyway is redacted from everything costline shows (CLI, API, logs, outbox).
 
     ```yaml
     type: webhook
     name: finops-bot
-    url: https://hooks.example.com/costline
+    url_env: FINOPS_BOT_URL
     headers: {X-Team: finops}
+    headers_env: {Authorization: FINOPS_BOT_AUTHORIZATION}
     secret_env: COSTLINE_WEBHOOK_SECRET
     ```
     """
 
     type: Literal["webhook"]
-    url: str = Field(pattern=r"^https?://")
+    url: HttpUrl | None = None
+    url_env: EnvVarName | None = None
     headers: dict[str, str] = Field(default_factory=dict)
+    headers_env: dict[str, EnvVarName] = Field(default_factory=dict)
     secret_env: EnvVarName | None = None
+
+    @model_validator(mode="after")
+    def _one_url(self) -> Self:
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError(
+                f"webhook route {self.name!r}: give `url` or `url_env` (the variable holding a "
+                "URL with a secret in it), one of them"
+            )
+        both = sorted(set(self.headers) & set(self.headers_env))
+        if both:
+            raise ValueError(
+                f"webhook route {self.name!r}: header {both[0]!r} is in both `headers` and "
+                "`headers_env`: keep it in one"
+            )
+        return self
 
 
 ROUTE_TYPES: dict[str, type[RouteBase]] = {
