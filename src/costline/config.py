@@ -138,6 +138,53 @@ def _both_pulls() -> list[PullKind]:
     return ["dcgm", "kube_state_metrics"]
 
 
+TraceField = Literal[
+    "ts", "request_id", "provider", "model", "input_tokens", "output_tokens",
+    "cached_input_tokens", "cache_write_tokens", "reasoning_tokens", "latency_ms", "status",
+    "max_tokens", "app", "user", "team", "tenant", "endpoint", "prompt_id",
+]  # fmt: skip
+TRACE_FIELDS: tuple[str, ...] = typing.get_args(TraceField)
+TimeUnit = Literal["s", "ms", "us", "ns"]
+
+
+class LlmTrace(_Section):
+    """A plain LLM request trace (CSV or JSON lines: a time, token counts, perhaps a model and
+    an app): the column each `llm_requests` field is read from, and the values of fields no
+    column holds. A field not in `columns` is read from a column of its own name, if any.
+    `input_tokens` is the total input; `cached_input_tokens` is a part of it.
+
+    ```yaml
+    columns:
+      ts: TIMESTAMP
+      input_tokens: ContextTokens
+      output_tokens: GeneratedTokens
+    default_model: gpt-4o-mini
+    provider: openai
+    app: code-completion
+    ```
+    """
+
+    columns: dict[TraceField, Name] = Field(
+        default_factory=dict, description="field -> the column (JSON: key or dotted path) it is in"
+    )
+    default_model: Name | None = Field(None, description="the model of rows without one")
+    provider: Name | None = Field(None, description="the provider of rows without one")
+    app: Name | None = Field(None, description="the app of rows without one")
+    time_origin: dt.datetime | None = Field(
+        None, description="times are offsets from this instant (e.g. Mooncake's ms since start)"
+    )
+    time_unit: TimeUnit | None = Field(
+        None, description="unit of numeric times (default: s with an origin, else guessed)"
+    )
+
+    @field_validator("time_origin")
+    @classmethod
+    def _utc(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value
+
+
 class FilesSource(SourceBase):
     """A watched folder of exports or logs in any format costline ingests (`costline ingest
     FORMAT`): each sync ingests the files not loaded before (by content), so a file dropped in
@@ -155,6 +202,15 @@ class FilesSource(SourceBase):
     type: Literal["files"]
     format: FileFormat
     paths: list[Name] = Field(min_length=1)
+    trace: LlmTrace | None = Field(
+        None, description="`format: llm` only: read the files as plain request traces"
+    )
+
+    @model_validator(mode="after")
+    def _trace_is_llm(self) -> Self:
+        if self.trace is not None and self.format != "llm":
+            raise ValueError(f"trace applies to format llm, not {self.format}")
+        return self
 
 
 class PrometheusSource(SourceBase):
