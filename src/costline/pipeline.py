@@ -46,6 +46,10 @@ class IngestSummary:
     providers: list[str]
     restated: list[RestatedPeriod]
     seconds: float
+    # Rows of earlier ingestions this one replaced by key or scope (a workload's newer state, an
+    # edited registry file's entries), and rows it brought but did not keep (the ledger had newer).
+    replaced_rows: int = 0
+    superseded_rows: int = 0
 
     @property
     def rows(self) -> int:
@@ -75,6 +79,8 @@ class IngestSummary:
             "billing_periods": self.billing_periods,
             "providers": self.providers,
             "duplicates": self.duplicates,
+            "replaced_rows": self.replaced_rows,
+            "superseded_rows": self.superseded_rows,
             "restated_periods": [
                 {
                     "provider": r.provider,
@@ -139,6 +145,9 @@ def ingest_files(ledger: Ledger, paths: Iterable[str | Path], source: FileSource
     in_this_run: dict[str, str] = {}
     for f in files:
         earlier = known.get(f.fingerprint) or in_this_run.get(f.fingerprint)
+        if earlier is not None and f.fingerprint in known and source.state_of is not None:
+            table, scope = source.state_of(f)
+            earlier = earlier if ledger.state_from(table, scope, f.fingerprint) else None
         if earlier is not None:
             reports.append(
                 FileReport(str(f.path), f.fingerprint, "duplicate", duplicate_of=earlier)
@@ -166,10 +175,10 @@ def ingest_files(ledger: Ledger, paths: Iterable[str | Path], source: FileSource
                 notes=[n for n in notes if n.scope["file"] == str(b.file.path)],
             )
         )
+    replaced, superseded = sum(result.replaced.values()), sum(result.superseded.values())
     if not any(b.table == "cost_lines" for b in batches):
-        return IngestSummary(
-            source.name, result.ingestion_id, reports, [], [], [], [], time.perf_counter() - started
-        )
+        return IngestSummary(source.name, result.ingestion_id, reports, [], [], [], [],
+                             time.perf_counter() - started, replaced, superseded)  # fmt: skip
     report = ledger.ingestion_report(result.ingestion_id)
     return IngestSummary(
         source=source.name,
@@ -180,4 +189,6 @@ def ingest_files(ledger: Ledger, paths: Iterable[str | Path], source: FileSource
         providers=sorted(report.providers),
         restated=result.restated,
         seconds=time.perf_counter() - started,
+        replaced_rows=replaced,
+        superseded_rows=superseded,
     )

@@ -186,6 +186,11 @@ WORKLOADS = _attributed(
         "partition": STR,  # Slurm partition / node pool
         "gpu_seconds": dt.float64,  # GPUs held x seconds held, when the source says
         "purpose": STR,
+        # When the source saw this state (a kubectl or sacct dump's time, a pull's last instant):
+        # a workload's newest state wins, whatever order its dumps are ingested in. Null for the
+        # registry, whose latest ingestion is its state.
+        "observed_at": TS,
+        "source_path": STR,  # the file (absolute path) or pull this row's state was read from
     }
 )
 

@@ -116,6 +116,12 @@ def print_ingest_summary(summary: IngestSummary, fmt: Format) -> None:
             f"restated: {r['provider']} {r['billing_account_id']} {r['billing_period_start']} "
             f"({r['replaced_rows']} rows replaced)"
         )
+    if summary.replaced_rows:
+        err.print(f"replaced: {summary.replaced_rows} earlier rows (their newer state, or an "
+                  "edited registry file's entries)")  # fmt: skip
+    if summary.superseded_rows:
+        err.print(f"kept the ledger's newer state: {summary.superseded_rows} rows of this input "
+                  "are older than what the ledger holds")  # fmt: skip
     out.print(
         f"{summary.rows} rows from {len(summary.files) - len(summary.duplicates)} file(s), "
         f"{len(summary.duplicates)} duplicate(s), {summary.seconds:.2f}s"
