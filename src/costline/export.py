@@ -115,6 +115,13 @@ def _rendered(column: FocusColumn, value: str, csv: bool) -> str:
     return value
 
 
+def _nullable(column: FocusColumn, version: str) -> bool:
+    """Whether FOCUS lets the column be null. Before 1.4, only where 1.4 does too: the 1.0-1.3
+    catalogue lets PricingCurrency (and its EffectiveCost) be null, which 1.4 and validators do not."""
+    in_1_4 = column.feature_level_1_4 is None or column.allows_nulls_1_4
+    return column.nullable_in(version) and (version == "1.4" or in_1_4)
+
+
 def _counts(ledger: Ledger, table: str, values: dict[str, str]) -> tuple[int, dict[str, int]]:
     """Rows in `table`, and how many have a value in each column: one scan."""
     names = list(values)
@@ -149,7 +156,7 @@ def export_focus(
     rows, filled = _counts(ledger, table, values)
     kept = [c for c in columns if c.mandatory_in(focus_version) or filled[c.name] or not rows]
     lacking = [c.name for c in kept
-               if filled[c.name] < rows and not c.nullable_in(focus_version)]  # fmt: skip
+               if filled[c.name] < rows and not _nullable(c, focus_version)]  # fmt: skip
     cols = [f"{_rendered(c, values[c.name], 'csv' in fmt)} AS {quote_ident(c.name)}" for c in kept]
     extra_keys = [
         r[0]
