@@ -7,6 +7,7 @@ by that toolkit's FOCUS linter (tests/focus_lint.py), an implementation independ
 from __future__ import annotations
 
 import csv
+import json
 import re
 from collections.abc import Iterator
 from decimal import Decimal
@@ -25,6 +26,7 @@ from costline.ledger.store import Ledger
 from costline.pipeline import ingest_focus
 from tests.focus_lint import lint, structural
 from tests.helpers import FIXTURES, SPEC_EXAMPLES, csv_sums, ledger_sums, snapshot
+from tests.unit.test_cli import costline
 
 FOCUS_13 = FIXTURES / "focus" / "focus-1.3"
 FOCUS_14 = FIXTURES / "focus" / "focus-1.4"
@@ -299,3 +301,28 @@ def test_a_ledger_before_focus_1_4_is_migrated(tmp_path: Path) -> None:
         ingest_focus(led, [FOCUS_14])
         assert _count(led, "SELECT count(InvoiceDetailId) FROM cost_lines") == 8
         assert _count(led, "SELECT count(*) FROM billing_periods") == 1
+
+
+def test_cli_says_final_periods_refuses_foreign_files_and_lists_what_exports_lack(
+    tmp_path: Path,
+) -> None:
+    env = {"COSTLINE_LEDGER": f"duckdb:///{tmp_path / 'l.duckdb'}"}
+    ingested = costline("ingest", "focus", str(FOCUS_14), "-f", "table", cwd=tmp_path, env=env)
+    assert ingested.returncode == 0, ingested.stderr
+    assert "period 2026-05 (AWS) is final" in ingested.stderr
+    oci = tmp_path / "oci.csv"
+    oci.write_text(OCI_HEADER + "\n" + ",".join("1" for _ in OCI_HEADER.split(",")) + "\n")
+    refused = costline("ingest", "focus", str(oci), cwd=tmp_path, env=env)
+    assert refused.returncode == 2
+    assert "it looks like an OCI native cost report" in refused.stderr
+    costline("ingest", "focus", str(SPEC_EXAMPLES), "-f", "json", cwd=tmp_path, env=env)
+    out = tmp_path / "focus.csv"
+    exported = costline(
+        "export", "focus", str(out), "--focus-version", "1.4", "-f", "json", cwd=tmp_path, env=env
+    )
+    assert exported.returncode == 0, exported.stderr
+    [result] = json.loads(exported.stdout)
+    assert "ServiceName" in result["lacking"] and result["focus_version"] == "1.4"
+    assert f"did not give for some rows: {', '.join(result['lacking'])}" in " ".join(
+        exported.stderr.split()
+    )
