@@ -68,7 +68,16 @@ def _v4_storage_lifecycle(con: duckdb.DuckDBPyConnection) -> None:
     run(con, create_table_sql("storage_lifecycle", schema.STORAGE_LIFECYCLE))
 
 
-def _v7_workload_state(con: duckdb.DuckDBPyConnection) -> None:
+def _v5_focus_1_4(con: duckdb.DuckDBPyConnection) -> None:
+    """FOCUS 1.4: tables for the Contract Commitment, Billing Period and Invoice Detail datasets,
+    and `cost_lines` gains CommitmentProgramEligibilityDetails and InvoiceDetailId."""
+    for dataset, table in schema.DATASET_TABLES.items():
+        if dataset != schema.COST_AND_USAGE:
+            run(con, create_table_sql(table, schema.dataset_schema(dataset)))
+    parts.rebuild_view(con, schema.cost_lines_schema())
+
+
+def _v6_workload_state(con: duckdb.DuckDBPyConnection) -> None:
     """workloads gains observed_at and source_path (a workload's newest state replaces the older
     ones), and keeps one row per workload_id: the one its latest ingestion wrote. Registry rows
     of an ingestion of one registry file get that file as source_path (made absolute from here),
@@ -105,7 +114,8 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (2, "gpu_samples without stored attribution columns", _v2_gpu_samples_unattributed),
     (3, "llm_requests.output_cost_usd", _v3_llm_output_cost),
     (4, "storage_lifecycle", _v4_storage_lifecycle),
-    (7, "workloads.observed_at and source_path; one row per workload", _v7_workload_state),
+    (5, "FOCUS 1.4 datasets and Cost and Usage columns", _v5_focus_1_4),
+    (6, "workloads.observed_at and source_path; one row per workload", _v6_workload_state),
 ]
 LATEST = MIGRATIONS[-1][0]
 
