@@ -63,7 +63,7 @@ def declared_costs(
             g = gpu[name]
             g["jobs"] += 1
             g["hours"] += w["gpu_hours"]
-            g["telemetry_hours"] += w["telemetry_gpu_hours"]
+            g["telemetry_hours"] += w.get("telemetry_gpu_hours", w["gpu_hours"])
             g["gpu"] = MONEY_CONTEXT.add(g["gpu"], w["gpu_cost_usd"])
             g["orchestration"] = MONEY_CONTEXT.add(g["orchestration"], w["orchestration_usd"])
     stored = storage_shares(entries, lines, storage, start, end, cost)
