@@ -606,6 +606,42 @@ class Experiments(_Section):
     )
 
 
+class FxRate(_Section):
+    """One dated exchange rate: from `date` on (until its currency's next rate), one unit of
+    `currency` is `rate` units of the reporting currency.
+
+    ```yaml
+    date: 2026-10-01
+    currency: CAD
+    rate: "0.7215"
+    ```
+    """
+
+    date: dt.date
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    rate: Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=10)]
+
+
+class Fx(_Section):
+    """Exchange rates into the reporting currency: reports that add amounts billed in several
+    currencies convert each line at the rate of its charge day, and refuse when a rate is missing.
+
+    ```yaml
+    reporting_currency: USD
+    rates:
+      - {date: 2026-09-01, currency: CAD, rate: "0.7215"}
+      - {date: 2026-10-01, currency: CAD, rate: "0.7163"}
+    file: fx.csv          # optional: columns date,currency,rate (paths relative to this file)
+    ```
+    """
+
+    reporting_currency: Literal["USD"] = Field(
+        default="USD", description="amounts are reported in USD (the `_usd` fields)"
+    )
+    rates: list[FxRate] = Field(default_factory=list)
+    file: Path | None = Field(default=None, description="a CSV of date,currency,rate")
+
+
 class Tier(_Section):
     """One step of an escalation: who hears of a spike once it has lasted `after_minutes` and
     cost `impact_usd` (both must hold; a tier with neither is reached at once).
@@ -797,6 +833,7 @@ class Config(_Section):
     experiments: Experiments = Field(default_factory=Experiments)
     shared_pools: list[SharedPool] = Field(default_factory=list)
     units: list[BusinessUnit] = Field(default_factory=list)
+    fx: Fx = Field(default_factory=Fx)
     escalation: Tiers = Field(
         default_factory=_default_tiers,
         description="who hears of a spike, tier by tier: platform, then finance, then leadership",

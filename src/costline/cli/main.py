@@ -88,9 +88,14 @@ def ledger_url() -> str:
 
 
 def open_ledger(read_only: bool = False) -> Ledger:
+    """The ledger, its cost lines reported in USD with the configuration's `fx:` rates."""
+    from costline.config import load_config
+    from costline.fx import configured_rates
     from costline.ledger.store import Ledger
 
-    return Ledger(ledger_url(), read_only=read_only)
+    config = load_config(state.config_path)
+    rates = configured_rates(config.fx, config.base_dir)
+    return Ledger(ledger_url(), read_only=read_only, fx_rates=rates)
 
 
 def print_ingest_summary(summary: IngestSummary, fmt: Format) -> None:

@@ -26,6 +26,7 @@ from ibis.backends.sql.datatypes import DuckDBType
 from costline import faults, schema
 from costline.clock import SYSTEM_CLOCK, Clock
 from costline.errors import CostlineError, IngestError, LedgerError
+from costline.fx import reporting_lines
 from costline.ledger import findings as ledger_findings
 from costline.ledger import migrations, parts
 from costline.ledger.sql import run, run_one
@@ -94,9 +95,16 @@ class Ledger:
     """A costline ledger on an embedded DuckDB file (the default engine)."""
 
     def __init__(
-        self, url: str = DEFAULT_LEDGER_URL, *, read_only: bool = False, clock: Clock = SYSTEM_CLOCK
+        self,
+        url: str = DEFAULT_LEDGER_URL,
+        *,
+        read_only: bool = False,
+        clock: Clock = SYSTEM_CLOCK,
+        fx_rates: Sequence[tuple[dt.date, str, Decimal]] = (),
     ) -> None:
         self.url = url
+        # Rates into USD (`fx:` in costline.yaml) for the reporting view of cost_lines.
+        self.fx_rates = list(fx_rates)
         self.path = ledger_path(url)
         self.clock = clock
         self.read_only = read_only
@@ -147,11 +155,19 @@ class Ledger:
     def backend(self) -> DuckDBBackend:
         return self._ibis
 
-    def table(self, name: str) -> ibis.Table:
-        """An unexecuted Ibis table of the ledger: analytics start here."""
+    def table(self, name: str, *, raw: bool = False) -> ibis.Table:
+        """An unexecuted Ibis table of the ledger: analytics start here.
+
+        `cost_lines` comes in the reporting currency (`costline.fx.reporting_lines`: lines billed
+        in another currency converted at their day's rate, or refused without one); `raw=True`
+        gives the lines as billed (exports, ingestion checks).
+        """
         if name not in schema.tables():
             raise LedgerError(f"no ledger table {name!r}; tables: {', '.join(schema.tables())}")
-        return self._ibis.table(name)
+        table = self._ibis.table(name)
+        if name == "cost_lines" and not raw:
+            return reporting_lines(table, self.fx_rates)
+        return table
 
     def schema_version(self) -> int:
         return migrations.current_version(self.con)

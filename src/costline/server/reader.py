@@ -54,6 +54,7 @@ from ibis.backends.duckdb import Backend as DuckDBBackend
 from costline.attribution.rules import Rules, derive_lines, scope_column, select
 from costline.clock import SYSTEM_CLOCK, Clock
 from costline.config import Config
+from costline.fx import configured_rates, reporting_lines
 from costline.ledger import migrations
 from costline.ledger.sql import run, run_one
 from costline.ledger.store import Ledger
@@ -110,6 +111,7 @@ class Reader:
         self.clock = clock
         self.config = config
         self.rules = Rules.from_config(config)
+        self.fx_rates = configured_rates(config.fx, config.base_dir)
         self._generation = 0  # bumped by every write this server knows of
         self._rules_generation = 0  # bumped when the attribution rules change
         self._seen: tuple[float, int, tuple[Hashable, ...]] | None = None  # see _state_row
@@ -159,7 +161,10 @@ class Reader:
         tables = self._state().tables
         key = (database, name)
         if key not in tables:
-            tables[key] = backend.table(name, database=database)
+            table = backend.table(name, database=database)
+            if name == "cost_lines" and database is None:  # in USD, as `Ledger.table` gives it
+                table = reporting_lines(table, self.fx_rates)
+            tables[key] = table
         return tables[key]
 
     def cube_table(self) -> ibis.Table:
