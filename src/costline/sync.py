@@ -208,7 +208,8 @@ def _pull_files(
         paths.extend(Path(p) for p in sorted(glob.glob(full, recursive=True)))
     if not paths:
         return {"source": source.label, "status": "no files", "files": 0, "rows": 0}
-    summary = ingest_files(ledger, paths, _source_of(fmt))
+    replace = isinstance(source, FocusSource) and source.replace_period
+    summary = ingest_files(ledger, paths, _source_of(fmt), replace_periods=replace)
     fresh = len(summary.files) - len(summary.duplicates)
     return {"source": source.label, "status": "ingested" if fresh else "up-to-date",
             "files": fresh, "rows": summary.rows}  # fmt: skip
