@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import re
 import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,6 +15,18 @@ FIXTURES = Path(__file__).parent / "fixtures"
 FOCUS_SAMPLE = FIXTURES / "focus" / "focus_sample.csv"
 SPEC_EXAMPLES = FIXTURES / "focus" / "spec-examples-1.2"
 COST_COLUMNS = ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost")
+# One AWS usage line of October 2026, for tests that write small FOCUS files of their own.
+FOCUS_ROW = {
+    "BillingAccountId": "acct-1",
+    "BillingCurrency": "USD",
+    "BillingPeriodStart": "2026-10-01T00:00:00Z",
+    "BillingPeriodEnd": "2026-11-01T00:00:00Z",
+    "ChargePeriodStart": "2026-10-05T00:00:00Z",
+    "ChargePeriodEnd": "2026-10-06T00:00:00Z",
+    "ChargeCategory": "Usage",
+    "ProviderName": "AWS",
+    "ServiceName": "Amazon EC2",
+}
 
 
 def csv_sums(paths: list[Path], by: str | None = None) -> dict[tuple[str | None, str], Decimal]:
@@ -58,6 +71,13 @@ def snapshot(led: Ledger) -> tuple[object, ...]:
     ).fetchone()
     findings = led.con.execute("SELECT count(*), max(last_seen) FROM findings").fetchone()
     return (lines, files, findings)
+
+
+def run_costline(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m costline ARGS` as a user runs it: the real exit status and stderr."""
+    return subprocess.run(
+        [sys.executable, "-m", "costline", *args], capture_output=True, text=True, timeout=300
+    )
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

@@ -119,11 +119,16 @@ class FocusSource(SourceBase):
     paths:
       - exports/aws/focus/*.parquet
       - exports/aws/focus/*.csv.gz
+    replace_period: false
     ```
+
+    A file that restates a billing period but would remove more than half of its rows or cost is
+    refused (a `data_quality` finding on the source) unless `replace_period` is true.
     """
 
     type: Literal["focus"]
     paths: list[Name] = Field(min_length=1)
+    replace_period: bool = False
 
 
 FileFormat = Literal[

@@ -143,12 +143,22 @@ def _iso(ts: dt.datetime | None) -> str | None:
 FOCUS = FileSource("focus", FOCUS_SUFFIXES, read_focus_datasets)
 
 
-def ingest_focus(ledger: Ledger, paths: Iterable[str | Path]) -> IngestSummary:
-    """`costline ingest focus`: FOCUS and provider-native billing files into `cost_lines`."""
-    return ingest_files(ledger, paths, FOCUS)
+def ingest_focus(
+    ledger: Ledger, paths: Iterable[str | Path], *, replace_periods: bool = False
+) -> IngestSummary:
+    """`costline ingest focus`: FOCUS and provider-native billing files into `cost_lines`.
+
+    `replace_periods` lets a restatement remove more than half of a period's rows or cost."""
+    return ingest_files(ledger, paths, FOCUS, replace_periods=replace_periods)
 
 
-def ingest_files(ledger: Ledger, paths: Iterable[str | Path], source: FileSource) -> IngestSummary:
+def ingest_files(
+    ledger: Ledger,
+    paths: Iterable[str | Path],
+    source: FileSource,
+    *,
+    replace_periods: bool = False,
+) -> IngestSummary:
     """Any file source into the ledger: fingerprint, skip duplicates, read, write in one transaction."""
     started = time.perf_counter()
     files = [SourceFile.of(p) for p in expand_paths(paths, source.suffixes)]
@@ -174,7 +184,9 @@ def ingest_files(ledger: Ledger, paths: Iterable[str | Path], source: FileSource
         )
     batches = source.read(fresh)
     notes = [note for b in batches for note in file_notes(b, ledger.clock, source.name)]
-    result = ledger.write(batches, source=source.name, findings=notes)
+    result = ledger.write(
+        batches, source=source.name, findings=notes, replace_periods=replace_periods
+    )
     for b in batches:
         reports.append(
             FileReport(

@@ -208,7 +208,8 @@ def _pull_files(
     if not paths:
         return {"source": source.label, "status": "no files", "files": 0, "rows": 0}
     trace = source.trace if isinstance(source, FilesSource) else None
-    summary = ingest_files(ledger, paths, _source_of(fmt, trace))
+    replace = isinstance(source, FocusSource) and source.replace_period
+    summary = ingest_files(ledger, paths, _source_of(fmt, trace), replace_periods=replace)
     fresh = len(summary.files) - len(summary.duplicates)
     return {"source": source.label, "status": "ingested" if fresh else "up-to-date",
             "files": fresh, "rows": summary.rows}  # fmt: skip

@@ -194,7 +194,7 @@ def test_every_error_is_reported_with_its_line(in_tmp: Path) -> None:
         "costline.yaml:5: sources[1].type: unknown type 'focuss'; expected one of: files, focus, prometheus",
         "costline.yaml:7: sources[2].paths: required key missing",
         "costline.yaml:8: sources[2].pathz: unknown key (did you mean 'paths'?); "
-        "allowed here: name, paths, type",
+        "allowed here: name, paths, replace_period, type",
         "costline.yaml:9: sources[3].type: required key missing; one of: files, focus, prometheus",
         f"costline.yaml:13: routes[0].webhook_url_env: {env_message}",
         "costline.yaml:15: budgets[0].amount_usd: required key missing",

@@ -183,7 +183,7 @@ def test_percent_becomes_ratio_and_ratios_stay(tmp_path: Path) -> None:
     assert (row["fb_used_mib"], row["fb_total_mib"]) == (1000.0, 81559.0)
 
 
-def test_blank_sentinels_and_nan_are_null(tmp_path: Path) -> None:
+def test_blank_sentinels_and_infinity_are_null(tmp_path: Path) -> None:
     (row,) = rows_of(
         tmp_path,
         [
@@ -191,7 +191,7 @@ def test_blank_sentinels_and_nan_are_null(tmp_path: Path) -> None:
             series("DCGM_FI_PROF_GR_ENGINE_ACTIVE", "140737488355328"),
             series("DCGM_FI_DEV_FB_USED", "18446744073709551615"),
             series("DCGM_FI_DEV_FB_FREE", "2147483632"),
-            series("DCGM_FI_DEV_POWER_USAGE", "NaN"),
+            series("DCGM_FI_DEV_POWER_USAGE", "+Inf"),
             series("DCGM_FI_PROF_SM_ACTIVE", "0.5"),
         ],
     )

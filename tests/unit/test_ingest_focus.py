@@ -14,7 +14,7 @@ import pytest
 from costline.errors import IngestError
 from costline.ledger.store import Ledger
 from costline.pipeline import ingest_focus
-from tests.helpers import FOCUS_SAMPLE, SPEC_EXAMPLES, csv_sums, ledger_sums, snapshot
+from tests.helpers import FOCUS_ROW, FOCUS_SAMPLE, SPEC_EXAMPLES, csv_sums, ledger_sums, snapshot
 
 
 def test_official_sample_totals_equal_the_files_own_sums(ledger: Ledger) -> None:
@@ -115,18 +115,7 @@ def _write_focus(path: Path, rows: list[dict[str, str]]) -> Path:
         w = csv.DictWriter(fh, fieldnames=cols)
         w.writeheader()
         for r in rows:
-            base = {
-                "BillingAccountId": "acct-1",
-                "BillingCurrency": "USD",
-                "BillingPeriodStart": "2026-10-01T00:00:00Z",
-                "BillingPeriodEnd": "2026-11-01T00:00:00Z",
-                "ChargePeriodStart": "2026-10-05T00:00:00Z",
-                "ChargePeriodEnd": "2026-10-06T00:00:00Z",
-                "ChargeCategory": "Usage",
-                "ProviderName": "AWS",
-                "ServiceName": "Amazon EC2",
-            }
-            base.update(r)
+            base = {**FOCUS_ROW, **r}
             base.setdefault("EffectiveCost", base["BilledCost"])
             w.writerow(base)
     return path

@@ -135,7 +135,9 @@ def print_ingest_summary(summary: IngestSummary, fmt: Format) -> None:
     )
 
 
-def run_ingest(paths: list[str], source: FileSource, fmt: Format | None) -> None:
+def run_ingest(
+    paths: list[str], source: FileSource, fmt: Format | None, *, replace_periods: bool = False
+) -> None:
     """Ingest `paths` with `source` into the ledger and print the summary."""
     from costline.pipeline import ingest_files
 
@@ -143,9 +145,9 @@ def run_ingest(paths: list[str], source: FileSource, fmt: Format | None) -> None
     with open_ledger() as ledger:
         if chosen is Format.table:
             with err.status(f"Ingesting {len(paths)} path(s) into {ledger.path} ..."):
-                summary = ingest_files(ledger, paths, source)
+                summary = ingest_files(ledger, paths, source, replace_periods=replace_periods)
         else:
-            summary = ingest_files(ledger, paths, source)
+            summary = ingest_files(ledger, paths, source, replace_periods=replace_periods)
     print_ingest_summary(summary, chosen)
 
 
@@ -154,12 +156,20 @@ def ingest_focus_cmd(
     paths: Annotated[
         list[str], typer.Argument(help="FOCUS or provider-native files, folders or globs")
     ],
+    replace_period: Annotated[
+        bool,
+        typer.Option(
+            "--replace-period",
+            help="Let a restatement remove more than half of a billing period's rows or cost "
+            "(refused by default: a partial file would replace the whole period)",
+        ),
+    ] = False,
     fmt: FormatOpt = None,
 ) -> None:
     """Ingest FOCUS 1.0-1.3 exports (CSV, CSV.gz, Parquet) and AWS CUR / Azure EA-MCA bills."""
     from costline.pipeline import FOCUS
 
-    run_ingest(paths, FOCUS, fmt)
+    run_ingest(paths, FOCUS, fmt, replace_periods=replace_period)
 
 
 @export_app.command("focus")

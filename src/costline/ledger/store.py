@@ -229,8 +229,12 @@ class Ledger:
         source: str,
         findings: Sequence[Finding] = (),
         watermarks: Mapping[str, dt.datetime] | None = None,
+        replace_periods: bool = False,
     ) -> WriteResult:
-        """Load every batch, and the findings about them, in one transaction: all or nothing."""
+        """Load every batch, and the findings about them, in one transaction: all or nothing.
+
+        A restatement that would remove more than half of a period's rows or cost is refused
+        unless `replace_periods` (see `_replace_restated_periods`)."""
         if self.read_only:
             raise LedgerError("the ledger was opened read-only")
         ingestion_id = _ingestion_id(batches, self.clock.now())
@@ -242,7 +246,9 @@ class Ledger:
                 result.rows_by_file[batch.file.fingerprint] = rows
                 faults.point("ingest.after_insert")
             if any(b.table == "cost_lines" for b in batches):
-                result.restated = self._replace_restated_periods(ingestion_id)
+                result.restated = self._replace_restated_periods(
+                    ingestion_id, batches, shrink=replace_periods
+                )
             self._replace_state(batches, ingestion_id, result)
             replaced = sum(p.replaced_rows for p in result.restated)
             for i, batch in enumerate(batches):
@@ -389,24 +395,34 @@ class Ledger:
         )
         return int(row[0]) if row else 0
 
-    def _replace_restated_periods(self, ingestion_id: str) -> list[RestatedPeriod]:
-        """Delete older rows of every (provider, billing account, billing period) just loaded."""
+    def _replace_restated_periods(
+        self, ingestion_id: str, batches: Sequence[SourceBatch], *, shrink: bool
+    ) -> list[RestatedPeriod]:
+        """Delete older rows of every (provider, billing account, billing period) just loaded.
+
+        Unless `shrink`, a restatement that keeps fewer than half of a period's rows, or of its
+        positive billed cost, is refused: a partial file (one part of a split export, a day's
+        extract) would otherwise silently replace the whole month."""
         parts.rebuild_view(self.con, schema.cost_lines_schema())
         self._run(
             f"""CREATE OR REPLACE TEMP TABLE __restated AS
             WITH new_keys AS (
-              SELECT DISTINCT {_provider_key("cost_lines", True)} AS p, "BillingAccountId" AS a,
-                     "BillingPeriodStart" AS s
-              FROM cost_lines WHERE x_ingestion_id = $1)
-            SELECT k.p, k.a, k.s, count(*) AS n
+              SELECT {_provider_key("cost_lines", True)} AS p, "BillingAccountId" AS a,
+                     "BillingPeriodStart" AS s, count(*) AS new_n, sum("BilledCost") AS new_cost
+              FROM cost_lines WHERE x_ingestion_id = $1 GROUP BY ALL)
+            SELECT k.p, k.a, k.s, count(*) AS n, sum(c."BilledCost") AS cost,
+                   any_value(k.new_n) AS new_n, any_value(k.new_cost) AS new_cost,
+                   string_agg(DISTINCT c."BillingCurrency", '/') AS currency
             FROM cost_lines c JOIN new_keys k
               ON k.p IS NOT DISTINCT FROM {_provider_key("c", True)}
              AND k.a IS NOT DISTINCT FROM c."BillingAccountId"
              AND k.s IS NOT DISTINCT FROM c."BillingPeriodStart"
             WHERE c.x_ingestion_id <> $1
-            GROUP BY ALL""",
+            GROUP BY k.p, k.a, k.s""",
             [ingestion_id],
         )
+        if not shrink:
+            self._refuse_shrinking(ingestion_id, batches)
         found = self._run("SELECT p, a, s, n FROM __restated ORDER BY s, p, a")
         if found:
             for part in parts.listed(self.con, not_ingestion=ingestion_id):
@@ -424,6 +440,54 @@ class Ledger:
             parts.rebuild_view(self.con, schema.cost_lines_schema())
         self._run("DROP TABLE __restated")
         return [RestatedPeriod(p, a, s, int(n)) for p, a, s, n in found]
+
+    def _refuse_shrinking(self, ingestion_id: str, batches: Sequence[SourceBatch]) -> None:
+        """Raise when a restated period would lose more than half of its rows or billed cost."""
+        row = run_one(
+            self.con,
+            """SELECT p, a, s, n, cost, new_n, new_cost, currency FROM __restated
+               WHERE new_n * 2 < n OR (cost > 0 AND coalesce(new_cost, 0) * 2 < cost)
+               ORDER BY s, p, a LIMIT 1""",
+        )
+        if row is None:
+            return
+        p, a, s, n, cost, new_n, new_cost, currency = row
+        paths = {b.file.fingerprint: str(b.file.path) for b in batches}
+        path = next(
+            (paths.get(f) for part, f in self._parts_of(ingestion_id) if self._holds(part, row)),
+            None,
+        )
+        money = f"{currency} " if currency else ""
+        start = s.date().isoformat() if isinstance(s, dt.datetime) else s
+        raise IngestError(
+            f"restating provider {p}, billing account {a}, billing period {start} would replace "
+            f"{n:,} rows ({money}{_amount(cost)}) with {new_n:,} rows ({money}{_amount(new_cost)}):"
+            " more than half of the period would go. If this file is the whole period, ingest it "
+            "again with --replace-period (in costline.yaml: `replace_period: true` on the source)",
+            path=path,
+        )
+
+    def _parts_of(self, ingestion_id: str) -> list[tuple[str, str]]:
+        return [
+            (part, fingerprint)
+            for part, fingerprint in self._run(
+                f"SELECT part, fingerprint FROM {parts.REGISTRY} WHERE ingestion_id = ? "
+                "ORDER BY seq",
+                [ingestion_id],
+            )
+        ]
+
+    def _holds(self, part: str, key: Sequence[object]) -> bool:
+        """Whether a part has rows of the (provider, billing account, billing period) `key`."""
+        have = parts.columns_of(self.con, part)
+        account = 'c."BillingAccountId"' if "BillingAccountId" in have else "NULL"
+        found = run_one(
+            self.con,
+            f"""SELECT 1 FROM {part} c WHERE {_provider_key("c", have)} IS NOT DISTINCT FROM ?
+                AND {account} IS NOT DISTINCT FROM ? AND c."BillingPeriodStart" = ? LIMIT 1""",
+            list(key[:3]),
+        )
+        return found is not None
 
     def _record(
         self, batch: SourceBatch, source: str, ingestion_id: str, result: WriteResult, replaced: int
@@ -480,6 +544,14 @@ def _provider_key(alias: str, present: bool | set[str]) -> str:
         if present is True or (isinstance(present, set) and c in present)
     ]
     return f"coalesce({', '.join(cols)})" if cols else "NULL"
+
+
+def _amount(value: Decimal | None) -> str:
+    """A billed total for a message: two decimals, or all of them when it is smaller than a cent."""
+    if value is None:
+        return "no cost"
+    rounded = value.quantize(Decimal("0.01"))
+    return f"{rounded:,}" if rounded or not value else f"{value.normalize():f}"
 
 
 def _literal(text: str) -> str:

@@ -16,7 +16,10 @@ One row is one GPU, or one MIG slice, at one instant, for one pod (or HPC job) u
   pod instead: a plain `pod` containing `dcgm-exporter` is read as no pod.
 - **Blank sentinels**: DCGM reports "blank / not supported / not found" as huge numbers (int32
   2147483632+, fp64 2^47+, int64 9223372036854775792+, 2^64-1). None of our columns can reach 2^31 - 16
-  (that would be 2 PiB of memory or 2 GW), so any value at or above `BLANK_FLOOR`, and NaN, is NULL.
+  (that would be 2 PiB of memory or 2 GW), so any value at or above `BLANK_FLOOR` (and +Inf) is NULL.
+- **Refused values**: in a file, a sample of a metric we keep that is NaN or negative is no reading
+  (DCGM says "blank" with its sentinels, and nothing it measures is below zero): the file is refused
+  naming the line (or Parquet row) and the metric. A file with no samples at all is refused too.
 - **Time-slicing**: dcgm-exporter repeats a device's series on every pod that shares it. At one
   instant, k distinct pods (or jobs) on one device give k rows with `time_slice_share` = 1/k, so
   `sum(sample_seconds * time_slice_share)` counts the device once. Series of that device without a
@@ -330,6 +333,7 @@ class Sample(NamedTuple):
     value: float
     ts_us: int | None  # None: the sample has no timestamp
     scrape: int  # 0, 1, ...: which scrape of the file it belongs to
+    line: int = 0  # its line number in the file
 
 
 def parse_line(line: str) -> tuple[str, dict[str, str], float, int | None]:
@@ -384,7 +388,16 @@ def parse_exposition(lines: Iterable[str], path: str) -> Iterator[Sample]:
         if key in seen:
             scrape, seen = scrape + 1, set()
         seen.add(key)
-        yield Sample(name, labels, value, ts_us, scrape)
+        yield Sample(name, labels, value, ts_us, scrape, number)
+
+
+def refused_reading(value: float) -> str | None:
+    """Why a kept metric's value in a file is refused (NaN, negative), or None when it is a reading."""
+    if math.isnan(value):
+        return "NaN is not a reading (DCGM marks a blank value with its sentinels, not NaN)"
+    if value < 0:
+        return f"{value:g} is negative, and nothing DCGM measures is"
+    return None
 
 
 def _open_text(path: str) -> IO[str]:
@@ -438,6 +451,11 @@ def read_dcgm_text(
     try:
         with _open_text(path) as fh:
             for s in parse_exposition(fh, path):
+                why = refused_reading(s.value) if s.name in METRIC_FIELDS else None
+                if why is not None:
+                    error = IngestError(f"line {s.line}: {why}", path=path, column=s.name)
+                    error.row, error.value = s.line, str(s.value)
+                    raise error
                 scrapes = max(scrapes, s.scrape + 1)
                 # Untimestamped samples wait under a placeholder: -(scrape + 1).
                 samples.add(
@@ -445,6 +463,8 @@ def read_dcgm_text(
                 )
     except (UnicodeDecodeError, OSError, EOFError) as exc:
         raise IngestError(f"cannot read as exposition text: {exc}", path=path) from exc
+    if not scrapes:
+        raise IngestError("no samples: the file has no sample lines", path=path)
     interval = sample_seconds or median_gap_seconds(samples.timestamps()) or DEFAULT_SAMPLE_SECONDS
     if any(t < 0 for t in samples.timestamps()):
         last_us = round(_file_time(file, at).timestamp() * 1e6)

@@ -13,7 +13,8 @@ other text or integer column is a label, read with the same spellings as the tex
 (`costline.sources.dcgm.identify`); other columns, and DCGM metrics we do not keep, are ignored
 and named in a note.
 
-The rows are the ones the text format gives for the same samples: blank sentinels are NULL, and a
+The rows are the ones the text format gives for the same samples: blank sentinels are NULL, a
+NaN or negative value of a metric we keep refuses the file (naming the row and column), and a
 time-sliced GPU's rows share its time. To keep a month fast, the adapter first reads the distinct
 label sets with the first and last instant of each; a device whose users never overlap in time, and
 whose series map one to one onto users, is written straight through with share 1, and only the
@@ -104,7 +105,49 @@ def _is_metric(column: str) -> bool:
 
 def _reading(expr: str, factor: float) -> str:
     v = f"CAST({expr} AS DOUBLE)"
-    return f"CASE WHEN isnan({v}) OR isinf({v}) OR {v} >= {dcgm.BLANK_FLOOR} THEN NULL ELSE {v} * {factor!r} END"
+    return (
+        f"CASE WHEN {_refused(expr)} THEN error('costline: not a DCGM reading') "
+        f"WHEN isinf({v}) OR {v} >= {dcgm.BLANK_FLOOR} THEN NULL ELSE {v} * {factor!r} END"
+    )
+
+
+def _refused(expr: str) -> str:
+    """SQL true where a value is refused (`costline.sources.dcgm.refused_reading`).
+
+    Parquet min/max statistics leave NaN out, and DuckDB folds `isnan(column)` to false from
+    them: `nullif` (infinity is a blank anyway) hides the statistics from that shortcut."""
+    v = f"CAST({expr} AS DOUBLE)"
+    return f"(isnan(nullif({v}, 'inf'::DOUBLE)) OR {v} < 0)"
+
+
+def _first_refused(path: str, layout: _Layout) -> IngestError | None:
+    """The first row whose kept metric is NaN or negative: the error the fast path raised."""
+    columns = ["value"] if layout.long else layout.metrics
+    kept = ""
+    if layout.long and layout.name:
+        names = ", ".join(quote_literal(m) for m in dcgm.METRIC_FIELDS)
+        kept = f" AND CAST({quote_ident(layout.name)} AS VARCHAR) IN ({names})"
+    flags = ", ".join(
+        f"CASE WHEN {_refused(quote_ident(c))}{kept} THEN {quote_literal(c)} END" for c in columns
+    )
+    values = ", ".join(f"CAST({quote_ident(c)} AS DOUBLE)" for c in columns)
+    con = duckdb.connect()
+    try:
+        found = con.execute(
+            f"SELECT file_row_number, list_filter([{flags}], lambda x: x IS NOT NULL)[1], "
+            f"[{values}] FROM read_parquet({quote_literal(path)}, file_row_number = true) "
+            f"WHERE list_filter([{flags}], lambda x: x IS NOT NULL) <> [] ORDER BY 1 LIMIT 1"
+        ).fetchall()
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+    if not found:
+        return None
+    row, column, vals = found[0]
+    value = vals[columns.index(column)]
+    why = dcgm.refused_reading(value) or "not a reading"
+    return IngestError(why, path=path, row=int(row) + 1, column=column, value=str(value))
 
 
 def _identify(
@@ -275,6 +318,9 @@ def read_dcgm_parquet(file: SourceFile, *, sample_seconds: float | None = None) 
     except duckdb.Error as exc:
         raise IngestError(f"cannot read as Parquet: {str(exc).splitlines()[0]}", path=path) from exc
     layout = _Layout(path, {r[0]: r[1] for r in described})
+    count = con.execute(f"SELECT count(*) FROM read_parquet({quote_literal(path)})").fetchall()
+    if not count[0][0]:
+        raise IngestError("no samples: the file has no rows", path=path)
     types = {r[0]: r[1] for r in described}
     numeric = ["value"] if layout.long else list(layout.metrics)
     if layout.time is not None and not layout.time_type.startswith(("TIMESTAMP", "DATE")):
@@ -310,7 +356,8 @@ def read_dcgm_parquet(file: SourceFile, *, sample_seconds: float | None = None) 
         return rows.to_arrow_reader().cast(dcgm.GPU_SAMPLE_ARROW)
 
     def diagnose(exc: BaseException) -> IngestError:
-        return IngestError(str(exc).splitlines()[0] or type(exc).__name__, path=path)
+        refused = _first_refused(path, layout)
+        return refused or IngestError(str(exc).splitlines()[0] or type(exc).__name__, path=path)
 
     return SourceBatch(
         table="gpu_samples",

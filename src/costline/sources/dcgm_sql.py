@@ -52,12 +52,16 @@ def _lines_sql(path: str) -> str:
 
 
 def _declines(con: duckdb.DuckDBPyConnection) -> bool:
-    """True when the general parser must read this file (it handles, or names, the odd lines)."""
+    """True when the general parser must read this file (it handles, or names, the odd lines:
+    a kept metric's NaN or negative value among them)."""
+    v = "TRY_CAST(value_text AS DOUBLE)"
     row = con.execute(
-        """SELECT count(*) FILTER (WHERE tokens <> 2 OR unusual
-                                   OR TRY_CAST(value_text AS DOUBLE) IS NULL
-                                   OR TRY_CAST(ts_text AS DOUBLE) IS NULL), count(*)
-           FROM lines"""
+        f"""SELECT count(*) FILTER (WHERE tokens <> 2 OR unusual OR {v} IS NULL
+                                    OR TRY_CAST(ts_text AS DOUBLE) IS NULL
+                                    OR ((isnan({v}) OR {v} < 0) AND list_contains($1, metric))),
+                   count(*)
+            FROM lines""",
+        [list(dcgm.METRIC_FIELDS)],
     ).fetchall()[0]
     return bool(row[0]) or not row[1]
 

@@ -9,6 +9,7 @@ thread and row numbers on, to name the file, the row and the column.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,7 +21,7 @@ from costline.errors import IngestError
 from costline.money import MONEY_DTYPE, MONEY_SQL
 from costline.plugins import billing_dialects
 from costline.schema import TAGS, TS, focus_column_map, focus_columns
-from costline.sources import timestamps
+from costline.sources import focus_checks, timestamps
 from costline.sources.base import SourceBatch, SourceFile, quote_ident, quote_literal
 from costline.sources.focus_columns import (
     NOT_NULL,
@@ -78,11 +79,15 @@ def _money_text(src: str, *, strict: bool) -> str:
 
 def _money(src: str, src_type: str, column: str) -> Conversion:
     t = src_type.upper()
-    if (
-        t in FLOAT_TYPES
-    ):  # through the shortest text, so 0.1 stays 0.1 and not 0.1000000000000000055
+    expected = "a decimal number"
+    if not focus_checks.holds_number(t):  # a BOOLEAN cost would cast to 1
+        expr, bad = focus_checks.unusable_type(src, column)
+        expected += f" (the file's column is {t})"
+    elif t in FLOAT_TYPES:
+        # Through the shortest text, so 0.1 stays 0.1 and not 0.1000000000000000055; NaN, inf
+        # and 1e300 have no decimal.
         expr = f"CAST(CAST({src} AS VARCHAR) AS {MONEY_SQL})"
-        bad = None
+        bad = f"({src} IS NOT NULL AND TRY_CAST(CAST({src} AS VARCHAR) AS {MONEY_SQL}) IS NULL)"
     elif t == "VARCHAR":
         expr = f"CASE WHEN {src} IS NULL THEN NULL ELSE {_money_text(src, strict=True)} END"
         bad = f"({src} IS NOT NULL AND {_money_text(src, strict=False)} IS NULL)"
@@ -94,12 +99,16 @@ def _money(src: str, src_type: str, column: str) -> Conversion:
     if column in NOT_NULL:
         expr = f"CASE WHEN {src} IS NULL THEN error('costline: null {column}') ELSE {expr} END"
         bad = f"({src} IS NULL OR {bad})" if bad else f"({src} IS NULL)"
-    return Conversion(column, expr, bad, "a decimal number")
+    return Conversion(column, expr, bad, expected)
 
 
 def _timestamp(src: str, src_type: str, column: str) -> Conversion:
     t = src_type.upper()
-    if t.startswith("TIMESTAMP WITH TIME ZONE") or t == "TIMESTAMPTZ":
+    expected = "a date-time (ISO 8601, or M/D/YYYY)"
+    if not focus_checks.holds_time(t):  # an integer is no date: 20261005 or epoch seconds?
+        expr, bad = focus_checks.unusable_type(src, column)
+        expected = f"a date-time (ISO 8601, or M/D/YYYY; the file's column is {t})"
+    elif t.startswith("TIMESTAMP WITH TIME ZONE") or t == "TIMESTAMPTZ":
         expr, bad = src, None
     elif t.startswith(("TIMESTAMP", "DATE")):
         expr, bad = f"CAST({src} AS TIMESTAMPTZ)", None
@@ -109,7 +118,7 @@ def _timestamp(src: str, src_type: str, column: str) -> Conversion:
     if column in NOT_NULL:
         expr = f"CASE WHEN {src} IS NULL THEN error('costline: null {column}') ELSE {expr} END"
         bad = f"({src} IS NULL OR {bad})" if bad else f"({src} IS NULL)"
-    return Conversion(column, expr, bad, "a date-time (ISO 8601, or M/D/YYYY)")
+    return Conversion(column, expr, bad, expected)
 
 
 def _json_object(src: str, src_type: str, column: str) -> Conversion:
@@ -154,7 +163,8 @@ class FocusFile:
     def path(self) -> str:
         return str(self.file.path)
 
-    def typed_sql(self) -> str:
+    def typed_sql(self, *, guarded: bool = True) -> str:
+        """The ledger's rows; `guarded`, the engine refuses any row a row check fails."""
         cols = [f"{c.expr} AS {quote_ident(c.column)}" for c in self.conversions]
         have = {c.column for c in self.conversions}
         # FOCUS 1.3 renamed ProviderName to ServiceProviderName: the ledger keeps both, filled.
@@ -169,7 +179,21 @@ class FocusFile:
             cols.append(f"CAST(json_object({pairs}) AS VARCHAR) AS x_extra")
         cols.append(f"{quote_literal(self.dialect)} AS x_source")
         cols.append(f"{quote_literal(self.version)} AS x_focus_version")
-        return f"SELECT {', '.join(cols)} FROM ({self.named_sql})"
+        sql = f"SELECT {', '.join(cols)} FROM ({self.named_sql})"
+        return focus_checks.guard(sql, self.row_checks()) if guarded else sql
+
+    def row_checks(self) -> list[focus_checks.RowCheck]:
+        text = [c.column for c in self.conversions if c.expected.startswith(("text", "a JSON"))]
+        if self._nul_free:
+            text = []
+        return focus_checks.row_checks(
+            [c.column for c in self.conversions], [*text, *(["x_extra"] if self.extras else [])]
+        )
+
+    @functools.cached_property
+    def _nul_free(self) -> bool:
+        """The file's bytes hold no NUL (scanned once): then no text column needs checking."""
+        return focus_checks.nul_free(self.path, self.kind)
 
     def batch(self) -> SourceBatch:
         sql = self.typed_sql()
@@ -205,7 +229,7 @@ class FocusFile:
         """Scan again, single-threaded with row numbers, for the first values that cannot load."""
         checks = [c for c in self.conversions if c.bad]
         if not checks:
-            return IngestError(_engine_message(exc), path=self.path)
+            return self._explain(exc)
         flags = ", ".join(f"CASE WHEN {c.bad} THEN {quote_literal(c.column)} END" for c in checks)
         values = ", ".join(f"CAST({quote_ident(c.column)} AS VARCHAR)" for c in checks)
         sql = f"""SELECT __row, list_filter([{flags}], lambda x: x IS NOT NULL) AS bad, [{values}] AS vals
@@ -216,9 +240,9 @@ class FocusFile:
             self.con.execute("SET threads = 1")
             found = self.con.execute(sql).fetchall()
         except duckdb.Error:
-            return IngestError(_engine_message(exc), path=self.path)
+            return self._explain(exc)
         if not found:
-            return IngestError(_engine_message(exc), path=self.path)
+            return self._explain(exc)
         row, bad, vals = found[0]
         column = bad[0]
         by_col = {c.column: (c, v) for c, v in zip(checks, vals, strict=True)}
@@ -229,6 +253,19 @@ class FocusFile:
         return IngestError(
             f"{what}{where}{more}", path=self.path, row=int(row), column=column, value=value
         )
+
+    def _explain(self, exc: BaseException) -> IngestError:
+        """A failure no value explains: a row check, a ragged CSV row, or else the engine's words."""
+        try:
+            sql = self.typed_sql(guarded=False)
+            found = focus_checks.first_row_failure(
+                self.con, self.path, self.kind, sql, self.row_checks()
+            )
+        except duckdb.Error:
+            found = None
+        if found is None and self.kind == "csv":
+            found = focus_checks.csv_shape_error(self.con, self.path, ())
+        return found or IngestError(_engine_message(exc), path=self.path)
 
 
 def _engine_message(exc: BaseException) -> str:
@@ -248,6 +285,8 @@ def plan_file(file: SourceFile) -> FocusFile:
     except duckdb.Error as exc:
         raise IngestError(f"cannot read as {kind}: {_engine_message(exc)}", path=path) from exc
     raw_types = {name: str(t) for name, t, *_ in described}
+    focus_checks.check_header(con, path, kind, list(raw_types))
+    focus_checks.require_rows(con, path, kind, raw)
     native = next((d for d in billing_dialects() if d.detect(list(raw_types))), None)
     if native is not None:
         named_pairs = native.select(list(raw_types))
@@ -265,6 +304,10 @@ def plan_file(file: SourceFile) -> FocusFile:
         named_sql = f"SELECT {', '.join(selects)} FROM {raw}"
         dialect, version = "focus", plan.version
     missing = missing_required(plan)
+    if missing and kind == "csv":  # a ragged row can make DuckDB read the file as one column
+        ragged = focus_checks.csv_shape_error(con, path, list(raw_types))
+        if ragged is not None:
+            raise ragged
     if missing:
         raise IngestError(
             f"mandatory FOCUS column{'s' if len(missing) > 1 else ''} missing: "
