@@ -9,10 +9,11 @@ The method is written down in docs/methodology/forecasts.md.
 - **Candidates**, simplest first, so that a tie goes to the simpler; seasonal naive, the
   baseline, first. With one season (7: days of a week): `SeasonalNaive`, `HistoricAverage` (the
   mean: bursty and intermittent meters), `DynamicOptimizedTheta` (a level and a share of the
-  trend on the seasonally adjusted series) and `AutoETS` (additive errors and season, the trend
-  none, linear or damped, by AICc). With two (24 and 168: hours of a day and of a week):
+  trend on the seasonally adjusted series) and `AutoETS` (additive errors and season, no trend
+  or a linear one, by AICc). With two (24 and 168: hours of a day and of a week):
   seasonal naive for each (the shorter one the baseline), the mean, the Theta model on the
-  longer season, and `MSTL` (both seasons removed, the rest by an ETS or an ARIMA).
+  longer season, and `MSTL` (both seasons removed by STL, what is left forecast by an ARIMA of
+  orders up to 2: the hour-to-hour persistence of a busy spell).
 - **Never worse than seasonal naive**: a model is kept only when its backtest MASE is at most
   seasonal naive's; a model whose forecast of the whole history fails is replaced by seasonal
   naive, not by anything scored worse.
@@ -140,11 +141,8 @@ def candidates(seasons: Sequence[int]) -> list[Any]:
     if long == short:
         models.append(AutoETS(season_length=short, model="AZA", damped=False, alias="AutoETS"))
     else:
-        models += [
-            MSTL(list(seasons), trend_forecaster=AutoETS(model="ZZN"), alias="MSTL"),
-            MSTL(list(seasons), alias="MSTL-ARIMA", trend_forecaster=AutoARIMA(
-                season_length=1, max_p=2, max_q=2, approximation=True)),
-        ]  # fmt: skip
+        rest = AutoARIMA(season_length=1, max_p=2, max_q=2, approximation=True)
+        models.append(MSTL(list(seasons), trend_forecaster=rest, alias="MSTL"))
     return models
 
 
