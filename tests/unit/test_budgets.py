@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from decimal import Decimal
 from typing import Any
 
 import ibis
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -173,3 +175,63 @@ def test_spent_out_without_a_100_threshold_and_no_forecast_is_unknown_not_spend(
     assert s.days_left == 21 and row["forecast_p50_usd"] is None  # running, not forecast
     ended = status_of(budget, period_of("month", D(2026, 9, 1)), D(2026, 10, 10), daily)
     assert ended.days_left == 0 and ended.row()["forecast_p50_usd"] == Decimal("0.00")
+
+
+def _steady(first: dt.date, n: int, seed: int) -> list[dict[str, Any]]:
+    """$100 a day on weekdays, $60 at weekends, 5% noise, seeded."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for day in days(first, n):
+        level = 60 if day.weekday() >= 5 else 100
+        out.append({"day": day, "cost": f"{level * math.exp(rng.normal(0, 0.05)):.2f}"})
+    return out
+
+
+def test_a_month_that_ends_over_its_mid_month_p90_is_a_miss() -> None:
+    budgets = [Budget(name="search", amount_usd=Decimal(3000))]
+    rows = _steady(D(2026, 7, 1), 107, seed=4)  # July 1 to October 15
+    [mid] = evaluate(lines(rows), budgets, D(2026, 10, 15))  # what was said on the 15th
+    assert mid.projection is not None and mid.projection.p90 < mid.budget.amount_usd
+    # The second half of October spends so that the month ends 17% over that P90.
+    daily = (mid.projection.p90 * Decimal("1.17") - mid.spent) / 16
+    rows += [{"day": d, "cost": str(daily)} for d in days(D(2026, 10, 16), 16)]
+    rows += _steady(D(2026, 11, 1), 20, seed=5)
+    [nov] = evaluate(lines(rows), budgets, D(2026, 11, 5))
+    [october] = nov.checks
+    assert october.projection == mid.projection  # the same forecast, made again as of the 15th
+    assert (str(october.period), october.as_of, october.closed) == (
+        "2026-10",
+        D(2026, 10, 15),
+        True,
+    )
+    assert october.actual == pytest.approx(
+        mid.projection.p90 * Decimal("1.17"), abs=Decimal("0.01")
+    )
+    assert nov.row()["forecast_miss"] == "2026-10: over P90 by 17.0%"
+    assert october.row("search")["miss"] == "2026-10: over P90 by 17.0%"
+    # A month that ran as forecast is no miss; past November's midpoint it is checked too.
+    [late] = evaluate(lines(rows), budgets, D(2026, 11, 20))
+    november = late.checks[1]
+    assert (str(november.period), november.as_of, november.closed) == (
+        "2026-11",
+        D(2026, 11, 15),
+        False,
+    )
+    assert november.projection.p10 <= november.actual * 30 / 20 <= november.projection.p90
+    assert november.miss is None and late.row()["forecast_miss"] == "2026-10: over P90 by 17.0%"
+    # Without forecasts (--no-forecast) nothing is checked.
+    [quiet] = evaluate(lines(rows), budgets, D(2026, 11, 5), forecast=False)
+    assert quiet.checks == () and quiet.row()["forecast_miss"] is None
+
+
+def test_a_running_period_already_past_its_mid_period_p90_is_a_miss_before_it_ends() -> None:
+    budgets = [Budget(name="search", amount_usd=Decimal(3000))]
+    rows = _steady(D(2026, 8, 1), 76, seed=6)  # to October 15
+    [mid] = evaluate(lines(rows), budgets, D(2026, 10, 15))
+    assert mid.projection is not None
+    rows += [{"day": d, "cost": "400"} for d in days(D(2026, 10, 16), 8)]  # a runaway job
+    [now] = evaluate(lines(rows), budgets, D(2026, 10, 23))
+    [october] = [c for c in now.checks if str(c.period) == "2026-10"]
+    over = (now.spent - mid.projection.p90) / mid.projection.p90 * 100
+    assert over > 0 and not october.closed
+    assert now.row()["forecast_miss"] == f"2026-10 so far: over P90 by {over:.1f}%"

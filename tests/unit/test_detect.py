@@ -248,7 +248,9 @@ def test_budgets_forecast_and_spike_review_commands(
     assert set(rows) == {b["name"] for b in _budgets(org)}
     target = rows[overrun["scope"]["budget"]]
     assert {"spent_usd", "used_pct", "state", "forecast_p50_usd", "days_to_exhaustion",
-            "burn_rate", "thresholds_crossed"} <= set(target)  # fmt: skip
+            "burn_rate", "thresholds_crossed", "forecast_miss"} <= set(target)  # fmt: skip
+    assert all(c["budget"] in rows and {"forecast_p90_usd", "actual_usd", "miss"} <= set(c)
+               for c in report["forecast_checks"])  # fmt: skip
     assert report["experiments"] == []  # bills only here: no workloads, so no experiments
     listed = json.loads(costline("findings", "--kind", "budget_threshold", "-f", "json").stdout)
     again = costline("budgets", "--since", since, "-f", "json")
@@ -263,6 +265,7 @@ def test_budgets_forecast_and_spike_review_commands(
         out = json.loads(made.stdout)
         assert out and all(r["horizon_p10"] <= r["horizon_p50"] <= r["horizon_p90"] for r in out)
         assert all(r["model"] and r["horizon_days"] == 30 for r in out)
+        assert all(r["coverage"] is None or 0 <= r["coverage"] <= 1 for r in out)
     bad = costline("forecast", "--by", "colour")
     assert bad.returncode == 2 and "colour" in bad.stderr
 

@@ -10,7 +10,10 @@ question and the forecast history), then works in Python over those few hundred 
   days in the period): 2 means spending twice as fast as the budget lasts;
 - **forecast**: the period-end total as month-to-date actuals plus the daily forecast of the days
   left (`costline.forecast`), with P10/P50/P90;
-- **days to exhaustion**: at the last 7 days' rate, how long what is left lasts (0 once spent).
+- **days to exhaustion**: at the last 7 days' rate, how long what is left lasts (0 once spent);
+- **forecast check**: the period-end forecast made at the midpoint of the last closed period (and
+  of the current one, once past it) against what was spent: a miss when the total landed outside
+  its P10-P90 (`costline.budgets.checks`).
 
 `budget_findings` turns them into findings: one per threshold crossed per period (kept for past
 periods too), one when the burn rate passes the budget's `burn_rate`, one when the P50 forecast
@@ -55,6 +58,39 @@ class Projection:
 
 
 @dataclass(frozen=True)
+class ForecastCheck:
+    """The period-end forecast made at a period's midpoint, against what was spent."""
+
+    period: Period
+    as_of: dt.date  # the last day that forecast knew: the period's midpoint
+    projection: Projection
+    actual: Decimal  # the period's total; its spend so far while it runs
+    closed: bool
+
+    @property
+    def miss(self) -> str | None:
+        """`2026-10: over P90 by 17.0%` when the total landed outside P10-P90 (a running period
+        only misses once its spend so far is past the P90); None otherwise."""
+        p = self.projection
+        if self.actual > p.p90:
+            side, by = "over P90", self.actual - p.p90
+        elif self.closed and self.actual < p.p10:
+            side, by = "under P10", p.p10 - self.actual
+        else:
+            return None
+        bound = p.p90 if side == "over P90" else p.p10
+        size = f"by {by / bound * 100:.1f}%" if bound else f"by ${by:,.2f}"
+        return f"{self.period}{'' if self.closed else ' so far'}: {side} {size}"
+
+    def row(self, budget: str) -> dict[str, Any]:
+        p = self.projection
+        return {"budget": budget, "period": str(self.period), "forecast_as_of": self.as_of,
+                "forecast_p10_usd": p.p10, "forecast_p50_usd": p.p50, "forecast_p90_usd": p.p90,
+                "actual_usd": self.actual.quantize(CENT), "closed": self.closed,
+                "miss": self.miss}  # fmt: skip
+
+
+@dataclass(frozen=True)
 class BudgetStatus:
     budget: Budget
     period: Period
@@ -64,6 +100,7 @@ class BudgetStatus:
     daily_rate: Decimal  # average of the last BURN_DAYS days (fewer at a period's start)
     spent_out_on: dt.date | None  # the first day the running total reached the amount
     projection: Projection | None = None  # None when the period is over or not forecast
+    checks: tuple[ForecastCheck, ...] = ()  # mid-period forecasts against what was spent
 
     @property
     def amount(self) -> Decimal:
@@ -135,6 +172,7 @@ class BudgetStatus:
             "days_left": self.days_left,
             "days_to_exhaustion": self.days_to_exhaustion,
             "exhausted_on": self.exhausted_on,
+            "forecast_miss": "; ".join(c.miss for c in self.checks if c.miss) or None,
         }
 
 
@@ -222,12 +260,19 @@ def evaluate(
     spans = {b.name: list(periods_between(b, since, as_of)) for b in budgets}
     first = min([as_of - dt.timedelta(days=HISTORY_DAYS - 1),
                  *[p[0].start for p in spans.values() if p]])  # fmt: skip
+    if forecast:
+        from costline.budgets.checks import first_day_checked
+
+        first = min(first, first_day_checked(budgets, as_of, HISTORY_DAYS))
     daily = daily_spend(lines, budgets, first, as_of, rules=rules, cost=cost)
     statuses = [
         status_of(b, period, as_of, daily[b.name]) for b in budgets for period in spans[b.name]
     ]
     if forecast:
+        from costline.budgets.checks import with_checks
+
         statuses = _with_projections(statuses, daily, as_of, data_start)
+        statuses = with_checks(statuses, daily, as_of, data_start)
     return statuses
 
 

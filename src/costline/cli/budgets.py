@@ -43,8 +43,10 @@ def budgets_cmd(
     fmt: FormatOpt = None,
 ) -> None:
     """Each budget's spend in its current period, thresholds crossed, burn rate, forecast at
-    period end (P10/P50/P90) and days to exhaustion; each experiment against its cap. Crossings,
-    fast burns and forecast overruns are stored as findings (`costline findings`)."""
+    period end (P10/P50/P90) and days to exhaustion; the forecast made at the midpoint of the
+    last closed period (and of the current one, once past it) against what was spent, a miss when
+    outside its P10-P90; each experiment against its cap. Crossings, fast burns and forecast
+    overruns are stored as findings (`costline findings`)."""
     from costline.allocation.allocate import COST_COLUMNS
     from costline.budgets.status import current
     from costline.cli.main import open_ledger, out, state
@@ -59,11 +61,14 @@ def budgets_cmd(
                                   since=_day("--since", since) if since else None,
                                   cost=COST_COLUMNS[cost.value], forecast=not no_forecast)  # fmt: skip
         ledger.write([], source="budgets", findings=report.findings)
+    latest = current(report.statuses)
     sections = {
-        "budgets": [s.row() for s in current(report.statuses)],
+        "budgets": [s.row() for s in latest],
+        "forecast_checks": [c.row(s.budget.name) for s in latest for c in s.checks],
         "experiments": report.experiments,
     }
-    chosen = emit_sections(sections, fmt, lambda name: f"{name.capitalize()} as of {day}")
+    chosen = emit_sections(sections, fmt, lambda name: f"{name.capitalize().replace('_', ' ')} "
+                           f"as of {day}")  # fmt: skip
     if chosen is Format.table:
         if not config.budgets:
             out.print("No budgets configured: add `budgets:` to costline.yaml.")
@@ -80,6 +85,8 @@ def budget_sentences(statuses: list[BudgetStatus]) -> list[str]:
         if s.projection:
             text += (f"; forecast at period end ${r['forecast_p50_usd']:,} "
                      f"(P10 ${r['forecast_p10_usd']:,}, P90 ${r['forecast_p90_usd']:,})")  # fmt: skip
+        if r["forecast_miss"]:
+            text += f"; the mid-period forecast missed: {r['forecast_miss']}"
         if r["days_to_exhaustion"] == 0:
             text += f"; exhausted on {r['exhausted_on']}"
         elif r["days_to_exhaustion"] is not None:

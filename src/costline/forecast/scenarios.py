@@ -36,7 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from costline.forecast.models import Floats, Forecast, Series, history
+from costline.forecast.backtest import Floats
+from costline.forecast.models import Forecast, Series, history
 
 EXPECTED = 1.2  # the expected spike's multiplier, at least
 SEVERE = 1.5  # the severe spike's multiplier, at least

@@ -2,7 +2,8 @@
 
 `series_of` turns the engine's daily rows (`forecast.signals.daily`) into one contiguous series
 per key; `forecast_rows` gives each key's model, its backtest MASE against seasonal naive, the
-horizon's total at P10/P50/P90, the month's end (month-to-date actuals plus the rest of the month,
+backtest coverage of its P10-P90 band (`coverage`: the share of backtest days inside the band
+calibrated on the other window; 0.8 is calibrated), the horizon's total at P10/P50/P90, the month's end (month-to-date actuals plus the rest of the month,
 `forecast.period.period_end`) and the spike scenarios (`forecast.scenarios`).
 """
 
@@ -36,8 +37,9 @@ def forecast_rows(
     series: Sequence[Series], forecasts: Sequence[Forecast], *, level: bool,
     expected: float | None = None, severe: float | None = None,
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """Per key: the model, its backtest MASE against seasonal naive, the horizon's total (a
-    level's last day) at P10/P50/P90, the month's end, and the spike scenarios."""
+    """Per key: the model, its backtest MASE against seasonal naive and band coverage, the
+    horizon's total (a level's last day) at P10/P50/P90, the month's end, and the spike
+    scenarios."""
     from costline.forecast.period import period_end
     from costline.forecast.scenarios import scenarios
 
@@ -52,6 +54,7 @@ def forecast_rows(
             "model": fc.model,
             "mase": _round(fc.mase, 3),
             "seasonal_naive_mase": _round(fc.naive_mase, 3),
+            "coverage": _round(fc.coverage, 3),
             "history_days": len(s.values),
             "last_day": _round(s.values[-1] if s.values else None),
             "horizon_days": len(fc.dates),
