@@ -31,6 +31,7 @@ from costline.ledger.store import Ledger
 from costline.server.api import money
 from costline.server.app import create_app
 from costline.server.auth import Auth
+from tests.helpers import api_ok
 
 # The window the API shows by default: the month of the demo's last billed day (2026-10-31).
 START, END = "2026-10-01", "2026-11-01"
@@ -67,11 +68,7 @@ def client(org: Org) -> Iterator[TestClient]:
         yield c
 
 
-def ok(client: TestClient, path: str, **params: Any) -> dict[str, Any]:
-    r = client.get(path, params=params)
-    assert r.status_code == 200, (path, r.text)
-    body: dict[str, Any] = r.json()
-    return body
+ok = api_ok
 
 
 def sql_sum(org: Org, where: str = "", params: list[Any] | None = None) -> Decimal:

@@ -6,7 +6,7 @@ import datetime as dt
 import enum
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -98,27 +98,18 @@ def run_allocation(period: str, cost: Cost, where: list[str] | None) -> Allocati
         )
 
 
-def _emit(kind: str, by: By, period: str, cost: Cost, idle: Idle, where: list[str] | None,
-          fmt: Format | None) -> None:  # fmt: skip
-    from costline.allocation.reports import buckets, report_rows
+def _emit(kind: Literal["showback", "chargeback"], by: By, period: str, cost: Cost, idle: Idle,
+          where: list[str] | None, fmt: Format | None) -> None:  # fmt: skip
+    from costline.allocation.reports import report
     from costline.money import format_money
 
-    dimension = "cost_domain" if by is By.domain else by.value
     allocation = run_allocation(period, cost, where)
-    chargeback = kind == "chargeback"
-    result = buckets(
-        allocation,
-        dimension,
-        idle="shared" if chargeback or idle is Idle.shared else "shown",
-        shared="proportional" if chargeback else "shown",
-    )
-    rows = report_rows(result, allocation, by.value)
-    chosen = default_format(fmt)
+    rows = report(allocation, by.value, kind, idle=idle.value)
     title = (
         f"{kind.capitalize()} by {by.value}, {period} ({cost.value} cost): "
         f"{format_money(allocation.total)}"
     )
-    emit_rows(rows, chosen, title=title)
+    emit_rows(rows, default_format(fmt), title=title)
 
 
 Period = Annotated[str, typer.Option("--period", help="YYYY-MM, YYYY-MM-DD or START..END (days)")]
@@ -229,7 +220,7 @@ def unit_costs_cmd(period: Period, top: Annotated[int, typer.Option(min=1)] = 15
 
     from costline.allocation.allocate import COST_COLUMNS, allocate
     from costline.attribution.registry import declared, links
-    from costline.attribution.rules import Rules
+    from costline.attribution.rules import Rules, derive_requests
     from costline.cli.main import open_ledger, state
     from costline.config import load_config
     from costline.economics.declared import declared_costs
@@ -244,6 +235,7 @@ def unit_costs_cmd(period: Period, top: Annotated[int, typer.Option(min=1)] = 15
             for name in ("cost_lines", "gpu_samples", "workloads", "llm_requests", "metrics",
                          "storage_objects")
         }  # fmt: skip
+        t["llm_requests"] = derive_requests(t["llm_requests"], rules)  # models as bills name them
         entries = declared(t["workloads"])
         linked = {
             r["workload_id"]: r["entry"]

@@ -31,7 +31,7 @@ from costline.errors import ConfigError, CostlineError
 from costline.ledger.findings import Action, UnknownFinding
 from costline.model import InvalidSelector, InvalidTransition
 from costline.money import MONEY_CONTEXT
-from costline.server import queries, telemetry
+from costline.server import queries, reports, telemetry
 from costline.server.auth import Forbidden, Principal, Role, Unauthorized, require
 from costline.server.filters import (
     FILTER_DIMENSIONS,
@@ -208,6 +208,33 @@ def spend(
     params = (f.key, by, granularity, cost, top)
     return _answer(request, "spend", params, lambda: queries.spend(
         _reader(request), f, by=by, granularity=granularity, cost=cost, top=top))  # fmt: skip
+
+
+By = Annotated[str, Query(description="team, project, model, environment, owner or cost_domain")]
+
+
+@router.get("/showback")
+def showback(
+    request: Request,
+    f: Common,
+    by: By = "team",
+    idle: Annotated[
+        str, Query(description="shown: __idle__ a bucket; shared: over holders")
+    ] = "shown",
+    cost: Cost = "effective",
+) -> Response:
+    """`costline report showback`'s rows for the window: who spent what, GPU hosts split by
+    GPU-time held; buckets add up to the bill with `__idle__`, `__shared__`, `__unallocated__`."""
+    return _answer(request, "showback", (f.key, by, idle, cost), lambda: reports.showback(
+        _reader(request), f, kind="showback", by=by, idle=idle, cost=cost))  # fmt: skip
+
+
+@router.get("/chargeback")
+def chargeback(request: Request, f: Common, by: By = "team", cost: Cost = "effective") -> Response:
+    """`costline report chargeback`'s rows: showback with idle GPU cost shared over each pool's
+    holders by GPU-time and the shared platform over owners."""
+    return _answer(request, "chargeback", (f.key, by, cost), lambda: reports.showback(
+        _reader(request), f, kind="chargeback", by=by, cost=cost))  # fmt: skip
 
 
 @router.get("/unit-costs")

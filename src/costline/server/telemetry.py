@@ -18,6 +18,7 @@ from typing import Any
 
 import ibis
 
+from costline.attribution.rules import derive_requests
 from costline.ledger.sql import run_one
 from costline.model import Selector
 from costline.money import MONEY_CONTEXT, total
@@ -63,7 +64,7 @@ def _narrowed(
 def _requests(reader: Reader, filters: Filters) -> tuple[ibis.Table, Span, list[str]]:
     span = _telemetry_window(reader, filters, "llm_requests")
     start, end = span.at()
-    t = reader.table("llm_requests")
+    t = derive_requests(reader.table("llm_requests"), reader.rules)  # models named as on bills
     t, ignored = _narrowed(t.filter(t.ts >= start, t.ts < end), filters.selector, LLM_COLUMNS)
     if "cost_layer" in ignored:  # every LLM request is on the tokens layer
         ignored.remove("cost_layer")
@@ -126,14 +127,9 @@ def unit_costs(reader: Reader, filters: Filters) -> dict[str, Any]:
 
 
 def _allocation(reader: Reader, span: Span) -> Any:
-    from costline.allocation.allocate import allocate
+    from costline.server.reports import allocation
 
-    def run() -> Any:
-        t = {n: reader.table(n) for n in ("cost_lines", "gpu_samples", "workloads", "metrics")}
-        return allocate(t["cost_lines"], t["gpu_samples"], t["workloads"], *span.at(),
-                        rules=reader.rules, metrics=t["metrics"])  # fmt: skip
-
-    return reader.cached("allocation", (span.start, span.end), run)
+    return allocation(reader, span)  # the showback's, computed once per window
 
 
 def _host_pools(reader: Reader, span: Span) -> dict[str, str]:
