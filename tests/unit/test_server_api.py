@@ -122,7 +122,7 @@ def test_every_endpoint_answers_in_its_documented_shape(client: TestClient) -> N
     assert {r["period"] for r in s["rows"]} <= {"2026-09-28", "2026-10-05", "2026-10-12",
                                                  "2026-10-19", "2026-10-26"}  # fmt: skip
 
-    units = ok(client, "/api/v1/unit-costs")["rows"]
+    units = ok(client, "/api/v1/unit-costs")["sections"]["llm"]
     assert units and {"model", "app", "per_1k_requests_usd", "per_1k_tokens_usd"} <= set(units[0])
     heat = ok(client, "/api/v1/gpu/utilization", by="gpu")
     assert heat["gpus"] and len(heat["z"]) == len(heat["gpus"]) <= 200

@@ -69,6 +69,17 @@ def cli(org: Org, *args: str) -> Any:
     return json.loads(proc.stdout)
 
 
+def exact(value: Any) -> Any:
+    """JSON with every decimal string as a Decimal (`"715.52"` = `"715.520000"`)."""
+    if isinstance(value, list):
+        return [exact(v) for v in value]
+    if isinstance(value, dict):
+        return {k: exact(v) for k, v in value.items()}
+    if isinstance(value, str) and value.replace(".", "", 1).lstrip("-").isdigit():
+        return Decimal(value)
+    return value
+
+
 MONEY = ("amount_usd", "direct_usd", "idle_usd", "shared_usd")
 
 
@@ -146,6 +157,34 @@ def test_report_filters_narrow_the_lines_or_are_named_as_ignored(client: TestCli
     ):
         r = client.get(path, params=params)
         assert r.status_code == 400 and says in r.json()["error"]["message"], r.text
+
+
+# -- unit costs ------------------------------------------------------------------------------------
+
+
+def test_unit_costs_are_the_cli_report_with_its_sentences_and_scorecard(
+    org: Org, client: TestClient
+) -> None:
+    expected = cli(org, "report", "unit-costs", "--period", PERIOD)
+    got = ok(client, "/api/v1/unit-costs", start=START, end=END)
+    assert (got["period"], got["previous"]) == (PERIOD, {"start": "2026-09-01", "end": START})
+    assert set(got["sections"]) | {"scorecard"} == set(expected)
+    for name, rows in got["sections"].items():
+        assert exact(rows) == exact(expected[name]), name  # every figure, to the last digit
+    assert exact(got["scorecard"]) == exact(expected["scorecard"])
+    card = {r["figure"]: r for r in got["scorecard"]}
+    assert Decimal(card["cost_per_request_usd"]["value"]) > 0
+    assert 0 < card["gpu_utilization_pct"]["value"] <= 100
+    assert card["latency_p95_ms"]["value"] > 0 and card["queue_depth"]["value"] is None
+    # the sentences `costline report unit-costs` prints under its tables
+    env = {**os.environ, "COSTLINE_LEDGER": f"duckdb://{org.copy}", "COLUMNS": "1000",
+           "COSTLINE_CONFIG": str(org.root / "costline.yaml")}  # fmt: skip
+    table = subprocess.run([sys.executable, "-m", "costline", "report", "unit-costs", "--period",
+                            PERIOD, "--format", "table"], capture_output=True, text=True, env=env,
+                           timeout=600).stdout  # fmt: skip
+    said = [line for line in table.splitlines() if line.endswith("per prediction.")]
+    assert said and [s for s in got["sentences"] if s.endswith("per prediction.")] == said
+    assert ok(client, "/api/v1/unit-costs", team="search")["ignored_filters"] == ["team"]
 
 
 # -- one name per model ----------------------------------------------------------------------------

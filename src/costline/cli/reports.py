@@ -216,7 +216,9 @@ def unit_costs_cmd(period: Period, top: Annotated[int, typer.Option(min=1)] = 15
     """Unit economics: per LLM model and app (cost per 1K requests, per successful request, per
     1K tokens, cache-hit rate), per GPU workload (GPU-hours, cost, cost per GPU-hour, held-idle
     share, SM-active efficiency) and per GPU pool (idle cost rate), each with its change against
-    the previous period (month over month for a month, else the same length before)."""
+    the previous period (month over month for a month, else the same length before); and a
+    scorecard: cost per request, per 1K tokens, GPU utilization, p95 latency, queue depth and
+    failed jobs, week over week and month over month."""
 
     from costline.allocation.allocate import COST_COLUMNS, allocate
     from costline.attribution.registry import declared, links
@@ -224,6 +226,7 @@ def unit_costs_cmd(period: Period, top: Annotated[int, typer.Option(min=1)] = 15
     from costline.cli.main import open_ledger, state
     from costline.config import load_config
     from costline.economics.declared import declared_costs
+    from costline.economics.scorecard import scorecard
     from costline.economics.unit_costs import business_units, gpu_units, llm_units, unit_costs
 
     window = parse_period(period)
@@ -258,52 +261,14 @@ def unit_costs_cmd(period: Period, top: Annotated[int, typer.Option(min=1)] = 15
             }
 
         sections = unit_costs(run, (window.start, window.end), previous_period(period, window))
-    sections = {k: v[:top] for k, v in sections.items()}
+        sections = {k: v[:top] for k, v in sections.items()}
+        sections["scorecard"] = scorecard(t, window.start, window.end)
     chosen = emit_sections(sections, fmt, lambda name: f"Unit costs: {name}, {period}")
     if chosen is Format.table:
+        from costline.economics.unit_costs import unit_sentences
+
         for line in unit_sentences(sections, period):
             out_console().print(line)
-
-
-def unit_sentences(sections: dict[str, list[dict[str, Any]]], period: str) -> list[str]:
-    """The unit-cost tables' headline figures, in business terms."""
-    from costline.money import format_money
-
-    said = []
-    for r in sections.get("declared", []):
-        if r["kind"] == "inference_endpoint" and r["per_success_usd"] is not None:
-            said.append(
-                f"{r['team']}'s {r['name']} endpoint cost {format_money(r['cost_usd'])} in "
-                f"{period} to serve at its traffic ({r['inferences']:,.0f} inferences): "
-                f"{format_money(r['per_1k_inferences_usd'], places=4)} per 1K inferences, "
-                f"{format_money(r['per_success_usd'], places=6)} per prediction."
-            )
-        elif r["kind"] != "inference_endpoint" and r["storage_usd"] is not None:
-            budget = (f"; {r['budget_used_pct']}% of its budget" if r["budget_used_pct"] is not None
-                      else "")  # fmt: skip
-            said.append(
-                f"{r['name']} ({r['kind'].replace('_', ' ')}, {r['team']}) cost "
-                f"{format_money(r['cost_usd'])} in {period}: GPU "
-                f"{format_money(r['gpu_cost_usd'])}, orchestration "
-                f"{format_money(r['orchestration_usd'])}, checkpoints and data "
-                f"{format_money(r['storage_usd'])}, transfer "
-                f"{format_money(r['transfer_usd'])}{budget}."
-            )
-    for r in sections.get("llm", [])[:3]:
-        per = (
-            format_money(r["per_1k_requests_usd"], places=4)
-            if r["per_1k_requests_usd"]
-            else "unpriced"
-        )
-        success = (
-            format_money(r["per_success_usd"], places=4) if r["per_success_usd"] else "unpriced"
-        )
-        said.append(
-            f"{r['app']} on {r['model']} cost {format_money(r['cost_usd'])} in {period} at its "
-            f"traffic ({r['requests']:,} requests): {per} per 1K requests, {success} per "
-            "successful request."
-        )
-    return said
 
 
 def out_console() -> Any:

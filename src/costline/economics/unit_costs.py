@@ -21,7 +21,7 @@ from costline.allocation.allocate import GPU_HELD_IDLE, GPU_UNHELD, GPU_USED, SH
 from costline.allocation.gpu import holder
 from costline.allocation.split import split
 from costline.config import BusinessUnit
-from costline.money import MONEY_CONTEXT
+from costline.money import MONEY_CONTEXT, format_money
 
 THOUSAND = Decimal(1000)
 MONEY_QUANTUM = Decimal("1e-18")
@@ -253,3 +253,43 @@ def unit_costs(
         name: compare(rows, before.get(name, []), *keys[name]) if name in keys else rows
         for name, rows in now.items()
     }
+
+
+def unit_sentences(sections: dict[str, list[dict[str, Any]]], period: str) -> list[str]:
+    """The unit-cost tables' headline figures, in business terms (`costline report unit-costs`
+    prints them under its tables; the dashboard's Unit costs page shows them)."""
+    said = []
+    for r in sections.get("declared", []):
+        if r["kind"] == "inference_endpoint" and r["per_success_usd"] is not None:
+            said.append(
+                f"{r['team']}'s {r['name']} endpoint cost {format_money(r['cost_usd'])} in "
+                f"{period} to serve at its traffic ({r['inferences']:,.0f} inferences): "
+                f"{format_money(r['per_1k_inferences_usd'], places=4)} per 1K inferences, "
+                f"{format_money(r['per_success_usd'], places=6)} per prediction."
+            )
+        elif r["kind"] != "inference_endpoint" and r["storage_usd"] is not None:
+            budget = (f"; {r['budget_used_pct']}% of its budget" if r["budget_used_pct"] is not None
+                      else "")  # fmt: skip
+            said.append(
+                f"{r['name']} ({r['kind'].replace('_', ' ')}, {r['team']}) cost "
+                f"{format_money(r['cost_usd'])} in {period}: GPU "
+                f"{format_money(r['gpu_cost_usd'])}, orchestration "
+                f"{format_money(r['orchestration_usd'])}, checkpoints and data "
+                f"{format_money(r['storage_usd'])}, transfer "
+                f"{format_money(r['transfer_usd'])}{budget}."
+            )
+    for r in sections.get("llm", [])[:3]:
+        per = (
+            format_money(r["per_1k_requests_usd"], places=4)
+            if r["per_1k_requests_usd"]
+            else "unpriced"
+        )
+        success = (
+            format_money(r["per_success_usd"], places=4) if r["per_success_usd"] else "unpriced"
+        )
+        said.append(
+            f"{r['app']} on {r['model']} cost {format_money(r['cost_usd'])} in {period} at its "
+            f"traffic ({r['requests']:,} requests): {per} per 1K requests, {success} per "
+            "successful request."
+        )
+    return said

@@ -238,10 +238,18 @@ def chargeback(request: Request, f: Common, by: By = "team", cost: Cost = "effec
 
 
 @router.get("/unit-costs")
-def unit_costs(request: Request, f: Common) -> Response:
-    """Per LLM model and app: cost per 1K requests, per successful request, per 1K tokens."""
-    return _answer(request, "unit-costs", f.key,
-                   lambda: telemetry.unit_costs(_reader(request), f))  # fmt: skip
+def unit_costs(
+    request: Request,
+    f: Common,
+    cost: Cost = "effective",
+    top: Annotated[int, Query(ge=1, le=1000, description="rows kept per section")] = 15,
+) -> Response:
+    """`costline report unit-costs` for the window: per LLM model and app, GPU workload, pool,
+    business unit and declared run, with change against the previous period; its sentences; and
+    cost per request, per 1K tokens, GPU utilization, p95 latency, queue depth and failed jobs
+    side by side, week over week and month over month."""
+    return _answer(request, "unit-costs", (f.key, cost, top), lambda: reports.unit_report(
+        _reader(request), f, cost=cost, top=top))  # fmt: skip
 
 
 @router.get("/budgets")

@@ -1,4 +1,4 @@
-"""The API's telemetry views: GPU utilization and idle cost per pool, LLM tokens and unit costs.
+"""The API's telemetry views: GPU utilization and idle cost per pool, and LLM tokens.
 
 Like `server.queries` (whose window and helpers these share): Ibis in, plain dicts out. These read
 `gpu_samples` and `llm_requests`, which run ahead of the invoice, so their default window is the
@@ -114,16 +114,6 @@ def tokens(reader: Reader, filters: Filters, *, by: str = "model") -> dict[str, 
     ]  # fmt: skip
     return {"by": by, "start": span.start, "end": span.end, "rows": rows, "daily": daily,
             "ignored_filters": ignored}  # fmt: skip
-
-
-def unit_costs(reader: Reader, filters: Filters) -> dict[str, Any]:
-    """`economics.unit_costs.llm_units` over the window: per model and app, cost per 1K requests,
-    per successful request, per 1K tokens (input and output apart), cache-hit rate."""
-    from costline.economics.unit_costs import llm_units
-
-    r, span, ignored = _requests(reader, filters)
-    rows = llm_units(r, *span.at())
-    return {"start": span.start, "end": span.end, "rows": rows, "ignored_filters": ignored}
 
 
 def _allocation(reader: Reader, span: Span) -> Any:
