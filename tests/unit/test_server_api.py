@@ -396,8 +396,9 @@ def ok_with(c: TestClient, path: str, token: str) -> dict[str, Any]:
 def test_openapi_lists_every_path(client: TestClient) -> None:
     spec = ok(client, "/api/v1/openapi.json")
     paths = set(spec["paths"])
-    for path in ("health", "meta/dimensions", "overview", "spend", "unit-costs",
-                 "gpu/utilization", "gpu/idle", "tokens", "budgets", "forecast", "findings",
+    for path in ("health", "meta/dimensions", "overview", "spend", "unit-costs", "showback",
+                 "chargeback", "gpu/utilization", "gpu/idle", "tokens", "budgets", "forecast",
+                 "findings",
                  "findings/{fingerprint}", "findings/{fingerprint}/ack",
                  "findings/{fingerprint}/resolve", "findings/{fingerprint}/reopen",
                  "findings/{fingerprint}/snooze", "annotations"):  # fmt: skip
@@ -452,7 +453,8 @@ def test_costline_serve_runs_as_a_process_and_prints_its_url(org: Org) -> None:
 
 
 def test_an_empty_ledger_answers_every_endpoint(tmp_path: Path) -> None:
-    paths = ["health", "meta/dimensions", "overview", "spend", "unit-costs", "gpu/utilization",
+    paths = ["health", "meta/dimensions", "overview", "spend", "unit-costs", "showback",
+             "showback?idle=shared&by=model", "chargeback", "gpu/utilization",
              "gpu/utilization?by=pool", "gpu/idle", "tokens", "budgets", "forecast",
              "forecast?metric=tokens", "findings", "annotations"]  # fmt: skip
     with (
@@ -464,6 +466,7 @@ def test_an_empty_ledger_answers_every_endpoint(tmp_path: Path) -> None:
     assert answers["health"].json()["last_bill_day"] is None
     assert answers["overview"].json()["month_end_forecast"] is None
     assert answers["spend"].json()["total_usd"] == "0.00"
+    assert answers["showback"].json()["rows"] == [] == answers["chargeback"].json()["rows"]
 
 
 class Recording:
