@@ -138,6 +138,53 @@ def _both_pulls() -> list[PullKind]:
     return ["dcgm", "kube_state_metrics"]
 
 
+TraceField = Literal[
+    "ts", "request_id", "provider", "model", "input_tokens", "output_tokens",
+    "cached_input_tokens", "cache_write_tokens", "reasoning_tokens", "latency_ms", "status",
+    "max_tokens", "app", "user", "team", "tenant", "endpoint", "prompt_id",
+]  # fmt: skip
+TRACE_FIELDS: tuple[str, ...] = typing.get_args(TraceField)
+TimeUnit = Literal["s", "ms", "us", "ns"]
+
+
+class LlmTrace(_Section):
+    """A plain LLM request trace (CSV or JSON lines: a time, token counts, perhaps a model and
+    an app): the column each `llm_requests` field is read from, and the values of fields no
+    column holds. A field not in `columns` is read from a column of its own name, if any.
+    `input_tokens` is the total input; `cached_input_tokens` is a part of it.
+
+    ```yaml
+    columns:
+      ts: TIMESTAMP
+      input_tokens: ContextTokens
+      output_tokens: GeneratedTokens
+    default_model: gpt-4o-mini
+    provider: openai
+    app: code-completion
+    ```
+    """
+
+    columns: dict[TraceField, Name] = Field(
+        default_factory=dict, description="field -> the column (JSON: key or dotted path) it is in"
+    )
+    default_model: Name | None = Field(None, description="the model of rows without one")
+    provider: Name | None = Field(None, description="the provider of rows without one")
+    app: Name | None = Field(None, description="the app of rows without one")
+    time_origin: dt.datetime | None = Field(
+        None, description="times are offsets from this instant (e.g. Mooncake's ms since start)"
+    )
+    time_unit: TimeUnit | None = Field(
+        None, description="unit of numeric times (default: s with an origin, else guessed)"
+    )
+
+    @field_validator("time_origin")
+    @classmethod
+    def _utc(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value
+
+
 class FilesSource(SourceBase):
     """A watched folder of exports or logs in any format costline ingests (`costline ingest
     FORMAT`): each sync ingests the files not loaded before (by content), so a file dropped in
@@ -155,6 +202,15 @@ class FilesSource(SourceBase):
     type: Literal["files"]
     format: FileFormat
     paths: list[Name] = Field(min_length=1)
+    trace: LlmTrace | None = Field(
+        None, description="`format: llm` only: read the files as plain request traces"
+    )
+
+    @model_validator(mode="after")
+    def _trace_is_llm(self) -> Self:
+        if self.trace is not None and self.format != "llm":
+            raise ValueError(f"trace applies to format llm, not {self.format}")
+        return self
 
 
 class PrometheusSource(SourceBase):
@@ -250,24 +306,58 @@ class EmailRoute(RouteBase):
     smtp_port: int = Field(default=25, ge=1, le=65535)
 
 
+def _http_url(value: str) -> str:
+    if not re.match(r"^https?://", value):
+        # The value is not shown: a webhook URL can hold a token or a password.
+        raise ValueError("expected an http:// or https:// URL")
+    return value
+
+
+HttpUrl = Annotated[
+    str, AfterValidator(_http_url), Field(json_schema_extra={"pattern": "^https?://"})
+]
+
+
 class WebhookRoute(RouteBase):
     """A JSON POST of each finding (its published schema) to any HTTP endpoint.
 
-    When `secret_env` is set, the body is signed with HMAC-SHA256 using that variable's value.
+    The URL is `url`, or, when it holds a secret (a token in its query, a password), the value
+    of the variable `url_env` names. `headers` are sent as written; `headers_env` maps a header
+    to the variable holding its value (`Authorization`, `X-Api-Key`). When `secret_env` is set,
+    the body is signed with HMAC-SHA256 using that variable's value. A secret written in `url`
+    or `headers` anyway is redacted from everything costline shows (CLI, API, logs, outbox).
 
     ```yaml
     type: webhook
     name: finops-bot
-    url: https://hooks.example.com/costline
+    url_env: FINOPS_BOT_URL
     headers: {X-Team: finops}
+    headers_env: {Authorization: FINOPS_BOT_AUTHORIZATION}
     secret_env: COSTLINE_WEBHOOK_SECRET
     ```
     """
 
     type: Literal["webhook"]
-    url: str = Field(pattern=r"^https?://")
+    url: HttpUrl | None = None
+    url_env: EnvVarName | None = None
     headers: dict[str, str] = Field(default_factory=dict)
+    headers_env: dict[str, EnvVarName] = Field(default_factory=dict)
     secret_env: EnvVarName | None = None
+
+    @model_validator(mode="after")
+    def _one_url(self) -> Self:
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError(
+                f"webhook route {self.name!r}: give `url` or `url_env` (the variable holding a "
+                "URL with a secret in it), one of them"
+            )
+        both = sorted(set(self.headers) & set(self.headers_env))
+        if both:
+            raise ValueError(
+                f"webhook route {self.name!r}: header {both[0]!r} is in both `headers` and "
+                "`headers_env`: keep it in one"
+            )
+        return self
 
 
 ROUTE_TYPES: dict[str, type[RouteBase]] = {

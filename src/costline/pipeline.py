@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from costline.clock import Clock
+from costline.ledger.periods import PeriodStatus, period_statuses
 from costline.ledger.store import CurrencyTotals, Ledger, RestatedPeriod
 from costline.model import Finding
 from costline.sources.base import FileSource, SourceBatch, SourceFile
 from costline.sources.files import expand_paths
-from costline.sources.focus import read_focus
+from costline.sources.focus_datasets import read_focus_datasets
 
 FOCUS_SUFFIXES = (".csv", ".csv.gz", ".csv.zst", ".tsv", ".tsv.gz", ".parquet", ".pq")
 
@@ -46,6 +47,13 @@ class IngestSummary:
     providers: list[str]
     restated: list[RestatedPeriod]
     seconds: float
+    # Rows of earlier ingestions this one replaced by key or scope (a workload's newer state, an
+    # edited registry file's entries), and rows it brought but did not keep (the ledger had newer).
+    replaced_rows: int = 0
+    superseded_rows: int = 0
+    # The status (final/open) of the billing periods this ingestion touched, where a FOCUS 1.4
+    # Billing Period file told it.
+    period_status: list[PeriodStatus] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
@@ -75,6 +83,8 @@ class IngestSummary:
             "billing_periods": self.billing_periods,
             "providers": self.providers,
             "duplicates": self.duplicates,
+            "replaced_rows": self.replaced_rows,
+            "superseded_rows": self.superseded_rows,
             "restated_periods": [
                 {
                     "provider": r.provider,
@@ -87,6 +97,15 @@ class IngestSummary:
             "files": [
                 {**vars(f), "notes": [n.model_dump(mode="json") for n in f.notes]}
                 for f in self.files
+            ],
+            "period_status": [
+                {
+                    "invoice_issuer": p.invoice_issuer,
+                    "billing_period_start": _iso(p.start),
+                    "billing_period_end": _iso(p.end),
+                    "status": p.status,
+                }
+                for p in self.period_status
             ],
             "seconds": round(self.seconds, 3),
         }
@@ -121,7 +140,7 @@ def _iso(ts: dt.datetime | None) -> str | None:
     return None if ts is None else ts.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-FOCUS = FileSource("focus", FOCUS_SUFFIXES, read_focus)
+FOCUS = FileSource("focus", FOCUS_SUFFIXES, read_focus_datasets)
 
 
 def ingest_focus(ledger: Ledger, paths: Iterable[str | Path]) -> IngestSummary:
@@ -139,6 +158,9 @@ def ingest_files(ledger: Ledger, paths: Iterable[str | Path], source: FileSource
     in_this_run: dict[str, str] = {}
     for f in files:
         earlier = known.get(f.fingerprint) or in_this_run.get(f.fingerprint)
+        if earlier is not None and f.fingerprint in known and source.state_of is not None:
+            table, scope = source.state_of(f)
+            earlier = earlier if ledger.state_from(table, scope, f.fingerprint) else None
         if earlier is not None:
             reports.append(
                 FileReport(str(f.path), f.fingerprint, "duplicate", duplicate_of=earlier)
@@ -166,10 +188,12 @@ def ingest_files(ledger: Ledger, paths: Iterable[str | Path], source: FileSource
                 notes=[n for n in notes if n.scope["file"] == str(b.file.path)],
             )
         )
+    replaced, superseded = sum(result.replaced.values()), sum(result.superseded.values())
+    periods = _period_status(ledger, result.ingestion_id, batches)
     if not any(b.table == "cost_lines" for b in batches):
-        return IngestSummary(
-            source.name, result.ingestion_id, reports, [], [], [], [], time.perf_counter() - started
-        )
+        return IngestSummary(source.name, result.ingestion_id, reports, [], [], [], [],
+                             time.perf_counter() - started, replaced, superseded,
+                             periods)  # fmt: skip
     report = ledger.ingestion_report(result.ingestion_id)
     return IngestSummary(
         source=source.name,
@@ -180,4 +204,16 @@ def ingest_files(ledger: Ledger, paths: Iterable[str | Path], source: FileSource
         providers=sorted(report.providers),
         restated=result.restated,
         seconds=time.perf_counter() - started,
+        replaced_rows=replaced,
+        superseded_rows=superseded,
+        period_status=periods,
     )
+
+
+def _period_status(
+    ledger: Ledger, ingestion_id: str, batches: list[SourceBatch]
+) -> list[PeriodStatus]:
+    """Billing period statuses, for ingestions of bills (other sources have no billing periods)."""
+    if not any(b.table in ("cost_lines", "billing_periods") for b in batches):
+        return []
+    return period_statuses(ledger, ingestion_id=ingestion_id)

@@ -45,6 +45,7 @@ class PullReport:
     last: dt.datetime | None = None
     rows: int = 0
     replaced_rows: int = 0
+    superseded_rows: int = 0  # rows not kept: the ledger holds a newer state of those pods
     fingerprint: str | None = None
     ingestion_id: str | None = None
     table: str | None = None
@@ -127,16 +128,21 @@ def pull_kube_state_metrics(
     if ledger.known_fingerprints([file.fingerprint]):
         report.status = "duplicate"
         return report
+    # Observed at the window's last instant (left out of the fingerprint, so a pull that finds
+    # the pods as they were is a duplicate): an older window pulled later is not newer state.
+    observed = {"observed_at": report.last, "source_path": report.name}
     batch = arrow_batch(
         "workloads",
         file,
-        records_table("workloads", rows),
+        records_table("workloads", [{**r, **observed} for r in rows]),
         dialect="kube-state-metrics",
         json_map_columns=map_columns("workloads"),
         replace_on=["workload_id"],
+        newest_by="observed_at",
     )
     result = ledger.write([batch], source=SOURCE)
     report.status, report.rows = "ingested", result.rows
     report.replaced_rows = result.replaced.get("workloads", 0)
+    report.superseded_rows = result.superseded.get("workloads", 0)
     report.ingestion_id = result.ingestion_id
     return report

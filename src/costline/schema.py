@@ -1,7 +1,8 @@
 """The canonical ledger: every table of DESIGN.md with its types, as Ibis schemas.
 
-`cost_lines` is generated from the FOCUS column catalogue shipped in `data/` (FOCUS 1.2 names, plus the
-1.3 columns), so the schema, version detection and export all read one source of truth.
+`cost_lines` is generated from the FOCUS column catalogues shipped in `data/` (FOCUS 1.2 names, plus
+the 1.3 and 1.4 columns), and so are the tables of FOCUS 1.4's other datasets (Contract Commitment,
+Billing Period, Invoice Detail), so the schema, version detection and export read one source of truth.
 """
 
 from __future__ import annotations
@@ -22,16 +23,35 @@ STR = dt.string
 TAGS = dt.Map(dt.string, dt.string)
 
 # FOCUS versions in order; "0.5" and "1.0-preview" are the pre-1.0 drafts some tools still emit.
-FOCUS_VERSIONS = ("0.5", "1.0-preview", "1.0", "1.1", "1.2", "1.3")
+FOCUS_VERSIONS = ("0.5", "1.0-preview", "1.0", "1.1", "1.2", "1.3", "1.4")
+
+# FOCUS 1.4's datasets, and the ledger table each one is read into.
+COST_AND_USAGE = "Cost and Usage"
+DATASET_TABLES = {
+    COST_AND_USAGE: "cost_lines",
+    "Contract Commitment": "contract_commitments",
+    "Billing Period": "billing_periods",
+    "Invoice Detail": "invoice_details",
+}
 
 
 @dataclass(frozen=True)
 class FocusColumn:
+    """One FOCUS column: its type, and in which versions it exists and is mandatory or nullable.
+
+    `feature_level`/`allows_nulls` are 1.0-1.3's (for the other datasets, 1.4's); 1.4 changed a few
+    (HostProviderName may be null, PricingCurrency may not), so 1.4's are kept apart.
+    """
+
     name: str
     introduced: str
     data_type: str  # Decimal, Date/Time, String, JSON
     feature_level: str  # Mandatory, Conditional, Recommended
     versions: frozenset[str]
+    allows_nulls: bool = True
+    feature_level_1_4: str | None = None  # None when the column is not in 1.4
+    allows_nulls_1_4: bool = True
+    allowed_values: tuple[str, ...] = ()
 
     @property
     def dtype(self) -> dt.DataType:
@@ -40,29 +60,74 @@ class FocusColumn:
         return {"Decimal": MONEY_DTYPE, "Date/Time": TS}.get(self.data_type, STR)
 
     def mandatory_in(self, version: str) -> bool:
-        return self.feature_level == "Mandatory" and version in self.versions
+        level = self.feature_level_1_4 if version == "1.4" else self.feature_level
+        return level == "Mandatory" and version in self.versions
+
+    def nullable_in(self, version: str) -> bool:
+        return self.allows_nulls_1_4 if version == "1.4" else self.allows_nulls
+
+
+def _csv_rows(name: str) -> list[dict[str, str]]:
+    text = resources.files("costline").joinpath(f"data/{name}").read_text(encoding="utf-8")
+    return list(csv.DictReader(text.splitlines()))
+
+
+@functools.cache
+def _focus_1_4() -> dict[str, dict[str, dict[str, str]]]:
+    """FOCUS 1.4's column catalogue (`data/focus_1_4_columns.csv`): dataset -> column -> row."""
+    out: dict[str, dict[str, dict[str, str]]] = {}
+    for r in _csv_rows("focus_1_4_columns.csv"):
+        out.setdefault(r["Dataset"], {})[r["ColumnId"]] = r
+    return out
+
+
+def _values(row: dict[str, str]) -> tuple[str, ...]:
+    return tuple(v for v in row.get("AllowedValues", "").split("|") if v)
 
 
 @functools.cache
 def focus_columns() -> tuple[FocusColumn, ...]:
-    """All FOCUS Cost and Usage columns of versions 1.0 to 1.3, in catalogue order."""
-    text = resources.files("costline").joinpath("data/focus_cost_and_usage_columns_1.0-1.3.csv")
-    rows = list(csv.DictReader(text.read_text(encoding="utf-8").splitlines()))
+    """All FOCUS Cost and Usage columns of versions 1.0 to 1.4, in catalogue order (1.4's new last)."""
+    in_14 = _focus_1_4()[COST_AND_USAGE]
     out = []
-    for r in rows:
-        versions = frozenset(
-            v for v in ("1.0", "1.1", "1.2", "1.3") if r[f"In_{v.replace('.', '_')}"]
-        )
+    for r in _csv_rows("focus_cost_and_usage_columns_1.0-1.3.csv"):
+        versions = {v for v in ("1.0", "1.1", "1.2", "1.3") if r[f"In_{v.replace('.', '_')}"]}
+        r14 = in_14.get(r["ColumnId"])
         out.append(
             FocusColumn(
                 name=r["ColumnId"],
                 introduced=r["VersionIntroduced"],
                 data_type=r["DataType"],
                 feature_level=r["FeatureLevel"],
-                versions=versions,
+                versions=frozenset(versions | ({"1.4"} if r14 else set())),
+                allows_nulls=r["AllowsNulls"] == "True",
+                feature_level_1_4=r14["FeatureLevel"] if r14 else None,
+                allows_nulls_1_4=r14["AllowsNulls"] == "True" if r14 else True,
+                allowed_values=_values(r14) if r14 else (),
             )
         )
+    known = {c.name for c in out}
+    out += [_column_1_4(r) for name, r in in_14.items() if name not in known]
     return tuple(out)
+
+
+def _column_1_4(r: dict[str, str]) -> FocusColumn:
+    intro = r["VersionIntroduced"]
+    return FocusColumn(
+        name=r["ColumnId"],
+        introduced=intro,
+        data_type=r["DataType"],
+        feature_level=r["FeatureLevel"],
+        versions=frozenset(v for v in ("1.3", "1.4") if FOCUS_VERSIONS.index(v) >= _order(intro)),
+        allows_nulls=r["AllowsNulls"] == "True",
+        feature_level_1_4=r["FeatureLevel"],
+        allows_nulls_1_4=r["AllowsNulls"] == "True",
+        allowed_values=_values(r),
+    )
+
+
+def _order(version: str) -> int:
+    return FOCUS_VERSIONS.index(version) if version in FOCUS_VERSIONS else 0
 
 
 @functools.cache
@@ -71,8 +136,15 @@ def focus_column_map() -> dict[str, FocusColumn]:
 
 
 def focus_columns_of(version: str) -> list[FocusColumn]:
-    """The columns a FOCUS `version` (1.0 .. 1.3) defines."""
+    """The Cost and Usage columns a FOCUS `version` (1.0 .. 1.4) defines."""
     return [c for c in focus_columns() if version in c.versions]
+
+
+@functools.cache
+def dataset_columns(dataset: str) -> tuple[FocusColumn, ...]:
+    """The columns of one of FOCUS's other datasets (Contract Commitment 1.3+, Billing Period and
+    Invoice Detail 1.4), in catalogue order."""
+    return tuple(_column_1_4(r) for r in _focus_1_4()[dataset].values())
 
 
 # Derived attribution columns, computed by `attribution/`, never typed by hand.
@@ -113,6 +185,13 @@ COST_LINE_META = {
     "x_focus_version": STR,  # FOCUS version detected from the source's columns
     "x_ingestion_id": STR,
 }
+
+
+def dataset_schema(dataset: str) -> Schema:
+    """The ledger table of a FOCUS dataset other than Cost and Usage: its 1.4 columns, and costline's."""
+    fields: dict[str, dt.DataType] = {c.name: c.dtype for c in dataset_columns(dataset)}
+    fields.update(COST_LINE_META)
+    return ibis.schema(fields)
 
 
 def cost_lines_schema() -> Schema:
@@ -186,6 +265,11 @@ WORKLOADS = _attributed(
         "partition": STR,  # Slurm partition / node pool
         "gpu_seconds": dt.float64,  # GPUs held x seconds held, when the source says
         "purpose": STR,
+        # When the source saw this state (a kubectl or sacct dump's time, a pull's last instant):
+        # a workload's newest state wins, whatever order its dumps are ingested in. Null for the
+        # registry, whose latest ingestion is its state.
+        "observed_at": TS,
+        "source_path": STR,  # the file (absolute path) or pull this row's state was read from
     }
 )
 
@@ -331,6 +415,7 @@ def tables() -> dict[str, Schema]:
         "storage_lifecycle": STORAGE_LIFECYCLE,
         "metrics": METRICS,
         "annotations": ANNOTATIONS,
+        **{t: dataset_schema(d) for d, t in DATASET_TABLES.items() if d != COST_AND_USAGE},
         "ingestions": INGESTIONS,
         "findings": FINDINGS,
         "outbox": OUTBOX,

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from costline.clock import Clock
-from costline.config import Config, FilesSource, FocusSource, PrometheusSource
+from costline.config import Config, FilesSource, FocusSource, LlmTrace, PrometheusSource
 from costline.errors import CostlineError
 from costline.ledger.sql import bill_days, run_one
 from costline.ledger.store import Ledger
@@ -179,12 +179,11 @@ def pull(ledger: Ledger, config: Config, clock: Clock) -> list[dict[str, Any]]:
     return out
 
 
-def _source_of(fmt: str) -> Any:
+def _source_of(fmt: str, trace: LlmTrace | None = None) -> Any:
     from costline.pipeline import FOCUS
     from costline.sources.annotations import ANNOTATIONS
-    from costline.sources.base import FileSource
     from costline.sources.dcgm import DCGM
-    from costline.sources.llm import LLM_SUFFIXES, read_llm
+    from costline.sources.llm import llm_file_source
     from costline.sources.metrics import METRICS
     from costline.sources.storage import STORAGE
     from costline.sources.storage.lifecycle import LIFECYCLE
@@ -192,7 +191,7 @@ def _source_of(fmt: str) -> Any:
 
     sources = {s.name: s for s in (FOCUS, ANNOTATIONS, DCGM, METRICS, STORAGE, LIFECYCLE,
                                    KUBERNETES, REGISTRY, SLURM)}  # fmt: skip
-    sources["llm"] = FileSource("llm", LLM_SUFFIXES, read_llm)
+    sources["llm"] = llm_file_source(trace)
     return sources[fmt]
 
 
@@ -208,7 +207,8 @@ def _pull_files(
         paths.extend(Path(p) for p in sorted(glob.glob(full, recursive=True)))
     if not paths:
         return {"source": source.label, "status": "no files", "files": 0, "rows": 0}
-    summary = ingest_files(ledger, paths, _source_of(fmt))
+    trace = source.trace if isinstance(source, FilesSource) else None
+    summary = ingest_files(ledger, paths, _source_of(fmt, trace))
     fresh = len(summary.files) - len(summary.duplicates)
     return {"source": source.label, "status": "ingested" if fresh else "up-to-date",
             "files": fresh, "rows": summary.rows}  # fmt: skip

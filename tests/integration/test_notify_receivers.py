@@ -7,6 +7,7 @@ Needs nothing but Python: marked integration because it opens sockets and runs t
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import logging
@@ -27,6 +28,7 @@ from typing import Any
 import pytest
 import yaml
 from aiosmtpd.controller import Controller
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from costline.cli.main import app
@@ -38,6 +40,7 @@ from costline.model import Finding
 from costline.notify import deliver, enqueue
 from costline.notify.deliver import LEASE
 from costline.notify.messages import sign
+from costline.server.app import create_app
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +66,8 @@ class Receiver:
     """Slack (`/services/...`), PagerDuty (`/v2/enqueue`) and webhook (`/hook`) receivers.
 
     `fail[path]` answers the next N requests to a path with HTTP 500; `hangup[path]` closes the
-    connection without an answer; `refuse[path]` answers (code, text) every time. The webhook
+    connection without an answer; `refuse[path]` answers (code, text) every time; `echo[path]`
+    answers that code with the request's path and query and the headers it was sent. The webhook
     answers 401 unless the signature verifies; PagerDuty 400 unless the routing key is right.
     """
 
@@ -72,6 +76,7 @@ class Receiver:
     fail: dict[str, int] = field(default_factory=dict)
     hangup: dict[str, int] = field(default_factory=dict)
     refuse: dict[str, tuple[int, str]] = field(default_factory=dict)
+    echo: dict[str, int] = field(default_factory=dict)
     verified: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -94,6 +99,8 @@ class Receiver:
                 return _reply(handler, 500, "internal error, try later")
             if key in self.refuse:
                 return _reply(handler, *self.refuse[key])
+            if key in self.echo:
+                return _reply(handler, self.echo[key], _echo(handler))
             if key == "/hook":
                 signature = handler.headers.get("X-Costline-Signature", "")
                 if signature != sign(body, HOOK_SECRET):
@@ -105,6 +112,17 @@ class Receiver:
         if key == "/v2/enqueue":
             return _reply(handler, 202, '{"status":"success","message":"Event processed"}')
         _reply(handler, 200, "ok")
+
+
+ECHOED_HEADERS = ("Authorization", "X-Api-Key", "X-Gitlab-Token", "X-Team")
+
+
+def _echo(handler: BaseHTTPRequestHandler) -> str:
+    """What a careless receiver says back: the path and query, and the headers it was sent."""
+    sent = [
+        f"{name}: {handler.headers[name]}" for name in ECHOED_HEADERS if name in handler.headers
+    ]
+    return "; ".join([f"you sent {handler.path}", *sent])
 
 
 def _reply(handler: BaseHTTPRequestHandler, code: int, text: str) -> None:
@@ -336,6 +354,83 @@ def test_refusals_fail_at_once_and_secrets_stay_out_of_errors_logs_outbox_and_cl
         stored = json.dumps(led.con.execute("SELECT * FROM outbox").fetchall(), default=str)
     for text in (run.output, listed.output, stored, caplog.text):
         assert_no_secret(text, receiver)
+    assert receiver.accepted == []
+
+
+LITERAL = {"query": "lit-query-s3cr3t", "password": "lit-pass-s3cr3t", "key": "lit-key-s3cr3t"}
+FROM_ENV = {"path": "env-path-s3cr3t", "query": "env-query-s3cr3t",
+            "bearer": "env-bearer-s3cr3t", "token": "env-token-s3cr3t"}  # fmt: skip
+BASIC = base64.b64encode(f"bot:{LITERAL['password']}".encode()).decode()  # from the userinfo
+
+
+def test_a_receiver_that_echoes_webhook_urls_and_headers_leaks_no_secret_anywhere(
+    tmp_path: Path, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two webhook routes: one with its secrets written in costline.yaml (a password and a
+    `token=` in the URL, an `X-Api-Key` header), one reading its URL and headers from the
+    environment. The receiver echoes the path, query and headers: no secret may reach the
+    CLI (sync and notify, table and JSON), the logs, the outbox or the API."""
+    caplog.set_level(logging.DEBUG)
+    literal_url = receiver.url(f"/hook/literal?team=finops&token={LITERAL['query']}")
+    data: dict[str, Any] = {
+        "routes": [
+            {"type": "webhook", "name": "literal-bot",
+             "url": literal_url.replace("http://", f"http://bot:{LITERAL['password']}@"),
+             "headers": {"X-Api-Key": LITERAL["key"], "X-Team": "finops"}},
+            {"type": "webhook", "name": "env-bot", "url_env": "BOT_URL",
+             "headers_env": {"Authorization": "BOT_AUTHORIZATION",
+                             "X-Gitlab-Token": "BOT_TOKEN"},
+             "secret_env": "HOOK_SECRET"},
+        ],
+        "owners": [{"name": "fraud", "match": {"team": "fraud"},
+                    "routes": ["literal-bot", "env-bot"]}],
+    }  # fmt: skip
+    path = tmp_path / "costline.yaml"
+    path.write_text(yaml.safe_dump(data))
+    db = tmp_path / "ledger.duckdb"
+    with Ledger(f"duckdb:///{db}") as led:
+        led.write([], source="test", findings=[finding()])
+    env = {
+        "COSTLINE_LEDGER": f"duckdb:///{db}",
+        "BOT_URL": receiver.url(f"/hook/{FROM_ENV['path']}?sig={FROM_ENV['query']}"),
+        "BOT_AUTHORIZATION": f"Bearer {FROM_ENV['bearer']}",
+        "BOT_TOKEN": FROM_ENV["token"],
+        "HOOK_SECRET": HOOK_SECRET,
+    }
+    receiver.echo["/hook"] = 400  # a permanent refusal: failed at once, the echo kept as the error
+    commands = ("sync -f json", "sync -f table", "notify -f json", "notify --dry-run -f json",
+                "notify --status failed -f table", "notify --status failed -f json")  # fmt: skip
+    runner = CliRunner()
+    cli = {c: runner.invoke(app, ["--config", str(path), *c.split()], env=env) for c in commands}
+    assert {c: r.exit_code for c, r in cli.items()} == dict.fromkeys(commands, 0), cli
+    rows = {r["route"]: r for r in json.loads(cli["notify --status failed -f json"].stdout)}
+    assert rows["literal-bot"]["last_error"] == (
+        "webhook route 'literal-bot': the receiver answered HTTP 400: you sent "
+        "/hook/literal?team=finops&token=[redacted]; Authorization: Basic [redacted]; "
+        "X-Api-Key: [redacted]; X-Team: finops"
+    )
+    assert rows["env-bot"]["last_error"] == (
+        "webhook route 'env-bot': the receiver answered HTTP 400: you sent [redacted]; "
+        "Authorization: [redacted]; X-Gitlab-Token: [redacted]"
+    )
+    with Ledger(f"duckdb:///{db}") as led:
+        stored = json.dumps(led.con.execute("SELECT * FROM outbox").fetchall(), default=str)
+        config = Config.model_validate(data)
+        with TestClient(create_app(led, config, warm=False)) as client:
+            api = client.get("/api/v1/config")
+    assert api.status_code == 200
+    [literal, from_env] = api.json()["config"]["routes"]
+    assert literal["url"] == literal_url.replace("http://", "http://bot:[redacted]@").replace(
+        LITERAL["query"], "[redacted]"
+    )
+    assert literal["headers"] == {"X-Api-Key": "[redacted]", "X-Team": "finops"}
+    assert from_env["url_env"] == "BOT_URL" and from_env["headers_env"] == {
+        "Authorization": "BOT_AUTHORIZATION", "X-Gitlab-Token": "BOT_TOKEN"}  # fmt: skip
+    secrets = [*LITERAL.values(), BASIC, *FROM_ENV.values(), HOOK_SECRET]
+    texts = {"api": api.text, "outbox": stored, "logs": caplog.text}
+    texts |= {f"costline {c}": r.output for c, r in cli.items()}
+    leaks = [(where, s) for where, text in texts.items() for s in secrets if s in text]
+    assert leaks == []
     assert receiver.accepted == []
 
 

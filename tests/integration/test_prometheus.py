@@ -449,6 +449,25 @@ def test_pull_kube_state_metrics_workloads(prometheus: str, ledger: Ledger) -> N
     assert _workloads(ledger) == w
 
 
+def test_an_older_kube_state_metrics_window_pulled_later_changes_nothing_newer(
+    prometheus: str, ledger: Ledger
+) -> None:
+    """The whole two hours (ts-b succeeded), then the first half hour (ts-b running): each pod
+    keeps the state of the newer window, observed at its last instant."""
+    full = pull_kube_state_metrics(ledger, prometheus, T0, T0 + 2 * HOUR, STEP)
+    w = _workloads(ledger)
+    early = pull_kube_state_metrics(ledger, prometheus, T0, T0 + HOUR / 2, STEP)
+    assert _workloads(ledger) == w
+    assert (early.status, early.rows, early.replaced_rows, early.superseded_rows) == (
+        "ingested", 5, 0, 5)  # fmt: skip
+    ts_b = w["inf/ts-b"]
+    assert (ts_b["status"], ts_b["end"]) == ("succeeded", T0 + HOUR)
+    [(rows, observed)] = ledger.con.execute(
+        "SELECT count(*), any_value(observed_at) FROM workloads"
+    ).fetchall()
+    assert (rows, observed) == (5, full.last) and full.last == T0 + 2 * HOUR - STEP
+
+
 def test_cli_ingest_prometheus(
     prometheus: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

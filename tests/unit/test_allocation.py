@@ -95,11 +95,11 @@ def workload(wid: str, team: str, kind: str = "training_run", **tags: str) -> di
 
 def run(lines: Sequence[dict[str, Any]], samples: Sequence[dict[str, Any]],
         workloads: Sequence[dict[str, Any]] = (), *, hours: int = 24,
-        where: Selector | None = None) -> Allocation:  # fmt: skip
+        where: Selector | None = None, schema: pa.Schema = WORKLOAD_SCHEMA) -> Allocation:  # fmt: skip
     return allocate(
         ibis.memtable(pa.Table.from_pylist(list(lines), LINE_SCHEMA)),
         ibis.memtable(pa.Table.from_pylist(list(samples), SAMPLE_SCHEMA)),
-        ibis.memtable(pa.Table.from_pylist(list(workloads), WORKLOAD_SCHEMA)),
+        ibis.memtable(pa.Table.from_pylist(list(workloads), schema)),
         T0,
         T0 + hours * HOUR,
         where=where,
@@ -331,7 +331,9 @@ def test_unit_costs_per_workload_and_pool_and_llm_app() -> None:
     assert w["per_gpu_hour_usd"] == Decimal(4) and w["held_idle_pct"] == 25.0
     assert w["sm_active_pct"] == 67.5  # no SM_ACTIVE exported: GR_ENGINE, weighted by time held
     [p] = per_pool
-    assert p["idle_usd"] == Decimal(4) and p["idle_pct"] == Decimal("50.0")
+    assert p["unheld_idle_usd"] == Decimal(4) and p["unheld_idle_pct"] == Decimal("50.0")
+    assert p["held_idle_usd"] == Decimal(1) and p["idle_usd"] == Decimal(5)  # both kinds
+    assert (p["gpus"], p["unheld_gpu_hours"], p["held_idle_gpu_hours"]) == (2, 1.0, 0.25)
     assert compare([{"k": 1, "v": Decimal(12)}], [{"k": 1, "v": Decimal(10)}], ["k"], "v")[0][
         "change_pct"
     ] == Decimal("20.0")
@@ -517,3 +519,59 @@ def test_a_filter_on_an_unknown_column_is_a_clear_error() -> None:
     with pytest.raises(CostlineError, match="--where NoSuch: not a column of cost_lines") as info:
         run([line(None, 0, "1")], [], where=Selector.of(NoSuch="x"))
     assert info.value.exit_code == 2
+
+
+SCHEDULED_SCHEMA = pa.schema(
+    [
+        *WORKLOAD_SCHEMA,
+        ("node", pa.string()),
+        ("start", pa.timestamp("us", tz="UTC")),
+        ("end", pa.timestamp("us", tz="UTC")),
+        ("gpus_requested", pa.decimal128(18, 6)),
+    ]
+)
+
+
+def scheduled(wid: str, team: str, node: str, start: int, end: int | None,
+              gpus: int) -> dict[str, Any]:  # fmt: skip
+    return {**workload(wid, team), "node": node, "start": T0 + start * HOUR,
+            "end": None if end is None else T0 + end * HOUR,
+            "gpus_requested": Decimal(gpus)}  # fmt: skip
+
+
+def test_hours_without_telemetry_follow_the_schedule_and_coverage_says_how_much() -> None:
+    """A 4-hour line of a 2-GPU host with telemetry for its first hour only: that hour splits by
+    samples, the other three by the Slurm job's schedule (2 GPUs on `h[1-2]`: one GPU on each
+    host), the rest of their capacity by the line's tags; the run's coverage is its telemetry
+    share. A host that no sample ever names is split by schedule alone."""
+    from costline.allocation.allocate import GPU_SCHEDULED, GPU_UNOBSERVED
+    from costline.allocation.idle import idle_totals, pool_rows
+    from costline.economics.unit_costs import gpu_units
+
+    lines = [line("h1", 0, "80", {"team": "ops"}, hours=4), line("h2", 0, "40", hours=4)]
+    samples = [sample("h1", g, m, "job-a") for g in (0, 1) for m in range(60)]
+    jobs = [scheduled("ml/job-a", "red", "h[1-2]", 0, None, 2)]
+    a = run(lines, samples, jobs, hours=4, schema=SCHEDULED_SCHEMA)
+    rows = a.rows.to_pylist()
+    assert total(r["amount"] for r in rows) == a.total == Decimal(120)
+    h1 = {(r["kind"], r["team"]): r["amount"] for r in rows if r["host"] == "h1"}
+    # Hour 0: both GPUs held by telemetry ($20); hours 1-3: one GPU by schedule ($30), one by tags.
+    assert h1[("gpu_used", "red")] == Decimal(20)
+    assert h1[(GPU_SCHEDULED, "red")] == Decimal(30)
+    assert h1[(GPU_UNOBSERVED, "ops")] == Decimal(30)
+    # h2 has no telemetry: its one scheduled GPU is all it has, for all four hours.
+    h2 = {r["kind"]: r["amount"] for r in rows if r["host"] == "h2"}
+    assert h2 == {GPU_SCHEDULED: Decimal(40)}
+    assert by_team(a) == {"red": Decimal(90), "ops": Decimal(30)}
+    assert a.host_gpus == {"h1": 2, "h2": 1}
+    workloads = ibis.memtable(pa.Table.from_pylist(jobs, SCHEDULED_SCHEMA))
+    [w], _ = gpu_units(a, workloads, ibis.memtable(pa.Table.from_pylist(samples, SAMPLE_SCHEMA)))
+    # Held: 2 GPU-h by telemetry on h1, 3 by schedule on h1, 4 by schedule on h2.
+    assert (w["gpu_hours"], w["telemetry_gpu_hours"]) == (9.0, 2.0)
+    assert w["coverage_pct"] == 22.2 and w["cost_usd"] == Decimal(90)
+    # Missing telemetry is never idle: no unheld GPU-time here.
+    assert idle_totals(a).unheld_idle_usd == 0
+    assert {p["pool"]: p["scheduled_gpu_hours"] for p in pool_rows(a)} == {
+        "NVIDIA H100 80GB HBM3": 3.0,
+        None: 4.0,
+    }

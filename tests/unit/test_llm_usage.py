@@ -33,6 +33,8 @@ ALL_FILES = {
     "otel_genai_spans.json": ("otel-genai", 4),
     "openai_usage_completions.json": ("openai-usage-api", 3),
     "azure_code_trace_300.jsonl": ("openai-chat", 300),
+    "provider_responses_timestamped.jsonl": ("anthropic-messages+openai-chat", 3),
+    "anthropic_stream.jsonl": ("anthropic-stream", 4),
 }
 Q18 = Decimal(1).scaleb(-18)
 

@@ -6,19 +6,31 @@ receivers that accept messages are in tests/integration/test_notify_receivers.py
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import doctest
+import io
 import json
 import logging
 import socket
 from dataclasses import replace
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
+from costline.cli.output import Format, emit_rows
 from costline.clock import FixedClock
-from costline.config import Config, EmailRoute, SlackRoute
+from costline.config import (
+    Config,
+    ConfigValidationError,
+    EmailRoute,
+    SlackRoute,
+    WebhookRoute,
+    load_config,
+)
 from costline.ledger import outbox as ledger_outbox
 from costline.ledger.store import Ledger
 from costline.model import Finding
@@ -462,12 +474,99 @@ def test_redact_keeps_hosts_and_drops_paths_queries_userinfo_and_secrets(
         "POST https://hooks.slack.example/[redacted] and http://10.0.0.1:8080/[redacted] said "
         "[redacted]"
     )
-    redact.guard_http_logs()
-    redact.guard_http_logs()
+    redact.guard_logs()
+    redact.guard_logs()
     assert logging.getLogger("httpx").filters.count(redact._FILTER) == 1
     with caplog.at_level(logging.INFO, logger="httpx"):
         logging.getLogger("httpx").info('HTTP Request: %s %s "%s"', "POST", SLACK_SECRET, "200")
     assert "s3cr3t" not in caplog.text and "hooks.slack.example/[redacted]" in caplog.text
+
+
+def test_a_route_s_secrets_are_every_form_an_echo_may_show_them_in() -> None:
+    written = WebhookRoute.model_validate({
+        "type": "webhook", "name": "bot",
+        "url": "https://bot:pa%24%24word@hooks.example.com/in?team=finops&token=tok-1234&sig=ab",
+        "headers": {"Authorization": "Bearer hdr-1234", "X-Api-Key": "key-1234", "X-Team": "x"}})  # fmt: skip
+    # the password as written and as sent (and in httpx's Basic credential), the `token=`
+    # value (not `team=`; `sig=ab` is too short to hide), the credential headers
+    assert redact.route_secrets(written, {}) == [
+        "pa%24%24word",
+        "pa$$word",
+        base64.b64encode(b"bot:pa$$word").decode(),
+        "tok-1234",
+        "Bearer hdr-1234",
+        "hdr-1234",
+        "key-1234",
+    ]
+    from_env = WebhookRoute.model_validate({
+        "type": "webhook", "name": "bot", "url_env": "BOT_URL",
+        "headers_env": {"Authorization": "BOT_AUTH"}, "secret_env": "HOOK_SECRET"})  # fmt: skip
+    env = {"BOT_URL": "https://hooks.example.com/in/path-1234?x=query-1234",
+           "BOT_AUTH": "Token auth-1234", "HOOK_SECRET": "shh"}  # fmt: skip
+    assert redact.route_secrets(from_env, env) == [
+        env["BOT_URL"], "Token auth-1234", "shh", "/in/path-1234", "x=query-1234",
+        "/in/path-1234?x=query-1234", "query-1234", "auth-1234"]  # fmt: skip
+    slack = SlackRoute(type="slack", name="s", webhook_url_env="FRAUD_SLACK_URL")
+    echo = "no_service for /services/T000/B000/s3cr3t-slack-token (token=tok-1234)"
+    hidden = redact.route_secrets(slack, {"FRAUD_SLACK_URL": SLACK_SECRET})
+    assert redact.redact(echo, hidden) == "no_service for [redacted] (token=tok-1234)"
+    assert redact.redact(echo, redact.route_secrets(written, {})).endswith("(token=[redacted])")
+
+
+def test_the_api_s_view_of_the_config_hides_what_routes_write_and_keeps_variable_names() -> None:
+    cfg = Config.model_validate({"routes": [
+        {"type": "webhook", "name": "bot", "url": "https://h.example.com/in?api_key=k-123456",
+         "headers": {"X-Gitlab-Token": "g-123456", "X-Team": "finops"}},
+        {"type": "slack", "name": "s", "webhook_url_env": "FRAUD_SLACK_URL"}]})  # fmt: skip
+    [bot, slack] = redact.redacted_config(cfg)["routes"]
+    assert bot["url"] == "https://h.example.com/in?api_key=[redacted]"
+    assert bot["headers"] == {"X-Gitlab-Token": "[redacted]", "X-Team": "finops"}
+    assert slack["webhook_url_env"] == "FRAUD_SLACK_URL"
+    assert cfg.routes[0].model_dump()["url"].endswith("k-123456")  # the config itself is intact
+
+
+def test_a_webhook_url_is_given_once_and_a_bad_one_is_never_echoed(tmp_path: Path) -> None:
+    for n, (route, says) in enumerate((
+        ("{}", "routes[0]: webhook route 'bot': give `url` or `url_env`"),
+        ("{url: 'https://a.example.com', url_env: A}", "give `url` or `url_env`"),
+        ("{url: 'ftp://bot:pw-s3cr3t@a.example.com'}",
+         "routes[0].url: expected an http:// or https:// URL"),
+        ("{url_env: A, headers: {Authorization: x}, headers_env: {Authorization: B}}",
+         "header 'Authorization' is in both `headers` and `headers_env`"),
+    )):  # fmt: skip
+        path = tmp_path / f"c{n}.yaml"
+        path.write_text(f"routes:\n  - {{type: webhook, name: bot, {route[1:-1]}}}\n")
+        with pytest.raises(ConfigValidationError) as caught:
+            load_config(path)
+        assert says in str(caught.value) and "pw-s3cr3t" not in str(caught.value)
+
+
+def test_a_webhook_s_url_and_header_variables_unset_fail_at_once_naming_them(
+    ledger: Ledger,
+) -> None:
+    route = {"type": "webhook", "name": "bot", "url_env": "BOT_URL",
+             "headers_env": {"Authorization": "BOT_AUTH"}}  # fmt: skip
+    cfg = Config.model_validate(
+        {
+            "routes": [route],
+            "owners": [{"name": "fraud", "match": {"team": "fraud"}, "routes": ["bot"]}],
+        }
+    )
+    clock = FixedClock(T0)
+    enqueue(ledger, [finding()], cfg, clock)
+    [m] = deliver(ledger, cfg, clock, {"BOT_AUTH": "Bearer auth-1234"}).attempted
+    assert m.status == "failed" and "environment variable BOT_URL" in (m.last_error or "")
+    ledger_outbox.retry_failed(ledger.con, clock.now())
+    url = f"http://127.0.0.1:{closed_port()}/in?token=query-1234"
+    [m] = deliver(ledger, cfg, clock, {"BOT_URL": url}).attempted
+    assert m.status == "failed" and "environment variable BOT_AUTH" in (m.last_error or "")
+
+
+def test_a_table_shows_a_redacted_value_as_written() -> None:
+    out = io.StringIO()
+    emit_rows([{"last_error": "token=[redacted] [bold]x"}], Format.table,
+              console=Console(file=out, width=200))  # fmt: skip
+    assert "token=[redacted] [bold]x" in out.getvalue()  # not swallowed as rich markup
 
 
 def test_docstring_examples_run() -> None:

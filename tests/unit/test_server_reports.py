@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -70,27 +71,22 @@ def cli(org: Org, *args: str) -> Any:
 
 
 def exact(value: Any) -> Any:
-    """JSON with every decimal string as a Decimal (`"715.52"` = `"715.520000"`)."""
+    """JSON with every decimal string as a Decimal (`"715.52"` = `"715.520000"` = ...)."""
     if isinstance(value, list):
         return [exact(v) for v in value]
     if isinstance(value, dict):
         return {k: exact(v) for k, v in value.items()}
-    if isinstance(value, str) and value.replace(".", "", 1).lstrip("-").isdigit():
-        return Decimal(value)
+    if isinstance(value, str) and re.fullmatch(r"-?\d+(\.\d+)?(E[+-]?\d+)?", value):
+        return Decimal(value)  # `"0E-18"` too
     return value
 
 
-MONEY = ("amount_usd", "direct_usd", "idle_usd", "shared_usd")
-
-
 def same_rows(api: list[dict[str, Any]], cli_rows: list[dict[str, Any]], by: str) -> None:
-    """The same buckets in the same order, the same amounts to the last digit."""
+    """The same buckets in the same order, every figure the same to the last digit."""
     assert [r[by] for r in api] == [r[by] for r in cli_rows]
-    for a, c in zip(api, cli_rows, strict=True):
-        assert {k: Decimal(a[k]) for k in MONEY} == {k: Decimal(c[k]) for k in MONEY}, a[by]
-        assert Decimal(a["share_pct"]) == Decimal(c["share_pct"])
-        assert (a["gpu_hours"], a["held_idle_gpu_hours"]) == (
-            c["gpu_hours"], c["held_idle_gpu_hours"])  # fmt: skip
+    for a, c in zip(exact(api), exact(cli_rows), strict=True):
+        assert a.keys() == c.keys(), a[by]
+        assert {k: a[k] for k in a if a[k] != c[k]} == {}, (c[by], c)
 
 
 # -- showback and chargeback -----------------------------------------------------------------------
@@ -125,10 +121,15 @@ def test_showback_buckets_idle_shared_and_unallocated(client: TestClient) -> Non
     shared = ok(client, "/api/v1/showback", by="team", idle="shared")
     assert "__idle__" not in {r["team"] for r in shared["rows"]}
     assert shared["total_usd"] == shown["total_usd"]
-    idle = {r["team"]: Decimal(r["idle_usd"]) for r in shared["rows"]}
+    idle = {r["team"]: Decimal(r["unheld_idle_usd"]) for r in shared["rows"]}
     assert sum(idle.values()) == next(
         Decimal(r["amount_usd"]) for r in shown["rows"] if r["team"] == "__idle__"
     )
+    # both kinds of idle, as the GPU page reports them (`allocation.idle`), to the cent
+    gpu = ok(client, "/api/v1/gpu/idle")["totals"]
+    for rows in (shown["rows"], shared["rows"]):
+        for kind in ("held_idle_usd", "unheld_idle_usd"):
+            assert sum(Decimal(r[kind]) for r in rows) == Decimal(gpu[kind])
     charged = ok(client, "/api/v1/chargeback", by="team")
     assert {"__idle__", "__shared__"}.isdisjoint(r["team"] for r in charged["rows"])
     assert charged["idle"] == "shared" and charged["total_usd"] == shown["total_usd"]

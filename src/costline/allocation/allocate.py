@@ -19,6 +19,7 @@ import ibis
 import pyarrow as pa
 
 from costline.allocation.gpu import gpus_by_host, held_by_hour, with_host
+from costline.allocation.schedule import scheduled_by_hour, scheduled_hosts
 from costline.allocation.split import from_units, split_units, to_units
 from costline.attribution import tags as tagging
 from costline.attribution.rules import Rules, cost_layer, domain_of, fold_text
@@ -32,7 +33,10 @@ COST_COLUMNS: Mapping[str, str] = {"effective": "EffectiveCost", "billed": "Bill
 DIMENSIONS = ("team", "project", "model", "environment", "owner", "cost_domain")
 # Kinds of allocation rows (the `kind` column).
 GPU_USED, GPU_HELD_IDLE, GPU_UNHELD = "gpu_used", "gpu_held_idle", "gpu_unheld"
-GPU_UNOBSERVED = "gpu_unobserved"  # a GPU host's line with no sample in its period: by its tags
+GPU_UNOBSERVED = "gpu_unobserved"  # a GPU host's hours with no sample and no schedule: by tags
+GPU_SCHEDULED = "gpu_scheduled"  # hours without samples, held as the workloads' schedules say
+GPU_KINDS = (GPU_USED, GPU_HELD_IDLE, GPU_UNHELD, GPU_SCHEDULED, GPU_UNOBSERVED)
+HELD_KINDS = (GPU_USED, GPU_HELD_IDLE, GPU_SCHEDULED)  # GPU-time a workload held
 TAGGED, SHARED = "tagged", "shared"
 PLATFORM_POOL = "__platform__"  # shared-platform lines no configured pool matches: proportional
 DOMAIN_OF_KIND: Mapping[str, str] = {
@@ -72,9 +76,29 @@ class Allocation:
     # usage metric, the metric's total per value of the pool's `by` dimension in the period.
     pools: Mapping[str, SharedPool] = field(default_factory=dict)
     pool_weights: Mapping[str, Mapping[str, Decimal]] = field(default_factory=dict)
+    # GPUs of each GPU host the lines were split over (physical GPUs reported, else the most
+    # its schedules claimed at once).
+    host_gpus: Mapping[str, int] = field(default_factory=dict)
 
     def table(self) -> ibis.Table:
         return ibis.memtable(self.rows)
+
+    def pool_gpus(self) -> dict[str, int]:
+        """pool -> GPUs of the hosts whose lines the pool's rows split."""
+        pairs = {
+            (h, p)
+            for h, p, k in zip(
+                self.rows.column("host").to_pylist(),
+                self.rows.column("pool").to_pylist(),
+                self.rows.column("kind").to_pylist(),
+                strict=True,
+            )
+            if h is not None and k in GPU_KINDS
+        }
+        out: dict[str, int] = defaultdict(int)
+        for host, pool in pairs:
+            out[pool] += self.host_gpus.get(host, 0)
+        return dict(out)
 
 
 _TAG_DIMENSIONS = ("team", "project", "model", "environment", "cost_domain")
@@ -149,7 +173,14 @@ def allocate(
                 "ProviderName, ServiceName, SubAccountId, RegionId)"
             )
         period = period.filter(period[dimension].isin(list(accepted)))
-    host_table = gpus_by_host(samples, start, end)
+    telemetry = held_by_hour(samples, start, end)
+    scheduled = scheduled_by_hour(workloads, start, end)
+    scheduled = scheduled.mutate(hour=scheduled.hour.cast(telemetry.hour.type()))
+    seen_hours = telemetry.select("host", "hour").distinct()
+    scheduled = scheduled.anti_join(
+        seen_hours, [scheduled.host == seen_hours.host, scheduled.hour == seen_hours.hour]
+    )
+    host_table = _hosts(gpus_by_host(samples, start, end), scheduled_hosts(scheduled))
     hosts = {r["host"]: r for r in host_table.to_pyarrow().to_pylist()}
     period = with_host(period, host_table)
     period = period.mutate(
@@ -163,7 +194,15 @@ def allocate(
         pool=on_hosts.pool.arbitrary(),
         **{d: on_hosts[d].arbitrary() for d in _TAG_DIMENSIONS},
     )
-    held = held_by_hour(samples, start, end)
+    held = telemetry.union(
+        scheduled.select(
+            "host",
+            "hour",
+            "holder",
+            busy=ibis.null("boolean"),
+            held_seconds=scheduled.held_seconds.cast("float64"),
+        )
+    )
     joined = gpu_lines.join(
         held,
         [
@@ -176,7 +215,7 @@ def allocate(
         held_seconds=joined.held_seconds.sum()
     )
     seen_by_line = joined.group_by(["host", "ChargePeriodStart"]).aggregate(
-        hours=joined.hour.nunique()
+        hours=joined.hour.nunique(where=joined.busy.notnull())
     )
     other = period.filter(period.host.isnull())
     other = other.mutate(**_line_dims(other, rules))
@@ -228,25 +267,9 @@ def allocate(
         # Weights are integer pico-GPU-seconds (as fine as a float's digits): exact sums, integer splits.
         seconds = max(round((g["ChargePeriodEnd"] - g["ChargePeriodStart"]).total_seconds()), 0)
         # Hours of the line with telemetry (any sample, nobody's too) are split by GPU-time;
-        # the rest by the line's tags: absence of evidence is not idleness (methodology, 2).
+        # the rest by the schedules, then the line's tags: absence of evidence is not idleness.
         seen = min(observed_hours.get(key, 0) * 3600, seconds)
-        parts: list[tuple[str, str | None, int]] = []
-        for r in by_line.get(key, ()):
-            held = round(r["held_seconds"] * WEIGHT_SCALE) if r["holder"] is not None else 0
-            if held > 0:
-                parts.append((GPU_USED if r["busy"] else GPU_HELD_IDLE, r["holder"], held))
-        capacity = info["gpus"] * seen * WEIGHT_SCALE
-        held_total = sum(p[2] for p in parts)
-        if held_total > capacity:  # more claimed than provided: scale down (methodology, 2)
-            scaled = split_units(capacity, [p[2] for p in parts])
-            parts = [(k, h, w) for (k, h, _), w in zip(parts, scaled, strict=True)]
-            held_total = capacity
-        if capacity > held_total:
-            parts.append((GPU_UNHELD, None, capacity - held_total))
-        if seen < seconds:
-            parts.append((GPU_UNOBSERVED, None, info["gpus"] * (seconds - seen) * WEIGHT_SCALE))
-        if not any(p[2] for p in parts):  # a line without duration: by its tags
-            parts = [(GPU_UNOBSERVED, None, 1)]
+        parts = _gpu_parts(by_line.get(key, ()), info["gpus"], seen, seconds)
         tagged_values: dict[str, str | None] = {d: g[d] for d in DIMENSIONS if d in g}
         tagged_values["owner"] = owner(tagged_values, None)
         units, tail = to_units(amount)
@@ -279,7 +302,55 @@ def allocate(
         end=end,
         pools={p.name: p for p in rules.shared_pools},
         pool_weights=_metric_weights(metrics, rules.shared_pools, start, end),
+        host_gpus={h: int(r["gpus"]) for h, r in hosts.items()},
     )
+
+
+def _hosts(observed: ibis.Table, scheduled: ibis.Table) -> ibis.Table:
+    """GPU hosts: those with samples (their GPUs as reported), then those only schedules name."""
+    only = scheduled.anti_join(observed, scheduled.host == observed.host)
+    return observed.union(only.select(observed.columns))
+
+
+def _gpu_parts(
+    held_rows: Sequence[Mapping[str, Any]], gpus: int, seen: int, seconds: int
+) -> list[tuple[str, str | None, int]]:
+    """How one GPU line splits: (kind, holder, weight in pico-GPU-seconds), methodology 2.
+
+    Hours with telemetry split by the GPU-time samples show held (busy or idle), the rest of
+    their capacity unheld; hours without telemetry split by the schedules' claims, the rest of
+    their capacity by the line's tags (absence of evidence is not idleness). Claims beyond what
+    the line provides are scaled down, so a line never gives away more than it costs.
+    """
+    observed: list[tuple[str, str | None, int]] = []
+    claimed: list[tuple[str, str | None, int]] = []
+    for r in held_rows:
+        held = round(r["held_seconds"] * WEIGHT_SCALE) if r["holder"] is not None else 0
+        if held <= 0:
+            continue
+        if r["busy"] is None:
+            claimed.append((GPU_SCHEDULED, r["holder"], held))
+        else:
+            observed.append((GPU_USED if r["busy"] else GPU_HELD_IDLE, r["holder"], held))
+    parts = _fit(observed, gpus * seen * WEIGHT_SCALE, GPU_UNHELD)
+    parts += _fit(claimed, gpus * (seconds - seen) * WEIGHT_SCALE, GPU_UNOBSERVED)
+    if not any(p[2] for p in parts):  # a line without duration: by its tags
+        parts = [(GPU_UNOBSERVED, None, 1)]
+    return parts
+
+
+def _fit(
+    parts: list[tuple[str, str | None, int]], capacity: int, rest: str
+) -> list[tuple[str, str | None, int]]:
+    """`parts` scaled down to `capacity` if they claim more; what they leave goes to `rest`."""
+    claimed = sum(p[2] for p in parts)
+    if claimed > capacity:
+        scaled = split_units(capacity, [p[2] for p in parts])
+        parts = [(k, h, w) for (k, h, _), w in zip(parts, scaled, strict=True)]
+        claimed = capacity
+    if capacity > claimed:
+        parts = [*parts, (rest, None, capacity - claimed)]
+    return parts
 
 
 def _metric_weights(

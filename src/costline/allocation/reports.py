@@ -16,7 +16,7 @@ from costline.allocation.allocate import (
     DIMENSIONS,
     GPU_HELD_IDLE,
     GPU_UNHELD,
-    GPU_USED,
+    HELD_KINDS,
     SHARED,
     Allocation,
 )
@@ -46,6 +46,9 @@ class Bucket:
     shared: Decimal = Decimal(0)  # its part of the shared platform (shared proportional)
     gpu_seconds: float = 0.0
     idle_gpu_seconds: float = 0.0  # held but idle
+    held_idle: Decimal = Decimal(0)  # the cost of that held-idle time (inside `direct`)
+    unheld_gpu_seconds: float = 0.0  # unheld GPU-time in this bucket (`__idle__`, idle shown)
+    unheld: Decimal = Decimal(0)  # unheld GPU cost in this bucket or charged to it
     pools: set[str] = field(default_factory=set)
 
     @property
@@ -76,6 +79,7 @@ def buckets(
 
     held_by_pool: dict[str, list[tuple[str, float]]] = defaultdict(list)
     idle_by_pool: dict[str, list[Decimal]] = defaultdict(list)
+    idle_seconds: dict[str, float] = defaultdict(float)
     shared_by_pool: dict[str, Decimal] = defaultdict(Decimal)
     for r in rows:
         name = _bucket_of(r, by)
@@ -85,23 +89,31 @@ def buckets(
             )
         if idle == "shared" and r["kind"] == GPU_UNHELD:
             idle_by_pool[str(r["pool"])].append(r["amount"])
+            idle_seconds[str(r["pool"])] += r["gpu_seconds"]
             continue
         b = get(name)
         b.direct = MONEY_CONTEXT.add(b.direct, r["amount"])
-        if r["kind"] in (GPU_USED, GPU_HELD_IDLE):
+        if r["kind"] == GPU_UNHELD:
+            b.unheld = MONEY_CONTEXT.add(b.unheld, r["amount"])
+            b.unheld_gpu_seconds += r["gpu_seconds"]
+        if r["kind"] in HELD_KINDS:
             b.gpu_seconds += r["gpu_seconds"]
             b.pools.add(str(r["pool"]))
             held_by_pool[str(r["pool"])].append((name, r["gpu_seconds"]))
             if r["kind"] == GPU_HELD_IDLE:
                 b.idle_gpu_seconds += r["gpu_seconds"]
+                b.held_idle = MONEY_CONTEXT.add(b.held_idle, r["amount"])
     for pool, amounts in idle_by_pool.items():
         amount = total(amounts)
         holders = _weights(held_by_pool.get(pool, []))
         if not holders:
             get(IDLE).direct = MONEY_CONTEXT.add(get(IDLE).direct, amount)
+            get(IDLE).unheld = MONEY_CONTEXT.add(get(IDLE).unheld, amount)
+            get(IDLE).unheld_gpu_seconds += idle_seconds[pool]
             continue
         for name, part in zip(holders, split(amount, list(holders.values())), strict=True):
             get(name).idle = MONEY_CONTEXT.add(get(name).idle, part)
+            get(name).unheld = MONEY_CONTEXT.add(get(name).unheld, part)
     if shared == "proportional" and SHARED_BUCKET in out:
         out.pop(SHARED_BUCKET)
         direct = {n: b.direct for n, b in out.items() if n not in SPECIAL and b.direct > 0}
@@ -148,7 +160,10 @@ def _weights(pairs: Iterable[tuple[str, float]]) -> dict[str, Decimal]:
 
 
 def report_rows(result: list[Bucket], allocation: Allocation, by: str) -> list[dict[str, object]]:
-    """Buckets as rows for the CLI: amounts, share of the total, GPU-hours held and held idle."""
+    """Buckets as rows for the CLI and API: amounts, share of the total, GPU-hours held, and both
+    kinds of idle (`costline.allocation.idle`) with the same names in every view: `held_idle_*`
+    (its own held-but-idle time, inside its direct cost) and `unheld_idle_*` (`__idle__`'s own
+    when idle is shown; each owner's share of its pools' unheld time when idle is shared)."""
     whole = allocation.total
     rows = []
     for b in result:
@@ -158,11 +173,13 @@ def report_rows(result: list[Bucket], allocation: Allocation, by: str) -> list[d
                 by: b.name,
                 "amount_usd": b.amount,
                 "direct_usd": b.direct,
-                "idle_usd": b.idle,
                 "shared_usd": b.shared,
                 "share_pct": share.quantize(Decimal("0.01")),
                 "gpu_hours": round(b.gpu_seconds / 3600, 2),
                 "held_idle_gpu_hours": round(b.idle_gpu_seconds / 3600, 2),
+                "held_idle_usd": b.held_idle,
+                "unheld_idle_gpu_hours": round(b.unheld_gpu_seconds / 3600, 2),
+                "unheld_idle_usd": b.unheld,
             }
         )
     return rows

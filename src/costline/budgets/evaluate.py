@@ -46,13 +46,10 @@ def evaluate_budgets(
     forecast: bool = True,
 ) -> BudgetReport:
     """Budgets from `since` to `as_of` (periods and forecasts), experiment caps, findings."""
-    from costline.allocation.allocate import allocate
-    from costline.attribution.registry import declared, links
     from costline.attribution.rules import Rules
     from costline.budgets.experiments import cap_findings, experiment_rows
     from costline.budgets.status import budget_findings, evaluate
-    from costline.economics.declared import declared_costs
-    from costline.economics.unit_costs import gpu_units
+    from costline.economics.unit_report import TABLES, linked_workloads, run_allocation, run_costs
     from costline.ledger.sql import bill_days
     from costline.model import Window
 
@@ -63,16 +60,12 @@ def evaluate_budgets(
     findings = budget_findings(statuses, clock=clock, rules=rules)
     end = dt.datetime(as_of.year, as_of.month, as_of.day, tzinfo=dt.UTC) + dt.timedelta(days=1)
     window = Window(start=end - dt.timedelta(days=EXPERIMENT_DAYS), end=end)
-    t = {name: ledger.table(name) for name in ("gpu_samples", "workloads", "storage_objects",
-                                                "metrics")}  # fmt: skip
-    a = allocate(lines, t["gpu_samples"], t["workloads"], window.start, window.end,
-                 rules=rules)  # fmt: skip
-    workloads, _ = gpu_units(a, t["workloads"], t["gpu_samples"])
-    entries = declared(t["workloads"])
-    linked = {r["workload_id"]: r["entry"]
-              for r in links(t["workloads"], entries).to_pyarrow().to_pylist()}  # fmt: skip
-    runs = declared_costs(entries, linked, workloads, lines, t["storage_objects"], t["metrics"],
-                          window.start, window.end, cost=cost)  # fmt: skip
+    tables = {name: ledger.table(name) for name in TABLES}
+    allocation = run_allocation(tables, rules, window.start, window.end,
+                                "billed" if cost == "BilledCost" else "effective")  # fmt: skip
+    runs, workloads, _ = run_costs(tables, allocation,
+                                   "billed" if cost == "BilledCost" else "effective")  # fmt: skip
+    linked = linked_workloads(tables)
     experiments = experiment_rows(runs, workloads, linked, config.experiments)
     findings += cap_findings(experiments, config.experiments, window, clock=clock, rules=rules)
     return BudgetReport(statuses, experiments, findings)

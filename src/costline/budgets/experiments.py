@@ -34,12 +34,17 @@ def experiment_rows(
     for r in declared_rows:
         if r["kind"] in TRAINING_KINDS:
             out.append(_row(r["name"], r["kind"], r["team"], r["owner"], r["cost_usd"],
-                            r["budget_usd"], settings))  # fmt: skip
+                            r["budget_usd"], settings) | _covers(r))  # fmt: skip
     for w in workload_rows:
         if w["kind"] in TRAINING_KINDS and w["workload"] not in links:
             out.append(_row(w["workload"], w["kind"], w["team"], None, w["cost_usd"], None,
-                            settings))  # fmt: skip
+                            settings) | _covers(w))  # fmt: skip
     return sorted((r for r in out if r["cap_usd"] is not None), key=lambda r: -(r["used_pct"] or 0))
+
+
+def _covers(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The window the cost covers and the share of its GPU-hours telemetry backs."""
+    return {"window": row.get("window"), "coverage_pct": row.get("coverage_pct")}
 
 
 def _row(name: str, kind: str, team: str | None, owner: str | None, cost: Decimal,

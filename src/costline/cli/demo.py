@@ -131,6 +131,38 @@ def _thresholds(ledger: Ledger, manifest: BillingManifest, err: Console) -> list
     return [breach_row(f) for f in found]
 
 
+def _agreement(
+    ledger: Ledger, manifest: BillingManifest, budgets: BudgetReport | None, err: Console
+) -> dict[str, Any]:
+    """Idle the same in every view (the last month); each run's cost the same in unit costs and
+    budgets (`costline.economics.agreement`)."""
+    from costline.attribution.rules import Rules
+    from costline.config import load_config
+    from costline.economics.agreement import idle_agrees, run_costs_agree
+    from costline.economics.unit_report import TABLES
+    from costline.model import Window
+
+    config = load_config(manifest.config_file)
+    tables = {name: ledger.table(name) for name in TABLES}
+    month = Window.month(f"{manifest.window_end - dt.timedelta(days=1):%Y-%m}")
+    with err.status("Checking that every view agrees (idle, run costs) ..."):
+        idle = idle_agrees(tables, Rules.from_config(config), month.start, month.end)
+        runs = run_costs_agree(tables, config, budgets.experiments if budgets else [])
+    return {"idle": idle, "run_costs": runs}
+
+
+def _agreement_sentences(agreement: dict[str, Any]) -> list[str]:
+    idle, runs = agreement["idle"], agreement["run_costs"]
+    return [
+        f"Idle GPU cost {idle['window']}: held idle {format_money(idle['held_idle_usd'])}, unheld "
+        f"{format_money(idle['unheld_idle_usd'])}; GPU page, showback and chargeback "
+        + ("agree to the cent." if idle["agree"] else f"DO NOT agree: {idle['views']}"),
+        f"Registry run costs: {runs['runs']} runs the same in unit costs and budgets."
+        if runs["agree"]
+        else f"Registry run costs DO NOT agree between unit costs and budgets: {runs['mismatched']}",
+    ]
+
+
 def _print_budgets(report: BudgetReport, fmt: Format) -> None:
     from costline.cli.budgets import budget_sentences
 
@@ -227,6 +259,7 @@ def run_demo(
         findings = _detect(ledger, manifest, err)
         budgets = _budgets(ledger, manifest, err)
         breaches = _thresholds(ledger, manifest, err)
+        agreement = _agreement(ledger, manifest, budgets, err)
     ledger_total = total(r["billed"] for r in by["provider"])
     matches = ledger_total == manifest.total.billed
     report = {
@@ -248,6 +281,7 @@ def run_demo(
         "findings": findings,
         "budgets": [s.row() for s in current(budgets.statuses)] if budgets else [],
         "threshold_breaches": breaches,
+        "views_agree": agreement,
         "activity": {
             "window_start": activity.window_start.isoformat(),
             "window_end": activity.window_end.isoformat(),
@@ -297,6 +331,8 @@ def run_demo(
             title="Spike thresholds on the live telemetry (costline thresholds; the live "
             "incident is in activity_truth.json)",
         )  # fmt: skip
+    for line in _agreement_sentences(agreement):
+        Console().print(line)
     verdict = "matches" if matches else "DOES NOT match"
     Console().print(
         f"Billed total {format_money(ledger_total)} {verdict} the ground truth "

@@ -111,11 +111,19 @@ def print_ingest_summary(summary: IngestSummary, fmt: Format) -> None:
             err.print(
                 f"[yellow]note[/yellow] {escape(f.path)}: {escape(note.summary or note.title)}"
             )
+    for period in summary.period_status:
+        err.print(escape(period.describe()))
     for r in data["restated_periods"]:
         err.print(
             f"restated: {r['provider']} {r['billing_account_id']} {r['billing_period_start']} "
             f"({r['replaced_rows']} rows replaced)"
         )
+    if summary.replaced_rows:
+        err.print(f"replaced: {summary.replaced_rows} earlier rows (their newer state, or an "
+                  "edited registry file's entries)")  # fmt: skip
+    if summary.superseded_rows:
+        err.print(f"kept the ledger's newer state: {summary.superseded_rows} rows of this input "
+                  "are older than what the ledger holds")  # fmt: skip
     out.print(
         f"{summary.rows} rows from {len(summary.files) - len(summary.duplicates)} file(s), "
         f"{len(summary.duplicates)} duplicate(s), {summary.seconds:.2f}s"
@@ -155,15 +163,32 @@ def export_focus_cmd(
         Path, typer.Argument(metavar="OUT", help="OUT.parquet, OUT.csv or OUT.csv.gz")
     ],
     focus_version: Annotated[
-        str, typer.Option("--focus-version", help="1.0, 1.1, 1.2 or 1.3")
+        str, typer.Option("--focus-version", help="1.0, 1.1, 1.2, 1.3 or 1.4")
     ] = "1.2",
+    dataset: Annotated[
+        str,
+        typer.Option(
+            "--dataset",
+            help="cost-and-usage, contract-commitment (1.3+), billing-period or "
+            "invoice-detail (1.4)",
+        ),
+    ] = "cost-and-usage",
     fmt: FormatOpt = None,
 ) -> None:
-    """Write the ledger's cost lines as a FOCUS file."""
+    """Write one FOCUS dataset of the ledger as a FOCUS file of the chosen version.
+
+    Mandatory columns the ledger can fill are filled; those it has no value for in some rows (the
+    sources lacked them) are listed, on stderr and as `lacking`."""
     from costline.export import export_focus
 
     with open_ledger(read_only=True) as ledger:
-        result = export_focus(ledger, out_path, focus_version=focus_version)
+        result = export_focus(ledger, out_path, focus_version=focus_version, dataset=dataset)
+    if result.lacking:
+        err.print(
+            f"[yellow]note[/yellow] FOCUS {result.focus_version} requires values the sources "
+            f"did not give for some rows: {', '.join(result.lacking)}",
+            soft_wrap=True,
+        )
     emit_rows([vars(result)], default_format(fmt))
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 
 class Format(enum.StrEnum):
@@ -105,7 +106,8 @@ def emit_rows(
         for c in cols:
             table.add_column(c, overflow="fold")
         for r in rows:
-            table.add_row(*[_cell(r.get(c)) for c in cols])
+            # Text, not markup: a value like `[redacted]` or `[bold]` is shown as written.
+            table.add_row(*[Text(_cell(r.get(c))) for c in cols])
         (console or Console()).print(table)
 
 

@@ -100,14 +100,18 @@ def run_allocation(period: str, cost: Cost, where: list[str] | None) -> Allocati
 
 def _emit(kind: Literal["showback", "chargeback"], by: By, period: str, cost: Cost, idle: Idle,
           where: list[str] | None, fmt: Format | None) -> None:  # fmt: skip
+    from costline.allocation.idle import idle_totals
     from costline.allocation.reports import report
     from costline.money import format_money
 
     allocation = run_allocation(period, cost, where)
     rows = report(allocation, by.value, kind, idle=idle.value)
+    idle_ = idle_totals(allocation)
     title = (
         f"{kind.capitalize()} by {by.value}, {period} ({cost.value} cost): "
-        f"{format_money(allocation.total)}"
+        f"{format_money(allocation.total)}; idle GPU-time: unheld "
+        f"{idle_.unheld_gpu_hours:,.1f} GPU-h {format_money(idle_.unheld_idle_usd)}, held idle "
+        f"{idle_.held_idle_gpu_hours:,.1f} GPU-h {format_money(idle_.held_idle_usd)}"
     )
     emit_rows(rows, default_format(fmt), title=title)
 
@@ -199,17 +203,6 @@ def emit_sections(
     return chosen
 
 
-def previous_period(text: str, window: Window) -> tuple[dt.datetime, dt.datetime]:
-    """The period before: the previous calendar month for a month, else the same length before."""
-    from costline.model import Window
-
-    if re.fullmatch(r"\d{4}-\d{2}", text):
-        year, month = window.start.year, window.start.month
-        before = Window.month(f"{year - (month == 1)}-{12 if month == 1 else month - 1:02d}")
-        return before.start, before.end
-    return window.start - (window.end - window.start), window.start
-
-
 @report_app.command("unit-costs")
 def unit_costs_cmd(period: Period, top: Annotated[int, typer.Option(min=1)] = 15,
                    cost: CostOpt = Cost.effective, fmt: FormatOpt = None) -> None:  # fmt: skip
@@ -220,53 +213,25 @@ def unit_costs_cmd(period: Period, top: Annotated[int, typer.Option(min=1)] = 15
     scorecard: cost per request, per 1K tokens, GPU utilization, p95 latency, queue depth and
     failed jobs, week over week and month over month."""
 
-    from costline.allocation.allocate import COST_COLUMNS, allocate
-    from costline.attribution.registry import declared, links
-    from costline.attribution.rules import Rules, derive_requests
     from costline.cli.main import open_ledger, state
     from costline.config import load_config
-    from costline.economics.declared import declared_costs
-    from costline.economics.scorecard import scorecard
-    from costline.economics.unit_costs import business_units, gpu_units, llm_units, unit_costs
+    from costline.economics.unit_report import (
+        TABLES,
+        previous_window,
+        unit_cost_report,
+        unit_sentences,
+    )
 
     window = parse_period(period)
     config = load_config(state.config_path)
-    rules = Rules.from_config(config)
     with open_ledger(read_only=True) as ledger:
-        t = {
-            name: ledger.table(name)
-            for name in ("cost_lines", "gpu_samples", "workloads", "llm_requests", "metrics",
-                         "storage_objects")
-        }  # fmt: skip
-        t["llm_requests"] = derive_requests(t["llm_requests"], rules)  # models as bills name them
-        entries = declared(t["workloads"])
-        linked = {
-            r["workload_id"]: r["entry"]
-            for r in links(t["workloads"], entries).to_pyarrow().to_pylist()
-        }
-
-        def run(start: dt.datetime, end: dt.datetime) -> dict[str, list[dict[str, Any]]]:
-            a = allocate(t["cost_lines"], t["gpu_samples"], t["workloads"], start, end,
-                         cost=cost.value, rules=rules)  # fmt: skip
-            workloads, pools = gpu_units(a, t["workloads"], t["gpu_samples"])
-            runs = declared_costs(entries, linked, workloads, t["cost_lines"],
-                                  t["storage_objects"], t["metrics"], start, end,
-                                  cost=COST_COLUMNS[cost.value])  # fmt: skip
-            return {
-                "business_units": business_units(a, t["metrics"], config.units),
-                "declared": runs,
-                "llm": llm_units(t["llm_requests"], start, end),
-                "workloads": workloads,
-                "pools": pools,
-            }
-
-        sections = unit_costs(run, (window.start, window.end), previous_period(period, window))
-        sections = {k: v[:top] for k, v in sections.items()}
-        sections["scorecard"] = scorecard(t, window.start, window.end)
+        tables = {name: ledger.table(name) for name in TABLES}
+        sections = unit_cost_report(tables, config, (window.start, window.end),
+                                    previous_window(window.start, window.end), cost=cost.value,
+                                    scorecard=True)  # fmt: skip
+    sections = {k: v[:top] for k, v in sections.items()}
     chosen = emit_sections(sections, fmt, lambda name: f"Unit costs: {name}, {period}")
     if chosen is Format.table:
-        from costline.economics.unit_costs import unit_sentences
-
         for line in unit_sentences(sections, period):
             out_console().print(line)
 

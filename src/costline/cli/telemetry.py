@@ -76,7 +76,9 @@ def pull_summary(reports: list[PullReport], seconds: float) -> IngestSummary:
         for r in reports
     ]
     ingestion = next((r.ingestion_id for r in reports if r.ingestion_id), None)
-    return IngestSummary("prometheus", ingestion, files, [], [], [], [], seconds)
+    return IngestSummary("prometheus", ingestion, files, [], [], [], [], seconds,
+                         replaced_rows=sum(r.replaced_rows for r in reports),
+                         superseded_rows=sum(r.superseded_rows for r in reports))  # fmt: skip
 
 
 def register(app: typer.Typer, ingest_app: typer.Typer) -> None:

@@ -4,8 +4,9 @@ A registry entry (`costline.attribution.registry`) gathers the pods and jobs tha
 Its cost in a period is:
 
 - **GPU**: the allocated GPU cost of those workloads (their hosts' whole hourly cost by GPU-time
-  held, docs/methodology/allocation.md); this includes anything billed on the hosts themselves,
-  such as their own data transfer;
+  held, docs/methodology/allocation.md: by telemetry where samples exist, by the jobs' own
+  schedules where they do not; `coverage_pct` is the share of GPU-hours telemetry backs); this
+  includes anything billed on the hosts themselves, such as their own data transfer;
 - **orchestration**: their share of the control plane by GPU-time (`gpu_units`);
 - **storage**: for each `bucket/prefix` the entry declares (its checkpoints and datasets), the
   bucket's storage lines in the period times the prefix's share of the bucket's bytes in its latest
@@ -32,7 +33,7 @@ import ibis
 from costline.allocation.split import split
 from costline.attribution.registry import Declared
 from costline.attribution.rules import bucket_of, cost_layer
-from costline.economics.unit_costs import THOUSAND, per
+from costline.economics.unit_costs import THOUSAND, coverage_pct, per
 from costline.money import MONEY_CONTEXT
 from costline.sources.metrics import INFERENCE_REQUESTS, INFERENCE_SUCCESSES
 
@@ -62,6 +63,7 @@ def declared_costs(
             g = gpu[name]
             g["jobs"] += 1
             g["hours"] += w["gpu_hours"]
+            g["telemetry_hours"] += w["telemetry_gpu_hours"]
             g["gpu"] = MONEY_CONTEXT.add(g["gpu"], w["gpu_cost_usd"])
             g["orchestration"] = MONEY_CONTEXT.add(g["orchestration"], w["orchestration_usd"])
     stored = storage_shares(entries, lines, storage, start, end, cost)
@@ -89,6 +91,7 @@ def declared_costs(
                 "owner": e.owner,
                 "jobs": g["jobs"],
                 "gpu_hours": round(g["hours"], 2),
+                "coverage_pct": coverage_pct(g["telemetry_hours"], g["hours"]),
                 "gpu_cost_usd": g["gpu"],
                 "orchestration_usd": g["orchestration"],
                 "storage_usd": s.get("storage", ZERO) if e.storage else None,
@@ -106,7 +109,7 @@ def declared_costs(
 
 
 def _no_gpu() -> dict[str, Any]:
-    return {"jobs": 0, "hours": 0.0, "gpu": ZERO, "orchestration": ZERO}
+    return {"jobs": 0, "hours": 0.0, "telemetry_hours": 0.0, "gpu": ZERO, "orchestration": ZERO}
 
 
 def storage_shares(

@@ -17,11 +17,19 @@ from typing import Any
 import ibis
 import pyarrow as pa
 
-from costline.allocation.allocate import GPU_HELD_IDLE, GPU_UNHELD, GPU_USED, SHARED, Allocation
+from costline.allocation.allocate import (
+    GPU_HELD_IDLE,
+    GPU_SCHEDULED,
+    GPU_UNHELD,
+    HELD_KINDS,
+    SHARED,
+    Allocation,
+)
 from costline.allocation.gpu import holder
+from costline.allocation.idle import pool_rows
 from costline.allocation.split import split
 from costline.config import BusinessUnit
-from costline.money import MONEY_CONTEXT, format_money
+from costline.money import MONEY_CONTEXT
 
 THOUSAND = Decimal(1000)
 MONEY_QUANTUM = Decimal("1e-18")
@@ -112,19 +120,18 @@ def gpu_units(
     """
     rows = allocation.rows.to_pylist()
     by_holder: dict[str, dict[str, Any]] = defaultdict(
-        lambda: {"seconds": 0.0, "idle": 0.0, "cost": Decimal(0)}
+        lambda: {"seconds": 0.0, "idle": 0.0, "scheduled": 0.0, "cost": Decimal(0)}
     )
-    pools: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     for r in rows:
-        if r["kind"] in (GPU_USED, GPU_HELD_IDLE, GPU_UNHELD):
-            pools[r["pool"]][r["kind"]] += r["amount"]
-        if r["kind"] in (GPU_USED, GPU_HELD_IDLE) and r["holder"]:
+        if r["kind"] in HELD_KINDS and r["holder"]:
             h = by_holder[r["holder"]]
             h["seconds"] += r["gpu_seconds"]
             h["cost"] = MONEY_CONTEXT.add(h["cost"], r["amount"])
             h["team"] = r["team"]
             if r["kind"] == GPU_HELD_IDLE:
                 h["idle"] += r["gpu_seconds"]
+            if r["kind"] == GPU_SCHEDULED:
+                h["scheduled"] += r["gpu_seconds"]
     # Orchestration: the period's control-plane cost (EKS, AKS, GKE, ...), shared by the GPU
     # workloads in proportion to the GPU-time they held.
     control = sum((r["amount"] for r in rows if r["cost_layer"] == "control_plane"), Decimal(0))
@@ -145,26 +152,35 @@ def gpu_units(
             "per_gpu_hour_usd": per(h["cost"], h["seconds"], Decimal(3600)),
             "held_idle_pct": round(100 * h["idle"] / h["seconds"], 1) if h["seconds"] else None,
             "sm_active_pct": efficiency.get(wid),
+            "telemetry_gpu_hours": round((h["seconds"] - h["scheduled"]) / 3600, 2),
+            "coverage_pct": coverage_pct(h["seconds"] - h["scheduled"], h["seconds"]),
         }
         for wid, h in by_holder.items()
     ]
-    per_pool = []
-    for pool, amounts in pools.items():
-        whole = sum(amounts.values(), Decimal(0))
-        per_pool.append(
-            {
-                "pool": pool,
-                "gpu_cost_usd": whole,
-                "idle_usd": amounts[GPU_UNHELD],
-                "idle_pct": _pct(amounts[GPU_UNHELD], whole),
-                "held_idle_usd": amounts[GPU_HELD_IDLE],
-                "held_idle_pct": _pct(amounts[GPU_HELD_IDLE], whole),
-            }
-        )
+    per_pool = [
+        {
+            "pool": p["pool"],
+            "gpus": p["gpus"],
+            "gpu_cost_usd": p["gpu_cost_usd"],
+            "unheld_gpu_hours": round(p["unheld_gpu_hours"], 2),
+            "unheld_idle_usd": p["unheld_idle_usd"],
+            "unheld_idle_pct": _pct(p["unheld_idle_usd"], p["gpu_cost_usd"]),
+            "held_idle_gpu_hours": round(p["held_idle_gpu_hours"], 2),
+            "held_idle_usd": p["held_idle_usd"],
+            "held_idle_pct": _pct(p["held_idle_usd"], p["gpu_cost_usd"]),
+            "idle_usd": p["idle_usd"],
+        }
+        for p in pool_rows(allocation)
+    ]
     return (
         sorted(per_workload, key=lambda x: -x["cost_usd"]),
         sorted(per_pool, key=lambda x: -x["gpu_cost_usd"]),
     )
+
+
+def coverage_pct(telemetry_seconds: float, seconds: float) -> float | None:
+    """The share of GPU-time held that telemetry backs (the rest: the workload's schedule)."""
+    return round(100 * max(telemetry_seconds, 0.0) / seconds, 1) if seconds else None
 
 
 def _pct(part: Decimal, whole: Decimal) -> Decimal | None:
@@ -253,43 +269,3 @@ def unit_costs(
         name: compare(rows, before.get(name, []), *keys[name]) if name in keys else rows
         for name, rows in now.items()
     }
-
-
-def unit_sentences(sections: dict[str, list[dict[str, Any]]], period: str) -> list[str]:
-    """The unit-cost tables' headline figures, in business terms (`costline report unit-costs`
-    prints them under its tables; the dashboard's Unit costs page shows them)."""
-    said = []
-    for r in sections.get("declared", []):
-        if r["kind"] == "inference_endpoint" and r["per_success_usd"] is not None:
-            said.append(
-                f"{r['team']}'s {r['name']} endpoint cost {format_money(r['cost_usd'])} in "
-                f"{period} to serve at its traffic ({r['inferences']:,.0f} inferences): "
-                f"{format_money(r['per_1k_inferences_usd'], places=4)} per 1K inferences, "
-                f"{format_money(r['per_success_usd'], places=6)} per prediction."
-            )
-        elif r["kind"] != "inference_endpoint" and r["storage_usd"] is not None:
-            budget = (f"; {r['budget_used_pct']}% of its budget" if r["budget_used_pct"] is not None
-                      else "")  # fmt: skip
-            said.append(
-                f"{r['name']} ({r['kind'].replace('_', ' ')}, {r['team']}) cost "
-                f"{format_money(r['cost_usd'])} in {period}: GPU "
-                f"{format_money(r['gpu_cost_usd'])}, orchestration "
-                f"{format_money(r['orchestration_usd'])}, checkpoints and data "
-                f"{format_money(r['storage_usd'])}, transfer "
-                f"{format_money(r['transfer_usd'])}{budget}."
-            )
-    for r in sections.get("llm", [])[:3]:
-        per = (
-            format_money(r["per_1k_requests_usd"], places=4)
-            if r["per_1k_requests_usd"]
-            else "unpriced"
-        )
-        success = (
-            format_money(r["per_success_usd"], places=4) if r["per_success_usd"] else "unpriced"
-        )
-        said.append(
-            f"{r['app']} on {r['model']} cost {format_money(r['cost_usd'])} in {period} at its "
-            f"traffic ({r['requests']:,} requests): {per} per 1K requests, {success} per "
-            "successful request."
-        )
-    return said

@@ -7,6 +7,7 @@ than guessed at.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import duckdb
@@ -67,11 +68,54 @@ def _v4_storage_lifecycle(con: duckdb.DuckDBPyConnection) -> None:
     run(con, create_table_sql("storage_lifecycle", schema.STORAGE_LIFECYCLE))
 
 
+def _v5_focus_1_4(con: duckdb.DuckDBPyConnection) -> None:
+    """FOCUS 1.4: tables for the Contract Commitment, Billing Period and Invoice Detail datasets,
+    and `cost_lines` gains CommitmentProgramEligibilityDetails and InvoiceDetailId."""
+    for dataset, table in schema.DATASET_TABLES.items():
+        if dataset != schema.COST_AND_USAGE:
+            run(con, create_table_sql(table, schema.dataset_schema(dataset)))
+    parts.rebuild_view(con, schema.cost_lines_schema())
+
+
+def _v6_workload_state(con: duckdb.DuckDBPyConnection) -> None:
+    """workloads gains observed_at and source_path (a workload's newest state replaces the older
+    ones), and keeps one row per workload_id: the one its latest ingestion wrote. Registry rows
+    of an ingestion of one registry file get that file as source_path (made absolute from here),
+    so the next ingestion of the file replaces them whole."""
+    run(con, "ALTER TABLE workloads ADD COLUMN IF NOT EXISTS observed_at TIMESTAMPTZ")
+    run(con, "ALTER TABLE workloads ADD COLUMN IF NOT EXISTS source_path VARCHAR")
+    single = run(
+        con,
+        "SELECT ingestion_id, any_value(path) FROM ingestions WHERE source = 'registry' "
+        "GROUP BY ingestion_id HAVING count(*) = 1",
+    )
+    for ingestion_id, path in single:
+        run(
+            con,
+            "UPDATE workloads SET source_path = ? "
+            "WHERE source = 'registry' AND source_path IS NULL AND x_ingestion_id = ?",
+            [os.path.abspath(path), ingestion_id],
+        )
+    run(
+        con,
+        """DELETE FROM workloads WHERE rowid IN (
+          SELECT rid FROM (
+            SELECT w.rowid AS rid, row_number() OVER (
+              PARTITION BY w.workload_id ORDER BY i.at DESC NULLS LAST, w.rowid DESC) AS rank
+            FROM workloads w LEFT JOIN (
+              SELECT ingestion_id, max(ingested_at) AS at FROM ingestions GROUP BY ALL) i
+            ON i.ingestion_id = w.x_ingestion_id)
+          WHERE rank > 1)""",
+    )
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "create the canonical ledger tables", _v1_create_tables),
     (2, "gpu_samples without stored attribution columns", _v2_gpu_samples_unattributed),
     (3, "llm_requests.output_cost_usd", _v3_llm_output_cost),
     (4, "storage_lifecycle", _v4_storage_lifecycle),
+    (5, "FOCUS 1.4 datasets and Cost and Usage columns", _v5_focus_1_4),
+    (6, "workloads.observed_at and source_path; one row per workload", _v6_workload_state),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -82,6 +82,8 @@ class WriteResult:
     rows_by_file: dict[str, int] = field(default_factory=dict)
     restated: list[RestatedPeriod] = field(default_factory=list)
     replaced: dict[str, int] = field(default_factory=dict)  # table -> older rows replaced by key
+    # table -> rows of this ingestion not kept: the ledger holds a newer state of their key
+    superseded: dict[str, int] = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
@@ -165,6 +167,18 @@ class Ledger:
         ).fetchall()
         return {fp: path for fp, path in rows}
 
+    def state_from(self, table: str, scope: Mapping[str, str], fingerprint: str) -> bool:
+        """Whether rows of `table` with the `scope` column values came from the file with this
+        fingerprint: a registry file ingested again is a duplicate only while it is the state."""
+        where = " AND ".join(f't."{k}" = ?' for k in scope)
+        row = run_one(
+            self.con,
+            f'SELECT 1 FROM "{table}" t JOIN ingestions i ON i.ingestion_id = t.x_ingestion_id '
+            f"WHERE i.fingerprint = ? AND {where} LIMIT 1",
+            [fingerprint, *scope.values()],
+        )
+        return row is not None
+
     def ingestion_report(self, ingestion_id: str) -> IngestionReport:
         """Totals per currency, billing periods and providers of one ingestion, in one scan."""
         rows = self.con.execute(
@@ -213,12 +227,7 @@ class Ledger:
                 faults.point("ingest.after_insert")
             if any(b.table == "cost_lines" for b in batches):
                 result.restated = self._replace_restated_periods(ingestion_id)
-            replacing = {(b.table, tuple(b.replace_on), b.replace_skips_nulls)
-                         for b in batches if b.replace_on}  # fmt: skip
-            for table, keys, skip_nulls in replacing:
-                result.replaced[table] = self._replace_by_key(
-                    table, keys, ingestion_id, skip_nulls=skip_nulls
-                )
+            self._replace_state(batches, ingestion_id, result)
             replaced = sum(p.replaced_rows for p in result.restated)
             for i, batch in enumerate(batches):
                 self._record(batch, source, ingestion_id, result, replaced if i == 0 else 0)
@@ -282,6 +291,72 @@ class Ledger:
                 with contextlib.suppress(duckdb.Error):  # an aborted transaction refuses even this
                     self.con.unregister(view)
         return int(row[0]) if row else 0
+
+    def _replace_state(
+        self, batches: Sequence[SourceBatch], ingestion_id: str, result: WriteResult
+    ) -> None:
+        """Earlier state the batches replace: whole scopes first, then rows by key."""
+        for b in batches:
+            if b.replace_scope:
+                gone = self._replace_scope(b.table, b.replace_scope, ingestion_id)
+                result.replaced[b.table] = result.replaced.get(b.table, 0) + gone
+        replacing = {(b.table, tuple(b.replace_on), b.replace_skips_nulls, b.newest_by)
+                     for b in batches if b.replace_on}  # fmt: skip
+        for table, keys, skip_nulls, newest_by in sorted(replacing, key=str):
+            if newest_by is None:
+                gone = self._replace_by_key(table, keys, ingestion_id, skip_nulls=skip_nulls)
+            else:
+                gone, stale = self._keep_newest(
+                    table, keys, newest_by, ingestion_id, skip_nulls=skip_nulls
+                )
+                result.superseded[table] = result.superseded.get(table, 0) + stale
+            result.replaced[table] = result.replaced.get(table, 0) + gone
+
+    def _replace_scope(self, table: str, scope: Mapping[str, str], ingestion_id: str) -> int:
+        """Delete earlier rows whose `scope` columns hold these values (all of them)."""
+        where = " AND ".join(f'"{k}" = ?' for k in scope)
+        row = run_one(
+            self.con,
+            f'DELETE FROM "{table}" WHERE x_ingestion_id <> ? AND {where}',
+            [ingestion_id, *scope.values()],
+        )
+        return int(row[0]) if row else 0
+
+    def _keep_newest(
+        self,
+        table: str,
+        keys: Sequence[str],
+        newest_by: str,
+        ingestion_id: str,
+        *,
+        skip_nulls: bool = False,
+    ) -> tuple[int, int]:
+        """One row per key this ingestion brought: the newest `newest_by` (null is oldest); on a
+        tie this ingestion's, then the one inserted last. Returns (earlier rows deleted, rows of
+        this ingestion deleted because the ledger held a newer state)."""
+        same = "=" if skip_nulls else "IS NOT DISTINCT FROM"
+        match = " AND ".join(f'n."{k}" {same} o."{k}"' for k in keys)
+        by_key = ", ".join(f'o."{k}"' for k in keys)
+        fresh = "(o.x_ingestion_id = $1)"
+        self._run(
+            f"""CREATE OR REPLACE TEMP TABLE __superseded AS
+            SELECT rid, fresh FROM (
+              SELECT o.rowid AS rid, {fresh} AS fresh, row_number() OVER (
+                PARTITION BY {by_key}
+                ORDER BY o."{newest_by}" DESC NULLS LAST, {fresh} DESC, o.rowid DESC) AS rank
+              FROM "{table}" o
+              WHERE EXISTS (SELECT 1 FROM "{table}" n WHERE n.x_ingestion_id = $1 AND {match}))
+            WHERE rank > 1""",
+            [ingestion_id],
+        )
+        row = run_one(
+            self.con,
+            "SELECT count(*) FILTER (WHERE NOT fresh), count(*) FILTER (WHERE fresh) "
+            "FROM __superseded",
+        )
+        self._run(f'DELETE FROM "{table}" WHERE rowid IN (SELECT rid FROM __superseded)')
+        self._run("DROP TABLE __superseded")
+        return (int(row[0]), int(row[1])) if row else (0, 0)
 
     def _replace_by_key(
         self, table: str, keys: Sequence[str], ingestion_id: str, *, skip_nulls: bool = False

@@ -29,13 +29,12 @@ from costline import faults
 from costline.errors import LedgerError
 from costline.ledger import outbox as ledger_outbox
 from costline.ledger.outbox import OutboxMessage
-from costline.notify.redact import guard_http_logs, redact, short
+from costline.notify.redact import guard_logs, redact, route_secrets, short
 from costline.notify.senders import (
     SendFailed,
     SmtpFactory,
     Transport,
     default_smtp,
-    route_secrets,
     send,
 )
 
@@ -88,7 +87,7 @@ def deliver(
     """Send every due message (at most `limit`), each at most once in this call."""
     if ledger.read_only:
         raise LedgerError("the ledger was opened read-only: open it for writing to deliver")
-    guard_http_logs()
+    guard_logs(secret for route in config.routes for secret in route_secrets(route, env))
     client = http or httpx.Client(follow_redirects=False)  # HTTPS_PROXY etc. honoured
     transport = Transport(http=client, env=env, clock=clock, smtp=smtp)
     routes = {route.name: route for route in config.routes}

@@ -12,8 +12,9 @@ What counts as accepted, and which refusals are worth retrying:
 - SMTP 5xx replies fail at once; 4xx replies, dropped connections and timeouts are retried.
 - A route whose secret variable is not set fails at once, naming the variable (never a value).
 
-Secrets (the Slack webhook URL, the PagerDuty routing key, the webhook signing secret) are read
-from the environment here, at send time, and every error text is passed through `redact`.
+Secrets (the Slack webhook URL, the PagerDuty routing key, a webhook's URL, headers and signing
+secret) are read from the environment here, at send time, and every error text is passed through
+`redact` with every secret the route holds or reads (`redact.route_secrets`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import contextlib
 import json
 import logging
 import smtplib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -39,7 +40,7 @@ from costline.notify.messages import (
     webhook_bytes,
     with_routing_key,
 )
-from costline.notify.redact import redact, short
+from costline.notify.redact import redact, route_secrets, short
 
 if TYPE_CHECKING:
     from costline.clock import Clock
@@ -91,14 +92,6 @@ def secret(env: Mapping[str, str], variable: str, route: RouteConfig, what: str)
     return value
 
 
-def route_secrets(route: RouteConfig, env: Mapping[str, str]) -> list[str]:
-    """The secret values a route reads, to redact from anything written down."""
-    names = [
-        getattr(route, attr, None) for attr in ("webhook_url_env", "routing_key_env", "secret_env")
-    ]
-    return [env[name] for name in names if isinstance(name, str) and env.get(name)]
-
-
 def send(message: OutboxMessage, route: RouteConfig, transport: Transport) -> None:
     """Send `message` over `route`; returns once the receiver accepted it."""
     sender = SENDERS.get(route.type)
@@ -111,7 +104,7 @@ def _send_slack(message: OutboxMessage, route: RouteConfig, t: Transport) -> Non
     assert isinstance(route, SlackRoute)
     url = secret(t.env, route.webhook_url_env, route, "the incoming-webhook URL")
     body = json.dumps(message.payload["content"], ensure_ascii=False).encode()
-    _post(t, route, url, body, {}, secrets=[url])
+    _post(t, route, url, body, {})
 
 
 def _send_pagerduty(message: OutboxMessage, route: RouteConfig, t: Transport) -> None:
@@ -119,21 +112,28 @@ def _send_pagerduty(message: OutboxMessage, route: RouteConfig, t: Transport) ->
     key = secret(t.env, route.routing_key_env, route, "the integration's routing key")
     event = with_routing_key(message.payload["content"], key)
     body = json.dumps(event, ensure_ascii=False).encode()
-    _post(t, route, route.events_url, body, {}, secrets=[key])
+    _post(t, route, route.events_url, body, {})
 
 
 def _send_webhook(message: OutboxMessage, route: RouteConfig, t: Transport) -> None:
     assert isinstance(route, WebhookRoute)
+    url = route.url
+    if url is None:
+        url = secret(t.env, str(route.url_env), route, "the webhook URL")
     key = secret(t.env, route.secret_env, route, "the signing secret") if route.secret_env else None
     body = webhook_bytes(message.payload["content"])
     headers = {
         **route.headers,
+        **{
+            name: secret(t.env, variable, route, f"the {name} header")
+            for name, variable in route.headers_env.items()
+        },
         MESSAGE_ID_HEADER: message.message_id,
         TIMESTAMP_HEADER: str(int(t.clock.now().timestamp())),
     }
     if key is not None:
         headers[SIGNATURE_HEADER] = sign(body, key)
-    _post(t, route, route.url, body, headers, secrets=[key] if key else [])
+    _post(t, route, url, body, headers)
 
 
 def _post(
@@ -142,10 +142,10 @@ def _post(
     url: str,
     body: bytes,
     headers: Mapping[str, str],
-    *,
-    secrets: Iterable[str],
 ) -> None:
-    secrets = [*secrets, url]
+    """POST `body`; any text of the failure is redacted of every secret the route holds or reads
+    (a receiver may echo the URL, its query or the headers it was sent)."""
+    secrets = [*route_secrets(route, t.env), url]
     try:
         response = t.http.post(
             url,

@@ -31,6 +31,7 @@ from costline.errors import ConfigError, CostlineError
 from costline.ledger.findings import Action, UnknownFinding
 from costline.model import InvalidSelector, InvalidTransition
 from costline.money import MONEY_CONTEXT
+from costline.notify.redact import redacted_config
 from costline.server import queries, reports, telemetry
 from costline.server.auth import Forbidden, Principal, Role, Unauthorized, require
 from costline.server.filters import (
@@ -395,9 +396,10 @@ def annotation_list(request: Request, f: Common) -> Response:
 @router.get("/config", dependencies=[admin])
 def config(request: Request) -> Response:
     """The configuration the server runs with (secrets are environment variables: only their
-    names appear), and the files it was read from."""
+    names appear; one written in a route's URL or headers shows as `[redacted]`), and the files
+    it was read from."""
     cfg = _reader(request).config
-    body = {"files": [str(p) for p in cfg.files], "config": cfg.model_dump(mode="json")}
+    body = {"files": [str(p) for p in cfg.files], "config": redacted_config(cfg)}
     return _json(encode(body))
 
 

@@ -5,7 +5,10 @@ dimensions (`team`, `project`, `environment`, `provider`, `service`, `region`, `
 `cost_domain`, `cost_layer`), each repeatable or written `a|b`. The dimensions become a
 `costline.model.Selector`, which the analytics apply as Ibis expressions
 (`costline.attribution.rules.select`): a user's value is a literal Ibis binds, never SQL text.
-A parameter an endpoint does not take is refused (400), naming the ones it does; so is a bad day.
+A parameter an endpoint does not take is refused (400), naming the ones it does; so is a bad day:
+one that is not `YYYY-MM-DD`, one outside `EARLIEST_DAY` .. `LATEST_DAY` (the window arithmetic,
+a day after `end` or a month before it, must stay within what a date can hold), or an `end` not
+after `start`.
 
 The default window is the month of the last billed day, up to the day after it.
 
@@ -41,6 +44,8 @@ FILTER_DIMENSIONS = (
     "cost_layer",
 )
 DAY = dt.timedelta(days=1)
+EARLIEST_DAY = dt.date(1970, 1, 1)
+LATEST_DAY = dt.date(2100, 1, 1)  # an `end`: the day after 2099-12-31
 
 
 class BadRequest(CostlineError, ValueError):
@@ -83,12 +88,25 @@ def _midnight(day: dt.date) -> dt.datetime:
 
 
 def parse_day(name: str, text: str | None) -> dt.date | None:
+    """The day a query parameter names; None when it is absent or empty.
+
+    >>> parse_day("start", "2026-10-01")
+    datetime.date(2026, 10, 1)
+    >>> parse_day("start", "9999-12-31")
+    Traceback (most recent call last):
+    costline.server.filters.BadRequest: start '9999-12-31' is out of range: give a day from 1970-01-01 to 2100-01-01
+    """
     if text is None or not text.strip():
         return None
     try:
-        return dt.date.fromisoformat(text.strip())
+        day = dt.date.fromisoformat(text.strip())
     except ValueError:
         raise BadRequest(f"{name} {text!r}: expected a day as YYYY-MM-DD") from None
+    if not EARLIEST_DAY <= day <= LATEST_DAY:
+        raise BadRequest(
+            f"{name} {text!r} is out of range: give a day from {EARLIEST_DAY} to {LATEST_DAY}"
+        )
+    return day
 
 
 def make_filters(

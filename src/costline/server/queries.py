@@ -91,11 +91,12 @@ def _cube(reader: Reader, filters: Filters, first: dt.date, end: dt.date) -> ibi
 
 
 def health(reader: Reader) -> dict[str, Any]:
+    """The ledger's path, schema version and last billed day, read on this thread's cursor."""
     last = last_bill_day(reader)
     return {
         "status": "ok",
         "ledger": reader.ledger.path,
-        "schema_version": reader.ledger.schema_version(),
+        "schema_version": reader.schema_version(),
         "last_bill_day": last,
     }
 

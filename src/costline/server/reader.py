@@ -3,7 +3,10 @@
 The server opens the ledger once, read-write (DuckDB allows one writing process; the scheduler
 writes through the same `Ledger`). Requests run in FastAPI's threadpool, each thread on its own
 cursor of that connection (a DuckDB connection is not safe to share between threads; its cursors
-are) with its own Ibis backend over it, so requests never wait on one another in Python.
+are) with its own Ibis backend over it, so requests never wait on one another in Python. No
+request touches the ledger's own connection (`ledger.con`, or a `Ledger` method that uses it): it
+is the scheduler's, and DuckDB refuses a second call on a connection that is busy ("connection is
+busy with another call") rather than waiting.
 
 **Version.** Everything cached is keyed by `Reader.version()`: the latest ingestion (time and
 count), a checksum of the findings' fingerprints and statuses, and a generation that the server's
@@ -51,6 +54,7 @@ from ibis.backends.duckdb import Backend as DuckDBBackend
 from costline.attribution.rules import Rules, derive_lines, scope_column, select
 from costline.clock import SYSTEM_CLOCK, Clock
 from costline.config import Config
+from costline.ledger import migrations
 from costline.ledger.sql import run, run_one
 from costline.ledger.store import Ledger
 from costline.model import Selector
@@ -136,6 +140,11 @@ class Reader:
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """This thread's cursor on the ledger's connection (created on first use)."""
         return self._state().cursor
+
+    def schema_version(self) -> int:
+        """The ledger's schema version, on this thread's cursor (`Ledger.schema_version` asks the
+        ledger's own connection, which a request must not use: see the module)."""
+        return migrations.current_version(self.cursor())
 
     def backend(self) -> DuckDBBackend:
         """This thread's Ibis backend, over its cursor."""

@@ -14,12 +14,11 @@ are listed in `ignored_filters`, never silently applied or dropped.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import TYPE_CHECKING, Any, Literal
 
 from costline.allocation.reports import REPORT_BY, report
 from costline.model import Selector
-from costline.server.filters import DAY, Filters, Span, choice, month_start, next_month
+from costline.server.filters import DAY, Filters, Span, choice, next_month
 from costline.server.queries import COSTS, window
 from costline.server.reader import Reader
 
@@ -91,8 +90,6 @@ def showback(
 
 
 # -- unit costs ------------------------------------------------------------------------------------
-# TEMPORARY (replace with `costline.economics.unit_report` once the assembly of `costline report
-# unit-costs` moves there from cli/reports.py): the same calls as the CLI's `unit_costs_cmd`.
 
 
 def period_text(span: Span) -> str:
@@ -104,64 +101,36 @@ def period_text(span: Span) -> str:
     return f"{span.start.isoformat()}..{span.end.isoformat()}"
 
 
-def previous_span(span: Span) -> Span:
-    """The period before: the previous calendar month for a month, else the same length before."""
-    if span.start.day == 1 and span.end == next_month(span.start):
-        return Span(month_start(span.start - DAY), span.start)
-    return Span(span.start - (span.end - span.start), span.start)
-
-
-def _unit_sections(reader: Reader, span: Span, cost: CostColumn) -> dict[str, list[dict[str, Any]]]:
-    from costline.allocation.allocate import COST_COLUMNS
-    from costline.attribution.registry import declared, links
-    from costline.attribution.rules import derive_requests
-    from costline.economics.declared import declared_costs
-    from costline.economics.unit_costs import business_units, gpu_units, llm_units, unit_costs
-
-    t = {n: reader.table(n) for n in ("cost_lines", "gpu_samples", "workloads", "metrics",
-                                      "storage_objects")}  # fmt: skip
-    requests = derive_requests(reader.table("llm_requests"), reader.rules)
-    entries = declared(t["workloads"])
-    linked = {r["workload_id"]: r["entry"]
-              for r in links(t["workloads"], entries).to_pyarrow().to_pylist()}  # fmt: skip
-
-    def run(start: dt.datetime, end: dt.datetime) -> dict[str, list[dict[str, Any]]]:
-        a = allocation(reader, Span(start.date(), end.date()), cost)
-        workloads, pools = gpu_units(a, t["workloads"], t["gpu_samples"])
-        runs = declared_costs(entries, linked, workloads, t["cost_lines"], t["storage_objects"],
-                              t["metrics"], start, end, cost=COST_COLUMNS[cost])  # fmt: skip
-        return {"business_units": business_units(a, t["metrics"], reader.config.units),
-                "declared": runs, "llm": llm_units(requests, start, end),
-                "workloads": workloads, "pools": pools}  # fmt: skip
-
-    return unit_costs(run, span.at(), previous_span(span).at())
-
-
 def unit_report(
     reader: Reader, filters: Filters, *, cost: str = "effective", top: int = 15
 ) -> dict[str, Any]:
-    """`costline report unit-costs --period <the window> --format json`'s sections (each row's
-    `change_pct` against the previous period), its sentences, and the scorecard: cost per request,
-    per 1K tokens, GPU utilization, p95 latency, queue depth and failed jobs side by side, week
-    over week and month over month. The report covers the whole organization, as the CLI's does:
-    every filter is listed in `ignored_filters`."""
-    from costline.attribution.rules import derive_requests
-    from costline.economics.scorecard import scorecard
-    from costline.economics.unit_costs import unit_sentences
+    """`costline report unit-costs --period <the window> --format json` (`economics.unit_report`):
+    its sections (each row's `change_pct` against the previous period), the sentences it prints,
+    and its scorecard: cost per request, per 1K tokens, GPU utilization, p95 latency, queue depth
+    and failed jobs side by side, week over week and month over month. The report covers the
+    whole organization, as the CLI's does: every filter is listed in `ignored_filters`."""
+    from costline.economics.unit_report import (
+        TABLES,
+        previous_window,
+        unit_cost_report,
+        unit_sentences,
+    )
 
     column: CostColumn = "billed" if choice("cost", cost, COSTS) == "billed" else "effective"
     span = window(reader, filters)
-    sections = {k: v[:top] for k, v in _unit_sections(reader, span, column).items()}
-    tables = {n: reader.table(n) for n in ("gpu_samples", "metrics", "workloads")}
-    tables["llm_requests"] = derive_requests(reader.table("llm_requests"), reader.rules)
-    before = previous_span(span)
+    before = previous_window(*span.at())
+    tables = {name: reader.table(name) for name in TABLES}
+    sections = unit_cost_report(tables, reader.config, span.at(), before, cost=column,
+                                scorecard=True)  # fmt: skip
+    scorecard = sections.pop("scorecard", [])
+    sections = {k: v[:top] for k, v in sections.items()}
     return {
         "start": span.start,
         "end": span.end,
         "period": period_text(span),
-        "previous": {"start": before.start, "end": before.end},
+        "previous": {"start": before[0].date(), "end": before[1].date()},
         "cost": cost,
-        "scorecard": scorecard(tables, *span.at()),
+        "scorecard": scorecard,
         "sentences": unit_sentences(sections, period_text(span)),
         "sections": sections,
         "ignored_filters": list(filters.selector.dimensions),

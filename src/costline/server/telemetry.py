@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any
 
 import ibis
@@ -21,7 +20,6 @@ import ibis
 from costline.attribution.rules import derive_requests
 from costline.ledger.sql import run_one
 from costline.model import Selector
-from costline.money import MONEY_CONTEXT, total
 from costline.server.filters import Filters, Span, choice, resolve
 from costline.server.queries import last_bill_day, window
 from costline.server.reader import NONE_KEY, ZERO, Reader
@@ -124,9 +122,9 @@ def _allocation(reader: Reader, span: Span) -> Any:
 
 def _host_pools(reader: Reader, span: Span) -> dict[str, str]:
     """host -> GPU pool, as the allocation names them (the `pool` tag, else the GPU model)."""
-    from costline.allocation.allocate import GPU_HELD_IDLE, GPU_UNHELD, GPU_UNOBSERVED, GPU_USED
+    from costline.allocation.allocate import GPU_KINDS
 
-    kinds = {GPU_USED, GPU_HELD_IDLE, GPU_UNHELD, GPU_UNOBSERVED}
+    kinds = set(GPU_KINDS)
     rows = _allocation(reader, span).rows.select(["kind", "host", "pool"]).to_pylist()
     return {r["host"]: r["pool"] for r in rows if r["kind"] in kinds and r["host"] and r["pool"]}
 
@@ -174,45 +172,49 @@ def gpu_utilization(reader: Reader, filters: Filters, *, by: str = "gpu") -> dic
 
 
 def gpu_idle(reader: Reader, filters: Filters) -> dict[str, Any]:
-    """Per pool: GPUs, GPU-hours seen, busy and idle hours, utilization, and the cost of the idle
-    time (unheld GPUs and GPUs held but idle, from the allocation of the window's bills)."""
-    from costline.allocation.allocate import GPU_HELD_IDLE, GPU_UNHELD
-    from costline.allocation.gpu import IDLE_ACTIVITY, mig_weight
+    """Per pool: GPUs, GPU-hours of each kind and the cost of both kinds of idle, from the
+    allocation of the window's bills (`costline.allocation.idle`, as showback and chargeback
+    report them), with the GPUs' mean activity from telemetry beside them."""
+    from costline.allocation.gpu import mig_weight
+    from costline.allocation.idle import pool_rows, totals
 
     span = _telemetry_window(reader, filters, "gpu_samples")
     start, end = span.at()
+    pools = pool_rows(_allocation(reader, span))
     s = reader.table("gpu_samples")
     s = s.filter(s.ts >= start, s.ts < end)
     activity = ibis.coalesce(s.gr_engine_active, s.gpu_util)
     weight = s.sample_seconds * s.time_slice_share.fill_null(1.0) * mig_weight(s)
-    busy = activity.isnull() | (activity >= IDLE_ACTIVITY)
     hosts = s.group_by("host").aggregate(
-        gpus=ibis.coalesce(s.gpu_uuid, s.gpu_index.cast("string")).nunique(),
-        gpu_model=s.gpu_model.arbitrary(),
-        seconds=weight.sum(),
-        busy=weight.sum(where=busy),
-        active=(activity * weight).sum(),
-        measured=weight.sum(where=activity.notnull()),
+        active=(activity * weight).sum(), measured=weight.sum(where=activity.notnull())
     )
-    pools_of = _host_pools(reader, span)
-    pools: dict[str, dict[str, Any]] = defaultdict(lambda: defaultdict(float))
+    pool_of = _host_pools(reader, span)
+    activity_of: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
     for h in hosts.to_pyarrow().to_pylist():
-        pool = pools_of.get(h["host"]) or h["gpu_model"] or NONE_KEY
-        for k in ("gpus", "seconds", "busy", "active", "measured"):
-            pools[pool][k] += h[k] or 0
-    idle: dict[str, Decimal] = defaultdict(Decimal)
-    for a in _allocation(reader, span).rows.select(["kind", "pool", "amount"]).to_pylist():
-        if a["kind"] in (GPU_UNHELD, GPU_HELD_IDLE) and a["pool"] in pools:
-            idle[a["pool"]] = MONEY_CONTEXT.add(idle[a["pool"]], a["amount"])
-    rows = [
-        {"pool": pool, "gpus": int(p["gpus"]), "gpu_hours": round(p["seconds"] / 3600, 2),
-         "busy_hours": round(p["busy"] / 3600, 2),
-         "idle_hours": round((p["seconds"] - p["busy"]) / 3600, 2),
-         "utilization_pct": round(100 * p["active"] / p["measured"], 1) if p["measured"] else None,
-         "idle_usd": idle.get(pool, ZERO)}
-        for pool, p in pools.items()
-    ]  # fmt: skip
-    rows.sort(key=lambda r: (-r["idle_usd"], r["pool"]))
+        pair = activity_of[pool_of.get(h["host"]) or NONE_KEY]
+        pair[0] += h["active"] or 0.0
+        pair[1] += h["measured"] or 0.0
+    rows = []
+    for p in pools:
+        active, measured = activity_of.get(p["pool"], (0.0, 0.0))
+        rows.append(
+            {
+                "pool": p["pool"],
+                "gpus": p["gpus"],
+                "gpu_hours": round(p["gpu_hours"], 2),
+                "used_gpu_hours": round(p["used_gpu_hours"], 2),
+                "held_idle_gpu_hours": round(p["held_idle_gpu_hours"], 2),
+                "unheld_gpu_hours": round(p["unheld_gpu_hours"], 2),
+                "scheduled_gpu_hours": round(p["scheduled_gpu_hours"], 2),
+                "unobserved_gpu_hours": round(p["unobserved_gpu_hours"], 2),
+                "utilization_pct": round(100 * active / measured, 1) if measured else None,
+                "gpu_cost_usd": p["gpu_cost_usd"],
+                "held_idle_usd": p["held_idle_usd"],
+                "unheld_idle_usd": p["unheld_idle_usd"],
+                "idle_usd": p["idle_usd"],
+            }
+        )
+    whole = totals(pools)
     return {"start": span.start, "end": span.end, "rows": rows,
-            "idle_usd_total": total(idle.values()),
+            "idle_usd_total": whole.idle_usd, "totals": whole.as_dict(),
             "ignored_filters": list(filters.selector.dimensions)}  # fmt: skip

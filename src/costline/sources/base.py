@@ -8,7 +8,7 @@ its own transaction, and when the engine raises while reading it, the ledger ask
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,14 @@ class SourceBatch:
     # True: a row with a null key replaces nothing (an LLM rollup row has no request id, and two
     # rollups are not one request seen twice); False: null keys match null keys.
     replace_skips_nulls: bool = False
+    # With `replace_on`: the column saying when the source observed a row's state (a snapshot's
+    # time). Newest wins, whatever the order of ingestion: the ledger keeps one row per key, the
+    # one with the newest time (null counts as oldest); on a tie, this ingestion's, then the later
+    # file's. Without it, this ingestion's rows replace the ledger's whatever their times.
+    newest_by: str | None = None
+    # Rows of earlier ingestions with these column values are replaced whole: the batch is all that
+    # is left of that state (a registry file: an entry it no longer declares is gone).
+    replace_scope: Mapping[str, str] = field(default_factory=dict)
     # Keeps the adapter's own engine (e.g. an in-memory DuckDB) alive while `reader` is consumed.
     keepalive: Any = None
 
@@ -89,6 +97,8 @@ def arrow_batch(
     warnings: Sequence[str] = (),
     replace_on: Sequence[str] = (),
     replace_skips_nulls: bool = False,
+    newest_by: str | None = None,
+    replace_scope: Mapping[str, str] | None = None,
 ) -> SourceBatch:
     """A batch of rows an adapter built itself (parsed in Python, pulled from an API).
 
@@ -112,6 +122,8 @@ def arrow_batch(
         warnings=list(warnings),
         replace_on=list(replace_on),
         replace_skips_nulls=replace_skips_nulls,
+        newest_by=newest_by,
+        replace_scope=dict(replace_scope or {}),
     )
 
 
@@ -125,6 +137,11 @@ class FileSource:
     name: str
     suffixes: tuple[str, ...]
     read: Callable[[Sequence[SourceFile]], list[SourceBatch]]
+    # For a format whose file is the whole state of a scope (a registry file): the table and the
+    # `replace_scope` a file's batch has. A file whose bytes were ingested before is then a
+    # duplicate only while the ledger's rows of that scope still come from it, so going back to
+    # an earlier version of the file is ingested again (and is the state again).
+    state_of: Callable[[SourceFile], tuple[str, Mapping[str, str]]] | None = None
 
 
 @dataclass(frozen=True)

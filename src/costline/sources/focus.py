@@ -1,4 +1,4 @@
-"""The FOCUS source: FOCUS 1.0-1.3 exports and provider-native bills, to canonical Arrow.
+"""The FOCUS source: FOCUS 1.0-1.4 Cost and Usage exports and provider-native bills, to canonical Arrow.
 
 The file is read by an in-memory DuckDB of the adapter's own (never the ledger's) in three stages:
 raw (CSV all-VARCHAR, or Parquet as typed), named (source columns renamed or mapped to FOCUS), and
@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import duckdb
+import ibis.expr.datatypes as dt
 import pyarrow as pa
 
 from costline.errors import IngestError
@@ -119,8 +120,11 @@ def _json_object(src: str, src_type: str, column: str) -> Conversion:
     return Conversion(column, f"CAST({src} AS VARCHAR)", bad, "a JSON object of tags")
 
 
-def conversion_for(column: str, src: str, src_type: str) -> Conversion:
-    dtype = focus_column_map()[column].dtype
+def conversion_for(
+    column: str, src: str, src_type: str, dtype: dt.DataType | None = None
+) -> Conversion:
+    """How to type `column` (a Cost and Usage column unless its ledger `dtype` is given)."""
+    dtype = dtype or focus_column_map()[column].dtype
     if dtype == MONEY_DTYPE:
         return _money(src, src_type, column)
     if dtype == TS:
@@ -143,6 +147,8 @@ class FocusFile:
     conversions: list[Conversion]
     extras: list[str]
     warnings: list[str]
+    table: str = "cost_lines"  # FOCUS 1.4's other datasets have tables of their own
+    replace_on: tuple[str, ...] = ()  # their keys: a newer row of the same key replaces the older
 
     @property
     def path(self) -> str:
@@ -156,7 +162,7 @@ class FocusFile:
             ("ProviderName", "ServiceProviderName"),
             ("ServiceProviderName", "ProviderName"),
         ):
-            if old in have and new not in have:
+            if self.table == "cost_lines" and old in have and new not in have:
                 cols.append(f"CAST({quote_ident(old)} AS VARCHAR) AS {quote_ident(new)}")
         if self.extras:
             pairs = ", ".join(f"{quote_literal(e)}, {quote_ident('__x_' + e)}" for e in self.extras)
@@ -180,7 +186,7 @@ class FocusFile:
                 raise self.diagnose(exc) from exc
 
         return SourceBatch(
-            table="cost_lines",
+            table=self.table,
             file=self.file,
             columns=columns,
             reader=reader,
@@ -191,6 +197,8 @@ class FocusFile:
             json_map_columns=map_cols,
             warnings=self.warnings,
             keepalive=self.con,
+            replace_on=self.replace_on,
+            replace_skips_nulls=True,
         )
 
     def diagnose(self, exc: BaseException) -> IngestError:

@@ -99,7 +99,7 @@ def missing_required(plan: ColumnPlan) -> list[str]:
 
 def missing_mandatory(plan: ColumnPlan, version: str) -> list[str]:
     """FOCUS-mandatory columns of `version` the file lacks: worth a warning, not a refusal."""
-    check = version if version in ("1.0", "1.1", "1.2", "1.3") else "1.0"
+    check = version if version in ("1.0", "1.1", "1.2", "1.3", "1.4") else "1.0"
     have = set(plan.focus)
     # ProviderName and ServiceProviderName are filled from each other on ingest.
     if have & {"ProviderName", "ServiceProviderName"}:

@@ -11,9 +11,10 @@ refuses more than 11,000); longer windows are pulled in chunks and joined.
 - `pull_kube_state_metrics` reads the window's pod state and writes one workload per pod, by the
   same rules as `kubectl get pods -o json` dumps (`sources.workloads.kubernetes`: `workload_id`
   `namespace/pod`, kind, controller name, MIG slices as fractions of a GPU), reading each pod's
-  latest state in the window. A pod pulled again replaces its earlier row
-  (`replace_on=workload_id`, whichever window is newer or older), and a pull whose rows equal an
-  earlier pull's is a duplicate by fingerprint. `end` is `kube_pod_completion_time`, else, for a pod
+  latest state in the window. A pod pulled again replaces its earlier row when the pull is at
+  least as new (`observed_at` is the window's last instant; `SourceBatch.newest_by`): an older
+  window pulled later changes nothing a newer pull or kubectl dump said. A pull whose rows equal
+  an earlier pull's is a duplicate by fingerprint. `end` is `kube_pod_completion_time`, else, for a pod
   that stopped being reported before the window's last instant, that last instant (status
   `deleted`). Tags are the pod labels as kube-state-metrics sanitises them (`label_` stripped),
   plus `mig_profile` and `mig_slices` when the pod requests MIG slices.

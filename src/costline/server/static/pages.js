@@ -147,19 +147,28 @@
       colorbar: { title: { text: "util %" }, thickness: 12 },
       hovertemplate: "%{y}<br>%{x}<br>%{z:.0f}%<extra></extra>",
     }] : [], { margin: { l: 200, r: 20, t: 10, b: 50 }, yaxis: { automargin: true, autorange: "reversed" } });
-    C.setText("idle-total", "idle cost " + C.usd(idle.idle_usd_total));
+    const t = idle.totals || {};
+    C.setText("idle-total", "idle cost " + C.usd(idle.idle_usd_total) + ": unheld " + C.usd(t.unheld_idle_usd) +
+      ", held idle " + C.usd(t.held_idle_usd));
     const pools = idle.rows || [];
-    C.plot("chart-idle", pools.length ? [{
-      type: "bar", x: pools.map((r) => keyLabel(r.pool)), y: pools.map((r) => C.number(r.idle_usd)),
-      marker: { color: C.COLORS[3] }, hovertemplate: "%{x}<br>$%{y:,.2f} idle<extra></extra>",
-    }] : [], { yaxis: { tickprefix: "$", separatethousands: true } });
+    const kind = (key, name, color) => ({
+      type: "bar", name, x: pools.map((r) => keyLabel(r.pool)), y: pools.map((r) => C.number(r[key])),
+      marker: { color }, hovertemplate: "%{x}<br>$%{y:,.2f} " + name + "<extra></extra>",
+    });
+    C.plot("chart-idle", pools.length ? [kind("unheld_idle_usd", "unheld (nobody on the GPU)", C.COLORS[3]),
+      kind("held_idle_usd", "held idle (engine idle)", C.COLORS[1])] : [],
+    { barmode: "stack", yaxis: { tickprefix: "$", separatethousands: true } });
     C.table("idle-table", [
       { label: "Pool", value: (r) => keyLabel(r.pool) },
       { label: "GPUs", num: true, value: (r) => C.count(r.gpus) },
       { label: "GPU-hours", num: true, value: (r) => C.count(r.gpu_hours) },
-      { label: "Active h", num: true, value: (r) => C.count(r.busy_hours) },
-      { label: "Idle h", num: true, value: (r) => C.count(r.idle_hours) },
+      { label: "Busy h", num: true, value: (r) => C.count(r.used_gpu_hours) },
+      { label: "Held idle h", num: true, value: (r) => C.count(r.held_idle_gpu_hours) },
+      { label: "Unheld h", num: true, value: (r) => C.count(r.unheld_gpu_hours) },
+      { label: "No telemetry h", num: true, value: (r) => C.count(r.scheduled_gpu_hours + r.unobserved_gpu_hours) },
       { label: "Mean util.", num: true, value: (r) => C.pct(r.utilization_pct) },
+      { label: "Held idle $", num: true, value: (r) => C.usd(r.held_idle_usd) },
+      { label: "Unheld idle $", num: true, value: (r) => C.usd(r.unheld_idle_usd) },
       { label: "Idle cost", num: true, value: (r) => C.usd(r.idle_usd) },
     ], pools);
   }

@@ -45,13 +45,16 @@
     // shared) and the shared platform (chargeback); showback keeps them as buckets.
     const idleIn = kind === "chargeback" || params.idle === "shared";
     const sharedIn = kind === "chargeback";
-    const part = (key, name, color) => ({
-      type: "bar", orientation: "h", name, y: names, x: rows.map((r) => C.number(r[key])),
+    // What a bucket got from its pools' unheld GPU-time: its amount less its direct and shared
+    // parts (exact, in scaled integers; numbers only to draw).
+    const idleShare = (r) => (C.dec(r.amount_usd) ?? 0n) - (C.dec(r.direct_usd) ?? 0n) - (C.dec(r.shared_usd) ?? 0n);
+    const part = (value, name, color) => ({
+      type: "bar", orientation: "h", name, y: names, x: rows.map(value),
       marker: { color }, hovertemplate: "%{y}<br>" + name + " $%{x:,.2f}<extra></extra>",
     });
-    const parts = [part("direct_usd", "direct", C.COLORS[0])];
-    if (idleIn) parts.push(part("idle_usd", "idle GPU shared in", C.COLORS[3]));
-    if (sharedIn) parts.push(part("shared_usd", "shared platform", C.COLORS[1]));
+    const parts = [part((r) => C.number(r.direct_usd), "direct", C.COLORS[0])];
+    if (idleIn) parts.push(part((r) => Number(idleShare(r)) / 1e18, "idle GPU shared in", C.COLORS[3]));
+    if (sharedIn) parts.push(part((r) => C.number(r.shared_usd), "shared platform", C.COLORS[1]));
     const height = Math.max(320, 26 * rows.length + 110);
     C.plot("chart-report", rows.length ? parts : [], { barmode: "relative", height, showlegend: parts.length > 1,
       margin: { l: 180, r: 20, t: 10, b: 60 }, xaxis: { tickprefix: "$", separatethousands: true },
@@ -62,12 +65,14 @@
       { label: "Amount", num: true, value: (r) => C.usd(r.amount_usd) },
       { label: "Direct", num: true, value: (r) => C.usd(r.direct_usd) },
     ];
-    if (idleIn) columns.push({ label: "Idle GPU shared in", num: true, value: (r) => C.usd(r.idle_usd) });
     if (sharedIn) columns.push({ label: "Shared platform", num: true, value: (r) => C.usd(r.shared_usd) });
     columns.push(
       { label: "Share", num: true, value: (r) => C.pct(r.share_pct, 2) },
       { label: "GPU-hours held", num: true, value: (r) => C.count(r.gpu_hours) },
-      { label: "of which held idle", num: true, value: (r) => C.count(r.held_idle_gpu_hours) },
+      { label: "Held idle GPU-h", num: true, value: (r) => C.count(r.held_idle_gpu_hours) },
+      { label: "Held idle $", num: true, value: (r) => C.usd(r.held_idle_usd) },
+      { label: "Unheld GPU-h", num: true, value: (r) => C.count(r.unheld_idle_gpu_hours) },
+      { label: "Unheld $", num: true, value: (r) => C.usd(r.unheld_idle_usd) },
     );
     C.table("report-table", columns, rows);
   }
@@ -140,6 +145,7 @@
       { label: "Per 1K inferences", num: true, value: (r) => r.per_1k_inferences_usd === null ? C.NONE : C.usd(r.per_1k_inferences_usd, 4) },
       { label: "Per prediction", num: true, value: (r) => r.per_success_usd === null ? C.NONE : C.usd(r.per_success_usd, 6) },
       { label: "Budget used", num: true, value: (r) => C.pct(r.budget_used_pct) },
+      { label: "Telemetry", num: true, value: (r) => C.pct(r.coverage_pct) },
       change("change_pct", "Change (cost)"),
     ], s.declared || []);
     C.table("units-workloads", [
@@ -150,12 +156,14 @@
       { label: "Per GPU-hour", num: true, value: (r) => C.usd(r.per_gpu_hour_usd) },
       { label: "Held idle", num: true, value: (r) => C.pct(r.held_idle_pct) },
       { label: "SM active", num: true, value: (r) => C.pct(r.sm_active_pct) },
+      { label: "Telemetry", num: true, value: (r) => C.pct(r.coverage_pct) },
       change("change_pct", "Change (cost)"),
     ], s.workloads || []);
     C.table("units-pools", [
       { label: "Pool", value: (r) => r.pool },
       { label: "GPU cost", num: true, value: (r) => C.usd(r.gpu_cost_usd) },
-      { label: "Nobody held", num: true, value: (r) => C.usd(r.idle_usd) + " (" + C.pct(r.idle_pct) + ")" },
+      { label: "GPUs", num: true, value: (r) => C.count(r.gpus) },
+      { label: "Unheld idle", num: true, value: (r) => C.usd(r.unheld_idle_usd) + " (" + C.pct(r.unheld_idle_pct) + ")" },
       { label: "Held idle", num: true, value: (r) => C.usd(r.held_idle_usd) + " (" + C.pct(r.held_idle_pct) + ")" },
       change("change_pct", "Change (GPU cost)"),
     ], s.pools || []);

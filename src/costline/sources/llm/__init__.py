@@ -8,9 +8,13 @@
 | LiteLLM SpendLogs, CSV / JSON array / JSON lines | `request_id`, `spend`, `startTime` |
 | OpenTelemetry GenAI spans, OTLP JSON (or lines) | `resourceSpans` |
 | OpenAI organization Usage API (completions) | a page whose `data[]` buckets have `results` |
+| Anthropic streaming events, JSON lines | `type: "message_start"`, `"message_delta"`, ... |
 
 JSON lines may wrap each response in a log record (`timestamp`, `latency_ms`, `request`,
-`response`, `metadata`), and may mix OpenAI and Anthropic records; see docs/llm-usage.md. Rows are
+`response`, `metadata`), or carry the timestamp beside a bare response, and may mix OpenAI and
+Anthropic records; streaming events are summed into one request per message. A plain request
+trace (CSV or JSON lines of times and token counts) is read with a column mapping (`LlmTrace`),
+never detected. See docs/llm-usage.md. Rows are
 priced by `costline.catalog.token_prices` before they reach the ledger; unpriced models come back
 as warnings (data-quality findings) with their request counts.
 """
@@ -18,29 +22,26 @@ as warnings (data-quality findings) with their request counts.
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import io
-import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from costline.catalog.token_prices import price_arrow
+from costline.config import LlmTrace
 from costline.errors import IngestError
-from costline.sources.base import SourceBatch, SourceFile, arrow_batch
-from costline.sources.llm import anthropic, litellm, openai, openai_usage, otlp
-from costline.sources.llm.records import Envelope, LlmRecord, RecordError, to_arrow
+from costline.sources.base import FileSource, SourceBatch, SourceFile, arrow_batch
+from costline.sources.llm import anthropic, anthropic_stream, litellm, openai, openai_usage, otlp
+from costline.sources.llm.lines import Numbered, json_values
+from costline.sources.llm.records import Envelope, LlmRecord, RecordError, line_error, to_arrow
+from costline.sources.llm.trace import parse_trace
 
 LLM_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".jsonl.gz", ".json.gz", ".csv.gz")
 TABLE = "llm_requests"
 
 Parsed = tuple[str, LlmRecord]  # (dialect, record)
-
-
-def _bad(path: Path, where: str, number: int, message: str) -> IngestError:
-    err = IngestError(f"{where} {number}: {message}", path=str(path))
-    err.row = number
-    return err
 
 
 def _read_text(path: Path) -> str:
@@ -91,35 +92,25 @@ def _document(doc: object) -> Iterator[Parsed]:
         raise RecordError(f"expected a JSON object, got {type(doc).__name__}")
 
 
-def _parse_lines(path: Path, lines: Iterable[str]) -> list[Parsed]:
+def _parse_values(path: Path, where: str, values: Numbered) -> list[Parsed]:
+    """Every call in the JSON values of a file; streaming events are summed per message."""
     out: list[Parsed] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    streams = anthropic_stream.StreamAssembler()
+    for number, doc in values:
         try:
-            out.extend(_document(json.loads(line)))
-        except json.JSONDecodeError as exc:
-            raise _bad(path, "line", number, f"not JSON ({exc.msg})") from None
+            event = anthropic_stream.event_of(doc) if isinstance(doc, Mapping) else None
+            if event is not None:
+                assert isinstance(doc, Mapping)
+                streams.add(number, doc, event)
+            else:
+                out.extend(_document(doc))
         except (RecordError, TypeError, AttributeError, ValueError) as exc:
-            raise _bad(path, "line", number, str(exc)) from None
-    return out
-
-
-def _parse_json(path: Path, text: str) -> list[Parsed]:
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        if exc.msg == "Extra data":  # more than one value: JSON lines
-            return _parse_lines(path, text.splitlines())
-        raise _bad(path, "line", exc.lineno, f"not JSON ({exc.msg})") from None
-    items = doc if isinstance(doc, list) else [doc]
-    out: list[Parsed] = []
-    for number, item in enumerate(items, start=1):
+            raise line_error(path, where, number, str(exc)) from None
+    for number, build in streams.pending():
         try:
-            out.extend(_document(item))
+            out.append(("anthropic-stream", build()))
         except (RecordError, TypeError, AttributeError, ValueError) as exc:
-            where = "record" if isinstance(doc, list) else "line"
-            raise _bad(path, where, number, str(exc)) from None
+            raise line_error(path, where, number, str(exc)) from None
     return out
 
 
@@ -127,7 +118,9 @@ def _parse_csv(path: Path, text: str) -> list[Parsed]:
     reader = csv.DictReader(io.StringIO(text, newline=""))
     if not litellm.is_spend_log({k: None for k in reader.fieldnames or ()}):
         raise IngestError(
-            "not a LiteLLM SpendLogs CSV: expected the columns request_id, spend, startTime",
+            "not a LiteLLM SpendLogs CSV: expected the columns request_id, spend, startTime; "
+            "to read a plain request trace, map its columns (--map ts=COLUMN --map "
+            "input_tokens=COLUMN --map output_tokens=COLUMN --default-model MODEL)",
             path=str(path),
         )
     out: list[Parsed] = []
@@ -135,26 +128,30 @@ def _parse_csv(path: Path, text: str) -> list[Parsed]:
         try:
             out.append(("litellm-spendlogs", litellm.parse_spend_log(row)))
         except (RecordError, ValueError) as exc:
-            raise _bad(path, "line", reader.line_num, str(exc)) from None
+            raise line_error(path, "line", reader.line_num, str(exc)) from None
     return out
 
 
-def parse_file(path: Path) -> tuple[str, list[LlmRecord]]:
-    """The dialect(s) and the calls of one usage file."""
+def parse_file(path: Path, trace: LlmTrace | None = None) -> tuple[str, list[LlmRecord]]:
+    """The dialect(s) and the calls of one usage file; with `trace`, a plain request trace."""
     text = _read_text(path)
-    lower = path.name.lower()
-    parsed = (
-        _parse_csv(path, text) if lower.endswith((".csv", ".csv.gz")) else _parse_json(path, text)
-    )
+    if trace is not None:
+        is_csv = path.name.lower().endswith((".csv", ".csv.gz"))
+        return "trace", parse_trace(path, text, trace, is_csv=is_csv)
+    if path.name.lower().endswith((".csv", ".csv.gz")):
+        parsed = _parse_csv(path, text)
+    else:
+        parsed = _parse_values(path, *json_values(path, text))
     dialects = sorted({d for d, _ in parsed}) or ["empty"]
     return "+".join(dialects), [r for _, r in parsed]
 
 
-def read_llm(files: Sequence[SourceFile]) -> list[SourceBatch]:
-    """Each file parsed, detected and priced into one `llm_requests` batch."""
+def read_llm(files: Sequence[SourceFile], trace: LlmTrace | None = None) -> list[SourceBatch]:
+    """Each file parsed, detected (or read as a plain `trace`) and priced into one
+    `llm_requests` batch."""
     batches = []
     for f in files:
-        dialect, records = parse_file(f.path)
+        dialect, records = parse_file(f.path, trace)
         priced, warnings = price_arrow(to_arrow(records))
         batches.append(
             # A request seen again (a log that grew, a corrected export) is the same request:
@@ -174,3 +171,9 @@ def read_llm(files: Sequence[SourceFile]) -> list[SourceBatch]:
 
 
 ReadLlm = Callable[[Sequence[SourceFile]], list[SourceBatch]]
+
+
+def llm_file_source(trace: LlmTrace | None = None) -> FileSource:
+    """What `costline ingest llm` reads: usage files by detection, or plain traces by `trace`."""
+    read: ReadLlm = read_llm if trace is None else functools.partial(read_llm, trace=trace)
+    return FileSource("llm", LLM_SUFFIXES, read)

@@ -3,7 +3,8 @@
 Anthropic's `usage.input_tokens` EXCLUDES `cache_read_input_tokens` and
 `cache_creation_input_tokens`: the ledger's `input_tokens` is the sum of the three (genai-prices'
 semantics). `cache_creation.ephemeral_1h_input_tokens` (1h writes, priced higher than 5m ones)
-are priced as such. A Message has no timestamp: log records must carry one.
+are priced as such. A Message has no timestamp: a log record around it, or a `timestamp` beside
+it, must carry one. Streamed messages are summed by `anthropic_stream` and read here too.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ def parse_messages(env: Envelope) -> LlmRecord:
     )
     if tier is not None:
         record.tags["service_tier"] = tier
+    if response.get("stop_reason") is not None:  # end_turn, max_tokens (truncated), tool_use, ...
+        record.tags["stop_reason"] = str(response["stop_reason"])
     if write_1h:
         record.tags["cache_write_1h_tokens"] = str(write_1h)
     return env.finish(record)

@@ -14,15 +14,27 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from numbers import Integral
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
+from costline.errors import IngestError
 from costline.schema import LLM_REQUESTS
 
 
 class RecordError(ValueError):
     """A record that cannot be mapped; the reader adds the file and the line."""
+
+
+def line_error(
+    path: Path, where: str, number: int, message: str, column: str | None = None
+) -> IngestError:
+    """`FILE: line N: message` (or `record N`), with the row and column set on the error."""
+    err = IngestError(f"{where} {number}: {message}", path=str(path))
+    err.row = number
+    err.column = column
+    return err
 
 
 # Metadata keys read into the ledger's attribution columns, first match wins; the rest go to tags.
@@ -214,8 +226,9 @@ class Envelope:
 
     @classmethod
     def of(cls, obj: Mapping[str, Any]) -> Envelope:
-        """A bare response, a log record `{timestamp, request, response, metadata}`, or a Batch
-        API output line (`custom_id` + `response.body` from OpenAI, `result.message` from Anthropic)."""
+        """A bare response (perhaps with `timestamp` and `metadata` beside it), a log record
+        `{timestamp, request, response, metadata}`, or a Batch API output line (`custom_id` +
+        `response.body` from OpenAI, `result.message` from Anthropic)."""
         batch = "custom_id" in obj
         response: Mapping[str, Any] = obj
         if isinstance(obj.get("response"), Mapping):
@@ -234,10 +247,10 @@ class Envelope:
         return cls(
             response=mapping(response, "response"),
             request=mapping(obj.get("request"), "request") if response is not obj else {},
-            metadata=mapping(obj.get("metadata"), "metadata") if response is not obj else {},
-            ts=next((obj[k] for k in _TS_KEYS if obj.get(k) is not None), None)
-            if response is not obj
-            else None,
+            metadata=mapping(obj.get("metadata"), "metadata"),
+            # A bare response logged with its time beside it ({"timestamp": ..., "id": "msg_...",
+            # "type": "message", ...}) is read too: an Anthropic Message has no time of its own.
+            ts=next((obj[k] for k in _TS_KEYS if obj.get(k) is not None), None),
             latency_ms=None if latency is None else float(latency),
             status=text(obj.get("status")) if response is not obj else None,
             provider=text(obj.get("provider")),

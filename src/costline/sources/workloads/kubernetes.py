@@ -18,6 +18,10 @@ Mapping (see docs in each function):
   Succeeded/Failed pods; `gpu_seconds` = GPUs x (end - start) when both are known.
 - `status` is the phase, lower-cased; `owner` from the owner/team labels (`kinds.OWNER_KEYS`);
   `gpu_model`, `pool`, `capacity_type` from well-known `nodeSelector` keys.
+- `observed_at` is the dump's time (`snapshot_time`): kubectl writes none, so it is the newest
+  time any pod in the dump records. A pod's row replaces its earlier state in the ledger, and only
+  when it is at least as new: an older dump ingested later changes nothing of what a newer one
+  said (`SourceBatch.newest_by`). A pod a newer dump lacks keeps its last known row.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -65,7 +69,12 @@ def read_kubernetes(files: Sequence[SourceFile]) -> list[SourceBatch]:
     """Each `kubectl get pods -o json` dump (a List, a PodList or one Pod) as one batch."""
     batches = []
     for f in files:
-        rows = [pod_row(item, f, i) for i, item in enumerate(_items(f), start=1)]
+        items = _items(f)
+        rows = [pod_row(item, f, i) for i, item in enumerate(items, start=1)]
+        observed = snapshot_time(items, f)
+        for row in rows:
+            row["observed_at"] = observed
+            row["source_path"] = str(f.path.absolute())
         batches.append(
             arrow_batch(
                 "workloads",
@@ -73,9 +82,45 @@ def read_kubernetes(files: Sequence[SourceFile]) -> list[SourceBatch]:
                 records_table("workloads", rows),
                 dialect="kubectl-pods",
                 json_map_columns=map_columns("workloads"),
+                replace_on=["workload_id"],
+                newest_by="observed_at",
             )
         )
     return batches
+
+
+# Where a pod records a time: its creation, start, conditions, and its containers' states.
+_STATE_TIMES = ("startedAt", "finishedAt")
+_STATUS_LISTS = ("containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses")
+
+
+def snapshot_time(items: Sequence[Mapping[str, Any]], f: SourceFile) -> dt.datetime | None:
+    """When a dump was taken, at the latest: the newest time any of its pods records (creation,
+    start, condition transitions and probes, container starts and ends). `deletionTimestamp` is
+    left out: it lies in the future by the grace period. None for a dump without times."""
+    times = [
+        t
+        for row, pod in enumerate(items, start=1)
+        for t in _pod_times(pod, f, row)
+        if t is not None
+    ]
+    return max(times, default=None)
+
+
+def _pod_times(pod: Mapping[str, Any], f: SourceFile, row: int) -> Iterator[dt.datetime | None]:
+    meta, status = _mapping(pod, "metadata", f, row), _mapping(pod, "status", f, row)
+    yield _time(meta.get("creationTimestamp"), f, row, "metadata.creationTimestamp")
+    yield _time(status.get("startTime"), f, row, "status.startTime")
+    for condition in status.get("conditions") or []:
+        for key in ("lastTransitionTime", "lastProbeTime"):
+            yield _time(condition.get(key), f, row, f"status.conditions.{key}")
+    for name in _STATUS_LISTS:
+        for container in status.get(name) or []:
+            for state in (container.get("state"), container.get("lastState")):
+                for detail in (state or {}).values():
+                    if isinstance(detail, dict):
+                        for key in _STATE_TIMES:
+                            yield _time(detail.get(key), f, row, f"status.{name}.{key}")
 
 
 def _items(f: SourceFile) -> list[dict[str, Any]]:

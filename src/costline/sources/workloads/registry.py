@@ -30,6 +30,12 @@ both must hold. With no `match`, the name must equal the entry's `name`. The reg
 `workload_id` is `registry:<name>`; `team`, `owner` and `purpose` have their own columns.
 `storage` travels in `tags['costline.storage']`, one `bucket/prefix` URI a line (`s3://`, `gs://`,
 `az://container/...`); see `costline.economics.declared` for how it is priced.
+
+A registry file is the whole declared state of what it declares: ingesting it again once edited
+replaces every entry that file (by its absolute path, `source_path`) declared before, so an entry
+taken out of the file is gone and an edited budget is the only budget. An entry's name is its key
+across files too: a name declared by another file ingested later moves to that file. Two files of
+one ingestion that declare the same name are an error.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import datetime as dt
 import re
 from collections.abc import Sequence
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -136,8 +143,17 @@ class Registry(BaseModel):
 def read_registry(files: Sequence[SourceFile]) -> list[SourceBatch]:
     """Each registry YAML file as one batch; every problem is reported with its file and line."""
     batches = []
+    declared_in: dict[str, Path] = {}
     for f in files:
-        rows = [entry_row(e) for e in load_registry(f)]
+        entries = load_registry(f)
+        for e in entries:
+            if declared_in.setdefault(e.name, f.path) != f.path:
+                raise IngestError(
+                    f"duplicate name {e.name!r}: {declared_in[e.name]} declares it too",
+                    path=str(f.path),
+                )
+        _, scope = registry_state(f)
+        rows = [{**entry_row(e), "source_path": scope["source_path"]} for e in entries]
         batches.append(
             arrow_batch(
                 "workloads",
@@ -145,9 +161,17 @@ def read_registry(files: Sequence[SourceFile]) -> list[SourceBatch]:
                 records_table("workloads", rows),
                 dialect="registry-yaml",
                 json_map_columns=map_columns("workloads"),
+                replace_on=["workload_id"],
+                newest_by="observed_at",  # null: this ingestion's entries win by name
+                replace_scope=scope,
             )
         )
     return batches
+
+
+def registry_state(f: SourceFile) -> tuple[str, dict[str, str]]:
+    """The ledger rows a registry file is the whole state of: its entries, by its absolute path."""
+    return "workloads", {"source": "registry", "source_path": str(f.path.absolute())}
 
 
 def load_registry(f: SourceFile) -> list[RegistryEntry]:

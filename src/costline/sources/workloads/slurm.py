@@ -15,6 +15,10 @@ Expected columns (any order, header row first; extra columns are ignored):
   parsed as `key=value,key=value`; a comment that is not such a list is kept as tag `comment`.
 - `kind`: a kind tag (`workload-type=training` -> `training_run`, see `kinds`), else `batch_job`.
   `owner` from the owner/team tags.
+- `observed_at` is the dump's time: sacct prints none, so it is the newest time the dump shows, a
+  running job's `Start` + `Elapsed` (exactly when sacct ran) or else the latest `Submit`, `Start`
+  or `End`. A job seen in several dumps as it goes PENDING -> RUNNING -> COMPLETED keeps its newest
+  state, whatever order the dumps are ingested in (`SourceBatch.newest_by`).
 """
 
 from __future__ import annotations
@@ -45,6 +49,10 @@ def read_slurm(files: Sequence[SourceFile], *, tz: str = "UTC") -> list[SourceBa
     batches = []
     for f in files:
         rows = [job_row(fields, f, line, zone) for line, fields in _records(f)]
+        observed = max((r["observed_at"] for r in rows if r["observed_at"]), default=None)
+        for row in rows:
+            row["observed_at"] = observed
+            row["source_path"] = str(f.path.absolute())
         batches.append(
             arrow_batch(
                 "workloads",
@@ -52,6 +60,8 @@ def read_slurm(files: Sequence[SourceFile], *, tz: str = "UTC") -> list[SourceBa
                 records_table("workloads", rows),
                 dialect="slurm-sacct",
                 json_map_columns=map_columns("workloads"),
+                replace_on=["workload_id"],
+                newest_by="observed_at",
             )
         )
     return batches
@@ -125,13 +135,15 @@ def job_row(fields: Mapping[str, str], f: SourceFile, line: int, zone: dt.tzinfo
     gpus, gpu_model = alloc_gpus(fields.get("AllocTRES", ""))
     elapsed = elapsed_seconds(fields.get("Elapsed", ""), where("Elapsed"))
     tags = job_tags(fields.get("WCKey", ""), fields.get("Comment", ""))
+    start = _time(fields.get("Start", ""), zone, where("Start"))
+    end = _time(fields.get("End", ""), zone, where("End"))
     return {
         "workload_id": fields["JobID"],
         "kind": kind_from_labels(tags) or "batch_job",
         "name": _text(fields.get("JobName")),
         "tags": tags or None,
-        "start": _time(fields.get("Start", ""), zone, where("Start")),
-        "end": _time(fields.get("End", ""), zone, where("End")),
+        "start": start,
+        "end": end,
         "gpus_requested": gpus,
         "gpu_model": gpu_model,
         "gpu_seconds": None if gpus is None or elapsed is None else float(gpus * elapsed),
@@ -142,7 +154,17 @@ def job_row(fields: Mapping[str, str], f: SourceFile, line: int, zone: dt.tzinfo
         "node": _text(fields.get("NodeList")),
         "owner": owner_from_labels(tags),
         "source": "slurm",
+        "observed_at": _latest(
+            _time(fields.get("Submit", ""), zone, where("Submit")),
+            start,
+            end,
+            None if start is None or elapsed is None else start + dt.timedelta(seconds=elapsed),
+        ),
     }
+
+
+def _latest(*times: dt.datetime | None) -> dt.datetime | None:
+    return max((t for t in times if t is not None), default=None)
 
 
 def alloc_gpus(tres: str) -> tuple[Fraction | None, str | None]:
