@@ -124,7 +124,9 @@
         marker: { color: C.COLORS[0] }, hovertemplate: "%{x}<br>%{y:+.1f}% week over week<extra></extra>" },
       { type: "bar", name: "month over month", x: labels, y: card.map((r) => C.number(r.month_over_month_pct)),
         marker: { color: C.COLORS[1] }, hovertemplate: "%{x}<br>%{y:+.1f}% month over month<extra></extra>" },
-    ] : [], { barmode: "group", yaxis: { ticksuffix: "%", zeroline: true }, margin: { l: 60, r: 20, t: 10, b: 120 } });
+    ] : [], Object.assign({ barmode: "group", yaxis: { ticksuffix: "%", zeroline: true }, margin: { l: 60, r: 20, t: 10, b: 120 } },
+      changed ? {} : { annotations: [{ text: "Nothing to compare with yet: no figure has a week or a month before it",
+        showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { size: 13, color: "#5d6878" } }] }));
     const s = data.sections || {};
     C.table("units-llm", [
       { label: "Model", value: (r) => r.model }, { label: "App", value: (r) => r.app },
@@ -160,7 +162,7 @@
       change("change_pct", "Change (cost)"),
     ], s.workloads || []);
     C.table("units-pools", [
-      { label: "Pool", value: (r) => r.pool },
+      { label: "Pool", value: (r) => r.pool ?? "(none)" },
       { label: "GPU cost", num: true, value: (r) => C.usd(r.gpu_cost_usd) },
       { label: "GPUs", num: true, value: (r) => C.count(r.gpus) },
       { label: "Unheld idle", num: true, value: (r) => C.usd(r.unheld_idle_usd) + " (" + C.pct(r.unheld_idle_pct) + ")" },
