@@ -8,6 +8,7 @@ import subprocess
 import sys
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from costline.ledger.store import Ledger
 
@@ -88,3 +89,11 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def api_ok(client: Any, path: str, **params: Any) -> dict[str, Any]:
+    """GET an API path (a TestClient's), assert 200, and return its JSON object."""
+    r = client.get(path, params=params)
+    assert r.status_code == 200, (path, r.text)
+    body: dict[str, Any] = r.json()
+    return body

@@ -447,6 +447,35 @@ class TagRules(_Section):
         return self
 
 
+class ModelNames(_Section):
+    """One name per model: bills tag a model one way (`claude-3-5-sonnet`), LLM usage logs
+    another (`claude-3-5-sonnet-20241022`). Each alias becomes its model's name wherever a model
+    is derived (the `model` of cost lines and of LLM requests), so spend by model and tokens by
+    model name the same models. Names compare folded when `tags.case_fold_values` is on.
+
+    ```yaml
+    aliases:
+      claude-3-5-sonnet-20241022: claude-3.5-sonnet
+      claude-3-5-sonnet: claude-3.5-sonnet
+      gpt-4o-mini-2024-07-18: gpt-4o-mini
+    ```
+    """
+
+    aliases: dict[Name, Name] = Field(
+        default_factory=dict, description="a model name as a bill or log writes it -> its name"
+    )
+
+    @model_validator(mode="after")
+    def _no_chains(self) -> Self:
+        for alias, name in self.aliases.items():
+            if name in self.aliases and self.aliases[name] != name:
+                raise ValueError(
+                    f"{alias!r} -> {name!r}, but {name!r} is itself an alias of "
+                    f"{self.aliases[name]!r}: map {alias!r} to {self.aliases[name]!r}"
+                )
+        return self
+
+
 class Owner(_Section):
     """Who owns the costs a selector matches, and the routes their findings go to.
 
@@ -832,6 +861,7 @@ class Config(_Section):
     )
     sources: list[SourceConfig] = Field(default_factory=list)
     tags: TagRules = Field(default_factory=TagRules)
+    models: ModelNames = Field(default_factory=ModelNames)
     owners: list[Owner] = Field(default_factory=list)
     routes: list[RouteConfig] = Field(default_factory=list)
     budgets: list[Budget] = Field(default_factory=list)

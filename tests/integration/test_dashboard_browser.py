@@ -18,8 +18,10 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -29,7 +31,8 @@ from tests.helpers import stop
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 TOKEN = "operator-token-for-the-browser-test"
-PAGES = ("/", "/teams", "/models", "/gpus", "/tokens", "/budgets", "/findings")
+PAGES = ("/", "/teams", "/models", "/gpus", "/tokens", "/showback", "/chargeback", "/unit-costs",
+         "/budgets", "/findings")  # fmt: skip
 
 pytestmark = [
     pytest.mark.integration,
@@ -172,6 +175,30 @@ def _loaded(tab: Any) -> None:
     )
 
 
+def _unlabelled(tab: Any) -> list[list[str]]:
+    """Text that shows a missing value any other way than the one label, "—" titled "no value"."""
+    return list(
+        tab.evaluate("""() => Array.from(document.querySelectorAll(
+        'main td, main dd, main p, main small, main li')).filter(e => e.children.length === 0)
+        .map(e => [e.textContent.trim(), e.getAttribute('title') || ''])
+        .filter(([t, title]) => (t === '\u2014' && title !== 'no value')
+          || /^(null|undefined|NaN|n\\/a|None|-)$/.test(t) || /\\bNaN\\b|\\bundefined\\b/.test(t))""")
+    )
+
+
+def usd(value: str, places: int = 2) -> str:
+    """The page's text for an API decimal string: rounded half away from zero, thousands grouped."""
+    d = Decimal(value).quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP)
+    return f"-${-d:,}" if d < 0 else f"${d:,}"
+
+
+def _cells(tab: Any, table: str) -> list[list[str]]:
+    """The text of each cell of each body row of a table."""
+    return list(tab.evaluate(
+        "id => Array.from(document.querySelectorAll(`#${id} tbody tr`))"
+        ".map(r => Array.from(r.cells).map(c => c.textContent))", table))  # fmt: skip
+
+
 def _shot(tab: Any, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     tab.screenshot(path=str(ARTIFACTS / f"dashboard-{name}.png"), full_page=True)
@@ -189,14 +216,16 @@ def test_every_page_loads_and_draws_its_charts_without_errors(
         tab.goto(server.url + path)
         _loaded(tab)
         assert tab.locator("#error").is_hidden(), tab.locator("#error").text_content()
+        assert _unlabelled(tab) == [], path
         drawn[path] = tab.evaluate(
             "() => Array.from(document.querySelectorAll('.chart'))"
             ".filter(c => c.querySelector('.plot-container svg.main-svg')).length"
         )
         _shot(tab, "finding" if path == detail else path.strip("/") or "overview")
     assert watch.problems == []
-    assert drawn == {"/": 1, "/teams": 1, "/models": 1, "/gpus": 2, "/tokens": 3, "/budgets": 1,
-                     "/findings": 0, detail: 0}  # fmt: skip
+    assert drawn == {"/": 1, "/teams": 1, "/models": 1, "/gpus": 2, "/tokens": 3, "/showback": 1,
+                     "/chargeback": 1, "/unit-costs": 1, "/budgets": 1, "/findings": 0,
+                     detail: 0}  # fmt: skip
     # Numbers reached the page: the overview's cards, the heatmap's rows, the finding's title.
     tab.goto(server.url + "/")
     _loaded(tab)
@@ -300,3 +329,92 @@ def test_with_a_token_the_dashboard_asks_for_it_and_works_after_login(
         assert "costline_token" not in tab.evaluate("() => document.cookie")
         stored = json.dumps(tab.evaluate("() => Object.assign({}, localStorage, sessionStorage)"))
         assert TOKEN not in stored and TOKEN not in tab.content()
+
+
+def test_showback_and_chargeback_pages_show_the_apis_buckets(
+    server: Server, page: tuple[Any, Watch]
+) -> None:
+    tab, watch = page
+    for kind, query in (("showback", {}), ("showback", {"by": "model", "idle": "shared"}),
+                        ("chargeback", {"by": "project", "cost": "billed"})):  # fmt: skip
+        api = server.api("GET", kind, params=query).json()
+        tab.goto(f"{server.url}/{kind}?{urlencode(query)}")
+        _loaded(tab)
+        shown = [(r[0], r[1]) for r in _cells(tab, "report-table")]
+        assert shown == [(r[api["by"]], usd(r["amount_usd"])) for r in api["rows"]], kind
+        assert f"total {usd(api['total_usd'])}" in (
+            tab.locator("#report-total").text_content() or ""
+        )
+        _shot(tab, f"{kind}-{'-'.join(query.values()) or 'team'}")
+    # The special buckets say what they are; choosing to share idle changes the rows and the URL.
+    tab.goto(server.url + "/showback")
+    _loaded(tab)
+    idle = tab.locator("#report-table .special", has_text="__idle__")
+    assert idle.get_attribute("title") == "GPU-time provisioned that no workload held"
+    tab.select_option("#report-idle", "shared")
+    tab.wait_for_function("() => !document.querySelector('#report-table').textContent"
+                          ".includes('__idle__')")  # fmt: skip
+    assert "idle=shared" in tab.url
+    # Filters a report cannot apply are named, not silently dropped.
+    tab.goto(server.url + "/chargeback?team=search")
+    _loaded(tab)
+    assert "Not applied here: team" in (tab.locator("#report-ignored").text_content() or "")
+    assert watch.problems == []
+
+
+def test_the_unit_costs_page_shows_the_reports_figures_and_sentences(
+    server: Server, page: tuple[Any, Watch]
+) -> None:
+    tab, watch = page
+    api = server.api("GET", "unit-costs").json()
+    tab.goto(server.url + "/unit-costs")
+    _loaded(tab)
+    said = tab.locator("#unit-sentences li").all_text_contents()
+    assert said == api["sentences"] and any(s.endswith("per prediction.") for s in said)
+    card = {r[0]: r for r in _cells(tab, "scorecard-table")}
+    assert list(card) == [r["label"] for r in api["scorecard"]]
+    figures = {r["figure"]: r for r in api["scorecard"]}
+    cost = figures["cost_per_request_usd"]
+    assert card["cost per LLM request"][1] == usd(cost["value"], 4)
+    assert card["queue depth (mean)"][1] == "\u2014"  # the demo has no queue metric: no value
+    llm = _cells(tab, "units-llm")
+    assert [(r[0], r[1], r[4]) for r in llm] == [
+        (r["model"], r["app"], usd(r["cost_usd"])) for r in api["sections"]["llm"]]  # fmt: skip
+    _shot(tab, "unit-costs")
+    assert watch.problems == []
+
+
+def test_overview_gpus_models_and_tokens_read_as_the_issue_asks(
+    server: Server, page: tuple[Any, Watch]
+) -> None:
+    tab, watch = page
+    # "Today" is the last billed day, and says so.
+    tab.goto(server.url + "/")
+    _loaded(tab)
+    as_of = server.api("GET", "overview").json()["as_of"]
+    assert tab.locator(".card h2").first.text_content() == "Last billed day"
+    assert tab.locator("#today-day").text_content() == as_of
+    # The GPU page opens on the pool table and a heatmap by pool; per-GPU rows on demand.
+    tab.goto(server.url + "/gpus")
+    _loaded(tab)
+    assert tab.evaluate("() => document.querySelector('main table').id") == "idle-table"
+    pools = server.api("GET", "gpu/utilization", params={"by": "pool"}).json()["gpus"]
+    heatmap_rows = "() => document.getElementById('chart-heatmap').data[0].y"
+    assert tab.evaluate(heatmap_rows) == pools
+    gpus = server.api("GET", "gpu/utilization", params={"by": "gpu"}).json()["gpus"]
+    tab.select_option("#heatmap-by", "gpu")
+    tab.wait_for_function(f"n => ({heatmap_rows})().length === n", arg=len(gpus))
+    assert "rows=gpu" in tab.url and len(gpus) > len(pools)
+    # One model, one name: the bills' gpt-4o-mini and its log's gpt-4o-mini-2024-07-18 (the
+    # demo's models.aliases); the filter bar's model reaches both pages.
+    names = {}
+    for path, table in (("/models", "spend-table"), ("/tokens", "tokens-table")):
+        tab.goto(f"{server.url}{path}?model=gpt-4o-mini")
+        _loaded(tab)
+        names[path] = [r[0] for r in _cells(tab, table)]
+    assert names == {"/models": ["gpt-4o-mini"], "/tokens": ["gpt-4o-mini"]}
+    tab.goto(server.url + "/tokens")
+    _loaded(tab)
+    logged = {r[0] for r in _cells(tab, "tokens-table")}
+    assert "gpt-4o-mini" in logged and "gpt-4o-mini-2024-07-18" not in logged
+    assert watch.problems == []

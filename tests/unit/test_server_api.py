@@ -33,6 +33,7 @@ from costline.ledger.store import Ledger
 from costline.server.api import money
 from costline.server.app import create_app
 from costline.server.auth import Auth
+from tests.helpers import api_ok
 
 # The window the API shows by default: the month of the demo's last billed day (2026-10-31).
 START, END = "2026-10-01", "2026-11-01"
@@ -70,11 +71,7 @@ def client(org: Org) -> Iterator[TestClient]:
         yield c
 
 
-def ok(client: TestClient, path: str, **params: Any) -> dict[str, Any]:
-    r = client.get(path, params=params)
-    assert r.status_code == 200, (path, r.text)
-    body: dict[str, Any] = r.json()
-    return body
+ok = api_ok
 
 
 def sql_sum(org: Org, where: str = "", params: list[Any] | None = None) -> Decimal:
@@ -128,7 +125,7 @@ def test_every_endpoint_answers_in_its_documented_shape(client: TestClient) -> N
     assert {r["period"] for r in s["rows"]} <= {"2026-09-28", "2026-10-05", "2026-10-12",
                                                  "2026-10-19", "2026-10-26"}  # fmt: skip
 
-    units = ok(client, "/api/v1/unit-costs")["rows"]
+    units = ok(client, "/api/v1/unit-costs")["sections"]["llm"]
     assert units and {"model", "app", "per_1k_requests_usd", "per_1k_tokens_usd"} <= set(units[0])
     heat = ok(client, "/api/v1/gpu/utilization", by="gpu")
     assert heat["gpus"] and len(heat["z"]) == len(heat["gpus"]) <= 200
@@ -446,8 +443,9 @@ def ok_with(c: TestClient, path: str, token: str) -> dict[str, Any]:
 def test_openapi_lists_every_path(client: TestClient) -> None:
     spec = ok(client, "/api/v1/openapi.json")
     paths = set(spec["paths"])
-    for path in ("health", "meta/dimensions", "overview", "spend", "unit-costs",
-                 "gpu/utilization", "gpu/idle", "tokens", "budgets", "forecast", "findings",
+    for path in ("health", "meta/dimensions", "overview", "spend", "unit-costs", "showback",
+                 "chargeback", "gpu/utilization", "gpu/idle", "tokens", "budgets", "forecast",
+                 "findings",
                  "findings/{fingerprint}", "findings/{fingerprint}/ack",
                  "findings/{fingerprint}/resolve", "findings/{fingerprint}/reopen",
                  "findings/{fingerprint}/snooze", "annotations"):  # fmt: skip
@@ -533,7 +531,8 @@ def test_twenty_concurrent_clients_get_no_errors_from_the_real_server(
 
 
 def test_an_empty_ledger_answers_every_endpoint(tmp_path: Path) -> None:
-    paths = ["health", "meta/dimensions", "overview", "spend", "unit-costs", "gpu/utilization",
+    paths = ["health", "meta/dimensions", "overview", "spend", "unit-costs", "showback",
+             "showback?idle=shared&by=model", "chargeback", "gpu/utilization",
              "gpu/utilization?by=pool", "gpu/idle", "tokens", "budgets", "forecast",
              "forecast?metric=tokens", "findings", "annotations"]  # fmt: skip
     with (
@@ -545,6 +544,7 @@ def test_an_empty_ledger_answers_every_endpoint(tmp_path: Path) -> None:
     assert answers["health"].json()["last_bill_day"] is None
     assert answers["overview"].json()["month_end_forecast"] is None
     assert answers["spend"].json()["total_usd"] == "0.00"
+    assert answers["showback"].json()["rows"] == [] == answers["chargeback"].json()["rows"]
 
 
 class Recording:

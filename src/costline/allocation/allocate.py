@@ -109,7 +109,7 @@ def _line_dims(lines: ibis.Table, rules: Rules) -> dict[str, ibis.Value]:
         "cost_layer": cost_layer(lines),
         "team": rules.tag(lines, "team"),
         "project": rules.tag(lines, "project"),
-        "model": rules.tag(lines, "model"),
+        "model": rules.model_name(rules.tag(lines, "model")),
         "environment": rules.tag(lines, "environment"),
         "cost_domain": domain_of(rules.tag(lines, "workload_type")),
     }
@@ -136,7 +136,7 @@ def _workload_dims(
         out[r["workload_id"]] = {
             "team": rules.tag_text(tags, "team", ns),
             "project": rules.tag_text(tags, "project", ns),
-            "model": rules.tag_text(tags, "model", ns),
+            "model": rules.model_text(rules.tag_text(tags, "model", ns)),
             "environment": rules.tag_text(tags, "environment", ns),
             "owner": fold_text(r["owner"]),
             "cost_domain": domain,

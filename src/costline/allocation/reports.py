@@ -31,6 +31,9 @@ UNALLOCATED = "__unallocated__"
 SPECIAL = (SHARED_BUCKET, IDLE, UNALLOCATED)
 IdleMode = Literal["shown", "shared"]
 SharedMode = Literal["shown", "proportional"]
+ReportKind = Literal["showback", "chargeback"]
+# What a report may be by: the allocation's dimensions, and `domain` for `cost_domain`.
+REPORT_BY = (*DIMENSIONS, "domain")
 
 
 @dataclass
@@ -180,3 +183,21 @@ def report_rows(result: list[Bucket], allocation: Allocation, by: str) -> list[d
             }
         )
     return rows
+
+
+def report(
+    allocation: Allocation, by: str, kind: ReportKind = "showback", *, idle: IdleMode = "shown"
+) -> list[dict[str, object]]:
+    """The rows of `costline report showback|chargeback` (the API's too): buckets by `by`.
+
+    Showback keeps `__shared__`, and `__idle__` unless `idle="shared"`; chargeback shares idle GPU
+    cost over each pool's holders by GPU-time and the shared platform over owners.
+    """
+    chargeback = kind == "chargeback"
+    result = buckets(
+        allocation,
+        "cost_domain" if by == "domain" else by,
+        idle="shared" if chargeback else idle,
+        shared="proportional" if chargeback else "shown",
+    )
+    return report_rows(result, allocation, by)

@@ -74,6 +74,7 @@ class Rules:
     namespace_defaults: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     owners: tuple[Owner, ...] = ()
     shared_pools: tuple[SharedPool, ...] = ()
+    model_aliases: Mapping[str, str] = field(default_factory=dict)  # see `model_name`
 
     @classmethod
     def from_config(cls, config: Config | None) -> Rules:
@@ -88,6 +89,7 @@ class Rules:
             namespace_defaults=t.namespace_defaults,
             owners=tuple(config.owners),
             shared_pools=tuple(config.shared_pools),
+            model_aliases=dict(config.models.aliases),
         )
 
     def keys(self, canonical: str) -> tuple[str, ...]:
@@ -123,6 +125,23 @@ class Rules:
         if raw is None:
             return None
         return fold_text(raw) if self.case_fold else str(raw).strip() or None
+
+    def model_name(self, value: ibis.StringValue) -> ibis.StringValue:
+        """A model's one name (`models.aliases` of the config) from a name as a bill's tag or an
+        LLM log writes it (`value` already folded by `value`, as the aliases are compared)."""
+        cases = [(value == self._model_key(alias), self._model_key(name))
+                 for alias, name in self.model_aliases.items()]  # fmt: skip
+        return ibis.cases(*cases, else_=value) if cases else value
+
+    def model_text(self, value: str | None) -> str | None:
+        """`model_name` for one (folded) value read back from the engine (a workload's tag)."""
+        if value is None:
+            return None
+        keys = {self._model_key(a): self._model_key(n) for a, n in self.model_aliases.items()}
+        return keys.get(value, value)
+
+    def _model_key(self, name: str) -> str:
+        return (fold_text(name) or name) if self.case_fold else name.strip()
 
     def owner_of(self, values: Mapping[str, object]) -> str | None:
         """The first configured owner whose selector matches `values`."""
@@ -208,11 +227,19 @@ def derive_lines(lines: ibis.Table, rules: Rules | None = None) -> ibis.Table:
     """Cost lines with the derived attribution columns of DESIGN.md (replacing stored ones)."""
     rules = rules or Rules()
     derived: dict[str, ibis.Value] = {c: rules.tag(lines, c) for c in TAG_COLUMNS}
+    derived["model"] = rules.model_name(derived["model"])
     derived["region"] = lines.RegionId if "RegionId" in lines.columns else ibis.null("string")
     drop = [c for c in (*derived, "owner", "cost_domain", "cost_layer") if c in lines.columns]
     out = lines.drop(*drop).mutate(**derived)
     out = out.mutate(cost_domain=domain_of(out.workload_type), cost_layer=cost_layer(out))
     return out.mutate(owner=rules.owner(out))
+
+
+def derive_requests(requests: ibis.Table, rules: Rules | None = None) -> ibis.Table:
+    """LLM requests with `model` named as cost lines name it: folded like a tag value, then
+    through `models.aliases`, so tokens by model and spend by model show one row per model."""
+    rules = rules or Rules()
+    return requests.mutate(model=rules.model_name(rules.value(requests.model)))
 
 
 # Short names a scope may use for FOCUS columns (budgets, forecasts, --where).

@@ -6,7 +6,7 @@ import datetime as dt
 import enum
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -98,23 +98,14 @@ def run_allocation(period: str, cost: Cost, where: list[str] | None) -> Allocati
         )
 
 
-def _emit(kind: str, by: By, period: str, cost: Cost, idle: Idle, where: list[str] | None,
-          fmt: Format | None) -> None:  # fmt: skip
+def _emit(kind: Literal["showback", "chargeback"], by: By, period: str, cost: Cost, idle: Idle,
+          where: list[str] | None, fmt: Format | None) -> None:  # fmt: skip
     from costline.allocation.idle import idle_totals
-    from costline.allocation.reports import buckets, report_rows
+    from costline.allocation.reports import report
     from costline.money import format_money
 
-    dimension = "cost_domain" if by is By.domain else by.value
     allocation = run_allocation(period, cost, where)
-    chargeback = kind == "chargeback"
-    result = buckets(
-        allocation,
-        dimension,
-        idle="shared" if chargeback or idle is Idle.shared else "shown",
-        shared="proportional" if chargeback else "shown",
-    )
-    rows = report_rows(result, allocation, by.value)
-    chosen = default_format(fmt)
+    rows = report(allocation, by.value, kind, idle=idle.value)
     idle_ = idle_totals(allocation)
     title = (
         f"{kind.capitalize()} by {by.value}, {period} ({cost.value} cost): "
@@ -122,7 +113,7 @@ def _emit(kind: str, by: By, period: str, cost: Cost, idle: Idle, where: list[st
         f"{idle_.unheld_gpu_hours:,.1f} GPU-h {format_money(idle_.unheld_idle_usd)}, held idle "
         f"{idle_.held_idle_gpu_hours:,.1f} GPU-h {format_money(idle_.held_idle_usd)}"
     )
-    emit_rows(rows, chosen, title=title)
+    emit_rows(rows, default_format(fmt), title=title)
 
 
 Period = Annotated[str, typer.Option("--period", help="YYYY-MM, YYYY-MM-DD or START..END (days)")]
@@ -212,35 +203,32 @@ def emit_sections(
     return chosen
 
 
-def previous_period(text: str, window: Window) -> tuple[dt.datetime, dt.datetime]:
-    """The period before: the previous calendar month for a month, else the same length before."""
-    from costline.model import Window
-
-    if re.fullmatch(r"\d{4}-\d{2}", text):
-        year, month = window.start.year, window.start.month
-        before = Window.month(f"{year - (month == 1)}-{12 if month == 1 else month - 1:02d}")
-        return before.start, before.end
-    return window.start - (window.end - window.start), window.start
-
-
 @report_app.command("unit-costs")
 def unit_costs_cmd(period: Period, top: Annotated[int, typer.Option(min=1)] = 15,
                    cost: CostOpt = Cost.effective, fmt: FormatOpt = None) -> None:  # fmt: skip
     """Unit economics: per LLM model and app (cost per 1K requests, per successful request, per
     1K tokens, cache-hit rate), per GPU workload (GPU-hours, cost, cost per GPU-hour, held-idle
     share, SM-active efficiency) and per GPU pool (idle cost rate), each with its change against
-    the previous period (month over month for a month, else the same length before)."""
+    the previous period (month over month for a month, else the same length before); and a
+    scorecard: cost per request, per 1K tokens, GPU utilization, p95 latency, queue depth and
+    failed jobs, week over week and month over month."""
 
     from costline.cli.main import open_ledger, state
     from costline.config import load_config
-    from costline.economics.unit_report import TABLES, unit_cost_report, unit_sentences
+    from costline.economics.unit_report import (
+        TABLES,
+        previous_window,
+        unit_cost_report,
+        unit_sentences,
+    )
 
     window = parse_period(period)
     config = load_config(state.config_path)
     with open_ledger(read_only=True) as ledger:
         tables = {name: ledger.table(name) for name in TABLES}
         sections = unit_cost_report(tables, config, (window.start, window.end),
-                                    previous_period(period, window), cost=cost.value)  # fmt: skip
+                                    previous_window(window.start, window.end), cost=cost.value,
+                                    scorecard=True)  # fmt: skip
     sections = {k: v[:top] for k, v in sections.items()}
     chosen = emit_sections(sections, fmt, lambda name: f"Unit costs: {name}, {period}")
     if chosen is Format.table:

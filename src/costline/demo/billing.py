@@ -40,6 +40,8 @@ from costline.demo.usage import Volume
 DEFAULT_END = dt.date(2026, 11, 1)
 GROUND_TRUTH_FILE = "ground_truth.json"
 CONFIG_FILE = "costline.yaml"
+# The bills tag gpt-4o-mini; OpenAI's usage log names it with its snapshot date: one model.
+DEMO_MODEL_ALIASES = {"gpt-4o-mini-2024-07-18": "gpt-4o-mini"}
 # Spike thresholds of the demo's costline.yaml, on the minute-level telemetry (detect.thresholds).
 DEMO_THRESHOLDS: list[dict[str, object]] = [
     {"name": "context-length-by-app", "signal": "avg_context_tokens", "by": "app",
@@ -153,8 +155,15 @@ def generate_billing(
         "# The demo organization's budgets (see costline.demo.budgets); experiments' default\n"
         "# cap is costline's own ($1,000, alerts at 80% and 100%). Spike thresholds on the\n"
         "# telemetry signals (costline signals) escalate through costline's default tiers.\n"
+        "# Model aliases name a model the same on its bills and in its LLM usage logs.\n"
         + yaml.safe_dump(
-            {"version": 1, "budgets": budgets, "thresholds": DEMO_THRESHOLDS}, sort_keys=False
+            {
+                "version": 1,
+                "models": {"aliases": DEMO_MODEL_ALIASES},
+                "budgets": budgets,
+                "thresholds": DEMO_THRESHOLDS,
+            },
+            sort_keys=False,
         ),
         encoding="utf-8",
     )

@@ -17,9 +17,10 @@ import ibis
 
 from costline.allocation.allocate import COST_COLUMNS, Allocation, CostColumn, allocate
 from costline.attribution.registry import Declared, declared, links
-from costline.attribution.rules import Rules
+from costline.attribution.rules import Rules, derive_requests
 from costline.config import Config
 from costline.economics.declared import declared_costs
+from costline.economics.scorecard import scorecard as scorecard_rows
 from costline.economics.unit_costs import business_units, gpu_units, llm_units, unit_costs
 from costline.money import format_money
 
@@ -63,6 +64,15 @@ def linked_workloads(
             for r in links(tables["workloads"], entries).to_pyarrow().to_pylist()}  # fmt: skip
 
 
+def previous_window(start: dt.datetime, end: dt.datetime) -> Span:
+    """The period a report compares with: the calendar month before for a calendar month, else as
+    many days just before."""
+    midnight = start.time() == dt.time(0)
+    if midnight and start.day == 1 and end == (start + dt.timedelta(days=32)).replace(day=1):
+        return (start - dt.timedelta(days=1)).replace(day=1), start
+    return start - (end - start), start
+
+
 def unit_cost_report(
     tables: Mapping[str, ibis.Table],
     config: Config,
@@ -70,10 +80,14 @@ def unit_cost_report(
     previous: Span | None,
     *,
     cost: CostColumn = "effective",
+    scorecard: bool = False,
 ) -> dict[str, list[dict[str, Any]]]:
     """Sections declared, llm, workloads, pools (and business_units when configured), each row
-    with `change_pct` against `previous` when given. Empty sections are left out."""
+    with `change_pct` against `previous` when given. Empty sections are left out. LLM models are
+    named as the bills name them (`models.aliases`). With `scorecard`, also the scorecard
+    (`economics.scorecard`: the headline figures side by side, week and month over month)."""
     rules = Rules.from_config(config)
+    tables = {**tables, "llm_requests": derive_requests(tables["llm_requests"], rules)}
 
     def run(start: dt.datetime, end: dt.datetime) -> dict[str, list[dict[str, Any]]]:
         a = run_allocation(tables, rules, start, end, cost)
@@ -89,6 +103,8 @@ def unit_cost_report(
         return out
 
     sections = run(*window) if previous is None else unit_costs(run, window, previous)
+    if scorecard:
+        sections["scorecard"] = scorecard_rows(tables, *window)
     return {name: rows for name, rows in sections.items() if rows}
 
 

@@ -32,7 +32,7 @@ from costline.ledger.findings import Action, UnknownFinding
 from costline.model import InvalidSelector, InvalidTransition
 from costline.money import MONEY_CONTEXT
 from costline.notify.redact import redacted_config
-from costline.server import queries, telemetry
+from costline.server import queries, reports, telemetry
 from costline.server.auth import Forbidden, Principal, Role, Unauthorized, require
 from costline.server.filters import (
     FILTER_DIMENSIONS,
@@ -211,11 +211,46 @@ def spend(
         _reader(request), f, by=by, granularity=granularity, cost=cost, top=top))  # fmt: skip
 
 
+By = Annotated[str, Query(description="team, project, model, environment, owner or cost_domain")]
+
+
+@router.get("/showback")
+def showback(
+    request: Request,
+    f: Common,
+    by: By = "team",
+    idle: Annotated[
+        str, Query(description="shown: __idle__ a bucket; shared: over holders")
+    ] = "shown",
+    cost: Cost = "effective",
+) -> Response:
+    """`costline report showback`'s rows for the window: who spent what, GPU hosts split by
+    GPU-time held; buckets add up to the bill with `__idle__`, `__shared__`, `__unallocated__`."""
+    return _answer(request, "showback", (f.key, by, idle, cost), lambda: reports.showback(
+        _reader(request), f, kind="showback", by=by, idle=idle, cost=cost))  # fmt: skip
+
+
+@router.get("/chargeback")
+def chargeback(request: Request, f: Common, by: By = "team", cost: Cost = "effective") -> Response:
+    """`costline report chargeback`'s rows: showback with idle GPU cost shared over each pool's
+    holders by GPU-time and the shared platform over owners."""
+    return _answer(request, "chargeback", (f.key, by, cost), lambda: reports.showback(
+        _reader(request), f, kind="chargeback", by=by, cost=cost))  # fmt: skip
+
+
 @router.get("/unit-costs")
-def unit_costs(request: Request, f: Common) -> Response:
-    """Per LLM model and app: cost per 1K requests, per successful request, per 1K tokens."""
-    return _answer(request, "unit-costs", f.key,
-                   lambda: telemetry.unit_costs(_reader(request), f))  # fmt: skip
+def unit_costs(
+    request: Request,
+    f: Common,
+    cost: Cost = "effective",
+    top: Annotated[int, Query(ge=1, le=1000, description="rows kept per section")] = 15,
+) -> Response:
+    """`costline report unit-costs` for the window: per LLM model and app, GPU workload, pool,
+    business unit and declared run, with change against the previous period; its sentences; and
+    cost per request, per 1K tokens, GPU utilization, p95 latency, queue depth and failed jobs
+    side by side, week over week and month over month."""
+    return _answer(request, "unit-costs", (f.key, cost, top), lambda: reports.unit_report(
+        _reader(request), f, cost=cost, top=top))  # fmt: skip
 
 
 @router.get("/budgets")

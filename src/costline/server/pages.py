@@ -50,6 +50,9 @@ PAGES = (
     ("/models", "Models", "spend.html", "models"),
     ("/gpus", "GPUs", "gpus.html", "gpus"),
     ("/tokens", "Tokens", "tokens.html", "tokens"),
+    ("/showback", "Showback", "report.html", "showback"),
+    ("/chargeback", "Chargeback", "report.html", "chargeback"),
+    ("/unit-costs", "Unit costs", "unit_costs.html", "unit-costs"),
     ("/budgets", "Budgets", "budgets.html", "budgets"),
     ("/findings", "Findings", "findings.html", "findings"),
 )

@@ -1,4 +1,4 @@
-"""The API's telemetry views: GPU utilization and idle cost per pool, LLM tokens and unit costs.
+"""The API's telemetry views: GPU utilization and idle cost per pool, and LLM tokens.
 
 Like `server.queries` (whose window and helpers these share): Ibis in, plain dicts out. These read
 `gpu_samples` and `llm_requests`, which run ahead of the invoice, so their default window is the
@@ -17,6 +17,7 @@ from typing import Any
 
 import ibis
 
+from costline.attribution.rules import derive_requests
 from costline.ledger.sql import run_one
 from costline.model import Selector
 from costline.server.filters import Filters, Span, choice, resolve
@@ -61,7 +62,7 @@ def _narrowed(
 def _requests(reader: Reader, filters: Filters) -> tuple[ibis.Table, Span, list[str]]:
     span = _telemetry_window(reader, filters, "llm_requests")
     start, end = span.at()
-    t = reader.table("llm_requests")
+    t = derive_requests(reader.table("llm_requests"), reader.rules)  # models named as on bills
     t, ignored = _narrowed(t.filter(t.ts >= start, t.ts < end), filters.selector, LLM_COLUMNS)
     if "cost_layer" in ignored:  # every LLM request is on the tokens layer
         ignored.remove("cost_layer")
@@ -113,25 +114,10 @@ def tokens(reader: Reader, filters: Filters, *, by: str = "model") -> dict[str, 
             "ignored_filters": ignored}  # fmt: skip
 
 
-def unit_costs(reader: Reader, filters: Filters) -> dict[str, Any]:
-    """`economics.unit_costs.llm_units` over the window: per model and app, cost per 1K requests,
-    per successful request, per 1K tokens (input and output apart), cache-hit rate."""
-    from costline.economics.unit_costs import llm_units
-
-    r, span, ignored = _requests(reader, filters)
-    rows = llm_units(r, *span.at())
-    return {"start": span.start, "end": span.end, "rows": rows, "ignored_filters": ignored}
-
-
 def _allocation(reader: Reader, span: Span) -> Any:
-    from costline.allocation.allocate import allocate
+    from costline.server.reports import allocation
 
-    def run() -> Any:
-        t = {n: reader.table(n) for n in ("cost_lines", "gpu_samples", "workloads", "metrics")}
-        return allocate(t["cost_lines"], t["gpu_samples"], t["workloads"], *span.at(),
-                        rules=reader.rules, metrics=t["metrics"])  # fmt: skip
-
-    return reader.cached("allocation", (span.start, span.end), run)
+    return allocation(reader, span)  # the showback's, computed once per window
 
 
 def _host_pools(reader: Reader, span: Span) -> dict[str, str]:

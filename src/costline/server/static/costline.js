@@ -9,6 +9,9 @@ const Costline = (() => {
   const DIMENSIONS = ["team", "project", "environment", "provider", "model"];
   const SCALE = 18; // digits after the point: DECIMAL(38, 18)
   const ONE = 10n ** BigInt(SCALE);
+  // The one label for "no value" on every page (a tooltip says so): never "n/a", "null" or 0.
+  const NONE = "—";
+  const NONE_TITLE = "no value";
   const body = document.body;
   let generation = 0;
 
@@ -161,11 +164,11 @@ const Costline = (() => {
     return text.startsWith("-") ? "-$" + text.slice(1) : "$" + text;
   }
 
-  /** 100 * a / b as text with one decimal, exactly; "—" when b is 0 or either is null. */
+  /** 100 * a / b as text with one decimal, exactly; NONE when b is 0 or either is null. */
   function pctOf(a, b) {
     const x = typeof a === "bigint" ? a : dec(a);
     const y = typeof b === "bigint" ? b : dec(b);
-    if (x === null || y === null || y === 0n) return "—";
+    if (x === null || y === null || y === 0n) return NONE;
     return fixed((x * 100n * ONE) / y, 1) + "%";
   }
 
@@ -177,22 +180,22 @@ const Costline = (() => {
 
   function count(value) {
     const n = number(value);
-    return n === null ? "—" : Math.round(n).toLocaleString("en-US");
+    return n === null ? NONE : Math.round(n).toLocaleString("en-US");
   }
 
   function pct(value, digits = 1) {
     const n = number(value);
-    return n === null ? "—" : n.toFixed(digits) + "%";
+    return n === null ? NONE : n.toFixed(digits) + "%";
   }
 
   function signedUsd(value) {
     const d = dec(value);
-    if (d === null) return "—";
+    if (d === null) return NONE;
     return (d > 0n ? "+" : "") + usd(d);
   }
 
   function when(iso) {
-    if (!iso) return "—";
+    if (!iso) return NONE;
     return String(iso).replace("T", " ").replace(/:\d\d(\.\d+)?(Z|\+00:00)$/, " UTC");
   }
 
@@ -215,9 +218,13 @@ const Costline = (() => {
     return node;
   }
 
+  /** Set an element's text; the "no value" label gets its tooltip. */
   function setText(id, text) {
     const node = document.getElementById(id);
-    if (node) node.textContent = text;
+    if (!node) return;
+    node.textContent = text;
+    if (text === NONE) node.title = NONE_TITLE;
+    else node.removeAttribute("title");
   }
 
   /** Fill a <table>: columns are {label, value(row) -> text|Node, num?, cls?(row)}. */
@@ -236,7 +243,9 @@ const Costline = (() => {
   function cell(column, row) {
     const value = column.value(row);
     const classes = [column.num ? "num" : "", column.cls ? column.cls(row) : ""].join(" ").trim();
-    return el("td", { className: classes || null }, value === null || value === undefined ? "—" : value);
+    const missing = value === null || value === undefined || value === NONE;
+    return el("td", { className: classes || null, title: missing ? NONE_TITLE : null },
+      missing ? NONE : value);
   }
 
   function showError(message) {
@@ -363,7 +372,7 @@ const Costline = (() => {
   }
 
   return {
-    FILTERS, get, post, dec, sum, usd, pctOf, number, count, pct, signedUsd, when, el, setText,
+    FILTERS, NONE, NONE_TITLE, cell, get, post, dec, sum, usd, pctOf, number, count, pct, signedUsd, when, el, setText,
     table, plot, showError, bindSelect, param, setParam, start, link, COLORS,
   };
 })();

@@ -32,8 +32,9 @@
   async function overview(current) {
     const [o, notes] = await Promise.all([C.get("overview"), C.get("annotations")]);
     if (!current()) return;
-    C.setText("as-of", o.as_of ? "as of " + o.as_of : "");
+    C.setText("as-of", o.as_of ? "as of " + o.as_of + ", the last billed day" : "");
     C.setText("today", C.usd(o.today_usd));
+    C.setText("today-day", o.as_of || C.NONE);
     C.setText("mtd", C.usd(o.month_to_date_usd));
     const meter = document.getElementById("budget-meter");
     if (o.budget_usd !== null && o.budget_usd !== undefined) {
@@ -47,7 +48,7 @@
       meter.hidden = true;
     }
     const f = o.month_end_forecast;
-    C.setText("forecast-p50", f ? C.usd(f.p50) : "—");
+    C.setText("forecast-p50", f ? C.usd(f.p50) : C.NONE);
     C.setText("forecast-range", f ? "P10 " + C.usd(f.p10) + " · P90 " + C.usd(f.p90) : "not enough history to forecast");
     C.setText("anomalies", C.count(o.active_anomalies));
     C.setText("open-findings", C.count(o.open_findings) + " open findings");
@@ -133,10 +134,11 @@
 
   // -- GPUs -----------------------------------------------------------------------------------
   async function gpus(current) {
-    const by = C.param("rows", "gpu");
+    const by = C.param("rows", "pool"); // per-GPU rows on demand
     const [util, idle] = await Promise.all([C.get("gpu/utilization", { by }), C.get("gpu/idle")]);
     if (!current()) return;
     const rows = util.gpus || [];
+    C.setText("heatmap-rows-label", by === "gpu" ? "GPU" : "pool");
     const chart = document.getElementById("chart-heatmap");
     chart.style.height = Math.max(320, Math.min(18 * rows.length + 120, 3700)) + "px";
     C.plot("chart-heatmap", rows.length ? [{
@@ -145,12 +147,17 @@
       colorbar: { title: { text: "util %" }, thickness: 12 },
       hovertemplate: "%{y}<br>%{x}<br>%{z:.0f}%<extra></extra>",
     }] : [], { margin: { l: 200, r: 20, t: 10, b: 50 }, yaxis: { automargin: true, autorange: "reversed" } });
-    C.setText("idle-total", "idle cost " + C.usd(idle.idle_usd_total));
+    const t = idle.totals || {};
+    C.setText("idle-total", "idle cost " + C.usd(idle.idle_usd_total) + ": unheld " + C.usd(t.unheld_idle_usd) +
+      ", held idle " + C.usd(t.held_idle_usd));
     const pools = idle.rows || [];
-    C.plot("chart-idle", pools.length ? [{
-      type: "bar", x: pools.map((r) => keyLabel(r.pool)), y: pools.map((r) => C.number(r.idle_usd)),
-      marker: { color: C.COLORS[3] }, hovertemplate: "%{x}<br>$%{y:,.2f} idle<extra></extra>",
-    }] : [], { yaxis: { tickprefix: "$", separatethousands: true } });
+    const kind = (key, name, color) => ({
+      type: "bar", name, x: pools.map((r) => keyLabel(r.pool)), y: pools.map((r) => C.number(r[key])),
+      marker: { color }, hovertemplate: "%{x}<br>$%{y:,.2f} " + name + "<extra></extra>",
+    });
+    C.plot("chart-idle", pools.length ? [kind("unheld_idle_usd", "unheld (nobody on the GPU)", C.COLORS[3]),
+      kind("held_idle_usd", "held idle (engine idle)", C.COLORS[1])] : [],
+    { barmode: "stack", yaxis: { tickprefix: "$", separatethousands: true } });
     C.table("idle-table", [
       { label: "Pool", value: (r) => keyLabel(r.pool) },
       { label: "GPUs", num: true, value: (r) => C.count(r.gpus) },
@@ -264,10 +271,10 @@
       { label: "Used", num: true, value: (r) => C.pct(r.used_pct) },
       { label: "State", value: (r) => r.state, cls: (r) => "state-" + r.state },
       { label: "Thresholds crossed", value: (r) => (r.thresholds_crossed || []).join(", ") || "none" },
-      { label: "Forecast P50 (P10–P90)", num: true, value: (r) => r.forecast_p50_usd === null ? "—"
+      { label: "Forecast P50 (P10–P90)", num: true, value: (r) => r.forecast_p50_usd === null ? C.NONE
         : C.usd(r.forecast_p50_usd) + " (" + C.usd(r.forecast_p10_usd) + "–" + C.usd(r.forecast_p90_usd) + ")" },
       { label: "Days to exhaustion", num: true, value: (r) => r.exhausted_on ? "exhausted " + r.exhausted_on
-        : r.days_to_exhaustion === null || r.days_to_exhaustion === undefined ? "—" : String(r.days_to_exhaustion) },
+        : r.days_to_exhaustion === null || r.days_to_exhaustion === undefined ? C.NONE : String(r.days_to_exhaustion) },
     ], rows, "No budgets are configured, or none match these filters.");
   }
 
@@ -325,7 +332,7 @@
         f.summary ? el("div", { className: "note" }, f.summary) : null) },
       { label: "Kind", value: (f) => f.kind.replaceAll("_", " ") },
       { label: "Owner", value: (f) => f.owner || "unowned" },
-      { label: "Impact", num: true, value: (f) => f.impact_usd === null || f.impact_usd === undefined ? "—" : C.usd(f.impact_usd) },
+      { label: "Impact", num: true, value: (f) => f.impact_usd === null || f.impact_usd === undefined ? C.NONE : C.usd(f.impact_usd) },
       { label: "Suggested actions", value: (f) => actionList(f.actions) },
       { label: "Last seen", value: (f) => C.when(f.last_seen) },
       { label: "Status", value: (f) => statusBadge(f), cls: () => "status-cell" },
@@ -344,11 +351,7 @@
     function updateRow(updated) {
       const row = node.querySelector('tr[data-fingerprint="' + CSS.escape(updated.fingerprint) + '"]');
       if (!row) return;
-      row.replaceChildren(...columns.map((c) => {
-        const value = c.value(updated);
-        const classes = [c.num ? "num" : "", c.cls ? c.cls(updated) : ""].join(" ").trim();
-        return el("td", { className: classes || null }, value);
-      }));
+      row.replaceChildren(...columns.map((c) => C.cell(c, updated)));
     }
   }
 
@@ -374,19 +377,20 @@
     const facts = [
       ["Kind", f.kind.replaceAll("_", " ")], ["Severity", f.severity], ["Status", f.status],
       ["Owner", f.owner || "unowned"],
-      ["Impact", f.impact_usd === null || f.impact_usd === undefined ? "not priced" : C.usd(f.impact_usd)],
+      ["Impact", f.impact_usd === null || f.impact_usd === undefined ? C.NONE : C.usd(f.impact_usd)],
       ["Period", C.when(f.start) + " to " + C.when(f.end)],
       ["First seen", C.when(f.first_seen)], ["Last seen", C.when(f.last_seen)],
       ["Fingerprint", f.fingerprint],
     ];
     if (f.snoozed_until) facts.splice(3, 0, ["Snoozed until", C.when(f.snoozed_until)]);
-    document.getElementById("f-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+    document.getElementById("f-facts").replaceChildren(...facts.flatMap(([k, v]) =>
+      [el("dt", {}, k), el("dd", { title: v === C.NONE ? C.NONE_TITLE : null }, v)]));
     document.getElementById("f-actions").replaceChildren(...(f.actions || []).map((a) =>
       typeof a === "string" ? el("li", {}, a) : el("li", {}, a.text,
         a.estimated_monthly_savings_usd ? " (saves about " + C.usd(a.estimated_monthly_savings_usd) + "/month)" : null)));
     if (!(f.actions || []).length) document.getElementById("f-actions").append(el("li", {}, "none suggested"));
     const pairs = (o) => Object.entries(o || {});
-    const show = (v) => (v !== null && typeof v === "object" ? JSON.stringify(v) : v === null ? "null" : String(v));
+    const show = (v) => (v === null || v === undefined ? C.NONE : typeof v === "object" ? JSON.stringify(v) : String(v));
     C.table("f-scope", [{ label: "Dimension", value: (p) => p[0] }, { label: "Value", value: (p) => p[1] }], pairs(f.scope));
     C.table("f-evidence", [{ label: "Field", value: (p) => p[0] }, { label: "Value", value: (p) => show(p[1]) }], pairs(f.evidence));
   }
