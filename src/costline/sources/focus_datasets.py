@@ -232,6 +232,9 @@ def plan_any(file: SourceFile) -> FocusFile:
     except duckdb.Error:
         con.close()
         return plan_file(file)  # it names what is wrong with the file
+    if len(columns) <= 1:  # a CSV its sniffer could not split (a ragged row): plan_file names it
+        con.close()
+        return plan_file(file)
     if not any(d.detect(columns) for d in billing_dialects()):
         dataset = detect_dataset(columns)
         if dataset is not None and dataset != COST_AND_USAGE:
