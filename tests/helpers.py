@@ -81,14 +81,14 @@ def run_costline(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """Terminate a server the test started; kill it if it has not exited in 10 s."""
+def stop(proc: subprocess.Popen[Any], timeout: float = 30) -> None:
+    """Terminate a server the test started (draining its pipes); kill it if it has not exited."""
     proc.terminate()
     try:
-        proc.wait(timeout=10)
+        proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
-        proc.wait()
+        proc.communicate()
 
 
 def api_ok(client: Any, path: str, **params: Any) -> dict[str, Any]:

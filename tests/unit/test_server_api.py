@@ -33,7 +33,7 @@ from costline.ledger.store import Ledger
 from costline.server.api import money
 from costline.server.app import create_app
 from costline.server.auth import Auth
-from tests.helpers import api_ok
+from tests.helpers import api_ok, stop
 
 # The window the API shows by default: the month of the demo's last billed day (2026-10-31).
 START, END = "2026-10-01", "2026-11-01"
@@ -477,12 +477,7 @@ def serving(org: Org, log: Path, **env: str) -> Iterator[tuple[str, str]]:
             assert match, (line, log.read_text())
             yield match.group(1), line
         finally:
-            proc.terminate()
-            try:
-                proc.communicate(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.communicate()
+            stop(proc)
 
 
 def test_costline_serve_runs_as_a_process_and_prints_its_url(org: Org, tmp_path: Path) -> None:
@@ -624,50 +619,9 @@ def test_the_heatmap_keeps_at_most_its_row_limit(
     assert len(capped["z"]) == 10
 
 
-def test_idle_is_the_same_in_the_api_showback_and_chargeback(
-    org: Org, client: TestClient, tmp_path: Path
-) -> None:
-    """One idle cost (docs/methodology/allocation.md): the GPU page's totals of both kinds equal
-    showback's and chargeback's, computed through the CLI on the same window, to the cent."""
-    from typer.testing import CliRunner
-
-    from costline.cli.main import app
-
-    idle = ok(client, "/api/v1/gpu/idle")
-    totals = idle["totals"]
-    assert Decimal(totals["unheld_idle_usd"]) > 0 and Decimal(totals["held_idle_usd"]) > 0
-    period = f"{idle['start']}..{idle['end']}"
-    copy = tmp_path / "ledger.duckdb"
-    shutil.copyfile(org.spare, copy)
-    env = {
-        "COSTLINE_LEDGER": f"duckdb://{copy}",
-        "COSTLINE_CONFIG": str(org.root / "costline.yaml"),
-    }
-    cent = Decimal("0.01")
-    for report in ("showback", "chargeback"):
-        for by in ("team", "project"):
-            result = CliRunner().invoke(
-                app, ["report", report, "--period", period, "--by", by, "-f", "json"], env=env
-            )
-            assert result.exit_code == 0, result.output
-            rows = json.loads(result.stdout)
-            held = sum(Decimal(r["held_idle_usd"]) for r in rows)
-            unheld = sum(Decimal(r["unheld_idle_usd"]) for r in rows)
-            assert held.quantize(cent) == Decimal(totals["held_idle_usd"]).quantize(cent)
-            assert unheld.quantize(cent) == Decimal(totals["unheld_idle_usd"]).quantize(cent)
-            hours = sum(r["held_idle_gpu_hours"] for r in rows)
-            assert hours == pytest.approx(totals["held_idle_gpu_hours"], abs=0.05)
-            if report == "showback":
-                [bucket] = [r for r in rows if r[by] == "__idle__"]
-                assert Decimal(bucket["amount_usd"]) == unheld
-                assert bucket["unheld_idle_gpu_hours"] == pytest.approx(
-                    totals["unheld_gpu_hours"], abs=0.05
-                )
-
-
-def test_a_runs_cost_is_the_same_in_unit_costs_and_budgets(org: Org, tmp_path: Path) -> None:
-    """`costline budgets` states the window each experiment's cost covers; `report unit-costs`
-    over that window gives every registry run the same dollars, with the same coverage."""
+@pytest.fixture
+def cli_json(org: Org, tmp_path: Path) -> Any:
+    """`costline ARGS -f json` in-process on a copy of the demo ledger: its parsed output."""
     from typer.testing import CliRunner
 
     from costline.cli.main import app
@@ -684,15 +638,55 @@ def test_a_runs_cost_is_the_same_in_unit_costs_and_budgets(org: Org, tmp_path: P
         assert result.exit_code == 0, result.output
         return json.loads(result.stdout)
 
-    experiments = cli("budgets")["experiments"]
+    return cli
+
+
+def test_idle_is_the_same_in_the_api_showback_and_chargeback(
+    client: TestClient, cli_json: Any
+) -> None:
+    """One idle cost (docs/methodology/allocation.md): the GPU page's totals of both kinds equal
+    showback's and chargeback's, computed through the CLI on the same window, to the cent."""
+    idle = ok(client, "/api/v1/gpu/idle")
+    totals = idle["totals"]
+    assert Decimal(totals["unheld_idle_usd"]) > 0 and Decimal(totals["held_idle_usd"]) > 0
+    period = f"{idle['start']}..{idle['end']}"
+    cent = Decimal("0.01")
+    for report in ("showback", "chargeback"):
+        for by in ("team", "project"):
+            rows = cli_json("report", report, "--period", period, "--by", by)
+            held = sum(Decimal(r["held_idle_usd"]) for r in rows)
+            unheld = sum(Decimal(r["unheld_idle_usd"]) for r in rows)
+            assert held.quantize(cent) == Decimal(totals["held_idle_usd"]).quantize(cent)
+            assert unheld.quantize(cent) == Decimal(totals["unheld_idle_usd"]).quantize(cent)
+            hours = sum(r["held_idle_gpu_hours"] for r in rows)
+            assert hours == pytest.approx(totals["held_idle_gpu_hours"], abs=0.05)
+            if report == "showback":
+                [bucket] = [r for r in rows if r[by] == "__idle__"]
+                assert Decimal(bucket["amount_usd"]) == unheld
+                assert bucket["unheld_idle_gpu_hours"] == pytest.approx(
+                    totals["unheld_gpu_hours"], abs=0.05
+                )
+
+
+def test_a_runs_cost_is_the_same_in_unit_costs_budgets_and_the_api(
+    client: TestClient, cli_json: Any
+) -> None:
+    """`costline budgets` states the window each experiment's cost covers; `report unit-costs`
+    and `/api/v1/unit-costs` over that window give every registry run the same dollars, with
+    the same coverage."""
+    experiments = cli_json("budgets")["experiments"]
     [window] = {e["window"] for e in experiments}
-    runs = {r["name"]: r for r in cli("report", "unit-costs", "--period", window,
-                                      "--top", "1000")["declared"]}  # fmt: skip
+    runs = {r["name"]: r for r in cli_json("report", "unit-costs", "--period", window,
+                                           "--top", "1000")["declared"]}  # fmt: skip
+    first, last = window.split("..")
+    api = {r["name"]: r for r in ok(client, "/api/v1/unit-costs", start=first,
+                                    end=last)["sections"]["declared"]}  # fmt: skip
     registry = [e for e in experiments if e["experiment"] in runs]
     assert len(registry) >= 3
     for e in registry:
         r = runs[e["experiment"]]
         assert Decimal(e["cost_usd"]) == Decimal(r["cost_usd"]).quantize(Decimal("0.01"))
+        assert Decimal(api[e["experiment"]]["cost_usd"]) == Decimal(r["cost_usd"])
         assert e["coverage_pct"] == r["coverage_pct"] and r["window"] == window
     # Hours without telemetry follow the jobs' schedules: the demo has one day of telemetry in
     # 20 days of bills, so the training runs' coverage is low, and stated.

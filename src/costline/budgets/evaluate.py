@@ -46,10 +46,11 @@ def evaluate_budgets(
     forecast: bool = True,
 ) -> BudgetReport:
     """Budgets from `since` to `as_of` (periods and forecasts), experiment caps, findings."""
+    from costline.allocation.allocate import CostColumn
     from costline.attribution.rules import Rules
     from costline.budgets.experiments import cap_findings, experiment_rows
     from costline.budgets.status import budget_findings, evaluate
-    from costline.economics.unit_report import TABLES, linked_workloads, run_allocation, run_costs
+    from costline.economics.unit_report import TABLES, Registry, run_allocation, run_costs
     from costline.ledger.sql import bill_days
     from costline.model import Window
 
@@ -61,11 +62,10 @@ def evaluate_budgets(
     end = dt.datetime(as_of.year, as_of.month, as_of.day, tzinfo=dt.UTC) + dt.timedelta(days=1)
     window = Window(start=end - dt.timedelta(days=EXPERIMENT_DAYS), end=end)
     tables = {name: ledger.table(name) for name in TABLES}
-    allocation = run_allocation(tables, rules, window.start, window.end,
-                                "billed" if cost == "BilledCost" else "effective")  # fmt: skip
-    runs, workloads, _ = run_costs(tables, allocation,
-                                   "billed" if cost == "BilledCost" else "effective")  # fmt: skip
-    linked = linked_workloads(tables)
-    experiments = experiment_rows(runs, workloads, linked, config.experiments)
+    column: CostColumn = "billed" if cost == "BilledCost" else "effective"
+    allocation = run_allocation(tables, rules, window.start, window.end, column)
+    registry = Registry.of(tables["workloads"])
+    runs, workloads, _ = run_costs(tables, allocation, registry, column)
+    experiments = experiment_rows(runs, workloads, registry.linked, config.experiments)
     findings += cap_findings(experiments, config.experiments, window, clock=clock, rules=rules)
     return BudgetReport(statuses, experiments, findings)

@@ -178,9 +178,10 @@ def gpu_units(
     )
 
 
-def coverage_pct(telemetry_seconds: float, seconds: float) -> float | None:
-    """The share of GPU-time held that telemetry backs (the rest: the workload's schedule)."""
-    return round(100 * max(telemetry_seconds, 0.0) / seconds, 1) if seconds else None
+def coverage_pct(telemetry: float, held: float) -> float | None:
+    """The share of GPU-time held that telemetry backs (the rest: the workload's schedule), both
+    in the same unit (seconds or hours)."""
+    return round(100 * max(telemetry, 0.0) / held, 1) if held else None
 
 
 def _pct(part: Decimal, whole: Decimal) -> Decimal | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import ibis
@@ -37,31 +38,37 @@ def run_allocation(
                     cost=cost, rules=rules, metrics=tables["metrics"])  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Registry:
+    """The registry's entries and the observed workloads each claims: the same in every window,
+    so a report of two periods (or budgets) reads them once."""
+
+    entries: list[Declared]
+    linked: dict[str, str]  # observed workload id -> the entry that claims it
+
+    @classmethod
+    def of(cls, workloads: ibis.Table) -> Registry:
+        entries = declared(workloads)
+        linked = {r["workload_id"]: r["entry"]
+                  for r in links(workloads, entries).to_pyarrow().to_pylist()}  # fmt: skip
+        return cls(entries, linked)
+
+
 def run_costs(
     tables: Mapping[str, ibis.Table],
     allocation: Allocation,
+    registry: Registry,
     cost: CostColumn = "effective",
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """(declared runs and endpoints, GPU workloads, GPU pools) over the allocation's window."""
-    entries = declared(tables["workloads"])
-    linked = linked_workloads(tables, entries)
     workloads, pools = gpu_units(allocation, tables["workloads"], tables["gpu_samples"])
-    runs = declared_costs(entries, linked, workloads, tables["cost_lines"],
+    runs = declared_costs(registry.entries, registry.linked, workloads, tables["cost_lines"],
                           tables["storage_objects"], tables["metrics"], allocation.start,
                           allocation.end, cost=COST_COLUMNS[cost])  # fmt: skip
     window = f"{allocation.start:%Y-%m-%d}..{allocation.end:%Y-%m-%d}"
     for r in (*runs, *workloads):
         r["window"] = window
     return runs, workloads, pools
-
-
-def linked_workloads(
-    tables: Mapping[str, ibis.Table], entries: list[Declared] | None = None
-) -> dict[str, str]:
-    """Observed workload id -> the registry entry that claims it."""
-    entries = declared(tables["workloads"]) if entries is None else entries
-    return {r["workload_id"]: r["entry"]
-            for r in links(tables["workloads"], entries).to_pyarrow().to_pylist()}  # fmt: skip
 
 
 def previous_window(start: dt.datetime, end: dt.datetime) -> Span:
@@ -88,10 +95,11 @@ def unit_cost_report(
     (`economics.scorecard`: the headline figures side by side, week and month over month)."""
     rules = Rules.from_config(config)
     tables = {**tables, "llm_requests": derive_requests(tables["llm_requests"], rules)}
+    registry = Registry.of(tables["workloads"])
 
     def run(start: dt.datetime, end: dt.datetime) -> dict[str, list[dict[str, Any]]]:
         a = run_allocation(tables, rules, start, end, cost)
-        runs, workloads, pools = run_costs(tables, a, cost)
+        runs, workloads, pools = run_costs(tables, a, registry, cost)
         out = {
             "declared": runs,
             "llm": llm_units(tables["llm_requests"], start, end),

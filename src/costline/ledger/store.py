@@ -105,6 +105,7 @@ class Ledger:
         self.url = url
         # Rates into USD (`fx:` in costline.yaml) for the reporting view of cost_lines.
         self.fx_rates = list(fx_rates)
+        self._reporting: ibis.Table | None = None  # cost_lines in USD, until the next write
         self.path = ledger_path(url)
         self.clock = clock
         self.read_only = read_only
@@ -166,7 +167,10 @@ class Ledger:
             raise LedgerError(f"no ledger table {name!r}; tables: {', '.join(schema.tables())}")
         table = self._ibis.table(name)
         if name == "cost_lines" and not raw:
-            return reporting_lines(table, self.fx_rates)
+            # Checking the currencies is a scan: once per ledger state, not once per report table.
+            if self._reporting is None:
+                self._reporting = reporting_lines(table, self.fx_rates)
+            return self._reporting
         return table
 
     def schema_version(self) -> int:
@@ -235,6 +239,7 @@ class Ledger:
 
         A restatement that would remove more than half of a period's rows or cost is refused
         unless `replace_periods` (see `_replace_restated_periods`)."""
+        self._reporting = None
         if self.read_only:
             raise LedgerError("the ledger was opened read-only")
         ingestion_id = _ingestion_id(batches, self.clock.now())
