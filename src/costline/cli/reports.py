@@ -232,7 +232,7 @@ def unit_costs_cmd(period: Period, top: Annotated[int, typer.Option(min=1)] = 15
     sections = {k: v[:top] for k, v in sections.items()}
     chosen = emit_sections(sections, fmt, lambda name: f"Unit costs: {name}, {period}")
     if chosen is Format.table:
-        for line in unit_sentences(sections, period):
+        for line in unit_sentences(sections, period, (window.start, window.end)):
             out_console().print(line)
 
 

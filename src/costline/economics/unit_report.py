@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import ibis
@@ -71,11 +72,16 @@ def run_costs(
     return runs, workloads, pools
 
 
+def is_month(start: dt.datetime, end: dt.datetime) -> bool:
+    """Whether `[start, end)` is one calendar month."""
+    midnight = start.time() == dt.time(0)
+    return midnight and start.day == 1 and end == (start + dt.timedelta(days=32)).replace(day=1)
+
+
 def previous_window(start: dt.datetime, end: dt.datetime) -> Span:
     """The period a report compares with: the calendar month before for a calendar month, else as
     many days just before."""
-    midnight = start.time() == dt.time(0)
-    if midnight and start.day == 1 and end == (start + dt.timedelta(days=32)).replace(day=1):
+    if is_month(start, end):
         return (start - dt.timedelta(days=1)).replace(day=1), start
     return start - (end - start), start
 
@@ -119,15 +125,31 @@ def unit_cost_report(
 LOW_COVERAGE_PCT = 50.0
 
 
-def unit_sentences(sections: Mapping[str, list[dict[str, Any]]], period: str) -> list[str]:
-    """The unit-cost tables' headline figures, in business terms, with coverage warnings."""
+def per_month(cost: Any, window: Span) -> Any:
+    """A window's cost as a monthly rate: the cost itself for a calendar month, else scaled to a
+    30-day month (a week's $70 is $300/month)."""
+    start, end = window
+    if is_month(start, end):
+        return cost
+    seconds = Decimal((end - start).total_seconds())
+    return (Decimal(cost) * Decimal(30 * 86400) / seconds).quantize(Decimal("0.01"))
+
+
+def unit_sentences(
+    sections: Mapping[str, list[dict[str, Any]]], period: str, window: Span
+) -> list[str]:
+    """The unit-cost tables' headline figures, in business terms, with coverage warnings:
+    an endpoint "costs $X/month to serve, $Y per prediction" (`per_month` of the window)."""
     said = []
     for r in sections.get("declared", []):
         if r["kind"] == "inference_endpoint" and r["per_success_usd"] is not None:
+            monthly = per_month(r["cost_usd"], window)
+            rate = ("" if monthly == r["cost_usd"]
+                    else f" at its {period} rate ({format_money(r['cost_usd'])} in the window)")  # fmt: skip
             said.append(
-                f"{r['team']}'s {r['name']} endpoint cost {format_money(r['cost_usd'])} in "
-                f"{period} to serve at its traffic ({r['inferences']:,.0f} inferences): "
-                f"{format_money(r['per_1k_inferences_usd'], places=4)} per 1K inferences, "
+                f"{r['team']}'s {r['name']} endpoint costs {format_money(monthly)}/month to "
+                f"serve{rate} ({r['inferences']:,.0f} inferences in {period}, "
+                f"{format_money(r['per_1k_inferences_usd'], places=4)} per 1K), "
                 f"{format_money(r['per_success_usd'], places=6)} per prediction."
             )
         elif r["kind"] != "inference_endpoint" and r["storage_usd"] is not None:

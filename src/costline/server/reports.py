@@ -131,7 +131,7 @@ def unit_report(
         "previous": {"start": before[0].date(), "end": before[1].date()},
         "cost": cost,
         "scorecard": scorecard,
-        "sentences": unit_sentences(sections, period_text(span)),
+        "sentences": unit_sentences(sections, period_text(span), span.at()),
         "sections": sections,
         "ignored_filters": list(filters.selector.dimensions),
     }
