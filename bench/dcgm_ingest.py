@@ -109,7 +109,7 @@ def worker(kind: str, path: str, db: str) -> None:
 
     from costline.ledger.store import Ledger
     from costline.pipeline import ingest_files
-    from costline.sources.dcgm import DCGM
+    from costline.sources.dcgm_source import DCGM
 
     started = time.perf_counter()
     if kind == "costline":

@@ -11,12 +11,9 @@ itself in its package metadata:
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
+from typing import Any
 
 import pluggy
-
-if TYPE_CHECKING:
-    from costline.sources.base import NativeDialect
 
 PROJECT = "costline"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -25,8 +22,10 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 class Specs:
     @hookspec
-    def costline_billing_dialects(self) -> list[NativeDialect]:  # type: ignore[empty-body]
-        """Provider-native billing formats that `costline ingest focus` maps to FOCUS."""
+    def costline_billing_dialects(self) -> list[Any]:  # type: ignore[empty-body]
+        """Provider-native billing formats that `costline ingest focus` maps to FOCUS: a list of
+        `costline.sources.base.NativeDialect` (the sources read them with
+        `costline.sources.base.billing_dialects`; this foundation module does not import them)."""
 
 
 @functools.cache
@@ -35,11 +34,3 @@ def manager() -> pluggy.PluginManager:
     pm.add_hookspecs(Specs)
     pm.load_setuptools_entrypoints(PROJECT)
     return pm
-
-
-def billing_dialects() -> list[NativeDialect]:
-    """Every registered dialect, built-in and third-party, in registration order."""
-    found: list[NativeDialect] = []
-    for dialects in reversed(manager().hook.costline_billing_dialects()):
-        found.extend(dialects)
-    return found

@@ -182,7 +182,7 @@ def pull(ledger: Ledger, config: Config, clock: Clock) -> list[dict[str, Any]]:
 def _source_of(fmt: str, trace: LlmTrace | None = None) -> Any:
     from costline.pipeline import FOCUS
     from costline.sources.annotations import ANNOTATIONS
-    from costline.sources.dcgm import DCGM
+    from costline.sources.dcgm_source import DCGM
     from costline.sources.llm import llm_file_source
     from costline.sources.metrics import METRICS
     from costline.sources.storage import STORAGE

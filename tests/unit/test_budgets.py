@@ -12,9 +12,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from costline.budgets.evaluate import evaluate
 from costline.budgets.experiments import cap_findings, experiment_rows
 from costline.budgets.periods import Period, budget_period, period_of, periods_between
-from costline.budgets.status import budget_findings, current, evaluate, status_of
+from costline.budgets.status import budget_findings, current, status_of
 from costline.clock import FixedClock
 from costline.config import Budget, Experiments, parse_config
 from costline.errors import ConfigError

@@ -16,14 +16,8 @@ from costline.ledger.store import Ledger
 from costline.pipeline import ingest_files
 from costline.schema import GPU_SAMPLES
 from costline.sources.base import SourceFile
-from costline.sources.dcgm import (
-    DCGM,
-    dcgm_source,
-    identify,
-    parse_exposition,
-    read_dcgm_file,
-    reading,
-)
+from costline.sources.dcgm import identify, parse_exposition, reading
+from costline.sources.dcgm_source import DCGM, dcgm_source, read_dcgm_file
 from tests.helpers import FIXTURES
 
 DCGM_DIR = FIXTURES / "dcgm"

@@ -8,7 +8,8 @@ import pyarrow as pa
 import pytest
 
 from costline.sources.base import SourceFile
-from costline.sources.dcgm import read_dcgm_file, read_dcgm_text
+from costline.sources.dcgm import read_dcgm_text
+from costline.sources.dcgm_source import read_dcgm_file
 from costline.sources.dcgm_sql import read_dcgm_sql
 
 H100 = 'modelName="NVIDIA H100 80GB HBM3",Hostname="node-a"'

@@ -14,7 +14,8 @@ from costline.ledger.store import Ledger
 from costline.pipeline import ingest_files
 from costline.sources import dcgm
 from costline.sources.base import SourceFile
-from costline.sources.dcgm import DCGM, read_dcgm_text
+from costline.sources.dcgm import read_dcgm_text
+from costline.sources.dcgm_source import DCGM, read_dcgm_file
 from tests.unit.test_dcgm_fast_path import _exposition
 
 T0 = 1_761_955_200_000
@@ -206,7 +207,7 @@ def test_the_arrow_reader_gives_the_rows_the_ledger_stores(tmp_path: Path) -> No
     text.write_text(_exposition(T0) + _exposition(T0 + 60_000))
     path = tmp_path / "wide.parquet"
     _wide(_samples(text), path)
-    batch = dcgm.read_dcgm_file(SourceFile.of(path))
+    batch = read_dcgm_file(SourceFile.of(path))
     table = batch.reader().read_all()
     assert table.schema == dcgm.GPU_SAMPLE_ARROW
     assert sorted(

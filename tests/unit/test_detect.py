@@ -207,7 +207,8 @@ def test_detect_command_stores_findings_once_and_lists_them(tmp_path: Path) -> N
 def test_budget_overruns_are_found_on_the_day_with_the_overrun_to_the_cent(
     orgs: list[tuple[Path, dict[str, Any]]],
 ) -> None:
-    from costline.budgets.status import budget_findings, evaluate
+    from costline.budgets.evaluate import evaluate
+    from costline.budgets.status import budget_findings
     from costline.config import load_config
 
     for org, truth in orgs:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from costline.ledger.store import Ledger
 from costline.pipeline import ingest_focus
-from costline.plugins import billing_dialects, hookimpl, manager
-from costline.sources.base import NativeDialect, quote_ident
+from costline.plugins import hookimpl, manager
+from costline.sources.base import NativeDialect, billing_dialects, quote_ident
 
 
 def _select(columns: Sequence[str]) -> list[tuple[str, str]]:

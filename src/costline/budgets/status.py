@@ -1,6 +1,6 @@
 """Where each budget stands: spend so far, thresholds crossed, burn rate, period-end forecast.
 
-`evaluate` asks the engine for one small table (daily cost per budget scope over the periods in
+`evaluate` (`costline.budgets.evaluate`) asks the engine for one small table (daily cost per budget scope over the periods in
 question and the forecast history), then works in Python over those few hundred numbers:
 
 - **spent**: the cost (effective by default: commitments amortized) of the lines in the budget's
@@ -34,7 +34,7 @@ from typing import Any
 import ibis
 
 from costline.attribution.rules import Rules, derive_lines, select
-from costline.budgets.periods import Period, periods_between
+from costline.budgets.periods import Period
 from costline.clock import Clock
 from costline.config import Budget
 from costline.errors import ConfigError
@@ -238,42 +238,6 @@ def status_of(budget: Budget, period: Period, as_of: dt.date,
     rate = sum((daily.get(d, ZERO) for d in recent), ZERO) / len(recent) if recent else ZERO
     return BudgetStatus(budget, period, last, running, tuple(crossed), rate.quantize(CENT),
                         spent_out_on)  # fmt: skip
-
-
-def evaluate(
-    lines: ibis.Table,
-    budgets: Sequence[Budget],
-    as_of: dt.date,
-    *,
-    rules: Rules | None = None,
-    cost: str = "EffectiveCost",
-    since: dt.date | None = None,
-    data_start: dt.date | None = None,
-    forecast: bool = True,
-) -> list[BudgetStatus]:
-    """Every budget's status in each of its periods from `since` (default: only the period
-    holding `as_of`) to `as_of`, oldest first; the current periods with period-end forecasts.
-
-    `data_start` is the first day the ledger has cost for: forecasts learn from that day on.
-    """
-    since = since or as_of
-    spans = {b.name: list(periods_between(b, since, as_of)) for b in budgets}
-    first = min([as_of - dt.timedelta(days=HISTORY_DAYS - 1),
-                 *[p[0].start for p in spans.values() if p]])  # fmt: skip
-    if forecast:
-        from costline.budgets.checks import first_day_checked
-
-        first = min(first, first_day_checked(budgets, as_of, HISTORY_DAYS))
-    daily = daily_spend(lines, budgets, first, as_of, rules=rules, cost=cost)
-    statuses = [
-        status_of(b, period, as_of, daily[b.name]) for b in budgets for period in spans[b.name]
-    ]
-    if forecast:
-        from costline.budgets.checks import with_checks
-
-        statuses = _with_projections(statuses, daily, as_of, data_start)
-        statuses = with_checks(statuses, daily, as_of, data_start)
-    return statuses
 
 
 def _with_projections(

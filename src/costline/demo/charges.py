@@ -8,7 +8,6 @@ bills 0 and carries the amortized EffectiveCost, unused commitment is a usage li
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from collections.abc import Iterable
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from costline.demo.commitment import CENT, COST_QUANTUM, CommitmentPlan, plan_commitment, plan_rate
 from costline.demo.focus_files import FOCUS_COLUMNS, MONEY_COLUMNS, FocusTable, Row
-from costline.demo.org import InstanceMeter, RateMeter, Resource
+from costline.demo.org import InstanceMeter, RateMeter, Resource, sku_id
 from costline.demo.rates import (
     AWS_MONTHLY_PROMO_CREDIT,
     AZURE_EA_COMPUTE_DISCOUNT,
@@ -78,20 +77,6 @@ class BillSink:
     def billed(self, provider: str, month: int) -> Decimal:
         table = self.tables.get((provider, self.timeline.months[month].key))
         return table.total("BilledCost") if table else ZERO
-
-
-def sku_id(provider: str, label: str, region: str | None = None) -> str:
-    """A provider-shaped SKU id derived from the SKU's name and region (stable across runs)."""
-    if provider == "lambda":
-        return label
-    digest = hashlib.sha256(f"{provider}/{label}/{region}".encode()).digest()
-    if provider == "aws":
-        return base64.b32encode(digest).decode()[:16]
-    if provider == "azure":
-        h = digest.hex()
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
-    h = digest.hex().upper()  # Google Cloud's shape
-    return f"{h[:4]}-{h[4:8]}-{h[8:12]}"
 
 
 def invoice_id(provider: str, month: str) -> str:

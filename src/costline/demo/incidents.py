@@ -28,7 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 from random import Random
 
-from costline.demo.org import InstanceMeter, RateMeter, Resource
+from costline.demo.org import InstanceMeter, RateMeter, Resource, sku_id
 from costline.demo.schedule import Timeline
 from costline.demo.usage import Always, Runs, Volume
 
@@ -53,8 +53,6 @@ class Incident:
         """The dimensions it shows under in a ledger: team (when tagged), service, usage types
         (the SKUs of its meters: any of them), region."""
         r = self.resource
-        from costline.demo.charges import sku_id  # charges takes Incidents: import late
-
         skus = sorted(
             sku_id(r.account.provider, m.price.instance_type, m.price.region)
             if isinstance(m, InstanceMeter) else sku_id(r.account.provider, m.rate.sku)

@@ -7,6 +7,8 @@ truth reports the former; the billing files only the latter.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
@@ -176,3 +178,17 @@ def render_tags(
         "lambda": (("team", team.key), ("project", owner.project), ("model", model)),
     }
     return named + tuple((k, v) for k, v in by_style[style] if v)
+
+
+def sku_id(provider: str, label: str, region: str | None = None) -> str:
+    """A provider-shaped SKU id derived from the SKU's name and region (stable across runs)."""
+    if provider == "lambda":
+        return label
+    digest = hashlib.sha256(f"{provider}/{label}/{region}".encode()).digest()
+    if provider == "aws":
+        return base64.b32encode(digest).decode()[:16]
+    if provider == "azure":
+        h = digest.hex()
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+    h = digest.hex().upper()  # Google Cloud's shape
+    return f"{h[:4]}-{h[4:8]}-{h[8:12]}"

@@ -20,7 +20,8 @@ from typing import Any
 import ibis
 
 from costline.attribution.rules import scope_column, select
-from costline.budgets.status import current, evaluate
+from costline.budgets.evaluate import evaluate
+from costline.budgets.status import current
 from costline.config import Budget
 from costline.ledger import findings as ledger_findings
 from costline.ledger.sql import bill_days, run, run_one

@@ -161,6 +161,17 @@ class NativeDialect:
     select: Callable[[Sequence[str]], list[tuple[str, str]]]
 
 
+def billing_dialects() -> list[NativeDialect]:
+    """Every registered dialect (the `costline_billing_dialects` hook of `costline.plugins`),
+    built-in and third-party, in registration order."""
+    from costline.plugins import manager
+
+    found: list[NativeDialect] = []
+    for dialects in reversed(manager().hook.costline_billing_dialects()):
+        found.extend(dialects)
+    return found
+
+
 def quote_ident(name: str) -> str:
     """A DuckDB identifier, quoted: `lineItem/UnblendedCost` -> `"lineItem/UnblendedCost"`."""
     return '"' + name.replace('"', '""') + '"'

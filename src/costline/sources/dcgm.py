@@ -39,7 +39,6 @@ duplicate.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import gzip
 import io
 import itertools
@@ -53,7 +52,7 @@ from typing import IO, NamedTuple
 import pyarrow as pa
 
 from costline.errors import IngestError
-from costline.sources.base import FileSource, SourceBatch, SourceFile, arrow_batch
+from costline.sources.base import SourceBatch, SourceFile, arrow_batch
 
 DEFAULT_SAMPLE_SECONDS = 30.0
 # At or above this a DCGM value is a blank sentinel, not a reading (see the module docstring).
@@ -425,22 +424,6 @@ def median_gap_seconds(timestamps: Sequence[int]) -> float | None:
     return statistics.median(gaps) / 1e6 if gaps else None
 
 
-def read_dcgm_file(
-    file: SourceFile, *, at: dt.datetime | None = None, sample_seconds: float | None = None
-) -> SourceBatch:
-    """One saved scrape file (or several scrapes in one file) as a `gpu_samples` batch."""
-    # The fast paths import this module.
-    from costline.sources.dcgm_parquet import read_dcgm_parquet
-    from costline.sources.dcgm_sql import read_dcgm_sql
-
-    if file.path.name.lower().endswith(".parquet"):
-        return read_dcgm_parquet(file, sample_seconds=sample_seconds)
-    fast = read_dcgm_sql(file, sample_seconds=sample_seconds)
-    if fast is not None:
-        return fast
-    return read_dcgm_text(file, at=at, sample_seconds=sample_seconds)
-
-
 def read_dcgm_text(
     file: SourceFile, *, at: dt.datetime | None = None, sample_seconds: float | None = None
 ) -> SourceBatch:
@@ -480,30 +463,10 @@ def read_dcgm_text(
     )
 
 
-def read_dcgm(
-    files: Sequence[SourceFile],
-    *,
-    at: dt.datetime | None = None,
-    sample_seconds: float | None = None,
-) -> list[SourceBatch]:
-    """Every file as one `gpu_samples` batch (see the module docstring for the rules)."""
-    return [read_dcgm_file(f, at=at, sample_seconds=sample_seconds) for f in files]
-
-
-def dcgm_source(at: dt.datetime | None = None, sample_seconds: float | None = None) -> FileSource:
-    """`costline ingest dcgm` with `--at` and `--sample-seconds` applied."""
-    return FileSource(
-        "dcgm", DCGM_SUFFIXES, functools.partial(read_dcgm, at=at, sample_seconds=sample_seconds)
-    )
-
-
-DCGM = FileSource("dcgm", DCGM_SUFFIXES, read_dcgm)
-
 __all__ = [
-    "DCGM",
     "GpuSamples",
     "identify",
     "parse_exposition",
-    "read_dcgm",
+    "read_dcgm_text",
     "reading",
 ]

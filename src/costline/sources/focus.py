@@ -19,10 +19,15 @@ import pyarrow as pa
 
 from costline.errors import IngestError
 from costline.money import MONEY_DTYPE, MONEY_SQL
-from costline.plugins import billing_dialects
 from costline.schema import TAGS, TS, focus_column_map, focus_columns
 from costline.sources import focus_checks, timestamps
-from costline.sources.base import SourceBatch, SourceFile, quote_ident, quote_literal
+from costline.sources.base import (
+    SourceBatch,
+    SourceFile,
+    billing_dialects,
+    quote_ident,
+    quote_literal,
+)
 from costline.sources.focus_columns import (
     NOT_NULL,
     ColumnPlan,

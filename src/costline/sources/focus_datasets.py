@@ -17,7 +17,6 @@ from collections.abc import Sequence
 import duckdb
 
 from costline.errors import IngestError
-from costline.plugins import billing_dialects
 from costline.schema import (
     COST_AND_USAGE,
     DATASET_TABLES,
@@ -25,7 +24,13 @@ from costline.schema import (
     dataset_columns,
     focus_columns,
 )
-from costline.sources.base import SourceBatch, SourceFile, quote_ident, quote_literal
+from costline.sources.base import (
+    SourceBatch,
+    SourceFile,
+    billing_dialects,
+    quote_ident,
+    quote_literal,
+)
 from costline.sources.focus import (
     Conversion,
     FocusFile,
