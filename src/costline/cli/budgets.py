@@ -3,28 +3,12 @@ experiment against its cap; the crossings are stored as findings."""
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from costline.budgets.evaluate import (
-    EXPERIMENT_DAYS,
-    BudgetReport,
-    evaluate_budgets,
-    last_bill_day,
-)
+from costline.cli.options import Cost, CostOpt, FormatOpt, parse_day
 from costline.cli.output import Format
-from costline.cli.reports import Cost, CostOpt
-
-if TYPE_CHECKING:
-    from costline.budgets.status import BudgetStatus
-
-__all__ = ["EXPERIMENT_DAYS", "BudgetReport", "evaluate_budgets", "last_bill_day"]
-
-FormatOpt = Annotated[
-    Format | None, typer.Option("--format", "-f", help="table, json, csv, markdown or html")
-]
 
 
 def budgets_cmd(
@@ -48,17 +32,20 @@ def budgets_cmd(
     outside its P10-P90; each experiment against its cap. Crossings, fast burns and forecast
     overruns are stored as findings (`costline findings`)."""
     from costline.allocation.allocate import COST_COLUMNS
+    from costline.budgets.evaluate import evaluate_budgets
     from costline.budgets.status import current
-    from costline.cli.main import open_ledger, out, state
-    from costline.cli.reports import emit_sections
+    from costline.cli.context import open_ledger, state
+    from costline.cli.output import emit_sections, out_console
+    from costline.cli.present import budget_sentences
     from costline.clock import SYSTEM_CLOCK
     from costline.config import load_config
+    from costline.ledger.sql import last_bill_day
 
     config = load_config(state.config_path)
     with open_ledger() as ledger:
-        day = _day("--as-of", as_of) if as_of else last_bill_day(ledger)
+        day = parse_day("--as-of", as_of) if as_of else last_bill_day(ledger.con)
         report = evaluate_budgets(ledger, config, day, clock=SYSTEM_CLOCK,
-                                  since=_day("--since", since) if since else None,
+                                  since=parse_day("--since", since) if since else None,
                                   cost=COST_COLUMNS[cost.value], forecast=not no_forecast)  # fmt: skip
         ledger.write([], source="budgets", findings=report.findings)
     latest = current(report.statuses)
@@ -71,37 +58,9 @@ def budgets_cmd(
                            f"as of {day}")  # fmt: skip
     if chosen is Format.table:
         if not config.budgets:
-            out.print("No budgets configured: add `budgets:` to costline.yaml.")
+            out_console().print("No budgets configured: add `budgets:` to costline.yaml.")
         for line in budget_sentences(current(report.statuses)):
-            out.print(line, soft_wrap=True)
-
-
-def budget_sentences(statuses: list[BudgetStatus]) -> list[str]:
-    said = []
-    for s in statuses:
-        r = s.row()
-        text = (f"{r['budget']}: ${r['spent_usd']:,} of ${r['amount_usd']:,} in {r['period']} "
-                f"({r['used_pct']}%, {r['state']})")  # fmt: skip
-        if s.projection:
-            text += (f"; forecast at period end ${r['forecast_p50_usd']:,} "
-                     f"(P10 ${r['forecast_p10_usd']:,}, P90 ${r['forecast_p90_usd']:,})")  # fmt: skip
-        if r["forecast_miss"]:
-            text += f"; the mid-period forecast missed: {r['forecast_miss']}"
-        if r["days_to_exhaustion"] == 0:
-            text += f"; exhausted on {r['exhausted_on']}"
-        elif r["days_to_exhaustion"] is not None:
-            text += f"; at the last 7 days' rate it runs out in {r['days_to_exhaustion']} days"
-        said.append(text + ".")
-    return said
-
-
-def _day(option: str, text: str) -> dt.date:
-    from costline.errors import CostlineError
-
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise CostlineError(f"{option} {text!r}: expected YYYY-MM-DD") from None
+            out_console().print(line, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -13,13 +13,14 @@ from rich.console import Console
 from costline.attribution.tags import cost_domain, team
 from costline.budgets.status import current
 from costline.cli.output import Format, dumps, emit_rows
+from costline.cli.present import breach_row, budget_sentences, finding_row
 from costline.economics.spend import spend_by
 from costline.ledger.store import Ledger
 from costline.money import format_money, total
 from costline.pipeline import ingest_files, ingest_focus
 
 if TYPE_CHECKING:
-    from costline.cli.budgets import BudgetReport
+    from costline.budgets.evaluate import BudgetReport
     from costline.demo.activity import ActivityManifest
     from costline.demo.billing import BillingManifest
     from costline.sources.base import FileSource
@@ -37,9 +38,9 @@ def _spend_rows(ledger: Ledger, key: str) -> list[dict[str, Any]]:
 
 def _activity_parts(activity: ActivityManifest) -> list[tuple[str, list[Path], FileSource]]:
     """(name, files, source) of each part of the demo's activity, in ingestion order."""
-    from costline.cli.usage import llm_source
     from costline.sources.annotations import ANNOTATIONS
-    from costline.sources.dcgm import DCGM
+    from costline.sources.dcgm_source import DCGM
+    from costline.sources.llm import llm_file_source
     from costline.sources.metrics import METRICS
     from costline.sources.storage import STORAGE
     from costline.sources.storage.lifecycle import LIFECYCLE
@@ -50,7 +51,7 @@ def _activity_parts(activity: ActivityManifest) -> list[tuple[str, list[Path], F
         ("kubernetes", [activity.pods_file], KUBERNETES),
         ("slurm", [activity.sacct_file], SLURM),
         ("registry", [activity.registry_file], REGISTRY),
-        ("llm", list(activity.llm_files), llm_source()),
+        ("llm", list(activity.llm_files), llm_file_source()),
         ("storage", list(activity.storage_manifests), STORAGE),
         ("lifecycle", list(activity.lifecycle_files), LIFECYCLE),
         ("metrics", [activity.metrics_file], METRICS),
@@ -79,7 +80,6 @@ def _detect(ledger: Ledger, manifest: BillingManifest, err: Console) -> list[dic
     """The demo's daily successes (the value side), then `costline detect` over the window."""
     import json
 
-    from costline.cli.detect import finding_row
     from costline.clock import SYSTEM_CLOCK
     from costline.detect.spend import detect_spend
     from costline.sources.metrics import METRICS
@@ -100,7 +100,7 @@ def _detect(ledger: Ledger, manifest: BillingManifest, err: Console) -> list[dic
 
 def _budgets(ledger: Ledger, manifest: BillingManifest, err: Console) -> BudgetReport | None:
     """`costline budgets` on the demo's costline.yaml, over every month of the window."""
-    from costline.cli.budgets import evaluate_budgets
+    from costline.budgets.evaluate import evaluate_budgets
     from costline.clock import SYSTEM_CLOCK
     from costline.config import load_config
 
@@ -118,7 +118,6 @@ def _budgets(ledger: Ledger, manifest: BillingManifest, err: Console) -> BudgetR
 
 def _thresholds(ledger: Ledger, manifest: BillingManifest, err: Console) -> list[dict[str, Any]]:
     """`costline thresholds` on the demo's costline.yaml, over the telemetry window."""
-    from costline.cli.thresholds import breach_row
     from costline.clock import SYSTEM_CLOCK
     from costline.config import load_config
     from costline.sync import check_thresholds
@@ -164,8 +163,6 @@ def _agreement_sentences(agreement: dict[str, Any]) -> list[str]:
 
 
 def _print_budgets(report: BudgetReport, fmt: Format) -> None:
-    from costline.cli.budgets import budget_sentences
-
     latest = current(report.statuses)
     rows = sorted((s.row() for s in latest), key=lambda r: -r["used_pct"])
     emit_rows(

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from costline.cli.output import Format, default_format, emit_rows
+from costline.cli.options import FormatOpt, parse_day
+from costline.cli.output import default_format, emit_rows
+from costline.cli.present import finding_row
 
-FormatOpt = Annotated[
-    Format | None, typer.Option("--format", "-f", help="table, json, csv, markdown or html")
-]
 Days = Annotated[
     int, typer.Option("--days", min=43, help="Days of history to scan, ending --until")
 ]
@@ -43,13 +42,13 @@ def detect_cmd(
     dollars and percent) and store one finding per anomaly, with its root cause, what changed,
     its owner and whether successful requests rose with it (value) or not (waste)."""
     from costline.attribution.rules import Rules
-    from costline.cli.budgets import last_bill_day
-    from costline.cli.main import open_ledger, state
+    from costline.cli.context import open_ledger, state
     from costline.clock import SYSTEM_CLOCK
     from costline.config import load_config
     from costline.detect.anomaly import Settings
     from costline.detect.spend import DIMENSIONS, detect_spend
     from costline.errors import CostlineError
+    from costline.ledger.sql import last_bill_day
 
     dims = [d.strip() for d in by.split(",") if d.strip()]
     unknown = [d for d in dims if d not in DIMENSIONS]
@@ -58,12 +57,9 @@ def detect_cmd(
     rules = Rules.from_config(load_config(state.config_path))
     with open_ledger() as ledger:
         if until is None:
-            end_day = last_bill_day(ledger) + dt.timedelta(days=1)
+            end_day = last_bill_day(ledger.con) + dt.timedelta(days=1)
         else:
-            try:
-                end_day = dt.date.fromisoformat(until)
-            except ValueError:
-                raise CostlineError(f"--until {until!r}: expected YYYY-MM-DD") from None
+            end_day = parse_day("--until", until)
         end = dt.datetime(end_day.year, end_day.month, end_day.day, tzinfo=dt.UTC)
         findings = detect_spend(
             ledger.table("cost_lines"), end - dt.timedelta(days=days), end, rules=rules,
@@ -76,24 +72,6 @@ def detect_cmd(
     emit_rows(rows, default_format(fmt), title=f"Spend anomalies, {days} days to {end_day}")
 
 
-def finding_row(body: dict[str, Any]) -> dict[str, Any]:
-    evidence = body.get("evidence") or {}
-    window = body.get("window") or {}
-    return {
-        "fingerprint": body["fingerprint"],
-        "kind": body["kind"],
-        "severity": body["severity"],
-        "status": body["status"],
-        "scope": body["scope"],
-        "start": window.get("start"),
-        "end": window.get("end"),
-        "impact_usd": body.get("impact_usd"),
-        "verdict": evidence.get("verdict"),
-        "owner": body.get("owner"),
-        "title": body["title"],
-    }
-
-
 def findings_cmd(
     status: Annotated[
         str | None, typer.Option(help="open, acknowledged, resolved, snoozed")
@@ -102,7 +80,7 @@ def findings_cmd(
     fmt: FormatOpt = None,
 ) -> None:
     """The findings in the ledger, largest impact first: kind, scope, start, impact, owner."""
-    from costline.cli.main import open_ledger
+    from costline.cli.context import open_ledger
 
     with open_ledger(read_only=True) as ledger:
         t = ledger.table("findings")

@@ -9,12 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-from costline.cli.output import Format
-from costline.forecast.summary import forecast_rows, series_of
+from costline.cli.options import FormatOpt, parse_day, parse_where
 
-FormatOpt = Annotated[
-    Format | None, typer.Option("--format", "-f", help="table, json, csv, markdown or html")
-]
 DAY = dt.timedelta(days=1)
 
 
@@ -66,13 +62,13 @@ def forecast_cmd(
     actuals plus the rest of the month), and baseline, expected-spike and severe-spike
     scenarios."""
     from costline.attribution.rules import Rules
-    from costline.cli.main import err, open_ledger, state
-    from costline.cli.output import default_format, emit_rows
-    from costline.cli.reports import parse_where
+    from costline.cli.context import open_ledger, state
+    from costline.cli.output import default_format, emit_rows, err_console
     from costline.config import load_config
     from costline.errors import CostlineError
     from costline.forecast.models import forecast
     from costline.forecast.signals import LEVELS, UnknownDimension, daily, unknown_gpu_lines
+    from costline.forecast.summary import forecast_rows, series_of
 
     steps = parse_days("--horizon", horizon)
     span = parse_days("--history", history)
@@ -93,7 +89,7 @@ def forecast_cmd(
             unknown_gpu_lines(tables["cost_lines"], start, end) if metric == "gpu_hours" else 0
         )
     if unknown:
-        err.print(f"note: {unknown:,} GPU instance lines are of types the instance catalogue "
+        err_console().print(f"note: {unknown:,} GPU instance lines are of types the instance catalogue "
                   "lacks: their GPU-hours are not counted", soft_wrap=True)  # fmt: skip
     if not rows:
         raise CostlineError(f"no {metric} in the {span} days to {last}: nothing to forecast")
@@ -110,15 +106,14 @@ def forecast_cmd(
 
 def _last_day(text: str | None, ledger: Any, metric: str) -> dt.date:
     """--as-of, else the last day the metric's table has data for."""
-    from costline.cli.budgets import _day, last_bill_day
     from costline.errors import CostlineError
     from costline.forecast.signals import LINE_METRICS
-    from costline.ledger.sql import run_one
+    from costline.ledger.sql import last_bill_day, run_one
 
     if text:
-        return _day("--as-of", text)
+        return parse_day("--as-of", text)
     if metric in LINE_METRICS:
-        return last_bill_day(ledger)
+        return last_bill_day(ledger.con)
     if metric == "training_jobs":
         row = run_one(ledger.con, "SELECT max(start) FROM workloads")
     else:

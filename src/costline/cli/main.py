@@ -5,39 +5,48 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-from costline.cli.output import Format, default_format, dumps, emit_arrow, emit_rows
+from costline.cli.context import ledger_url, open_ledger, state
+from costline.cli.ingest import run_ingest
+from costline.cli.output import (
+    Format,
+    default_format,
+    emit_arrow,
+    emit_rows,
+    err_console,
+    out_console,
+)
 from costline.errors import CostlineError, LedgerError
-from costline.ledger.store import DEFAULT_LEDGER_URL
+from costline.ledger import DEFAULT_LEDGER_URL
 
-if TYPE_CHECKING:
-    from costline.ledger.store import Ledger
-    from costline.pipeline import IngestSummary
-    from costline.sources.base import FileSource
-
+# rich_markup_mode=None: click's plain help, not typer's rich panels. Importing typer.rich_utils
+# alone takes longer than importing DuckDB, on every `--help` and every usage error
+# (docs/benchmarks.md, "CLI start-up").
 app = typer.Typer(
     name="costline",
     help="FinOps for AI workloads: one ledger for cloud bills, GPUs, jobs, tokens and storage.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,
 )
 ingest_app = typer.Typer(
-    help="Load data into the ledger (atomic, idempotent).", no_args_is_help=True
+    help="Load data into the ledger (atomic, idempotent).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
-export_app = typer.Typer(help="Write the ledger out in standard formats.", no_args_is_help=True)
-schema_app = typer.Typer(help="Print the JSON Schemas costline publishes.", no_args_is_help=True)
+export_app = typer.Typer(
+    help="Write the ledger out in standard formats.", no_args_is_help=True, rich_markup_mode=None
+)
+schema_app = typer.Typer(
+    help="Print the JSON Schemas costline publishes.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(export_app, name="export")
 app.add_typer(schema_app, name="schema")
-
-err = Console(stderr=True)
-out = Console()
 
 FormatOpt = Annotated[
     Format | None,
@@ -45,15 +54,6 @@ FormatOpt = Annotated[
         "--format", "-f", help="table, json or csv (default: table on a terminal, else json)"
     ),
 ]
-
-
-class State:
-    ledger_url: str = DEFAULT_LEDGER_URL
-    ledger_explicit: bool = False
-    config_path: Path | None = None
-
-
-state = State()
 
 
 @app.callback()
@@ -76,79 +76,6 @@ def main_options(
     state.ledger_url = ledger or DEFAULT_LEDGER_URL
     state.ledger_explicit = bool(ledger)
     state.config_path = config
-
-
-def ledger_url() -> str:
-    """--ledger or COSTLINE_LEDGER, else costline.yaml's `ledger:`, else the default file."""
-    if state.ledger_explicit:
-        return state.ledger_url
-    from costline.config import load_config
-
-    return load_config(state.config_path).ledger or DEFAULT_LEDGER_URL
-
-
-def open_ledger(read_only: bool = False) -> Ledger:
-    """The ledger, its cost lines reported in USD with the configuration's `fx:` rates."""
-    from costline.config import load_config
-    from costline.fx import configured_rates
-    from costline.ledger.store import Ledger
-
-    config = load_config(state.config_path)
-    rates = configured_rates(config.fx, config.base_dir)
-    return Ledger(ledger_url(), read_only=read_only, fx_rates=rates)
-
-
-def print_ingest_summary(summary: IngestSummary, fmt: Format) -> None:
-    """The one rendering of an ingestion, for every `costline ingest` source."""
-    data = summary.as_json()
-    if fmt is Format.json:
-        sys.stdout.write(dumps(data) + "\n")
-        return
-    columns = ["path", "status", "table", "rows", "dialect", "focus_version"]
-    if fmt is Format.csv:
-        emit_rows(data["files"], fmt, columns=columns)
-        return
-    emit_rows(data["files"], fmt, title="Files", columns=[*columns, "duplicate_of"])
-    if data["totals"]:
-        emit_rows(data["totals"], fmt, title="Totals per currency")
-    for f in summary.files:
-        for note in f.notes:
-            err.print(
-                f"[yellow]note[/yellow] {escape(f.path)}: {escape(note.summary or note.title)}"
-            )
-    for period in summary.period_status:
-        err.print(escape(period.describe()))
-    for r in data["restated_periods"]:
-        err.print(
-            f"restated: {r['provider']} {r['billing_account_id']} {r['billing_period_start']} "
-            f"({r['replaced_rows']} rows replaced)"
-        )
-    if summary.replaced_rows:
-        err.print(f"replaced: {summary.replaced_rows} earlier rows (their newer state, or an "
-                  "edited registry file's entries)")  # fmt: skip
-    if summary.superseded_rows:
-        err.print(f"kept the ledger's newer state: {summary.superseded_rows} rows of this input "
-                  "are older than what the ledger holds")  # fmt: skip
-    out.print(
-        f"{summary.rows} rows from {len(summary.files) - len(summary.duplicates)} file(s), "
-        f"{len(summary.duplicates)} duplicate(s), {summary.seconds:.2f}s"
-    )
-
-
-def run_ingest(
-    paths: list[str], source: FileSource, fmt: Format | None, *, replace_periods: bool = False
-) -> None:
-    """Ingest `paths` with `source` into the ledger and print the summary."""
-    from costline.pipeline import ingest_files
-
-    chosen = default_format(fmt)
-    with open_ledger() as ledger:
-        if chosen is Format.table:
-            with err.status(f"Ingesting {len(paths)} path(s) into {ledger.path} ..."):
-                summary = ingest_files(ledger, paths, source, replace_periods=replace_periods)
-        else:
-            summary = ingest_files(ledger, paths, source, replace_periods=replace_periods)
-    print_ingest_summary(summary, chosen)
 
 
 @ingest_app.command("focus")
@@ -199,7 +126,7 @@ def export_focus_cmd(
     with open_ledger(read_only=True) as ledger:
         result = export_focus(ledger, out_path, focus_version=focus_version, dataset=dataset)
     if result.lacking:
-        err.print(
+        err_console().print(
             f"[yellow]note[/yellow] FOCUS {result.focus_version} requires values the sources "
             f"did not give for some rows: {', '.join(result.lacking)}",
             soft_wrap=True,
@@ -241,7 +168,7 @@ def migrate_cmd() -> None:
     finally:
         con.close()
     done = f"applied {', '.join(map(str, applied))}" if applied else "nothing to apply"
-    out.print(f"{path}: schema version {migrations.LATEST} ({done})", soft_wrap=True)
+    out_console().print(f"{path}: schema version {migrations.LATEST} ({done})", soft_wrap=True)
 
 
 @app.command("demo")
@@ -285,7 +212,7 @@ def demo_cmd(
         days=days,
         scale=scale,
         fmt=default_format(fmt),
-        err=err,
+        err=err_console(),
         telemetry_days=telemetry_days,
     )
 
@@ -342,7 +269,9 @@ def main() -> None:
     try:
         app()
     except CostlineError as exc:
-        err.print(
+        from rich.markup import escape
+
+        err_console().print(
             f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True
         )
         raise SystemExit(exc.exit_code) from None

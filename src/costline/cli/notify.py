@@ -11,14 +11,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from costline.cli.output import Format, default_format, emit_rows
+from costline.cli.options import FormatOpt
+from costline.cli.output import default_format, emit_rows
 
 if TYPE_CHECKING:
     from costline.ledger.outbox import OutboxMessage
 
-FormatOpt = Annotated[
-    Format | None, typer.Option("--format", "-f", help="table, json, csv, markdown or html")
-]
 COLUMNS = ["message", "route", "channel", "event", "status", "attempts", "next_attempt_at",
            "last_error"]  # fmt: skip
 PLAN_COLUMNS = ["message", "route", "channel", "event", "reason", "finding", "title"]
@@ -48,7 +46,8 @@ def notify_cmd(
     by `notify.realert_growth_pct` or a higher escalation tier was reached, a PagerDuty resolve
     when resolved) and deliver every due message, with retries and backoff. Exits 1 when a message
     failed for good."""
-    from costline.cli.main import err, open_ledger, state
+    from costline.cli.context import open_ledger, state
+    from costline.cli.output import err_console
     from costline.clock import SYSTEM_CLOCK
     from costline.config import load_config
     from costline.errors import CostlineError, DeliveryError
@@ -65,7 +64,7 @@ def notify_cmd(
         return
     config = load_config(state.config_path)
     if not config.routes:
-        err.print(
+        err_console().print(
             "No routes configured: add `routes:` and owners' `routes` to costline.yaml "
             "(docs/methodology/alerts.md)."
         )
@@ -78,7 +77,7 @@ def notify_cmd(
     with open_ledger() as ledger:
         if retry_failed:
             again = outbox.retry_failed(ledger.con, SYSTEM_CLOCK.now())
-            err.print(f"{again} failed message(s) queued again")
+            err_console().print(f"{again} failed message(s) queued again")
         queued = enqueue(ledger, current_findings(ledger), config, SYSTEM_CLOCK)
         report = deliver(ledger, config, SYSTEM_CLOCK)
         ids = list(dict.fromkeys([m.message_id for m in queued] + [
@@ -86,7 +85,7 @@ def notify_cmd(
         rows = [m.row() for m in outbox.messages(ledger.con, ids=ids)]
         counts = outbox.counts(ledger.con)
     emit_rows(rows, chosen, title="Alerts", columns=COLUMNS)
-    err.print(
+    err_console().print(
         f"{len(queued)} queued, {len(report.sent)} sent, {len(report.retrying)} to retry, "
         f"{len(report.failed)} failed; outbox: {counts['pending']} pending, {counts['sent']} "
         f"sent, {counts['failed']} failed",

@@ -1,22 +1,26 @@
-"""One way to print results: table (rich), JSON, CSV, Markdown or HTML, chosen by `--format`."""
+"""One way to print results: table (rich), JSON, CSV, Markdown or HTML, chosen by `--format`.
+
+rich and pyarrow are imported when something is printed, not with this module: every command
+module imports it, and `costline --help` should not pay for them.
+"""
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
 import enum
+import functools
 import html
 import io
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from rich.console import Console
 
 
 class Format(enum.StrEnum):
@@ -25,6 +29,22 @@ class Format(enum.StrEnum):
     csv = "csv"
     markdown = "markdown"
     html = "html"
+
+
+@functools.cache
+def err_console() -> Console:
+    """The console for notes, status and progress: stderr, so piped stdout stays data."""
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+@functools.cache
+def out_console() -> Console:
+    """The console for sentences a command prints beside its tables (stdout)."""
+    from rich.console import Console
+
+    return Console()
 
 
 def default_format(fmt: Format | None) -> Format:
@@ -102,6 +122,10 @@ def emit_rows(
     elif fmt is Format.html:
         sys.stdout.write(html_table(rows, cols, title=title) + "\n")
     else:
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
+
         table = Table(title=title, show_lines=False)
         for c in cols:
             table.add_column(c, overflow="fold")
@@ -109,6 +133,21 @@ def emit_rows(
             # Text, not markup: a value like `[redacted]` or `[bold]` is shown as written.
             table.add_row(*[Text(_cell(r.get(c))) for c in cols])
         (console or Console()).print(table)
+
+
+def emit_sections(
+    sections: dict[str, list[dict[str, Any]]], fmt: Format | None, title: Callable[[str], str]
+) -> Format:
+    """A report of several tables: one JSON object, else each table under its title."""
+    chosen = default_format(fmt)
+    if chosen is Format.json:
+        sys.stdout.write(dumps(sections) + "\n")
+        return chosen
+    for name, rows in sections.items():
+        if chosen is Format.csv:
+            sys.stdout.write(f"# {title(name)}\n")
+        emit_rows(rows, chosen, title=title(name))
+    return chosen
 
 
 def _for_people(row: Mapping[str, Any]) -> dict[str, Any]:

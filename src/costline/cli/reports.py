@@ -5,21 +5,22 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import re
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from costline.cli.output import Format, default_format, emit_rows
+from costline.cli.options import Cost, CostOpt, FormatOpt, parse_where
+from costline.cli.output import Format, default_format, emit_rows, emit_sections
 from costline.errors import CostlineError
 
 if TYPE_CHECKING:
     from costline.allocation.allocate import Allocation
-    from costline.model import Selector, Window
+    from costline.model import Window
 
 report_app = typer.Typer(
     help="Reports: showback, chargeback, tag compliance, unit costs, nowcast and reconcile.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 
@@ -30,11 +31,6 @@ class By(enum.StrEnum):
     owner = "owner"
     environment = "environment"
     domain = "domain"
-
-
-class Cost(enum.StrEnum):
-    effective = "effective"
-    billed = "billed"
 
 
 class Idle(enum.StrEnum):
@@ -63,22 +59,11 @@ def parse_period(text: str) -> Window:
     )
 
 
-def parse_where(items: list[str] | None) -> Selector | None:
-    from costline.model import Selector
-
-    if not items:
-        return None
-    try:
-        return Selector.parse(",".join(items))
-    except ValueError as exc:
-        raise CostlineError(f"--where: {exc}") from exc
-
-
 def run_allocation(period: str, cost: Cost, where: list[str] | None) -> Allocation:
     """The period's allocation from the ledger, the config's owners naming owners."""
     from costline.allocation.allocate import allocate
     from costline.attribution.rules import Rules
-    from costline.cli.main import open_ledger, state
+    from costline.cli.context import open_ledger, state
     from costline.config import load_config
 
     window = parse_period(period)
@@ -118,15 +103,11 @@ def _emit(kind: Literal["showback", "chargeback"], by: By, period: str, cost: Co
 
 Period = Annotated[str, typer.Option("--period", help="YYYY-MM, YYYY-MM-DD or START..END (days)")]
 ByOpt = Annotated[By, typer.Option("--by", help="The dimension to report by")]
-CostOpt = Annotated[Cost, typer.Option("--cost", help="effective (amortized) or billed")]
 WhereOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--where", help="Filter lines by FOCUS column, e.g. ProviderName=AWS (repeatable)"
     ),
-]
-FormatOpt = Annotated[
-    Format | None, typer.Option("--format", "-f", help="table, json, csv, markdown or html")
 ]
 
 
@@ -171,7 +152,7 @@ def compliance_cmd(period: Period, top: Annotated[int, typer.Option(min=1)] = 10
 
     from costline.attribution.compliance import compliance, lifecycle_coverage
     from costline.attribution.rules import Rules
-    from costline.cli.main import open_ledger, state
+    from costline.cli.context import open_ledger, state
     from costline.config import load_config
 
     window = parse_period(period)
@@ -184,25 +165,6 @@ def compliance_cmd(period: Period, top: Annotated[int, typer.Option(min=1)] = 10
     emit_sections(sections, fmt, lambda name: f"{name.replace('_', ' ').capitalize()}, {period}")
 
 
-def emit_sections(
-    sections: dict[str, list[dict[str, Any]]], fmt: Format | None, title: Callable[[str], str]
-) -> Format:
-    """A report of several tables: one JSON object, else each table under its title."""
-    import sys
-
-    from costline.cli.output import dumps
-
-    chosen = default_format(fmt)
-    if chosen is Format.json:
-        sys.stdout.write(dumps(sections) + "\n")
-        return chosen
-    for name, rows in sections.items():
-        if chosen is Format.csv:
-            sys.stdout.write(f"# {title(name)}\n")
-        emit_rows(rows, chosen, title=title(name))
-    return chosen
-
-
 @report_app.command("unit-costs")
 def unit_costs_cmd(period: Period, top: Annotated[int, typer.Option(min=1)] = 15,
                    cost: CostOpt = Cost.effective, fmt: FormatOpt = None) -> None:  # fmt: skip
@@ -213,7 +175,8 @@ def unit_costs_cmd(period: Period, top: Annotated[int, typer.Option(min=1)] = 15
     scorecard: cost per request, per 1K tokens, GPU utilization, p95 latency, queue depth and
     failed jobs, week over week and month over month."""
 
-    from costline.cli.main import open_ledger, state
+    from costline.cli.context import open_ledger, state
+    from costline.cli.output import out_console
     from costline.config import load_config
     from costline.economics.unit_report import (
         TABLES,
@@ -236,12 +199,6 @@ def unit_costs_cmd(period: Period, top: Annotated[int, typer.Option(min=1)] = 15
             out_console().print(line)
 
 
-def out_console() -> Any:
-    from costline.cli.main import out
-
-    return out
-
-
 Lookback = Annotated[
     int,
     typer.Option(
@@ -251,7 +208,7 @@ Lookback = Annotated[
 
 
 def _nowcast_tables(period: str, cost: Cost, lookback: int, which: str) -> list[dict[str, Any]]:
-    from costline.cli.main import open_ledger
+    from costline.cli.context import open_ledger
     from costline.economics import nowcast as nc
 
     window = parse_period(period)
@@ -299,7 +256,7 @@ def spike_review_cmd(
     import json
     import sys
 
-    from costline.cli.main import open_ledger
+    from costline.cli.context import open_ledger
     from costline.detect.review import related_to, spike_review
     from costline.model import Finding
 

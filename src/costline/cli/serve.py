@@ -48,7 +48,8 @@ def serve_cmd(
     --token), every API call needs one; without, the API is open: keep it on 127.0.0.1."""
     import uvicorn
 
-    from costline.cli.main import err, ledger_url, out, state
+    from costline.cli.context import ledger_url, state
+    from costline.cli.output import err_console, out_console
     from costline.config import load_config, resolve_config_path
     from costline.ledger.store import Ledger
     from costline.server.app import Scheduler, create_app
@@ -57,7 +58,7 @@ def serve_cmd(
     config = load_config(state.config_path)
     auth = Auth.from_sources(config.server, os.environ, token=token, role=role.value)
     if not auth.enabled and not _loopback(host):
-        err.print(
+        err_console().print(
             f"warning: no API tokens and listening on {host}: anyone who can reach it can read "
             "spend and move findings (set COSTLINE_API_TOKENS or use --token)",
             soft_wrap=True,
@@ -77,7 +78,7 @@ def serve_cmd(
                          config_path=resolve_config_path(state.config_path))  # fmt: skip
         changed.append(app.state.reader.changed)
         url = f"http://{_url_host(host)}:{bound}"
-        out.print(
+        out_console().print(
             f"costline is serving {ledger.path} at {url}/ (API {url}/api/v1, docs "
             f"{url}/api/v1/docs){'' if auth.enabled else '; no API tokens: the API is open'}",
             soft_wrap=True,

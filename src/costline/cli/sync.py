@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from costline.cli.detect import FormatOpt
+from costline.cli.options import FormatOpt
 from costline.cli.output import Format, default_format, dumps, emit_rows
 
 
@@ -22,7 +22,7 @@ def sync_cmd(
     `costline serve` runs this every few minutes; run it from cron when there is no server.
     Exits 2 when a source's input is bad (that source writes nothing; the others run), 1 when a
     source or a check failed otherwise."""
-    from costline.cli.main import open_ledger, state
+    from costline.cli.context import open_ledger, state
     from costline.clock import SYSTEM_CLOCK
     from costline.config import load_config
     from costline.sync import sync

@@ -1,7 +1,7 @@
 """`costline ingest dcgm` and `costline ingest prometheus`: GPU telemetry and Kubernetes workloads.
 
-`register(app, ingest_app)` adds the commands; `costline.cli.main` is imported inside them, so this
-module can be imported by main without a cycle.
+`register(app, ingest_app)` adds the commands; what they run is imported inside them, so
+`costline --help` stays fast.
 """
 
 from __future__ import annotations
@@ -116,8 +116,8 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         Saved dcgm-exporter scrapes (Prometheus or OpenMetrics text, .gz too), or bulk history as
         Parquet: long (__name__, value, time and label columns) or wide (a column per DCGM metric).
         """
-        from costline.cli.main import run_ingest
-        from costline.sources.dcgm import dcgm_source
+        from costline.cli.ingest import run_ingest
+        from costline.sources.dcgm_source import dcgm_source
 
         when = parse_time(at, SYSTEM_CLOCK.now()) if at else None
         run_ingest(paths, dcgm_source(at=when, sample_seconds=sample_seconds), fmt)
@@ -143,7 +143,8 @@ def run_prometheus(
     """`costline ingest prometheus`: pull, write, print the summary."""
     import time
 
-    from costline.cli.main import open_ledger, print_ingest_summary
+    from costline.cli.context import open_ledger
+    from costline.cli.ingest import print_ingest_summary
     from costline.cli.output import default_format
     from costline.pulls import pull_dcgm, pull_kube_state_metrics
 

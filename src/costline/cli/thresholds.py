@@ -4,18 +4,17 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from costline.cli.detect import FormatOpt, finding_row
+from costline.cli.options import FormatOpt
 from costline.cli.output import default_format, emit_rows
+from costline.cli.present import breach_row
 from costline.errors import CostlineError
 
 if TYPE_CHECKING:
     from costline.detect.thresholds import Check
-    from costline.model import Finding
 
 AsOf = Annotated[
     str | None,
@@ -36,26 +35,6 @@ def parse_as_of(text: str) -> dt.datetime:
     return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
 
 
-def breach_row(f: Finding) -> dict[str, Any]:
-    row = finding_row(json.loads(f.model_dump_json()))
-    e = f.evidence
-    return {
-        "threshold": e.get("threshold"),
-        "scope": row["scope"],
-        "start": row["start"],
-        "minutes": e.get("minutes"),
-        "ongoing": e.get("ongoing"),
-        "peak": e.get("peak"),
-        "baseline": e.get("baseline"),
-        "pct_over_baseline": e.get("peak_pct_over_baseline"),
-        "impact_usd": row["impact_usd"],
-        "tier": e.get("tier"),
-        "severity": row["severity"],
-        "owner": row["owner"],
-        "fingerprint": row["fingerprint"],
-    }
-
-
 def thresholds_cmd(
     as_of: AsOf = None,
     lookback: Annotated[
@@ -65,7 +44,7 @@ def thresholds_cmd(
 ) -> None:
     """Check the spike thresholds of costline.yaml on the telemetry signals (minutes after the
     data lands), store one finding per breach with its tier and routes, and list them."""
-    from costline.cli.main import open_ledger, state
+    from costline.cli.context import open_ledger, state
     from costline.clock import SYSTEM_CLOCK
     from costline.config import load_config
     from costline.sync import check_thresholds
@@ -110,7 +89,7 @@ def signals_cmd(
     """The telemetry signals thresholds can watch; with a NAME, its latest buckets per value of
     --by, each with its rolling baseline (the plain median of the hours before: unlike a
     threshold's, it keeps breaching buckets in) and how far above it the bucket is."""
-    from costline.cli.main import open_ledger
+    from costline.cli.context import open_ledger
     from costline.config import Threshold
     from costline.detect.signals import SIGNALS, signal
     from costline.detect.thresholds import series

@@ -124,7 +124,7 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         --map ts=TIMESTAMP --map input_tokens=ContextTokens --map
         output_tokens=GeneratedTokens --default-model gpt-4o-mini --provider openai.
         """
-        from costline.cli.main import run_ingest
+        from costline.cli.ingest import run_ingest
 
         trace = trace_spec(mapping or [], default_model, provider, app, time_origin, time_unit)
         run_ingest(paths, llm_source(trace), fmt)

@@ -40,7 +40,7 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
 
 def ingest_kubernetes_cmd(paths: Paths, fmt: FormatOpt = None) -> None:
     """Ingest `kubectl get pods -A -o json` dumps as workloads (one per pod)."""
-    from costline.cli.main import run_ingest
+    from costline.cli.ingest import run_ingest
     from costline.sources.workloads import KUBERNETES
 
     run_ingest(paths, KUBERNETES, fmt)
@@ -54,7 +54,7 @@ def ingest_slurm_cmd(
     fmt: FormatOpt = None,
 ) -> None:
     """Ingest `sacct -P` output as workloads (jobs; steps skipped), with GPU-seconds."""
-    from costline.cli.main import run_ingest
+    from costline.cli.ingest import run_ingest
     from costline.sources.base import FileSource
     from costline.sources.workloads import SLURM, SLURM_SUFFIXES
     from costline.sources.workloads.slurm import slurm_reader
@@ -65,7 +65,7 @@ def ingest_slurm_cmd(
 
 def ingest_registry_cmd(paths: Paths, fmt: FormatOpt = None) -> None:
     """Ingest the experiment and endpoint registry (YAML): owners, budgets, TTLs, outputs."""
-    from costline.cli.main import run_ingest
+    from costline.cli.ingest import run_ingest
     from costline.sources.workloads import REGISTRY
 
     run_ingest(paths, REGISTRY, fmt)
@@ -87,7 +87,7 @@ def ingest_storage_cmd(
     fmt: FormatOpt = None,
 ) -> None:
     """Ingest S3 Inventory (manifest.json, CSV, Parquet) and GCS inventory reports."""
-    from costline.cli.main import run_ingest
+    from costline.cli.ingest import run_ingest
     from costline.sources.storage import DEFAULT_CHECKPOINT_PATTERNS, storage_source
 
     try:
@@ -102,7 +102,7 @@ def ingest_storage_cmd(
 
 def ingest_annotations_cmd(paths: Paths, fmt: FormatOpt = None) -> None:
     """Ingest annotations from YAML, JSON Lines or CSV files of {ts, end, kind, scope, text}."""
-    from costline.cli.main import run_ingest
+    from costline.cli.ingest import run_ingest
     from costline.sources.annotations import ANNOTATIONS
 
     run_ingest(paths, ANNOTATIONS, fmt)
@@ -111,7 +111,7 @@ def ingest_annotations_cmd(paths: Paths, fmt: FormatOpt = None) -> None:
 def ingest_lifecycle_cmd(paths: Paths, fmt: FormatOpt = None) -> None:
     """Ingest bucket lifecycle rules: `aws s3api get-bucket-lifecycle-configuration` output
     (BUCKET.lifecycle.json) or GCS lifecycle JSON; a bucket's rules replace its earlier ones."""
-    from costline.cli.main import run_ingest
+    from costline.cli.ingest import run_ingest
     from costline.sources.storage.lifecycle import LIFECYCLE
 
     run_ingest(paths, LIFECYCLE, fmt)
@@ -120,7 +120,7 @@ def ingest_lifecycle_cmd(paths: Paths, fmt: FormatOpt = None) -> None:
 def ingest_metrics_cmd(paths: Paths, fmt: FormatOpt = None) -> None:
     """Ingest counted outcomes (inferences served, tickets resolved, ...) from CSV (ts, metric,
     value, label columns) or JSON Lines: the denominators of unit costs."""
-    from costline.cli.main import run_ingest
+    from costline.cli.ingest import run_ingest
     from costline.sources.metrics import METRICS
 
     run_ingest(paths, METRICS, fmt)
@@ -140,7 +140,7 @@ def annotate_cmd(
     fmt: FormatOpt = None,
 ) -> None:
     """Record something that happened (a deploy, a launch); the same annotation twice is a no-op."""
-    from costline.cli.main import open_ledger
+    from costline.cli.context import open_ledger
     from costline.sources.annotations import Annotation, parse_scope, parse_time
 
     try:

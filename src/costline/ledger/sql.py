@@ -31,3 +31,14 @@ def bill_days(con: duckdb.DuckDBPyConnection) -> tuple[dt.date | None, dt.date |
     if not row or row[0] is None:
         return None, None
     return row[0].date(), row[1].date()
+
+
+def last_bill_day(con: duckdb.DuckDBPyConnection) -> dt.date:
+    """The last day any cost line is charged in (what reports default to); a ledger without bills
+    is an error: there is nothing to report on."""
+    from costline.errors import CostlineError
+
+    day = bill_days(con)[1]
+    if day is None:
+        raise CostlineError("no cost lines in the ledger: ingest bills first")
+    return day

@@ -27,13 +27,11 @@ from costline import faults, schema
 from costline.clock import SYSTEM_CLOCK, Clock
 from costline.errors import CostlineError, IngestError, LedgerError
 from costline.fx import reporting_lines
+from costline.ledger import DEFAULT_LEDGER_URL, migrations, parts
 from costline.ledger import findings as ledger_findings
-from costline.ledger import migrations, parts
 from costline.ledger.sql import run, run_one
 from costline.model import Finding
 from costline.sources.base import SourceBatch
-
-DEFAULT_LEDGER_URL = "duckdb://.costline/ledger.duckdb"
 
 
 def ledger_path(url: str) -> str:
