@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -143,13 +143,32 @@ def _iso(ts: dt.datetime | None) -> str | None:
 FOCUS = FileSource("focus", FOCUS_SUFFIXES, read_focus_datasets)
 
 
+# (done, total, what is being done): how ingestion reports its steps to whoever shows progress.
+Progress = Callable[[int, int, str], None]
+
+
 def ingest_focus(
-    ledger: Ledger, paths: Iterable[str | Path], *, replace_periods: bool = False
+    ledger: Ledger,
+    paths: Iterable[str | Path],
+    *,
+    replace_periods: bool = False,
+    progress: Progress | None = None,
 ) -> IngestSummary:
     """`costline ingest focus`: FOCUS and provider-native billing files into `cost_lines`.
 
     `replace_periods` lets a restatement remove more than half of a period's rows or cost."""
-    return ingest_files(ledger, paths, FOCUS, replace_periods=replace_periods)
+    return ingest_files(ledger, paths, FOCUS, replace_periods=replace_periods, progress=progress)
+
+
+def _fingerprinted(paths: Iterable[Path], progress: Progress | None) -> list[SourceFile]:
+    """Each file with its fingerprint (a SHA-256 of its bytes), telling `progress` file by file."""
+    paths = list(paths)
+    files = []
+    for i, path in enumerate(paths):
+        if progress is not None:
+            progress(i, len(paths) + 2, f"fingerprinting {path.name}")
+        files.append(SourceFile.of(path))
+    return files
 
 
 def ingest_files(
@@ -158,10 +177,15 @@ def ingest_files(
     source: FileSource,
     *,
     replace_periods: bool = False,
+    progress: Progress | None = None,
 ) -> IngestSummary:
-    """Any file source into the ledger: fingerprint, skip duplicates, read, write in one transaction."""
+    """Any file source into the ledger: fingerprint, skip duplicates, read, write in one transaction.
+
+    `progress`, when given, is told each step: one per file fingerprinted (by bytes read, the
+    slow part of a large file before its rows), then reading, then the ledger write."""
     started = time.perf_counter()
-    files = [SourceFile.of(p) for p in expand_paths(paths, source.suffixes)]
+    files = _fingerprinted(expand_paths(paths, source.suffixes), progress)
+    steps = len(files) + 2
     reports: list[FileReport] = []
     fresh: list[SourceFile] = []
     known = ledger.known_fingerprints([f.fingerprint for f in files])
@@ -182,11 +206,17 @@ def ingest_files(
         return IngestSummary(
             source.name, None, reports, [], [], [], [], time.perf_counter() - started
         )
+    if progress is not None:
+        progress(len(files), steps, f"reading {len(fresh)} new file(s)")
     batches = source.read(fresh)
     notes = [note for b in batches for note in file_notes(b, ledger.clock, source.name)]
+    if progress is not None:
+        progress(len(files) + 1, steps, f"writing {len(fresh)} file(s) into the ledger")
     result = ledger.write(
         batches, source=source.name, findings=notes, replace_periods=replace_periods
     )
+    if progress is not None:
+        progress(steps, steps, "summing up")
     for b in batches:
         reports.append(
             FileReport(

@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from costline.cli.options import Cost, CostOpt, FormatOpt, parse_day
-from costline.cli.output import Format
+from costline.cli.output import Format, default_format
+from costline.cli.progress import progress_bar
 
 
 def budgets_cmd(
@@ -44,9 +45,12 @@ def budgets_cmd(
     config = load_config(state.config_path)
     with open_ledger() as ledger:
         day = parse_day("--as-of", as_of) if as_of else last_bill_day(ledger.con)
-        report = evaluate_budgets(ledger, config, day, clock=SYSTEM_CLOCK,
-                                  since=parse_day("--since", since) if since else None,
-                                  cost=COST_COLUMNS[cost.value], forecast=not no_forecast)  # fmt: skip
+        what = f"Budgets as of {day}: spend, forecasts, experiments' allocation"
+        with progress_bar(what, total=None, fmt=default_format(fmt)):
+            report = evaluate_budgets(ledger, config, day, clock=SYSTEM_CLOCK,
+                                      since=parse_day("--since", since) if since else None,
+                                      cost=COST_COLUMNS[cost.value],
+                                      forecast=not no_forecast)  # fmt: skip
         ledger.write([], source="budgets", findings=report.findings)
     latest = current(report.statuses)
     sections = {

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import time
+from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +16,7 @@ from costline.attribution.tags import cost_domain, team
 from costline.budgets.status import current
 from costline.cli.output import Format, dumps, emit_rows
 from costline.cli.present import breach_row, budget_sentences, finding_row
+from costline.cli.progress import Bar, progress_bar
 from costline.economics.spend import spend_by
 from costline.ledger.store import Ledger
 from costline.money import format_money, total
@@ -76,7 +79,7 @@ def _gpu_showback(ledger: Ledger, day_start: dt.datetime) -> list[dict[str, obje
     return report_rows(buckets(a, "team"), a, "team")
 
 
-def _detect(ledger: Ledger, manifest: BillingManifest, err: Console) -> list[dict[str, Any]]:
+def _detect(ledger: Ledger, manifest: BillingManifest, bar: Bar) -> list[dict[str, Any]]:
     """The demo's daily successes (the value side), then `costline detect` over the window."""
     import json
 
@@ -88,17 +91,17 @@ def _detect(ledger: Ledger, manifest: BillingManifest, err: Console) -> list[dic
         ingest_files(ledger, [manifest.successes_file], METRICS)
     if manifest.days < 43:
         return []  # six weeks of history come before any judgement
-    with err.status("Scanning spend for anomalies (costline detect) ..."):
-        found = detect_spend(ledger.table("cost_lines"), manifest.window_start,
-                             manifest.window_end, clock=SYSTEM_CLOCK,
-                             annotations=ledger.table("annotations"),
-                             metrics=ledger.table("metrics"))  # fmt: skip
-        ledger.write([], source="detect", findings=found)
+    bar.step("Scanning spend for anomalies (costline detect) ...")
+    found = detect_spend(ledger.table("cost_lines"), manifest.window_start,
+                         manifest.window_end, clock=SYSTEM_CLOCK,
+                         annotations=ledger.table("annotations"),
+                         metrics=ledger.table("metrics"))  # fmt: skip
+    ledger.write([], source="detect", findings=found)
     rows = [finding_row(json.loads(f.model_dump_json())) for f in found]
     return sorted(rows, key=lambda r: -float(r["impact_usd"] or 0))
 
 
-def _budgets(ledger: Ledger, manifest: BillingManifest, err: Console) -> BudgetReport | None:
+def _budgets(ledger: Ledger, manifest: BillingManifest, bar: Bar) -> BudgetReport | None:
     """`costline budgets` on the demo's costline.yaml, over every month of the window."""
     from costline.budgets.evaluate import evaluate_budgets
     from costline.clock import SYSTEM_CLOCK
@@ -106,17 +109,17 @@ def _budgets(ledger: Ledger, manifest: BillingManifest, err: Console) -> BudgetR
 
     if manifest.config_file is None:
         return None
-    with err.status("Checking budgets and experiment caps (costline budgets) ..."):
-        report = evaluate_budgets(
-            ledger, load_config(manifest.config_file),
-            (manifest.window_end - dt.timedelta(days=1)).date(), clock=SYSTEM_CLOCK,
-            since=manifest.window_start.date(),
-        )  # fmt: skip
-        ledger.write([], source="budgets", findings=report.findings)
+    bar.step("Checking budgets and experiment caps (costline budgets) ...")
+    report = evaluate_budgets(
+        ledger, load_config(manifest.config_file),
+        (manifest.window_end - dt.timedelta(days=1)).date(), clock=SYSTEM_CLOCK,
+        since=manifest.window_start.date(),
+    )  # fmt: skip
+    ledger.write([], source="budgets", findings=report.findings)
     return report
 
 
-def _thresholds(ledger: Ledger, manifest: BillingManifest, err: Console) -> list[dict[str, Any]]:
+def _thresholds(ledger: Ledger, manifest: BillingManifest, bar: Bar) -> list[dict[str, Any]]:
     """`costline thresholds` on the demo's costline.yaml, over the telemetry window."""
     from costline.clock import SYSTEM_CLOCK
     from costline.config import load_config
@@ -124,14 +127,14 @@ def _thresholds(ledger: Ledger, manifest: BillingManifest, err: Console) -> list
 
     if manifest.config_file is None:
         return []
-    with err.status("Checking spike thresholds on the telemetry (costline thresholds) ..."):
-        found, _ = check_thresholds(ledger, load_config(manifest.config_file), SYSTEM_CLOCK)
-        ledger.write([], source="thresholds", findings=found)
+    bar.step("Checking spike thresholds on the telemetry (costline thresholds) ...")
+    found, _ = check_thresholds(ledger, load_config(manifest.config_file), SYSTEM_CLOCK)
+    ledger.write([], source="thresholds", findings=found)
     return [breach_row(f) for f in found]
 
 
 def _agreement(
-    ledger: Ledger, manifest: BillingManifest, budgets: BudgetReport | None, err: Console
+    ledger: Ledger, manifest: BillingManifest, budgets: BudgetReport | None, bar: Bar
 ) -> dict[str, Any]:
     """Idle the same in every view (the last month); each run's cost the same in unit costs and
     budgets (`costline.economics.agreement`)."""
@@ -144,9 +147,9 @@ def _agreement(
     config = load_config(manifest.config_file)
     tables = {name: ledger.table(name) for name in TABLES}
     month = Window.month(f"{manifest.window_end - dt.timedelta(days=1):%Y-%m}")
-    with err.status("Checking that every view agrees (idle, run costs) ..."):
-        idle = idle_agrees(tables, Rules.from_config(config), month.start, month.end)
-        runs = run_costs_agree(tables, config, budgets.experiments if budgets else [])
+    bar.step("Checking that every view agrees (idle, run costs) ...")
+    idle = idle_agrees(tables, Rules.from_config(config), month.start, month.end)
+    runs = run_costs_agree(tables, config, budgets.experiments if budgets else [])
     return {"idle": idle, "run_costs": runs}
 
 
@@ -185,11 +188,13 @@ def _print_budgets(report: BudgetReport, fmt: Format) -> None:
 
 
 def ingest_activity(
-    ledger: Ledger, activity: ActivityManifest, err: Console
+    ledger: Ledger, activity: ActivityManifest, err: Console, bar: Bar | None = None
 ) -> list[dict[str, Any]]:
     """Ingest every part of the activity through its real source; one report row per source."""
     rows: list[dict[str, Any]] = []
     for name, paths, source in _activity_parts(activity):
+        if bar is not None:
+            bar.step(f"Ingesting {name} ({len(paths)} file(s)) ...")
         summary = ingest_files(ledger, paths, source)
         dupes = len(summary.duplicates)
         err.print(
@@ -208,6 +213,26 @@ def ingest_activity(
     return rows
 
 
+@dataclass(frozen=True)
+class DemoRun:
+    """What the demo's steps found, for its report."""
+
+    manifest: BillingManifest
+    by: dict[str, list[dict[str, Any]]]
+    activity: ActivityManifest
+    activity_rows: list[dict[str, Any]]
+    showback: list[dict[str, object]]
+    findings: list[dict[str, Any]]
+    budgets: BudgetReport | None
+    breaches: list[dict[str, Any]]
+    agreement: dict[str, Any]
+
+
+# The demo's steps, as its progress bar counts them: bills written, bills ingested, activity
+# written, each activity source ingested, then showback, detect, budgets, thresholds, agreement.
+STEPS = 3 + 9 + 5
+
+
 def run_demo(
     *,
     out: Path,
@@ -219,48 +244,74 @@ def run_demo(
     err: Console,
     telemetry_days: int = 1,
 ) -> None:
+    """Generate the organization, run it through the product, print (or emit) what it found. A
+    progress bar on `err` when it is a terminal and `fmt` is not JSON."""
+    with progress_bar("Writing the demo organization's bills ...", total=STEPS, fmt=fmt,
+                      console=err) as bar:  # fmt: skip
+        run = _run_steps(out, ledger_url, seed, days, scale, err, bar, telemetry_days)
+    _report(run, out=out, ledger_url=ledger_url, seed=seed, days=days, scale=scale, fmt=fmt)
+
+
+def _run_steps(out: Path, ledger_url: str, seed: int, days: int, scale: float, err: Console,
+               bar: Bar, telemetry_days: int) -> DemoRun:  # fmt: skip
+    """Every step of the demo, each told to `bar`; what they found, for `_report`."""
     from costline.demo.activity import generate_activity
     from costline.demo.billing import generate_billing
 
     started = time.perf_counter()
-    with err.status(f"Writing the demo organization's bills to {out} ..."):
-        manifest = generate_billing(out, seed=seed, days=days, scale=scale)
-    generated = time.perf_counter() - started
+    manifest = generate_billing(out, seed=seed, days=days, scale=scale)
     err.print(
         f"wrote {len(manifest.files)} billing files ({manifest.rows:,} lines, "
         f"{manifest.window_start:%Y-%m-%d} to {manifest.window_end:%Y-%m-%d}) and "
-        f"{manifest.ground_truth.name} in {generated:.1f}s"
+        f"{manifest.ground_truth.name} in {time.perf_counter() - started:.1f}s"
     )
     with Ledger(ledger_url) as ledger:
-        with err.status(f"Ingesting through `costline ingest focus` into {ledger.path} ..."):
-            # The billing files only: the activity beside them has CSVs of its own. A demo run
-            # with fewer --days rewrites its own bills: its restatements are meant to shrink.
-            bills = [out / f.path for f in manifest.files]
-            summary = ingest_focus(ledger, bills, replace_periods=True)
+        bar.step(f"Ingesting through `costline ingest focus` into {ledger.path} ...")
+        # The billing files only: the activity beside them has CSVs of its own. A demo run with
+        # fewer --days rewrites its own bills: its restatements are meant to shrink.
+        summary = ingest_focus(ledger, [out / f.path for f in manifest.files], replace_periods=True)
         err.print(
             f"ingested {summary.rows:,} lines from {len(summary.files) - len(summary.duplicates)} "
             f"file(s), {len(summary.duplicates)} already in the ledger, in {summary.seconds:.1f}s"
         )
         by = {key: _spend_rows(ledger, key) for key in ("provider", "team", "domain")}
         started = time.perf_counter()
-        with err.status("Writing telemetry, workloads, LLM usage and storage inventories ..."):
-            activity = generate_activity(
-                out, manifest, seed=seed, telemetry_days=min(telemetry_days, days)
-            )
+        bar.step("Writing telemetry, workloads, LLM usage and storage inventories ...")
+        activity = generate_activity(
+            out, manifest, seed=seed, telemetry_days=min(telemetry_days, days)
+        )
         err.print(
             f"wrote {len(activity.dcgm_files)} DCGM files ({activity.dcgm_samples:,} samples), "
             f"{activity.pods} pods, {activity.slurm_jobs} Slurm jobs, "
             f"{activity.llm_requests:,} LLM requests, {activity.storage_objects:,} objects in "
             f"{time.perf_counter() - started:.1f}s; ingesting:"
         )
-        activity_rows = ingest_activity(ledger, activity, err)
+        activity_rows = ingest_activity(ledger, activity, err, bar)
+        bar.step("Showback of the first day with telemetry (costline report showback) ...")
         showback = _gpu_showback(ledger, activity.window_start)
-        findings = _detect(ledger, manifest, err)
-        budgets = _budgets(ledger, manifest, err)
-        breaches = _thresholds(ledger, manifest, err)
-        agreement = _agreement(ledger, manifest, budgets, err)
-    ledger_total = total(r["billed"] for r in by["provider"])
-    matches = ledger_total == manifest.total.billed
+        findings = _detect(ledger, manifest, bar)
+        budgets = _budgets(ledger, manifest, bar)
+        breaches = _thresholds(ledger, manifest, bar)
+        agreement = _agreement(ledger, manifest, budgets, bar)
+    return DemoRun(manifest, by, activity, activity_rows, showback, findings, budgets, breaches,
+                   agreement)  # fmt: skip
+
+
+def _report(run: DemoRun, *, out: Path, ledger_url: str, seed: int, days: int,
+            scale: float, fmt: Format) -> None:  # fmt: skip
+    """The demo's report: one JSON object, or its tables and sentences."""
+    report = _summary(run, out=out, ledger_url=ledger_url, seed=seed, days=days, scale=scale)
+    if fmt is Format.json:
+        sys.stdout.write(dumps(report) + "\n")
+        return
+    _print_tables(run, report, fmt)
+
+
+def _summary(run: DemoRun, *, out: Path, ledger_url: str, seed: int, days: int,
+             scale: float) -> dict[str, Any]:  # fmt: skip
+    """What the demo found, as `costline demo -f json` prints it."""
+    ledger_total = total(r["billed"] for r in run.by["provider"])
+    matches = ledger_total == run.manifest.total.billed
     report = {
         "version": 1,
         "out": str(out),
@@ -268,29 +319,32 @@ def run_demo(
         "seed": seed,
         "days": days,
         "scale": scale,
-        "lines": manifest.rows,
+        "lines": run.manifest.rows,
         "billed_total": str(ledger_total),
-        "ground_truth_billed_total": str(manifest.total.billed),
+        "ground_truth_billed_total": str(run.manifest.total.billed),
         "ledger_matches_ground_truth": matches,
-        "untagged_share_of_effective": str(manifest.untagged_share),
-        "spend_by_provider": by["provider"],
-        "spend_by_team": by["team"],
-        "spend_by_cost_domain": by["domain"],
-        "showback_last_day": showback,
-        "findings": findings,
-        "budgets": [s.row() for s in current(budgets.statuses)] if budgets else [],
-        "threshold_breaches": breaches,
-        "views_agree": agreement,
+        "untagged_share_of_effective": str(run.manifest.untagged_share),
+        "spend_by_provider": run.by["provider"],
+        "spend_by_team": run.by["team"],
+        "spend_by_cost_domain": run.by["domain"],
+        "showback_last_day": run.showback,
+        "findings": run.findings,
+        "budgets": [s.row() for s in current(run.budgets.statuses)] if run.budgets else [],
+        "threshold_breaches": run.breaches,
+        "views_agree": run.agreement,
         "activity": {
-            "window_start": activity.window_start.isoformat(),
-            "window_end": activity.window_end.isoformat(),
-            "truth": str(activity.truth),
-            "sources": activity_rows,
+            "window_start": run.activity.window_start.isoformat(),
+            "window_end": run.activity.window_end.isoformat(),
+            "truth": str(run.activity.truth),
+            "sources": run.activity_rows,
         },
     }
-    if fmt is Format.json:
-        sys.stdout.write(dumps(report) + "\n")
-        return
+    return report
+
+
+def _print_tables(run: DemoRun, report: dict[str, Any], fmt: Format) -> None:
+    """The demo's tables and sentences, for people."""
+    ledger_total, matches = Decimal(report["billed_total"]), report["ledger_matches_ground_truth"]
     for key, title in (
         ("provider", "provider"),
         ("team", "team (from tags)"),
@@ -303,38 +357,38 @@ def run_demo(
                 "billed": format_money(r["billed"]),
                 "effective": format_money(r["effective"]),
             }
-            for r in by[key]
+            for r in run.by[key]
         ]
         emit_rows(rows, fmt, title=f"Spend by {title}")
     emit_rows(
-        showback,
+        run.showback,
         fmt,
         columns=["team", "amount_usd", "share_pct", "gpu_hours", "held_idle_gpu_hours"],
-        title=f"Showback by team, {activity.window_start:%Y-%m-%d}: GPU hosts by GPU-time held, "
-        "the rest by tags (costline report showback)",
+        title=f"Showback by team, {run.activity.window_start:%Y-%m-%d}: GPU hosts by GPU-time "
+        "held, the rest by tags (costline report showback)",
     )
     emit_rows(
-        findings[:10],
+        run.findings[:10],
         fmt,
         columns=["severity", "title", "start", "impact_usd", "verdict", "owner"],
-        title=f"Spend anomalies (costline findings; {len(findings)} in all, injected incidents "
+        title=f"Spend anomalies (costline findings; {len(run.findings)} in all, injected incidents "
         "in ground_truth.json)",
     )
-    if budgets is not None:
-        _print_budgets(budgets, fmt)
-    if breaches:
+    if run.budgets is not None:
+        _print_budgets(run.budgets, fmt)
+    if run.breaches:
         emit_rows(
-            breaches, fmt,
+            run.breaches, fmt,
             columns=["threshold", "scope", "start", "minutes", "peak", "baseline",
                      "pct_over_baseline", "impact_usd", "tier"],
             title="Spike thresholds on the live telemetry (costline thresholds; the live "
             "incident is in activity_truth.json)",
         )  # fmt: skip
-    for line in _agreement_sentences(agreement):
+    for line in _agreement_sentences(run.agreement):
         Console().print(line)
     verdict = "matches" if matches else "DOES NOT match"
     Console().print(
         f"Billed total {format_money(ledger_total)} {verdict} the ground truth "
-        f"({format_money(manifest.total.billed)}); ground truth per team and domain: "
-        f"{manifest.ground_truth}"
+        f"({format_money(run.manifest.total.billed)}); ground truth per team and domain: "
+        f"{run.manifest.ground_truth}"
     )

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from costline.cli.options import FormatOpt, parse_day, parse_where
+from costline.cli.progress import progress_bar
+
+if TYPE_CHECKING:
+    from costline.attribution.rules import Rules
+    from costline.forecast.models import Series
 
 DAY = dt.timedelta(days=1)
 
@@ -62,17 +67,37 @@ def forecast_cmd(
     actuals plus the rest of the month), and baseline, expected-spike and severe-spike
     scenarios."""
     from costline.attribution.rules import Rules
-    from costline.cli.context import open_ledger, state
-    from costline.cli.output import default_format, emit_rows, err_console
+    from costline.cli.context import state
+    from costline.cli.output import default_format, emit_rows
     from costline.config import load_config
-    from costline.errors import CostlineError
     from costline.forecast.models import forecast
-    from costline.forecast.signals import LEVELS, UnknownDimension, daily, unknown_gpu_lines
-    from costline.forecast.summary import forecast_rows, series_of
+    from costline.forecast.signals import LEVELS
+    from costline.forecast.summary import forecast_rows
 
     steps = parse_days("--horizon", horizon)
     span = parse_days("--history", history)
     rules = Rules.from_config(load_config(state.config_path))
+    with progress_bar(f"Reading the {metric} history", total=2, fmt=default_format(fmt)) as bar:
+        series, last = _history(metric, by, where, as_of, span, rules, top)
+        bar.step(f"Forecasting {len(series)} series {steps} days ahead")
+        fcs = forecast(series, steps)
+    out = forecast_rows(series, fcs, level=metric in LEVELS,
+                        expected=expected_spike, severe=severe_spike)  # fmt: skip
+    emit_rows(out, default_format(fmt),
+              title=f"Forecast of {metric}{f' by {by}' if by else ''}, {steps} days after {last} "
+              f"(learned from {series[0].start if series else last} on)")  # fmt: skip
+
+
+def _history(metric: str, by: str | None, where: list[str] | None, as_of: str | None, span: int,
+             rules: Rules, top: int) -> tuple[list[Series], dt.date]:  # fmt: skip
+    """The `top` largest daily series of `metric` per value of `by` over the `span` days to the
+    last day with data (or --as-of), and that last day."""
+    from costline.cli.context import open_ledger
+    from costline.cli.output import err_console
+    from costline.errors import CostlineError
+    from costline.forecast.signals import UnknownDimension, daily, unknown_gpu_lines
+    from costline.forecast.summary import series_of
+
     with open_ledger(read_only=True) as ledger:
         tables = {n: ledger.table(n) for n in ("cost_lines", "workloads", "metrics")}
         last = _last_day(as_of, ledger, metric)
@@ -95,13 +120,7 @@ def forecast_cmd(
         raise CostlineError(f"no {metric} in the {span} days to {last}: nothing to forecast")
     first = min(r["day"] for r in rows)
     series = series_of(rows, first, last + DAY)
-    series = sorted(series, key=lambda s: -sum(s.values))[:top]
-    fcs = forecast(series, steps)
-    out = forecast_rows(series, fcs, level=metric in LEVELS,
-                        expected=expected_spike, severe=severe_spike)  # fmt: skip
-    emit_rows(out, default_format(fmt),
-              title=f"Forecast of {metric}{f' by {by}' if by else ''}, {steps} days after {last} "
-              f"(learned from {first} on)")  # fmt: skip
+    return sorted(series, key=lambda s: -sum(s.values))[:top], last
 
 
 def _last_day(text: str | None, ledger: Any, metric: str) -> dt.date:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from costline.cli.context import open_ledger
 from costline.cli.output import Format, default_format, dumps, emit_rows, err_console, out_console
+from costline.cli.progress import progress_bar
 
 if TYPE_CHECKING:
     from costline.pipeline import IngestSummary
@@ -61,9 +62,8 @@ def run_ingest(
 
     chosen = default_format(fmt)
     with open_ledger() as ledger:
-        if chosen is Format.table:
-            with err_console().status(f"Ingesting {len(paths)} path(s) into {ledger.path} ..."):
-                summary = ingest_files(ledger, paths, source, replace_periods=replace_periods)
-        else:
-            summary = ingest_files(ledger, paths, source, replace_periods=replace_periods)
+        what = f"Ingesting {len(paths)} path(s) into {ledger.path}"
+        with progress_bar(what, total=None, fmt=chosen) as bar:
+            summary = ingest_files(ledger, paths, source, replace_periods=replace_periods,
+                                   progress=bar.update if bar.shown else None)  # fmt: skip
     print_ingest_summary(summary, chosen)

@@ -11,6 +11,7 @@ import typer
 
 from costline.cli.options import Cost, CostOpt, FormatOpt, parse_where
 from costline.cli.output import Format, default_format, emit_rows, emit_sections
+from costline.cli.progress import progress_bar
 from costline.errors import CostlineError
 
 if TYPE_CHECKING:
@@ -89,9 +90,11 @@ def _emit(kind: Literal["showback", "chargeback"], by: By, period: str, cost: Co
     from costline.allocation.reports import report
     from costline.money import format_money
 
-    allocation = run_allocation(period, cost, where)
-    rows = report(allocation, by.value, kind, idle=idle.value)
-    idle_ = idle_totals(allocation)
+    with progress_bar(f"Allocating {period} ({cost.value} cost)", total=None,
+                      fmt=default_format(fmt)):  # fmt: skip
+        allocation = run_allocation(period, cost, where)
+        rows = report(allocation, by.value, kind, idle=idle.value)
+        idle_ = idle_totals(allocation)
     title = (
         f"{kind.capitalize()} by {by.value}, {period} ({cost.value} cost): "
         f"{format_money(allocation.total)}; idle GPU-time: unheld "
@@ -187,7 +190,14 @@ def unit_costs_cmd(period: Period, top: Annotated[int, typer.Option(min=1)] = 15
 
     window = parse_period(period)
     config = load_config(state.config_path)
-    with open_ledger(read_only=True) as ledger:
+    with (
+        open_ledger(read_only=True) as ledger,
+        progress_bar(
+            f"Allocating {period} and the period before it, unit costs",
+            total=None,
+            fmt=default_format(fmt),
+        ),
+    ):
         tables = {name: ledger.table(name) for name in TABLES}
         sections = unit_cost_report(tables, config, (window.start, window.end),
                                     previous_window(window.start, window.end), cost=cost.value,
