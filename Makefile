@@ -17,11 +17,13 @@ help:
 	@echo "make test   - set up and run the whole test suite (unit + integration)"
 	@echo "make lint / typecheck / bench / clean"
 
-# uv from PyPI if missing, then the locked environment (.venv) from uv.lock.
+# uv from PyPI if missing, then the locked environment (.venv) from uv.lock, compiled to bytecode:
+# uv does not compile by default, and a first `costline --help` that compiles every module it
+# imports takes several times longer (docs/benchmarks.md, "CLI start-up"). Later runs only check.
 setup:
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || \
 		$(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
-	$(UV) sync --locked
+	$(UV) sync --locked --compile-bytecode
 
 # Debian packages the integration tests need: Java 17 (PySpark), Prometheus and promtool (the real
 # DCGM / kube-state-metrics source), Chromium (the dashboard's browser tests, driven by Playwright

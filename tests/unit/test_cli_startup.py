@@ -86,3 +86,22 @@ def test_help_imports_no_engine_module_and_stays_helpful() -> None:
     assert "--format" in commands["report showback"] and "--period" in commands["report showback"]
     assert "Usage: costline ingest focus" in commands["ingest focus"]
     assert all("Usage: costline" in text for text in commands.values())
+
+
+def test_import_costline_is_light_and_still_gives_the_ledger() -> None:
+    """`import costline` (which every costline module and command imports first) loads no engine;
+    `costline.Ledger` and `costline.open` still reach the ledger, loading it when asked."""
+    probe = textwrap.dedent(
+        """
+        import sys
+        import costline
+        light = "ibis" not in sys.modules and "duckdb" not in sys.modules
+        from costline.ledger.store import Ledger
+        with costline.open("duckdb://:memory:") as ledger:
+            rows = ledger.con.execute("SELECT count(*) FROM cost_lines").fetchone()[0]
+        print(light, costline.Ledger is Ledger, costline.DEFAULT_LEDGER_URL, rows)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120, check=True)  # fmt: skip
+    assert proc.stdout.split() == ["True", "True", "duckdb://.costline/ledger.duckdb", "0"]
