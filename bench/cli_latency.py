@@ -15,8 +15,9 @@ with each command (baseline, command, baseline, command, ...), so that a command
 time over the baseline's best time beside it, in the same mode; the target: 2.5 or less) compares
 runs made under the same load on a shared machine.
 
-The script is built from sections (`SECTIONS`): each returns rows of one table, so sections that
-time the commands' real work can be added beside this one.
+The script is built from sections (`SECTIONS`, run by `main()`): each returns `Row`s, printed as
+one table per section, so a section timing the commands' real work (against DuckDB running the
+same SQL by hand) can be added beside this one: `SECTIONS["commands"] = lambda args: ...`.
 """
 
 from __future__ import annotations
@@ -37,12 +38,15 @@ MODES = ("bytecode", "no bytecode")
 
 @dataclass(frozen=True)
 class Row:
-    """One timed thing: its section, what ran, its best wall time per mode and the baseline's."""
+    """One timed thing: its section, what ran, its best wall time per mode (a way of running it,
+    e.g. with and without bytecode) and the best time of the baseline run beside it in that mode.
+    A section may use other modes, and name its own baseline."""
 
     section: str
     what: str
     seconds: dict[str, float]
     baseline: dict[str, float]
+    baseline_name: str = BASELINE
 
     def ratio(self, mode: str) -> float:
         return self.seconds[mode] / self.baseline[mode]
@@ -122,23 +126,29 @@ def startup(repeat: int, only: Sequence[str] | None) -> list[Row]:
 
 
 def table(rows: Sequence[Row]) -> str:
-    """One Markdown table of every section's rows, with the worst ratio of each section."""
-    head = ["section", "what"]
-    for mode in MODES:
-        head += [f"{mode} s", "baseline beside s", f"{mode} ratio"]
-    lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (3 * len(MODES))]
-    for r in rows:
-        cells = [r.section, f"`{r.what}`"]
-        for mode in MODES:
-            cells += [f"{r.seconds[mode]:.3f}", f"{r.baseline[mode]:.3f}", f"{r.ratio(mode):.2f}"]
-        lines.append("| " + " | ".join(cells) + " |")
+    """One Markdown table per section (its own modes as columns), each with its worst ratios."""
+    out = []
     for section in dict.fromkeys(r.section for r in rows):
-        mine = [r for r in rows if r.section == section and r.what != BASELINE]
-        for mode in MODES:
-            worst = max(mine, key=lambda r: r.ratio(mode))
+        mine = [r for r in rows if r.section == section]
+        modes = list(mine[0].seconds)
+        head = ["what"]
+        for mode in modes:
+            head += [f"{mode} s", "baseline beside s", f"{mode} ratio"]
+        lines = [f"### {section}", "", "| " + " | ".join(head) + " |",
+                 "|---|" + "---:|" * (3 * len(modes))]  # fmt: skip
+        for r in mine:
+            cells = [f"`{r.what}`"]
+            for mode in modes:
+                cells += [f"{r.seconds[mode]:.3f}", f"{r.baseline[mode]:.3f}",
+                          f"{r.ratio(mode):.2f}"]  # fmt: skip
+            lines.append("| " + " | ".join(cells) + " |")
+        timed = [r for r in mine if r.what != r.baseline_name] or mine
+        for mode in modes:
+            worst = max(timed, key=lambda r: r.ratio(mode))
             lines.append(f"\n{section}, {mode}: worst `{worst.what}` {worst.seconds[mode]:.3f} s, "
-                         f"{worst.ratio(mode):.2f}x `{BASELINE}`")  # fmt: skip
-    return "\n".join(lines)
+                         f"{worst.ratio(mode):.2f}x `{worst.baseline_name}`")  # fmt: skip
+        out.append("\n".join(lines))
+    return "\n\n".join(out)
 
 
 Section = Callable[[argparse.Namespace], list[Row]]
