@@ -9,6 +9,7 @@ compared with the period just before it (same length): `change_pct`.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
@@ -118,18 +119,21 @@ def gpu_units(
     """
     rows = allocation.rows.to_pylist()
     by_holder: dict[str, dict[str, Any]] = defaultdict(
-        lambda: {"seconds": 0.0, "idle": 0.0, "scheduled": 0.0, "cost": Decimal(0)}
+        lambda: {"seconds": [], "idle": [], "scheduled": [], "cost": Decimal(0)}
     )
     for r in rows:
         if r["kind"] in HELD_KINDS and r["holder"]:
             h = by_holder[r["holder"]]
-            h["seconds"] += r["gpu_seconds"]
+            h["seconds"].append(r["gpu_seconds"])
             h["cost"] = MONEY_CONTEXT.add(h["cost"], r["amount"])
             h["team"] = r["team"]
             if r["kind"] == GPU_HELD_IDLE:
-                h["idle"] += r["gpu_seconds"]
+                h["idle"].append(r["gpu_seconds"])
             if r["kind"] == GPU_SCHEDULED:
-                h["scheduled"] += r["gpu_seconds"]
+                h["scheduled"].append(r["gpu_seconds"])
+    for h in by_holder.values():  # exact float sums: the same whatever order the rows come in
+        for k in ("seconds", "idle", "scheduled"):
+            h[k] = math.fsum(h[k])
     # Orchestration: the period's control-plane cost (EKS, AKS, GKE, ...), shared by the GPU
     # workloads in proportion to the GPU-time they held.
     control = sum((r["amount"] for r in rows if r["cost_layer"] == "control_plane"), Decimal(0))
