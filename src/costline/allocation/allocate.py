@@ -106,15 +106,15 @@ class Allocation:
 _TAG_DIMENSIONS = ("team", "project", "model", "environment", "cost_domain")
 
 
-def _line_dims(lines: ibis.Table, rules: Rules) -> dict[str, ibis.Value]:
-    return {
-        "cost_layer": cost_layer(lines),
-        "team": rules.tag(lines, "team"),
-        "project": rules.tag(lines, "project"),
-        "model": rules.model_name(rules.tag(lines, "model")),
-        "environment": rules.tag(lines, "environment"),
-        "cost_domain": domain_of(rules.tag(lines, "workload_type")),
-    }
+def _with_dims(lines: ibis.Table, rules: Rules) -> ibis.Table:
+    """`lines` with their pool, cost layer and tag dimensions. The tags are read first, then named
+    from those columns: a model's aliases and the domains compare a tag with many values, and
+    built from the tags each comparison repeated the whole lookup (3x the SQL, 2x the time)."""
+    tags = ("team", "project", "model", "environment", "workload_type")
+    lines = lines.mutate(pool=rules.tag(lines, "pool"), cost_layer=cost_layer(lines),
+                         **{t: rules.tag(lines, t) for t in tags})  # fmt: skip
+    return lines.mutate(model=rules.model_name(lines.model),
+                        cost_domain=domain_of(lines.workload_type))  # fmt: skip
 
 
 def _workload_dims(
@@ -245,8 +245,7 @@ def _read(
 ) -> _Read:
     host_table, held = _held(stack, samples, workloads, start, end)
     period = with_host(period, host_table)
-    period = period.mutate(pool=rules.tag(period, "pool"), cost=period[column])
-    period = period.mutate(**_line_dims(period, rules))
+    period = _with_dims(period.mutate(cost=period[column]), rules)
     # The period's lines, narrow, with their host and dimensions: derived once, read four times.
     period = fetch.kept(stack, period.select("host", "ChargePeriodStart", "ChargePeriodEnd",
                                              "cost", "pool", *_TAG_DIMENSIONS, "cost_layer"))  # fmt: skip
