@@ -288,29 +288,17 @@ def _read(
 
 def _split(read: _Read, rules: Rules) -> dict[str, list[object]]:
     """The allocation rows' columns: each GPU line group split exactly among its parts
-    (`_gpu_parts`), then the other lines by their tags or into their shared pool."""
+    (`_gpu_parts`), then the other lines by their tags or into their shared pool. Rows are made
+    as tuples in `SCHEMA`'s order (a month has tens of thousands), then turned into columns."""
 
-    def owner(values: dict[str, str | None], fallback: str | None) -> str | None:
-        named = rules.owner_of(values)
-        return named or fallback or values.get("team")
+    def dims(values: dict[str, str | None], fallback: str | None) -> tuple[str | None, ...]:
+        """The values of `DIMENSIONS`, the owner named by the configuration, else `fallback`."""
+        values["owner"] = rules.owner_of(values) or fallback or values.get("team")
+        return tuple(values.get(d) for d in DIMENSIONS)
 
-    cols: dict[str, list[object]] = {name: [] for name in SCHEMA.names}
-
-    def emit(kind: str, pool: str | None, host: str | None, who: str | None,
-             values: Mapping[str, str | None], seconds: float, amount: Decimal) -> None:  # fmt: skip
-        for k, v in (("kind", kind), ("pool", pool), ("host", host), ("holder", who),
-                     ("gpu_seconds", seconds), ("amount", amount)):  # fmt: skip
-            cols[k].append(v)
-        for d in DIMENSIONS:
-            cols[d].append(values.get(d))
-        cols["cost_layer"].append("gpu_compute" if host else values.get("cost_layer"))
-
-    nobody: dict[str, str | None] = dict.fromkeys(DIMENSIONS)
-    holder_values: dict[str, dict[str, str | None]] = {}
-    for wid, described in read.holders.items():
-        named = dict(described)
-        named["owner"] = owner(named, named.get("owner"))
-        holder_values[wid] = named
+    nobody: tuple[str | None, ...] = (None,) * len(DIMENSIONS)
+    holders = {wid: dims(dict(d), d.get("owner")) for wid, d in read.holders.items()}
+    rows: list[tuple[object, ...]] = []
     for g in read.groups:
         host, amount = g["host"], g["cost"]
         if amount is None:
@@ -324,30 +312,31 @@ def _split(read: _Read, rules: Rules) -> dict[str, list[object]]:
         # the rest by the schedules, then the line's tags: absence of evidence is not idleness.
         seen = min(read.observed_hours.get(key, 0) * 3600, seconds)
         parts = _gpu_parts(read.held.get(key, ()), info["gpus"], seen, seconds)
-        tagged_values: dict[str, str | None] = {d: g[d] for d in DIMENSIONS if d in g}
-        tagged_values["owner"] = owner(tagged_values, None)
+        tagged = dims({d: g[d] for d in DIMENSIONS if d in g}, None)
         units, tail = to_units(amount)
         moneys = split_units(units, [p[2] for p in parts])
         for i, ((kind, who, weight), money) in enumerate(zip(parts, moneys, strict=True)):
-            row_values: Mapping[str, str | None] = nobody
+            values = nobody
             if kind == GPU_UNOBSERVED:
-                row_values = tagged_values
+                values = tagged
             elif who is not None:
-                row_values = holder_values.get(who, nobody)
+                values = holders.get(who, nobody)
             value = from_units(money)
             if i == 0 and tail:
                 value = MONEY_CONTEXT.add(value, tail)
-            emit(kind, pool, host, who, row_values, weight / WEIGHT_SCALE, value)
+            rows.append((kind, pool, host, who, *values, "gpu_compute", weight / WEIGHT_SCALE,
+                         value))  # fmt: skip
     for t in read.tagged:
         if t["cost"] is None:
             continue
-        values = {d: t.get(d) for d in (*DIMENSIONS, "cost_layer")}
-        values["owner"] = owner(values, None)
         shared = next((p.name for p in rules.shared_pools if p.match.matches(t)), None)
         if shared is None and t["cost_domain"] == "shared_platform":
             shared = PLATFORM_POOL
-        emit(SHARED if shared else TAGGED, shared, None, None, values, 0.0, t["cost"])
-    return cols
+        values = dims({d: t.get(d) for d in (*DIMENSIONS, "cost_layer")}, None)
+        rows.append((SHARED if shared else TAGGED, shared, None, None, *values, t["cost_layer"],
+                     0.0, t["cost"]))  # fmt: skip
+    columns = zip(*rows, strict=True) if rows else [()] * len(SCHEMA.names)
+    return {name: list(c) for name, c in zip(SCHEMA.names, columns, strict=True)}
 
 
 def _hosts(observed: ibis.Table, scheduled: ibis.Table) -> ibis.Table:
