@@ -298,6 +298,7 @@ def _split(read: _Read, rules: Rules) -> dict[str, list[object]]:
 
     nobody: tuple[str | None, ...] = (None,) * len(DIMENSIONS)
     holders = {wid: dims(dict(d), d.get("owner")) for wid, d in read.holders.items()}
+    by_tags: dict[tuple[str | None, ...], tuple[str | None, ...]] = {}
     rows: list[tuple[object, ...]] = []
     for g in read.groups:
         host, amount = g["host"], g["cost"]
@@ -312,13 +313,15 @@ def _split(read: _Read, rules: Rules) -> dict[str, list[object]]:
         # the rest by the schedules, then the line's tags: absence of evidence is not idleness.
         seen = min(read.observed_hours.get(key, 0) * 3600, seconds)
         parts = _gpu_parts(read.held.get(key, ()), info["gpus"], seen, seconds)
-        tagged = dims({d: g[d] for d in DIMENSIONS if d in g}, None)
         units, tail = to_units(amount)
         moneys = split_units(units, [p[2] for p in parts])
         for i, ((kind, who, weight), money) in enumerate(zip(parts, moneys, strict=True)):
             values = nobody
-            if kind == GPU_UNOBSERVED:
-                values = tagged
+            if kind == GPU_UNOBSERVED:  # the line's own tags (few distinct sets: named once each)
+                tags = tuple(g[d] for d in _TAG_DIMENSIONS)
+                if tags not in by_tags:
+                    by_tags[tags] = dims(dict(zip(_TAG_DIMENSIONS, tags, strict=True)), None)
+                values = by_tags[tags]
             elif who is not None:
                 values = holders.get(who, nobody)
             value = from_units(money)
