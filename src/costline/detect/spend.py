@@ -105,7 +105,10 @@ def _daily(
         i = (r["day"] - start.date()).days
         if 0 <= i < days:
             series[i] += r["cost"] or 0.0
-    return out
+    # In the dimensions' order, then by value: anomalies of equal impact keep this order, which
+    # must not depend on the order the engine returns rows in.
+    order = {name: n for n, name in enumerate(dimensions)}
+    return dict(sorted(out.items(), key=lambda kv: (order[kv[0][0]], kv[0][1])))
 
 
 def usage(lines: ibis.Table) -> ibis.Table:
