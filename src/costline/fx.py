@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from costline.config import Fx
 from costline.errors import CostlineError
+from costline.ledger import fetch
 
 REPORTING = "USD"
 RATE_SQL_TYPE = "decimal(18,10)"
@@ -78,7 +79,7 @@ def _rates_table(rates: Sequence[tuple[dt.date, str, Decimal]]) -> ibis.Table:
 def currencies(lines: ibis.Table) -> list[str]:
     """The billing currencies the lines hold (NULL read as the reporting currency)."""
     found = lines.select(c=lines.BillingCurrency.fill_null(REPORTING)).distinct()
-    return sorted(str(c) for c in found.to_pyarrow().column("c").to_pylist())
+    return sorted(str(r["c"]) for r in fetch.rows(found))
 
 
 def reporting_lines(
@@ -120,7 +121,7 @@ def reporting_lines(
 def _refuse_undated(joined: ibis.Table, rate: ibis.Value) -> None:
     gaps = joined.filter(rate.isnull())
     first = gaps.group_by("x_BillingCurrency").aggregate(day=gaps.ChargePeriodStart.min())
-    rows = first.to_pyarrow().to_pylist()
+    rows = fetch.rows(first)
     if rows:
         said = ", ".join(f"{r['x_BillingCurrency']} before {r['day']:%Y-%m-%d}" for r in rows)
         raise CurrencyError(

@@ -30,6 +30,7 @@ from costline.allocation.allocate import (
     GPU_USED,
     Allocation,
 )
+from costline.ledger import fetch
 from costline.money import MONEY_CONTEXT, MONEY_DTYPE
 
 HOUR = 3600.0
@@ -90,7 +91,7 @@ class IdleTotals:
 
 def pool_rows(allocation: Allocation) -> list[dict[str, Any]]:
     """`pool_idle` of an allocation, executed: one dict per pool with its GPUs, largest idle first."""
-    rows = pool_idle(allocation.table()).to_pyarrow().to_pylist()
+    rows = fetch.rows(pool_idle(allocation.table()))
     gpus = allocation.pool_gpus()
     for r in rows:
         r["gpus"] = gpus.get(r["pool"], 0)

@@ -14,6 +14,7 @@ import datetime as dt
 import ibis
 import pyarrow as pa
 
+from costline.ledger import fetch
 from costline.sources.workloads.hostlist import expand
 
 HOUR = dt.timedelta(hours=1)
@@ -80,7 +81,7 @@ def scheduled_by_hour(workloads: ibis.Table, start: dt.datetime, end: dt.datetim
         workloads.start < end,
         workloads.end.isnull() | (workloads.end > start),
     )
-    texts = w.select("node").distinct().to_pyarrow().column("node").to_pylist()
+    texts = [r["node"] for r in fetch.rows(w.select("node").distinct())]
     if not any(texts):
         return _empty()
     nodes = _node_hosts([t for t in texts if t])

@@ -22,6 +22,8 @@ def split_units(units: int, weights: Sequence[int]) -> list[int]:
     whole = sum(weights)
     if whole <= 0 or any(w < 0 for w in weights):
         raise ValueError(f"weights must be non-negative with a positive total, got {list(weights)}")
+    if len(weights) == 1 and weights[0] > 0:  # most GPU lines have one holder: all of it
+        return [units]
     sign, size = (-1, -units) if units < 0 else (1, units)
     parts = []
     remainders = []

@@ -22,6 +22,7 @@ from decimal import Decimal
 import ibis
 import pyarrow as pa
 
+from costline.ledger import fetch
 from costline.sources.workloads.registry import (
     MATCH_LABELS_TAG,
     MATCH_NAME_TAG,
@@ -85,7 +86,7 @@ def declared(workloads: ibis.Table) -> list[Declared]:
     w = workloads.filter(workloads.source == "registry").order_by("workload_id")
     rows = w.select("workload_id", "name", "kind", "team", "owner", "budget_usd", "tags")
     out = []
-    for r in rows.to_pyarrow().to_pylist():
+    for r in fetch.rows(rows):
         tags = dict(r["tags"] or [])
         labels = dict(
             term.split("=", 1)

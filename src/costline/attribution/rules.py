@@ -227,11 +227,13 @@ def derive_lines(lines: ibis.Table, rules: Rules | None = None) -> ibis.Table:
     """Cost lines with the derived attribution columns of DESIGN.md (replacing stored ones)."""
     rules = rules or Rules()
     derived: dict[str, ibis.Value] = {c: rules.tag(lines, c) for c in TAG_COLUMNS}
-    derived["model"] = rules.model_name(derived["model"])
     derived["region"] = lines.RegionId if "RegionId" in lines.columns else ibis.null("string")
     drop = [c for c in (*derived, "owner", "cost_domain", "cost_layer") if c in lines.columns]
     out = lines.drop(*drop).mutate(**derived)
-    out = out.mutate(cost_domain=domain_of(out.workload_type), cost_layer=cost_layer(out))
+    # Read back from the columns just made, not rebuilt from the tags: aliases and domains
+    # compare a tag with many values, and each comparison would repeat its whole lookup.
+    out = out.mutate(model=rules.model_name(out.model), cost_domain=domain_of(out.workload_type),
+                     cost_layer=cost_layer(out))  # fmt: skip
     return out.mutate(owner=rules.owner(out))
 
 

@@ -38,6 +38,7 @@ from costline.budgets.periods import Period
 from costline.clock import Clock
 from costline.config import Budget
 from costline.errors import ConfigError
+from costline.ledger import fetch
 from costline.model import Finding, FindingKind, Window
 
 HISTORY_DAYS = 91  # days of daily cost a forecast learns from
@@ -206,7 +207,7 @@ def daily_spend(
     if not parts:
         return out
     union = functools.reduce(lambda x, y: x.union(y, distinct=False), parts)
-    for r in union.to_pyarrow().to_pylist():
+    for r in fetch.rows(union):
         out[r["budget"]][r["day"]] = r["cost"] or ZERO
     return out
 

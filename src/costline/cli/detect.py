@@ -81,6 +81,7 @@ def findings_cmd(
 ) -> None:
     """The findings in the ledger, largest impact first: kind, scope, start, impact, owner."""
     from costline.cli.context import open_ledger
+    from costline.ledger import fetch
 
     with open_ledger(read_only=True) as ledger:
         t = ledger.table("findings")
@@ -88,7 +89,7 @@ def findings_cmd(
             t = t.filter(t.status == status)
         if kind:
             t = t.filter(t.kind == kind)
-        bodies = [r["body"] for r in t.select("body").to_pyarrow().to_pylist()]
+        bodies = [r["body"] for r in fetch.rows(t.select("body"))]
     rows = [finding_row(b if isinstance(b, dict) else json.loads(b)) for b in bodies]
     rows.sort(key=lambda r: -float(r["impact_usd"] or 0))
     emit_rows(rows, default_format(fmt), title="Findings")

@@ -1,8 +1,9 @@
 """Spend anomalies: daily cost per value of each dimension, scanned, explained, as findings.
 
-`detect_spend` asks the engine for one small table, the daily cost of every (dimension, value)
-series, runs `detect.anomaly.scan_many` on them all as one block, and for each anomaly asks the
-engine again for its context:
+`detect_spend` derives the window's usage lines once into a narrow table of daily sums (a
+temporary table of the engine), reads from it the daily cost of every (dimension, value) series,
+runs `detect.anomaly.scan_many` on them all as one block, and explains the anomalies (the root
+causes of all of them in one query; annotations and metrics per anomaly):
 
 - **root cause**: the values of the other dimensions (service, account, region, team, resource)
   ranked by how much more they cost a day in the anomaly than in the weeks before it;
@@ -19,6 +20,7 @@ One finding per anomaly: its fingerprint is kind + scope + start day, so scannin
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 from collections import defaultdict
@@ -33,6 +35,7 @@ import numpy as np
 from costline.attribution.rules import Rules, derive_lines
 from costline.clock import Clock
 from costline.detect.anomaly import Anomaly, Settings, scan_many
+from costline.ledger import fetch
 from costline.model import Finding, FindingKind, Window
 
 DIMENSIONS: Mapping[str, str] = {
@@ -69,26 +72,43 @@ def daily_series(
     lines: ibis.Table, start: dt.datetime, end: dt.datetime, dimensions: Sequence[str], rules: Rules
 ) -> dict[tuple[str, str], list[float]]:
     """(dimension, value) -> daily effective cost over [start, end), one float per day."""
-    used = usage(lines)
-    d = derive_lines(
-        used.filter(used.ChargePeriodStart >= start, used.ChargePeriodStart < end), rules
-    )
-    d = d.mutate(day=d.ChargePeriodStart.date())
+    return _daily(_narrow(usage(lines), start, end, dimensions, rules), start, end, dimensions)
+
+
+def _narrow(
+    used: ibis.Table, start: dt.datetime, end: dt.datetime, dimensions: Sequence[str], rules: Rules
+) -> ibis.Table:
+    """Usage lines of [start, end), derived, summed per day and per value of every dimension a
+    series or a root cause reads (as text): all `detect_spend` asks the engine about, small."""
+    d = derive_lines(used.filter(used.ChargePeriodStart >= start, used.ChargePeriodStart < end),
+                     rules)  # fmt: skip
+    names = list(dict.fromkeys([*dimensions, *CAUSE_DIMENSIONS]))
+    keys = [d.ChargePeriodStart.date().name("day"),
+            *[d[DIMENSIONS[n]].cast("string").name(n) for n in names]]  # fmt: skip
+    return d.group_by(keys).aggregate(cost=d.EffectiveCost.sum())
+
+
+def _daily(
+    narrow: ibis.Table, start: dt.datetime, end: dt.datetime, dimensions: Sequence[str]
+) -> dict[tuple[str, str], list[float]]:
+    d = narrow.filter(narrow.day >= start.date(), narrow.day < end.date())
     days = (end.date() - start.date()).days
     out: dict[tuple[str, str], list[float]] = {}
     parts = []
     for name in dimensions:
-        kept = d.filter(d[DIMENSIONS[name]].notnull())
-        part = kept.group_by([kept[DIMENSIONS[name]].cast("string").name("value"), "day"])
-        parts.append(part.aggregate(cost=kept.EffectiveCost.sum().cast("float64"))
+        kept = d.filter(d[name].notnull())
+        part = kept.group_by([kept[name].name("value"), "day"])
+        parts.append(part.aggregate(cost=kept.cost.sum().cast("float64"))
                      .mutate(dimension=ibis.literal(name)))  # fmt: skip
-    union = _union(parts)
-    for r in union.to_pyarrow().to_pylist():
+    for r in fetch.rows(_union(parts)):
         series = out.setdefault((r["dimension"], r["value"]), [0.0] * days)
         i = (r["day"] - start.date()).days
         if 0 <= i < days:
             series[i] += r["cost"] or 0.0
-    return out
+    # In the dimensions' order, then by value: anomalies of equal impact keep this order, which
+    # must not depend on the order the engine returns rows in.
+    order = {name: n for n, name in enumerate(dimensions)}
+    return dict(sorted(out.items(), key=lambda kv: (order[kv[0][0]], kv[0][1])))
 
 
 def usage(lines: ibis.Table) -> ibis.Table:
@@ -136,41 +156,64 @@ def detect_spend(
     history only)."""
     rules = rules or Rules()
     settings = settings or Settings()
-    series = daily_series(lines, start, end, dimensions, rules)
-    anomalies = find_anomalies(series, start.date(), settings)
-    derived = derive_lines(usage(lines), rules)
-    return [_finding(a, derived, rules, clock, annotations, metrics, settings) for a in anomalies]
+    history = start - dt.timedelta(days=settings.history)
+    with contextlib.ExitStack() as stack:
+        # Derived once into the engine's memory, read by the series and every root cause.
+        narrow = fetch.kept(stack, _narrow(usage(lines), history, end, dimensions, rules))
+        series = _daily(narrow, start, end, dimensions)
+        anomalies = find_anomalies(series, start.date(), settings)
+        causes = root_causes(narrow, anomalies, settings.history)
+    return [_finding(a, c, rules, clock, annotations, metrics, settings)
+            for a, c in zip(anomalies, causes, strict=True)]  # fmt: skip
 
 
 def _at(day: dt.date) -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
 
 
-def root_cause(
-    derived: ibis.Table, a: SpendAnomaly, history_days: int, top: int = 3
+def root_causes(
+    narrow: ibis.Table, anomalies: Sequence[SpendAnomaly], history_days: int, top: int = 3
+) -> list[list[dict[str, Any]]]:
+    """The root cause of every anomaly (see the module), from one query over `_narrow`'s daily
+    sums: the cost per day of each other dimension's values, on the anomalies' values and days."""
+    parts = []
+    for dim in dict.fromkeys(a.dimension for a in anomalies):
+        mine = [a for a in anomalies if a.dimension == dim]
+        first = min(a.start for a in mine) - dt.timedelta(days=history_days)
+        d = narrow.filter(narrow[dim].isin(sorted({a.value for a in mine})),
+                          narrow.day >= first, narrow.day <= max(a.last for a in mine))  # fmt: skip
+        parts += [
+            d.group_by(anomaly_value=d[dim], day=d.day, value=d[name])
+            .aggregate(cost=d.cost.sum())
+            .mutate(anomaly_dimension=ibis.literal(dim), dimension=ibis.literal(name))
+            for name in CAUSE_DIMENSIONS
+            if name != dim
+        ]  # fmt: skip
+    by_scope: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in fetch.rows(_union(parts)) if parts else ():
+        by_scope[(r["anomaly_dimension"], r["anomaly_value"])].append(r)
+    return [_ranked(a, by_scope[(a.dimension, a.value)], history_days, top) for a in anomalies]
+
+
+def _ranked(
+    a: SpendAnomaly, rows: Sequence[Mapping[str, Any]], history_days: int, top: int
 ) -> list[dict[str, Any]]:
-    """The other dimensions' values ranked by the extra daily cost they carry in the anomaly."""
-    col = derived[DIMENSIONS[a.dimension]].cast("string")
-    before = _at(a.start) - dt.timedelta(days=history_days)
-    d = derived.filter(col == a.value, derived.ChargePeriodStart >= before,
-                       derived.ChargePeriodStart < _at(a.last) + DAY)  # fmt: skip
-    inside = d.ChargePeriodStart >= _at(a.start)
+    """One anomaly's causes: each other dimension's values ranked by the extra cost a day they
+    carry in the anomaly against the weeks before it, from its scope's daily sums."""
+    first = a.start - dt.timedelta(days=history_days)
+    sums: dict[tuple[str, str | None], list[Decimal]] = {}
+    for r in rows:
+        if first <= r["day"] <= a.last and r["cost"] is not None:
+            pair = sums.setdefault((r["dimension"], r["value"]), [Decimal(0), Decimal(0)])
+            pair[0 if r["day"] >= a.start else 1] += r["cost"]
     span = (a.last - a.start).days + 1
-    parts = [
-        d.group_by(d[DIMENSIONS[name]].cast("string").name("value"))
-        .aggregate(during=d.EffectiveCost.sum(where=inside).cast("float64"),
-                   before=d.EffectiveCost.sum(where=~inside).cast("float64"))
-        .mutate(dimension=ibis.literal(name))
-        for name in CAUSE_DIMENSIONS
-        if name != a.dimension
-    ]  # fmt: skip
-    out = []
-    for r in _union(parts).to_pyarrow().to_pylist():  # every dimension in one query
-        delta = (r["during"] or 0.0) / span - (r["before"] or 0.0) / history_days
-        out.append({"dimension": r["dimension"], "value": r["value"],
-                    "extra_per_day_usd": round(delta, 2)})  # fmt: skip
-    out.sort(key=lambda r: -r["extra_per_day_usd"])
-    return [r for r in out if r["extra_per_day_usd"] > 0][: top * 2]
+    ranked = sorted(
+        (-round(float(during) / span - float(before) / history_days, 2),
+         CAUSE_DIMENSIONS.index(dim), value is None, value or "", dim, value)
+        for (dim, value), (during, before) in sums.items()
+    )  # fmt: skip
+    return [{"dimension": dim, "value": value, "extra_per_day_usd": -minus}
+            for minus, _, _, _, dim, value in ranked if minus < 0][: top * 2]  # fmt: skip
 
 
 def _changes(annotations: ibis.Table | None, a: SpendAnomaly) -> list[dict[str, Any]]:
@@ -179,7 +222,7 @@ def _changes(annotations: ibis.Table | None, a: SpendAnomaly) -> list[dict[str, 
     n = annotations.filter(annotations.ts >= _at(a.start) - DAY, annotations.ts < _at(a.last) + DAY)
     return [
         {"ts": r["ts"].isoformat(), "kind": r["kind"], "text": r["text"]}
-        for r in n.select("ts", "kind", "text").order_by("ts").to_pyarrow().to_pylist()
+        for r in fetch.rows(n.select("ts", "kind", "text").order_by("ts"))
     ]
 
 
@@ -209,7 +252,7 @@ def verdict(
                        metrics.ts < _at(a.last) + DAY,
                        *[metrics.labels.get(k) == v for k, v in wanted.items()])  # fmt: skip
     sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for r in m.select("ts", "value", "labels").to_pyarrow().to_pylist():
+    for r in fetch.rows(m.select("ts", "value", "labels")):
         key = repr(sorted(dict(r["labels"] or []).items()))
         sums[key][0 if r["ts"] >= _at(a.start) else 1] += r["value"] or 0.0
     span = (a.last - a.start).days + 1
@@ -227,7 +270,7 @@ def verdict(
 
 def _finding(
     a: SpendAnomaly,
-    derived: ibis.Table,
+    causes: list[dict[str, Any]],
     rules: Rules,
     clock: Clock,
     annotations: ibis.Table | None,
@@ -235,7 +278,6 @@ def _finding(
     settings: Settings,
 ) -> Finding:
     impact = Decimal(repr(a.anomaly.impact)).quantize(CENT)
-    causes = root_cause(derived, a, settings.history)
     call, value_evidence = verdict(metrics, a, causes, settings.history)
     ratio = a.anomaly.observed / a.anomaly.expected if a.anomaly.expected > 0 else None
     severity = (

@@ -41,6 +41,7 @@ from costline.attribution.rules import Rules
 from costline.clock import Clock
 from costline.config import Threshold, Tier
 from costline.detect.signals import Signal, bucketed, signal
+from costline.ledger import fetch
 from costline.model import Finding, FindingKind, Severity, Window
 
 MAD_TO_SIGMA = 1.4826
@@ -93,10 +94,10 @@ def series(
     first, end = window_of(threshold, as_of, lookback)
     width = threshold.bucket_minutes * 60
     starts = list(range(first, end, width))
-    rows = bucketed(
+    rows = fetch.rows(bucketed(
         s, table, _utc(first), _utc(end), minutes=threshold.bucket_minutes, by=threshold.by,
         scope=threshold.scope, host_rates=host_rates,
-    ).to_pyarrow().to_pylist()  # fmt: skip
+    ))  # fmt: skip
     # A volume is 0 in an empty bucket only once the table has data: before its first row in the
     # window nothing was measured, and zeros there would make the first data a spike.
     covered = min(((r["bucket"] - first) // width for r in rows), default=0)

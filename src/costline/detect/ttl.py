@@ -13,6 +13,7 @@ import datetime as dt
 import ibis.expr.types as ir
 
 from costline.clock import Clock
+from costline.ledger import fetch
 from costline.model import Finding, FindingKind, Window
 
 FINISHED = ("succeeded", "completed", "failed", "cancelled", "terminated", "deleted")
@@ -27,7 +28,7 @@ def expired(workloads: ir.Table, now: dt.datetime, *, clock: Clock) -> list[Find
     )  # fmt: skip
     cols = ("workload_id", "kind", "name", "start", "owner", "team", "project", "environment",
             "gpus_requested", "gpu_model")  # fmt: skip
-    rows = due.select(*cols, expiry=due.start + due.ttl).to_pyarrow().to_pylist()
+    rows = fetch.rows(due.select(*cols, expiry=due.start + due.ttl))
     out = []
     for r in rows:
         expiry, ttl = r["expiry"], r["expiry"] - r["start"]

@@ -34,6 +34,7 @@ from costline.allocation.split import split
 from costline.attribution.registry import Declared
 from costline.attribution.rules import bucket_of, cost_layer
 from costline.economics.unit_costs import THOUSAND, coverage_pct, per
+from costline.ledger import fetch
 from costline.money import MONEY_CONTEXT
 from costline.sources.metrics import INFERENCE_REQUESTS, INFERENCE_SUCCESSES
 
@@ -133,7 +134,7 @@ def storage_shares(
         f"p{i}": s.size_bytes.sum(where=(s.bucket == b) & s.key.startswith(p))
         for i, (_, b, p) in enumerate(prefixes)
     }
-    got = s.aggregate(**sizes).to_pyarrow().to_pylist()[0]
+    got = fetch.rows(s.aggregate(**sizes))[0]
     period = lines.filter(lines.ChargePeriodStart >= start, lines.ChargePeriodStart < end)
     period = period.mutate(bucket=bucket_of(period), layer=cost_layer(period))
     billed = period.filter(
@@ -141,7 +142,7 @@ def storage_shares(
     )
     amounts = billed.group_by(["bucket", "layer"]).aggregate(cost=billed[cost].sum())
     out: dict[str, dict[str, Decimal]] = defaultdict(dict)
-    for row in amounts.to_pyarrow().to_pylist():
+    for row in fetch.rows(amounts):
         bucket, amount = row["bucket"], row["cost"] or ZERO
         whole = got[f"b{buckets.index(bucket)}"] or 0
         if not whole:
@@ -170,6 +171,6 @@ def inference_counts(
     m = m.filter(m.endpoint.isin(list(endpoints)))
     agg = m.group_by(["endpoint", "metric"]).aggregate(n=m.value.sum())
     out: dict[str, dict[str, float]] = defaultdict(dict)
-    for r in agg.to_pyarrow().to_pylist():
+    for r in fetch.rows(agg):
         out[r["endpoint"]][r["metric"]] = r["n"]
     return out

@@ -18,6 +18,7 @@ import ibis
 
 from costline.allocation.allocate import COST_COLUMNS, CostColumn
 from costline.allocation.gpu import gpus_by_host, with_host
+from costline.ledger import fetch
 from costline.money import MONEY_CONTEXT
 
 RATE_PLACES = Decimal("1e-6")
@@ -35,9 +36,7 @@ def rates(
 ) -> dict[str, dict[str, Any]]:  # fmt: skip
     """host -> provider, gpus, gpu_model and rate_per_gpu_hour (None: no bill in the lookback)."""
     hosts = gpus_by_host(samples, start, end)
-    known = {
-        r["host"]: {**r, "provider": None, "rate": None} for r in hosts.to_pyarrow().to_pylist()
-    }
+    known = {r["host"]: {**r, "provider": None, "rate": None} for r in fetch.rows(hosts)}
     past = lines.filter(
         lines.ChargePeriodStart >= start - lookback, lines.ChargePeriodStart < start
     )
@@ -46,7 +45,7 @@ def rates(
     agg = billed.group_by("host").aggregate(
         cost=billed[COST_COLUMNS[cost]].sum(), hours=(seconds / 3600).sum(), provider=billed.ProviderName.arbitrary()
     )  # fmt: skip
-    for r in agg.to_pyarrow().to_pylist():
+    for r in fetch.rows(agg):
         info = known[r["host"]]
         info["provider"] = r["provider"]
         if r["hours"] and info["gpus"] and r["cost"] is not None:
@@ -71,9 +70,7 @@ def nowcast(
     """Estimated cost per day, provider and source (`gpu`, `tokens`) in [start, end)."""
     host_rates = rates(lines, samples, start, end, lookback=lookback, cost=cost)
     s = samples.filter(samples.ts >= start, samples.ts < end, samples.host.notnull())
-    hours = (
-        s.group_by(["host", s.ts.truncate("h").name("hour")]).aggregate().to_pyarrow().to_pylist()
-    )
+    hours = fetch.rows(s.group_by(["host", s.ts.truncate("h").name("hour")]).aggregate())
     out: dict[tuple[dt.date, str, str], dict[str, Any]] = {}
     for r in hours:
         info = host_rates[r["host"]]
@@ -88,7 +85,7 @@ def nowcast(
     tokens = q.group_by([q.ts.date().name("day"), "provider"]).aggregate(
         cost=q.cost_usd.sum(), unpriced=q.requests.fill_null(1).sum(where=q.cost_usd.isnull())
     )
-    for r in tokens.to_pyarrow().to_pylist():
+    for r in fetch.rows(tokens):
         out[(r["day"], r["provider"] or "(unknown)", "tokens")] = {
             "estimate_usd": r["cost"] or Decimal(0),
             "gpu_hours": 0,
@@ -121,7 +118,7 @@ def reconcile(
     by_day = billed.group_by(
         [billed.ChargePeriodStart.date().name("day"), billed.ProviderName.name("provider")]
     ).aggregate(billed=billed[COST_COLUMNS[cost]].sum())
-    actual = {(r["day"], r["provider"]): r["billed"] for r in by_day.to_pyarrow().to_pylist()}
+    actual = {(r["day"], r["provider"]): r["billed"] for r in fetch.rows(by_day)}
     out = []
     for r in estimates:
         bill = actual.get((r["day"], r["provider"]))

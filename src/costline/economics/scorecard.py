@@ -29,6 +29,7 @@ from typing import Any
 import ibis
 
 from costline.economics.unit_costs import THOUSAND, per
+from costline.ledger import fetch
 
 QUEUE_METRIC = "queue_depth"
 FAILED = ("failed", "timeout", "out_of_memory", "node_fail", "boot_fail", "deadline")
@@ -66,28 +67,24 @@ def figures(
     r = r.filter(r.ts >= start, r.ts < end)
     priced = r.cost_usd.notnull()
     tokens = r.input_tokens.fill_null(0) + r.output_tokens.fill_null(0)
-    llm = (
+    llm = fetch.rows(
         r.aggregate(
             cost=r.cost_usd.sum(),
             requests=r.requests.fill_null(1).sum(where=priced),
             tokens=tokens.sum(where=priced),
             p95=r.latency_ms.quantile(0.95),
         )
-        .to_pyarrow()
-        .to_pylist()[0]
-    )
+    )[0]
     s = tables["gpu_samples"]
     s = s.filter(s.ts >= start, s.ts < end)
     activity = ibis.coalesce(s.gr_engine_active, s.gpu_util)
     weight = s.sample_seconds * s.time_slice_share.fill_null(1.0)
-    gpu = (
+    gpu = fetch.rows(
         s.aggregate(active=(activity * weight).sum(), measured=weight.sum(where=activity.notnull()))
-        .to_pyarrow()
-        .to_pylist()[0]
-    )
+    )[0]
     m = tables["metrics"]
     m = m.filter(m.metric == QUEUE_METRIC, m.ts >= start, m.ts < end)
-    queue = m.value.mean().to_pyarrow().as_py()
+    queue = fetch.value(m.value.mean())
     w = tables["workloads"]
     w = w.filter(w["end"] >= start, w["end"] < end, w.status.lower().isin(list(FAILED)))
     return {
@@ -98,7 +95,7 @@ def figures(
         else None,
         "latency_p95_ms": None if llm["p95"] is None else round(llm["p95"], 1),
         "queue_depth": None if queue is None else round(queue, 2),
-        "failed_jobs": int(w.count().to_pyarrow().as_py()),
+        "failed_jobs": int(fetch.value(w.count())),
     }
 
 

@@ -9,6 +9,7 @@ compared with the period just before it (same length): `change_pct`.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
@@ -29,6 +30,7 @@ from costline.allocation.gpu import holder
 from costline.allocation.idle import pool_rows
 from costline.allocation.split import split
 from costline.config import BusinessUnit
+from costline.ledger import fetch
 from costline.money import MONEY_CONTEXT
 
 THOUSAND = Decimal(1000)
@@ -60,9 +62,8 @@ def llm_units(requests: ibis.Table, start: dt.datetime, end: dt.datetime) -> lis
     ok = r.status.isnull() | r.status.lower().isin(
         ["ok", "success", "succeeded", "200", "completed"]
     )
-    rows = (
-        r.group_by(["model", "app"])
-        .aggregate(
+    rows = fetch.rows(
+        r.group_by(["model", "app"]).aggregate(
             requests=n.sum(),
             successes=n.sum(where=ok),
             input_tokens=r.input_tokens.sum(),
@@ -74,8 +75,6 @@ def llm_units(requests: ibis.Table, start: dt.datetime, end: dt.datetime) -> lis
             priced_output_tokens=r.output_tokens.sum(where=r.cost_usd.notnull()),
             unpriced=n.sum(where=r.cost_usd.isnull()),
         )
-        .to_pyarrow()
-        .to_pylist()
     )
     out = []
     for row in rows:
@@ -120,18 +119,21 @@ def gpu_units(
     """
     rows = allocation.rows.to_pylist()
     by_holder: dict[str, dict[str, Any]] = defaultdict(
-        lambda: {"seconds": 0.0, "idle": 0.0, "scheduled": 0.0, "cost": Decimal(0)}
+        lambda: {"seconds": [], "idle": [], "scheduled": [], "cost": Decimal(0)}
     )
     for r in rows:
         if r["kind"] in HELD_KINDS and r["holder"]:
             h = by_holder[r["holder"]]
-            h["seconds"] += r["gpu_seconds"]
+            h["seconds"].append(r["gpu_seconds"])
             h["cost"] = MONEY_CONTEXT.add(h["cost"], r["amount"])
             h["team"] = r["team"]
             if r["kind"] == GPU_HELD_IDLE:
-                h["idle"] += r["gpu_seconds"]
+                h["idle"].append(r["gpu_seconds"])
             if r["kind"] == GPU_SCHEDULED:
-                h["scheduled"] += r["gpu_seconds"]
+                h["scheduled"].append(r["gpu_seconds"])
+    for h in by_holder.values():  # exact float sums: the same whatever order the rows come in
+        for k in ("seconds", "idle", "scheduled"):
+            h[k] = math.fsum(h[k])
     # Orchestration: the period's control-plane cost (EKS, AKS, GKE, ...), shared by the GPU
     # workloads in proportion to the GPU-time they held.
     control = sum((r["amount"] for r in rows if r["cost_layer"] == "control_plane"), Decimal(0))
@@ -193,10 +195,7 @@ def _kinds(workloads: ibis.Table, ids: Sequence[str]) -> dict[str, str]:
         return {}
     wanted = ibis.memtable(pa.table({"wid": pa.array(list(ids), pa.string())}))  # not via pandas
     w = workloads.semi_join(wanted, workloads.workload_id == wanted.wid)
-    return {
-        r["workload_id"]: r["kind"]
-        for r in w.select("workload_id", "kind").to_pyarrow().to_pylist()
-    }
+    return {r["workload_id"]: r["kind"] for r in fetch.rows(w.select("workload_id", "kind"))}
 
 
 def _efficiency(samples: ibis.Table, start: dt.datetime, end: dt.datetime) -> dict[str, float]:
@@ -206,11 +205,7 @@ def _efficiency(samples: ibis.Table, start: dt.datetime, end: dt.datetime) -> di
                  a=ibis.coalesce(s.sm_active, s.gr_engine_active))  # fmt: skip
     s = s.filter(s.who.notnull() & s.a.notnull())
     agg = s.group_by("who").aggregate(num=(s.a * s.w).sum(), den=s.w.sum())
-    return {
-        r["who"]: round(100 * r["num"] / r["den"], 1)
-        for r in agg.to_pyarrow().to_pylist()
-        if r["den"]
-    }
+    return {r["who"]: round(100 * r["num"] / r["den"], 1) for r in fetch.rows(agg) if r["den"]}
 
 
 def business_units(
@@ -228,7 +223,7 @@ def business_units(
         )
         for key, value in unit.labels.items():
             m = m.filter(m.labels.get(key) == value)
-        count = m.value.sum().to_pyarrow().as_py() or 0.0
+        count = fetch.value(m.value.sum()) or 0.0
         out.append(
             {
                 "unit": unit.name,

@@ -24,6 +24,7 @@ from costline.config import Config
 from costline.economics.declared import declared_costs
 from costline.economics.scorecard import scorecard as scorecard_rows
 from costline.economics.unit_costs import business_units, gpu_units, llm_units, unit_costs
+from costline.ledger import fetch
 from costline.money import format_money
 
 TABLES = ("cost_lines", "gpu_samples", "workloads", "llm_requests", "metrics", "storage_objects")
@@ -51,7 +52,7 @@ class Registry:
     def of(cls, workloads: ibis.Table) -> Registry:
         entries = declared(workloads)
         linked = {r["workload_id"]: r["entry"]
-                  for r in links(workloads, entries).to_pyarrow().to_pylist()}  # fmt: skip
+                  for r in fetch.rows(links(workloads, entries))}  # fmt: skip
         return cls(entries, linked)
 
 

@@ -34,6 +34,7 @@ from costline.attribution.rules import (
     scope_column,
     select,
 )
+from costline.ledger import fetch
 from costline.model import Selector
 
 LINE_METRICS = ("cost_usd", "gpu_hours", "tokens", "storage_gb")
@@ -152,4 +153,4 @@ def unknown_gpu_lines(lines: ibis.Table, start: dt.datetime, end: dt.datetime) -
     d = derive_lines(lines.filter(lines.ChargePeriodStart >= start,
                                   lines.ChargePeriodStart < end))  # fmt: skip
     g = gpu_lines(d)
-    return int(g.filter(g.gpus.isnull()).count().to_pyarrow().as_py())
+    return int(fetch.value(g.filter(g.gpus.isnull()).count()))

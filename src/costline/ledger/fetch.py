@@ -1,0 +1,95 @@
+"""Executing Ibis expressions for the small results analytics read back (Arrow, rows, a scalar).
+
+Same results as `expr.to_pyarrow()`. On DuckDB the compiled SQL runs on the backend's own
+connection and the result is typed by Ibis' pyarrow mapper, because Ibis' DuckDB `to_pyarrow`
+imports its pandas converter on first use: 0.3-0.4 s of every command's start, for nothing.
+Other engines go through Ibis unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+from ibis.backends.duckdb import Backend as DuckDBBackend
+from ibis.formats.pyarrow import PyArrowData
+
+
+class _DuckDBArrow(PyArrowData):  # type: ignore[misc]
+    """Ibis' DuckDB Arrow mapper (`ibis.backends.duckdb.converter`), without its pandas half."""
+
+    @classmethod
+    def convert_scalar(cls, scalar: pa.Scalar, dtype: Any) -> pa.Scalar:
+        if dtype.is_null():
+            return pa.scalar(None)
+        return super().convert_scalar(scalar, dtype)
+
+    @classmethod
+    def convert_column(cls, column: pa.Array, dtype: Any) -> pa.Array:
+        if dtype.is_null():
+            return pa.nulls(len(column))
+        return super().convert_column(column, dtype)
+
+
+def arrow(expr: ir.Expr) -> Any:
+    """`expr.to_pyarrow()`: a table for a table, an array for a column, a scalar for a scalar."""
+    backend = ibis.get_backend(expr)
+    if not isinstance(backend, DuckDBBackend):
+        return expr.to_pyarrow()
+    backend._run_pre_execute_hooks(expr)  # registers the expression's memtables
+    table = expr.as_table()
+    result = backend.con.sql(backend.compile(table)).to_arrow_table()
+    return expr.__pyarrow_result__(result, data_mapper=_DuckDBArrow)
+
+
+def kept(stack: contextlib.ExitStack, table: ir.Table) -> ir.Table:
+    """`table` computed once into a temporary table of the engine, dropped when `stack` closes,
+    so that the queries reading it several times neither recompile nor rerun its plan; the
+    expression itself on an engine without temporary tables."""
+    if not ibis.get_backend(table).supports_temporary_tables:
+        return table
+    cached = table.cache()
+    stack.callback(cached.release)
+    return cached
+
+
+def rows(expr: ir.Table) -> list[dict[str, Any]]:
+    """A table expression's rows as dicts, as `to_pyarrow().to_pylist()` gives them."""
+    table: pa.Table = arrow(expr)
+    names = table.column_names
+    columns = [pylist(table.column(name)) for name in names]
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+def pylist(column: pa.ChunkedArray | pa.Array) -> list[Any]:
+    """`column.to_pylist()`, with UTC timestamps made 20-100x faster: Arrow converts each one
+    through `zoneinfo` (0.6 s for 30,000 of them); here each distinct instant is made once."""
+    kind = column.type
+    if not (pa.types.is_timestamp(kind) and kind.tz in _UTC and kind.unit in _MICROS):
+        return column.to_pylist()
+    scale = _MICROS[kind.unit]
+    made: dict[int, dt.datetime] = {}
+    out: list[Any] = []
+    for n in column.cast(pa.int64()).to_pylist():
+        if n is None:
+            out.append(None)
+            continue
+        at = made.get(n)
+        if at is None:
+            at = made[n] = _EPOCH + dt.timedelta(microseconds=n * scale)
+        out.append(at)
+    return out
+
+
+_UTC = ("UTC", "utc", "Etc/UTC", "+00:00")
+_MICROS = {"s": 1_000_000, "ms": 1_000, "us": 1}
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def value(expr: ir.Scalar) -> Any:
+    """A scalar expression's Python value (`to_pyarrow().as_py()`)."""
+    return arrow(expr).as_py()
