@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import importlib
 import json
 import logging
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -31,8 +32,6 @@ from costline.errors import ConfigError, CostlineError
 from costline.ledger.findings import Action, UnknownFinding
 from costline.model import InvalidSelector, InvalidTransition
 from costline.money import MONEY_CONTEXT
-from costline.notify.redact import redacted_config
-from costline.server import queries, reports, telemetry
 from costline.server.auth import Forbidden, Principal, Role, Unauthorized, require
 from costline.server.filters import (
     FILTER_DIMENSIONS,
@@ -41,7 +40,26 @@ from costline.server.filters import (
     check_known,
     make_filters,
 )
-from costline.server.reader import Reader
+
+if TYPE_CHECKING:
+    from costline.server import queries, reports, telemetry
+    from costline.server.reader import Reader
+    from costline.server.shared import Served
+else:
+
+    class _Later:
+        """A module imported when first used: the analysis stack (Ibis and all) is not needed to
+        start answering, so the server answers its first page before it has imported it."""
+
+        def __init__(self, name: str) -> None:
+            self._name = name
+
+        def __getattr__(self, attr: str) -> Any:
+            return getattr(importlib.import_module(self._name), attr)
+
+    queries = _Later("costline.server.queries")
+    reports = _Later("costline.server.reports")
+    telemetry = _Later("costline.server.telemetry")
 
 PREFIX = "/api/v1"
 log = logging.getLogger("costline.server")
@@ -89,8 +107,22 @@ def _json(body: bytes, status: int = 200) -> Response:
 def _answer(
     request: Request, endpoint: str, params: object, compute: Callable[[], Any]
 ) -> Response:
-    reader: Reader = request.app.state.reader
-    return _json(reader.cached(endpoint, params, lambda: encode(compute())))
+    return _json(_reader(request).cached(endpoint, params, lambda: encode(compute())))
+
+
+def _served(request: Request) -> Served:
+    served: Served = request.app.state.served
+    return served
+
+
+def _reader(request: Request) -> Reader:
+    """The reader this request reads from, the same for all of it (a newer copy of the ledger
+    may be swapped in meanwhile: see `server.shared`)."""
+    reader: Reader | None = getattr(request.state, "reader", None)
+    if reader is None:
+        reader = _served(request).current()
+        request.state.reader = reader
+    return reader
 
 
 # -- common parameters ---------------------------------------------------------------------------
@@ -153,8 +185,7 @@ Cost = Annotated[str, Query(description="effective (amortized, the default) or b
 @router.get("/health")
 def health(request: Request) -> Response:
     """The ledger this server reads, its schema version and its last billed day."""
-    reader: Reader = request.app.state.reader
-    body = queries.health(reader)
+    body = queries.health(_reader(request))
     scheduler = request.app.state.scheduler
     body["scheduler"] = _scheduler_status(scheduler) if scheduler is not None else None
     return _json(encode(body))
@@ -178,11 +209,6 @@ def _scheduler_status(scheduler: Any) -> dict[str, Any]:
 def meta_dimensions(request: Request, f: Common) -> Response:
     """The values of each filter dimension present in the window: for filter dropdowns."""
     return _answer(request, "dimensions", f.key, lambda: queries.dimensions(_reader(request), f))
-
-
-def _reader(request: Request) -> Reader:
-    reader: Reader = request.app.state.reader
-    return reader
 
 
 # -- cost ----------------------------------------------------------------------------------------
@@ -355,7 +381,7 @@ def _move(
     request: Request, fingerprint: str, action: Action, until: dt.datetime | None
 ) -> Response:
     check_known(request.query_params.keys(), ())
-    moved = queries.transition(_reader(request), fingerprint, action, until)
+    moved = queries.transition(_served(request), fingerprint, action, until)
     return _json(encode(moved))
 
 
@@ -398,7 +424,9 @@ def config(request: Request) -> Response:
     """The configuration the server runs with (secrets are environment variables: only their
     names appear; one written in a route's URL or headers shows as `[redacted]`), and the files
     it was read from."""
-    cfg = _reader(request).config
+    from costline.notify.redact import redacted_config
+
+    cfg = _served(request).config
     body = {"files": [str(p) for p in cfg.files], "config": redacted_config(cfg)}
     return _json(encode(body))
 
@@ -414,7 +442,7 @@ def reload_config(request: Request) -> Response:
             "again: start it with --config (or COSTLINE_CONFIG)"
         )
     fresh = load_config(path)
-    _reader(request).set_config(fresh)
+    _served(request).set_config(fresh)
     return _json(encode({"status": "reloaded", "files": [str(p) for p in fresh.files]}))
 
 
@@ -422,6 +450,45 @@ def reload_config(request: Request) -> Response:
 def whoami(caller: Annotated[Principal, viewer]) -> Response:
     """The caller's token name and role."""
     return _json(encode({"name": caller.name, "role": str(caller.role)}))
+
+
+# -- warming -------------------------------------------------------------------------------------
+
+DASHBOARD_TOP = 11  # the dashboard's spend charts ask for this many series (the rest: other)
+
+
+def warm_views(app: FastAPI, reader: Reader, current: Callable[[], bool] = lambda: True) -> None:
+    """Compute the views the dashboard's pages ask for first (default window and parameters)
+    on `reader`, so that their first visitors find them in the cache: each is computed once per
+    ledger version anyway (see `Reader.cached`). A view that fails is left for its request; it
+    stops when `current()` says a newer reader took over."""
+    request = Request({"type": "http", "app": app, "method": "GET", "path": PREFIX,
+                       "query_string": b"", "headers": []})  # fmt: skip
+    request.state.reader = reader
+    f = filters(request)
+    views: list[Callable[[], object]] = [
+        lambda: overview(request, f),
+        lambda: annotation_list(request, f),
+        lambda: meta_dimensions(request, f),
+        lambda: spend(request, f, by="team", top=DASHBOARD_TOP),
+        lambda: spend(request, f, by="model", top=DASHBOARD_TOP),
+        lambda: findings(request, f, status=["open"]),
+        lambda: budgets(request, f),
+        lambda: tokens(request, f),
+        lambda: gpu_utilization(request, f, by="pool"),
+        lambda: showback(request, f),
+        lambda: gpu_idle(request, f),
+        lambda: chargeback(request, f),
+        lambda: unit_costs(request, f),
+        lambda: forecast(request, f),
+    ]
+    for view in views:
+        if not current():
+            return
+        try:
+            view()
+        except Exception:  # its request computes it again and reports the failure
+            log.debug("warming a view failed", exc_info=True)
 
 
 # -- OpenAPI, docs and errors --------------------------------------------------------------------

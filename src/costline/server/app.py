@@ -22,17 +22,20 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from costline.clock import SYSTEM_CLOCK, Clock
 from costline.config import Config
-from costline.ledger.store import Ledger
 from costline.server import api
 from costline.server.auth import Auth
-from costline.server.reader import Reader
+from costline.server.shared import Served
+
+if TYPE_CHECKING:
+    from costline.ledger.store import Ledger
+    from costline.server.reader import Reader
 
 PAGES_MODULE = "costline.server.pages"
 log = logging.getLogger("costline.server")
@@ -50,7 +53,7 @@ class Scheduler(Protocol):
 
 
 def create_app(
-    ledger: Ledger,
+    ledger: Ledger | Served,
     config: Config,
     *,
     auth: Auth | None = None,
@@ -59,22 +62,32 @@ def create_app(
     clock: Clock = SYSTEM_CLOCK,
     warm: bool = True,
 ) -> FastAPI:
-    """The app over an open read-write `ledger`; it does not close the ledger.
+    """The app over an open read-write `ledger` (served directly; it does not close it), or over
+    a `Served` ledger (`costline serve`: a copy it reads, see `server.shared`; closed with it).
 
     `auth` defaults to no tokens (an open API); `config_path` is what `POST /api/v1/config/reload`
-    reads again (default: the files `config` was loaded from). `warm` builds the cube and compiles
-    the forecast models in the background at startup.
+    reads again (default: the files `config` was loaded from). `warm` builds the cube, computes
+    the dashboard's first views and compiles the forecast models in the background at startup.
     """
-    reader = Reader(ledger, config, clock=clock)
+    served = ledger if isinstance(ledger, Served) else Served.direct(ledger, config, clock=clock)
+
+    def ready(reader: Reader) -> None:
+        app.state.reader = reader  # the latest, for tests and tools; requests ask `served`
+        if warm:
+            reader.cube.warm()
+            api.warm_views(app, reader, lambda: served.latest() is reader)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Nothing here waits for the ledger: the first page is answered at once, and an API
+        # request waits only for the first copy's reader (see `Served.current`).
         if warm:
             threading.Thread(target=_compile_forecast, name="costline-warm", daemon=True).start()
-            try:  # before the first request: ~12 s for 10M cost lines on two cores
-                await asyncio.to_thread(reader.cube.warm)
-            except Exception:  # the first request builds it again, and reports what failed
-                log.exception("building the cost cube failed")
+        served.on_ready.append(ready)
+        if served.shared:
+            served.start()
+        else:
+            served.announce()
         if scheduler is not None:
             await _call(scheduler.start)
         try:
@@ -82,7 +95,7 @@ def create_app(
         finally:
             if scheduler is not None:
                 await _call(scheduler.stop)
-            reader.close()
+            served.close()
 
     app = FastAPI(
         title="costline",
@@ -93,7 +106,8 @@ def create_app(
         redoc_url=None,
         lifespan=lifespan,
     )
-    app.state.reader = reader
+    app.state.served = served
+    app.state.reader = served.current() if not served.shared else None
     app.state.auth = auth or Auth([])
     app.state.scheduler = scheduler
     app.state.refresh_seconds = config.server.refresh_seconds
@@ -102,7 +116,7 @@ def create_app(
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:
         """Liveness, without a token: the process answers; `ready` once the cube is built."""
-        return JSONResponse({"status": "ok", "ready": reader.cube.ready})
+        return JSONResponse({"status": "ok", "ready": served.ready})
 
     app.include_router(api.router)
     api.add_docs(app)
