@@ -25,6 +25,7 @@ def __getattr__(name: str) -> Any:
         return dt.Decimal(MONEY_PRECISION, MONEY_SCALE)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 _QUANTUM = Decimal(1).scaleb(-MONEY_SCALE)
 
 # Python's default decimal context keeps 28 significant digits, fewer than DECIMAL(38, 18) holds:
