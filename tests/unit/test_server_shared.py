@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from costline.clock import FixedClock
 from costline.config import Config
+from costline.ledger import locking
 from costline.ledger.store import Ledger
 from costline.model import Finding, FindingKind, Severity
 from costline.pipeline import ingest_files
@@ -26,6 +27,7 @@ from costline.server.reader import ResponseCache
 from costline.server.shared import Served, Snapshots
 from costline.sources.annotations import ANNOTATIONS
 from tests.helpers import FIXTURES
+from tests.unit.test_ledger_locking import hold
 
 WINDOW = {"start": "2025-03-01", "end": "2025-04-01"}  # the annotation fixtures' month
 
@@ -112,3 +114,26 @@ def test_an_aged_answer_is_given_while_its_successor_is_computed() -> None:
     while cache.get("k", slow) != 2 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert cache.get("k", slow) == 2
+
+
+def test_a_move_while_another_process_holds_the_ledger_is_a_503_naming_it(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(locking.WAIT_ENV, "0.3")
+    fingerprint = finding().fingerprint
+    with TestClient(create_app(Served(Config(), url=f"duckdb://{path}"), Config(),
+                               warm=False)) as client:  # fmt: skip
+        assert client.get("/api/v1/health").status_code == 200  # the copy is read
+        proc = hold(path, 30)
+        try:
+            moved = client.post(f"/api/v1/findings/{fingerprint}/ack")
+            assert moved.status_code == 503
+            error = moved.json()["error"]
+            assert error["code"] == "ledger_unavailable"
+            assert f"in use by another process (PID {proc.pid})" in error["message"]
+            assert "Could not set lock" not in moved.text
+            # Reads go on meanwhile, from the copy.
+            assert client.get(f"/api/v1/findings/{fingerprint}").json()["status"] == "open"
+        finally:
+            proc.kill()
+            proc.wait(10)

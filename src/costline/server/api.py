@@ -7,7 +7,8 @@ decimal strings (`"1234.56"`, never a float) and times as ISO-8601 UTC (`...Z`).
 
 Errors have one shape everywhere: `{"error": {"status": 400, "code": "bad_request", "message":
 "..."}}`: 400 a bad or unknown parameter, 401 no or a wrong token, 403 a role too low, 404 an
-unknown finding, 409 a move a finding's lifecycle does not allow.
+unknown finding, 409 a move a finding's lifecycle does not allow, 503 a move that could not open
+the ledger (another process held it longer than `COSTLINE_LOCK_WAIT`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from costline.config import load_config
-from costline.errors import ConfigError, CostlineError
+from costline.errors import ConfigError, CostlineError, LedgerError
 from costline.ledger.findings import Action, UnknownFinding
 from costline.model import InvalidSelector, InvalidTransition
 from costline.money import MONEY_CONTEXT
@@ -541,6 +542,7 @@ STATUS_OF: Mapping[type[Exception], tuple[int, str]] = {
     Forbidden: (403, "forbidden"),
     UnknownFinding: (404, "not_found"),
     InvalidTransition: (409, "invalid_transition"),
+    LedgerError: (503, "ledger_unavailable"),  # held by another process past the wait
     BadRequest: (400, "bad_request"),
     InvalidSelector: (400, "bad_request"),
     ConfigError: (400, "bad_configuration"),
