@@ -137,3 +137,18 @@ def test_a_move_while_another_process_holds_the_ledger_is_a_503_naming_it(
         finally:
             proc.kill()
             proc.wait(10)
+
+
+def test_an_answer_of_the_data_alone_is_not_computed_again_for_age() -> None:
+    cache = ResponseCache(seconds=0.01)
+    assert cache.get("report", lambda: 1, ages=False) == 1
+    time.sleep(0.05)
+    calls: list[int] = []
+
+    def again() -> int:
+        calls.append(1)
+        return 2
+
+    assert cache.get("report", again, ages=False) == 1
+    time.sleep(0.1)
+    assert cache.get("report", again, ages=False) == 1 and calls == []

@@ -111,6 +111,14 @@ def _answer(
     return _json(_reader(request).cached(endpoint, params, lambda: encode(compute())))
 
 
+def _answer_data(
+    request: Request, endpoint: str, params: object, compute: Callable[[], Any]
+) -> Response:
+    """`_answer` for a view of the data alone (no findings in it): kept per data version, so a
+    finding moved does not make the reports and telemetry views be computed again."""
+    return _json(_reader(request).cached_data(endpoint, params, lambda: encode(compute())))
+
+
 def _served(request: Request) -> Served:
     served: Served = request.app.state.served
     return served
@@ -253,7 +261,7 @@ def showback(
 ) -> Response:
     """`costline report showback`'s rows for the window: who spent what, GPU hosts split by
     GPU-time held; buckets add up to the bill with `__idle__`, `__shared__`, `__unallocated__`."""
-    return _answer(request, "showback", (f.key, by, idle, cost), lambda: reports.showback(
+    return _answer_data(request, "showback", (f.key, by, idle, cost), lambda: reports.showback(
         _reader(request), f, kind="showback", by=by, idle=idle, cost=cost))  # fmt: skip
 
 
@@ -261,7 +269,7 @@ def showback(
 def chargeback(request: Request, f: Common, by: By = "team", cost: Cost = "effective") -> Response:
     """`costline report chargeback`'s rows: showback with idle GPU cost shared over each pool's
     holders by GPU-time and the shared platform over owners."""
-    return _answer(request, "chargeback", (f.key, by, cost), lambda: reports.showback(
+    return _answer_data(request, "chargeback", (f.key, by, cost), lambda: reports.showback(
         _reader(request), f, kind="chargeback", by=by, cost=cost))  # fmt: skip
 
 
@@ -276,7 +284,7 @@ def unit_costs(
     business unit and declared run, with change against the previous period; its sentences; and
     cost per request, per 1K tokens, GPU utilization, p95 latency, queue depth and failed jobs
     side by side, week over week and month over month."""
-    return _answer(request, "unit-costs", (f.key, cost, top), lambda: reports.unit_report(
+    return _answer_data(request, "unit-costs", (f.key, cost, top), lambda: reports.unit_report(
         _reader(request), f, cost=cost, top=top))  # fmt: skip
 
 
@@ -317,14 +325,14 @@ def gpu_utilization(
     request: Request, f: Common, by: Annotated[str, Query(description="gpu or pool")] = "gpu"
 ) -> Response:
     """A GPU (or pool) x hour heatmap of utilization, 0-100; at most 200 rows."""
-    return _answer(request, "gpu/utilization", (f.key, by),
+    return _answer_data(request, "gpu/utilization", (f.key, by),
                    lambda: telemetry.gpu_utilization(_reader(request), f, by=by))  # fmt: skip
 
 
 @router.get("/gpu/idle")
 def gpu_idle(request: Request, f: Common) -> Response:
     """Per GPU pool: GPUs, GPU-hours, busy and idle hours, utilization and idle cost."""
-    return _answer(request, "gpu/idle", f.key, lambda: telemetry.gpu_idle(_reader(request), f))
+    return _answer_data(request, "gpu/idle", f.key, lambda: telemetry.gpu_idle(_reader(request), f))
 
 
 @router.get("/tokens")
@@ -334,7 +342,7 @@ def tokens(
     by: Annotated[str, Query(description="model, app, team or provider")] = "model",
 ) -> Response:
     """LLM requests, tokens, cost, cost per 1K tokens, cache-hit rate and context, and per day."""
-    return _answer(request, "tokens", (f.key, by),
+    return _answer_data(request, "tokens", (f.key, by),
                    lambda: telemetry.tokens(_reader(request), f, by=by))  # fmt: skip
 
 

@@ -31,8 +31,9 @@ line and its top movers are read from slices, so a new window costs no engine qu
 
 **Responses** are cached per (endpoint, parameters, version), computed once when many clients ask
 the same thing at the same time, and computed again in the background once `CACHE_SECONDS` old
-(the aged answer is given meanwhile); slices and other engine answers that depend
-only on the cost lines are cached per data version, so moving a finding does not drop them.
+(the aged answer is given meanwhile). Slices, allocations, the reports and the telemetry views,
+which depend on the data alone (every write of data is an ingestion), are cached per data version
+and never age: moving a finding does not drop them, and nothing recomputes them for age alone.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import itertools
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -243,8 +245,9 @@ class Reader:
         return self.cache.get(key, compute)
 
     def cached_data(self, name: str, params: Hashable, compute: Callable[[], T]) -> T:
-        """`cached`, for answers that depend on the cost lines and rules only (not findings)."""
-        return self.cache.get((name, params, self.data_version()), compute)
+        """`cached`, for answers that depend on the ledger's data and rules only (not findings,
+        not the time of day): kept while the data's version lasts, however old."""
+        return self.cache.get((name, params, self.data_version()), compute, ages=False)
 
     def slice(self, selector: Selector, dimension: str | None, column: str) -> Slice:
         """The cost (`column`: effective or billed) per day and value of `dimension` (None: one
@@ -443,7 +446,9 @@ class ResponseCache:
         self._refreshing: set[Hashable] = set()
         self._refresher: ThreadPoolExecutor | None = None
 
-    def get(self, key: Hashable, compute: Callable[[], T]) -> T:
+    def get(self, key: Hashable, compute: Callable[[], T], *, ages: bool = True) -> T:
+        """`compute()`'s answer for `key`; `ages=False` for an answer its key fully determines
+        (the data's version is in it): never computed again for age alone."""
         hit = self._lookup(key)
         if hit is not None:
             if time.monotonic() - hit[0] > self.seconds:
@@ -460,13 +465,13 @@ class ResponseCache:
             finally:
                 with self._lock:
                     self._pending.pop(key, None)
-            self._store(key, value)
+            self._store(key, value, ages)
             return value
 
-    def _store(self, key: Hashable, value: object) -> None:
+    def _store(self, key: Hashable, value: object, ages: bool = True) -> None:
         with self._lock:
             self._forget(key)
-            self._items[key] = (time.monotonic(), value)
+            self._items[key] = (time.monotonic() if ages else math.inf, value)
             self._bytes += _size(value)
             while len(self._items) > self.entries or self._bytes > self.max_bytes:
                 self._forget(next(iter(self._items)))
