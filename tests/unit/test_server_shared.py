@@ -152,3 +152,19 @@ def test_an_answer_of_the_data_alone_is_not_computed_again_for_age() -> None:
     assert cache.get("report", again, ages=False) == 1
     time.sleep(0.1)
     assert cache.get("report", again, ages=False) == 1 and calls == []
+
+
+def test_the_dashboards_first_views_are_computed_in_the_background_at_start(path: Path) -> None:
+    served = Served(Config(), url=f"duckdb://{path}")
+    with TestClient(create_app(served, Config(), warm=True)) as client:
+        wanted = {"overview", "spend", "findings", "budgets", "tokens", "gpu/utilization",
+                  "showback", "gpu/idle", "chargeback", "unit-costs", "forecast"}  # fmt: skip
+        deadline = time.monotonic() + 120
+        held: set[object] = set()
+        while time.monotonic() < deadline and not wanted <= held:
+            reader = served.latest()
+            if reader is not None:
+                held = {key[0] for key in list(reader.cache._items)}  # type: ignore[index]
+            time.sleep(0.1)
+        assert wanted <= held  # computed with no request asking for them
+        assert client.get("/api/v1/unit-costs").status_code == 200

@@ -461,45 +461,6 @@ def whoami(caller: Annotated[Principal, viewer]) -> Response:
     return _json(encode({"name": caller.name, "role": str(caller.role)}))
 
 
-# -- warming -------------------------------------------------------------------------------------
-
-DASHBOARD_TOP = 11  # the dashboard's spend charts ask for this many series (the rest: other)
-
-
-def warm_views(app: FastAPI, reader: Reader, current: Callable[[], bool] = lambda: True) -> None:
-    """Compute the views the dashboard's pages ask for first (default window and parameters)
-    on `reader`, so that their first visitors find them in the cache: each is computed once per
-    ledger version anyway (see `Reader.cached`). A view that fails is left for its request; it
-    stops when `current()` says a newer reader took over."""
-    request = Request({"type": "http", "app": app, "method": "GET", "path": PREFIX,
-                       "query_string": b"", "headers": []})  # fmt: skip
-    request.state.reader = reader
-    f = filters(request)
-    views: list[Callable[[], object]] = [
-        lambda: overview(request, f),
-        lambda: annotation_list(request, f),
-        lambda: meta_dimensions(request, f),
-        lambda: spend(request, f, by="team", top=DASHBOARD_TOP),
-        lambda: spend(request, f, by="model", top=DASHBOARD_TOP),
-        lambda: findings(request, f, status=["open"]),
-        lambda: budgets(request, f),
-        lambda: tokens(request, f),
-        lambda: gpu_utilization(request, f, by="pool"),
-        lambda: showback(request, f),
-        lambda: gpu_idle(request, f),
-        lambda: chargeback(request, f),
-        lambda: unit_costs(request, f),
-        lambda: forecast(request, f),
-    ]
-    for view in views:
-        if not current():
-            return
-        try:
-            view()
-        except Exception:  # its request computes it again and reports the failure
-            log.debug("warming a view failed", exc_info=True)
-
-
 # -- OpenAPI, docs and errors --------------------------------------------------------------------
 
 

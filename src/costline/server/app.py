@@ -2,12 +2,15 @@
 
     app = create_app(ledger, config, auth=Auth.from_sources(config.server, os.environ))
 
-The app reads the ledger through one `Reader` (see `server.reader`); the JSON API is mounted under
-`/api/v1` (see `server.api`), the dashboard (`server.pages`, when it is installed) at `/`, and
-`/healthz` answers liveness without a token. At startup (the lifespan) the cube is built
-before the first request is answered, a forecast is made once in the background (its first call
-imports statsforecast and compiles numba code, ~10 s) and the scheduler, when one is given, is
-started; on shutdown the scheduler stops before the reader closes.
+The app reads the ledger through a `Served` ledger (see `server.shared`: a copy of the ledger, read
+anew when another process writes it, or an open ledger served directly) and its current `Reader`
+(`server.reader`); the JSON API is mounted under `/api/v1` (see `server.api`), the dashboard
+(`server.pages`, when it is installed) at `/`, and `/healthz` answers liveness without a token.
+At startup (the lifespan) nothing waits for the ledger: the pages answer at once while the ledger
+is read in the background, its cube built and the dashboard's first views computed
+(`warm_views`); a forecast is made once in the background (its first call imports statsforecast
+and compiles numba code, ~10 s) and the scheduler, when one is given, is started; on shutdown the
+scheduler stops before the served ledger closes.
 """
 
 from __future__ import annotations
@@ -20,11 +23,11 @@ import importlib.util
 import inspect
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from costline.clock import SYSTEM_CLOCK, Clock
@@ -75,7 +78,7 @@ def create_app(
         app.state.reader = reader  # the latest, for tests and tools; requests ask `served`
         if warm:
             reader.cube.warm()
-            api.warm_views(app, reader, lambda: served.latest() is reader)
+            warm_views(app, reader, lambda: served.latest() is reader)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -155,6 +158,43 @@ async def _call(method: Any) -> None:
         await method()
     else:
         await asyncio.to_thread(method)
+
+
+DASHBOARD_TOP = 11  # the dashboard's spend charts ask for this many series (the rest: other)
+
+
+def warm_views(app: FastAPI, reader: Reader, current: Callable[[], bool] = lambda: True) -> None:
+    """Compute the views the dashboard's pages ask for first (default window and parameters)
+    on `reader`, so that their first visitors find them in the cache: each is computed once per
+    ledger version anyway (see `Reader.cached`). A view that fails is left for its request; it
+    stops when `current()` says a newer reader took over."""
+    request = Request({"type": "http", "app": app, "method": "GET", "path": api.PREFIX,
+                       "query_string": b"", "headers": []})  # fmt: skip
+    request.state.reader = reader
+    f = api.filters(request)
+    views: list[Callable[[], object]] = [
+        lambda: api.overview(request, f),
+        lambda: api.annotation_list(request, f),
+        lambda: api.meta_dimensions(request, f),
+        lambda: api.spend(request, f, by="team", top=DASHBOARD_TOP),
+        lambda: api.spend(request, f, by="model", top=DASHBOARD_TOP),
+        lambda: api.findings(request, f, status=["open"]),
+        lambda: api.budgets(request, f),
+        lambda: api.tokens(request, f),
+        lambda: api.gpu_utilization(request, f, by="pool"),
+        lambda: api.showback(request, f),
+        lambda: api.gpu_idle(request, f),
+        lambda: api.chargeback(request, f),
+        lambda: api.unit_costs(request, f),
+        lambda: api.forecast(request, f),
+    ]
+    for view in views:
+        if not current():
+            return
+        try:
+            view()
+        except Exception:  # its request computes it again and reports the failure
+            log.debug("warming a view failed", exc_info=True)
 
 
 def _compile_forecast() -> None:
