@@ -130,14 +130,17 @@ def first_answer(proc: subprocess.Popen[bytes], port: int, path: str) -> float:
     import httpx
 
     deadline = time.perf_counter() + 600
-    while time.perf_counter() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}{path}", timeout=600).status_code == 200:
-                return time.perf_counter()
-        except httpx.HTTPError:
-            time.sleep(0.005)
-        if proc.poll() is not None:
-            raise SystemExit(f"costline serve exited:\n{proc.stderr.read().decode()[-3000:]}")  # type: ignore[union-attr]
+    # One client for all the tries: making one per try (an SSL context each) would take the CPU
+    # the starting server needs.
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600) as http:
+        while time.perf_counter() < deadline:
+            try:
+                if http.get(path).status_code == 200:
+                    return time.perf_counter()
+            except httpx.HTTPError:
+                time.sleep(0.01)
+            if proc.poll() is not None:
+                raise SystemExit(f"costline serve exited:\n{proc.stderr.read().decode()[-3000:]}")  # type: ignore[union-attr]
     proc.kill()
     raise SystemExit(f"costline serve did not answer {path} in 600 s")
 

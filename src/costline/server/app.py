@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 PAGES_MODULE = "costline.server.pages"
 log = logging.getLogger("costline.server")
+START_GRACE_SECONDS = 0.25  # the ledger is read this long after startup (see the lifespan)
 
 
 class Scheduler(Protocol):
@@ -74,28 +75,32 @@ def create_app(
     """
     served = ledger if isinstance(ledger, Served) else Served.direct(ledger, config, clock=clock)
 
+    compiling: list[threading.Thread] = []
+
     def ready(reader: Reader) -> None:
         app.state.reader = reader  # the latest, for tests and tools; requests ask `served`
         if warm:
+            if not compiling:  # once, beside the first reader's cube and views
+                compiling.append(threading.Thread(target=_compile_forecast, daemon=True))
+                compiling[0].start()
             reader.cube.warm()
             warm_views(app, reader, lambda: served.latest() is reader)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Nothing here waits for the ledger: the first page is answered at once, and an API
-        # request waits only for the first copy's reader (see `Served.current`).
-        if warm:
-            threading.Thread(target=_compile_forecast, name="costline-warm", daemon=True).start()
+        # request waits only for the first copy's reader (see `Served.current`). The ledger is
+        # read a moment later, so that the requests already queued on the socket (a browser's
+        # first page) do not share the interpreter with that work.
         served.on_ready.append(ready)
-        if served.shared:
-            served.start()
-        else:
-            served.announce()
+        begin = served.start if served.shared else served.announce
+        later = asyncio.get_running_loop().call_later(START_GRACE_SECONDS, begin)
         if scheduler is not None:
             await _call(scheduler.start)
         try:
             yield
         finally:
+            later.cancel()
             if scheduler is not None:
                 await _call(scheduler.stop)
             served.close()
