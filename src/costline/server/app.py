@@ -75,14 +75,9 @@ def create_app(
     """
     served = ledger if isinstance(ledger, Served) else Served.direct(ledger, config, clock=clock)
 
-    compiling: list[threading.Thread] = []
-
     def ready(reader: Reader) -> None:
         app.state.reader = reader  # the latest, for tests and tools; requests ask `served`
         if warm:
-            if not compiling:  # once, beside the first reader's cube and views
-                compiling.append(threading.Thread(target=_compile_forecast, daemon=True))
-                compiling[0].start()
             reader.cube.warm()
             warm_views(app, reader, lambda: served.latest() is reader)
 
@@ -93,7 +88,14 @@ def create_app(
         # read a moment later, so that the requests already queued on the socket (a browser's
         # first page) do not share the interpreter with that work.
         served.on_ready.append(ready)
-        begin = served.start if served.shared else served.announce
+
+        def begin() -> None:
+            if warm:  # beside the ledger's first read, so the first overview need not wait
+                threading.Thread(
+                    target=_compile_forecast, name="costline-warm", daemon=True
+                ).start()
+            served.start() if served.shared else served.announce()
+
         later = asyncio.get_running_loop().call_later(START_GRACE_SECONDS, begin)
         if scheduler is not None:
             await _call(scheduler.start)
