@@ -28,6 +28,7 @@ import duckdb
 from costline.errors import LedgerError
 
 DEFAULT_WAIT_SECONDS = 60.0
+UPGRADE_WAIT_SECONDS = 2.0  # a reader that must upgrade an older ledger waits only this long
 NOTICE_AFTER_SECONDS = 2.0
 WAIT_ENV = "COSTLINE_LOCK_WAIT"
 T = TypeVar("T")
@@ -50,6 +51,14 @@ def ledger_path(url: str) -> str:
             f"{scheme} engines are read through Ibis (costline.open_backend)"
         )
     return url
+
+
+class LedgerBusy(LedgerError):
+    """Another process held the ledger for longer than the wait; `holder` says who, in words."""
+
+    def __init__(self, message: str, holder: str) -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 def is_lock_error(exc: BaseException) -> bool:
@@ -93,10 +102,11 @@ def retry(
                 raise
             waited = time.monotonic() - started
             if waited >= limit:
-                raise LedgerError(
-                    f"the ledger {path} is in use by {holder(path, str(exc))} and was not free "
-                    f"after {waited:.0f} s of waiting; try again when it is done (or raise "
-                    f"{WAIT_ENV}, in seconds)"
+                who = holder(path, str(exc))
+                raise LedgerBusy(
+                    f"the ledger {path} is in use by {who} and was not free after {waited:.0f} s "
+                    f"of waiting; try again when it is done (or raise {WAIT_ENV}, in seconds)",
+                    who,
                 ) from None
             if not told and waited >= NOTICE_AFTER_SECONDS:
                 told = True

@@ -121,13 +121,15 @@ class Ledger:
         self._run("SET preserve_insertion_order = false")
 
     def _migrate_then_reopen(self) -> None:
+        wait = min(locking.wait_seconds(), locking.UPGRADE_WAIT_SECONDS)
         try:
-            con = locking.connect(self.path)
-        except duckdb.Error as exc:
+            con = locking.connect(self.path, wait=wait)
+        except (duckdb.Error, locking.LedgerBusy) as exc:
+            why = f"in use by {exc.holder}" if isinstance(exc, locking.LedgerBusy) else str(exc)
             raise LedgerError(
                 f"the ledger {self.path} is at an older schema and could not be upgraded now "
-                f"({str(exc).splitlines()[0]}); run `costline migrate` when nothing else has it open"
-            ) from exc
+                f"({why.splitlines()[0]}); run `costline migrate` when nothing else has it open"
+            ) from None
         try:
             migrations.migrate(con)
         finally:
