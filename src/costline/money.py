@@ -4,13 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Context, Decimal, localcontext
+from typing import TYPE_CHECKING, Any
 
-import ibis.expr.datatypes as dt
+if TYPE_CHECKING:
+    import ibis.expr.datatypes as dt
+
+    MONEY_DTYPE: dt.Decimal
 
 MONEY_PRECISION = 38
 MONEY_SCALE = 18
 MONEY_SQL = f"DECIMAL({MONEY_PRECISION},{MONEY_SCALE})"
-MONEY_DTYPE = dt.Decimal(MONEY_PRECISION, MONEY_SCALE)
+
+
+def __getattr__(name: str) -> Any:
+    """`MONEY_DTYPE`, Ibis's DECIMAL(38, 18), made when first asked for: the server answers its
+    first page (which needs `MONEY_CONTEXT`) before it has imported Ibis."""
+    if name == "MONEY_DTYPE":
+        import ibis.expr.datatypes as dt
+
+        return dt.Decimal(MONEY_PRECISION, MONEY_SCALE)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _QUANTUM = Decimal(1).scaleb(-MONEY_SCALE)
 

@@ -159,8 +159,10 @@ def migrate_cmd() -> None:
         raise LedgerError(f"no ledger at {path}: ingest something first")
     import duckdb
 
+    from costline.ledger import locking
+
     try:
-        con = duckdb.connect(path)
+        con = locking.connect(path)
     except duckdb.Error as exc:
         raise LedgerError(f"cannot open the ledger {path} to write: {exc}") from exc
     try:
@@ -245,6 +247,7 @@ def _register_source_commands() -> None:
         sync,
         telemetry,
         thresholds,
+        triage,
         usage,
         workloads,
     )
@@ -253,6 +256,7 @@ def _register_source_commands() -> None:
         module.register(app, ingest_app)
     reports.register(app)
     detect.register(app)
+    triage.register(app)
     budgets.register(app)
     forecast.register(app)
     notify.register(app)

@@ -1,9 +1,10 @@
 """`costline serve`: the JSON API and the dashboard over the ledger, with the scheduler.
 
-The server opens the ledger read-write once (DuckDB has one writing process: while it runs, other
-costline commands on the same ledger cannot write it; use the API). It listens on its socket before
-printing its URL, so `--port 0` picks a free port, the printed URL is the real one, and a request
-sent while the server builds its cost cube (seconds on a large ledger) waits rather than fails.
+The server does not keep the ledger open: it reads a copy, taken again when another command has
+written the ledger, and opens the ledger itself only for its own writes (`server.shared`), so every
+other command works while it runs. It listens on its socket before printing its URL, so `--port 0`
+picks a free port, the printed URL is the real one, and a request sent while the server reads the
+ledger at startup waits rather than fails.
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ import ipaddress
 import os
 import socket
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from costline.ledger.store import Ledger
 
 
 class RoleName(enum.StrEnum):
@@ -51,9 +55,9 @@ def serve_cmd(
     from costline.cli.context import ledger_url, state
     from costline.cli.output import err_console, out_console
     from costline.config import load_config, resolve_config_path
-    from costline.ledger.store import Ledger
     from costline.server.app import Scheduler, create_app
     from costline.server.auth import Auth
+    from costline.server.shared import Served
 
     config = load_config(state.config_path)
     auth = Auth.from_sources(config.server, os.environ, token=token, role=role.value)
@@ -65,30 +69,53 @@ def serve_cmd(
         )
     sock = _bind(host, port)
     bound = sock.getsockname()[1]
-    with Ledger(ledger_url()) as ledger:
-        scheduler: Scheduler | None = None
-        changed: list[object] = []
-        if not no_scheduler:
-            from costline.server.scheduler import Scheduler as Periodic
+    from costline.ledger.locking import ledger_path
 
-            interval = dt.timedelta(minutes=config.server.interval_minutes)
-            scheduler = Periodic(ledger, config, interval=interval,
-                                 on_sync=lambda _report: _notify(changed))  # fmt: skip
-        app = create_app(ledger, config, auth=auth, scheduler=scheduler,
-                         config_path=resolve_config_path(state.config_path))  # fmt: skip
-        changed.append(app.state.reader.changed)
-        url = f"http://{_url_host(host)}:{bound}"
-        out_console().print(
-            f"costline is serving {ledger.path} at {url}/ (API {url}/api/v1, docs "
-            f"{url}/api/v1/docs){'' if auth.enabled else '; no API tokens: the API is open'}",
-            soft_wrap=True,
-            highlight=False,
-        )
-        sys.stdout.flush()
-        server = uvicorn.Server(
-            uvicorn.Config(app, log_level=log_level, proxy_headers=False, server_header=False)
-        )
-        server.run(sockets=[sock])
+    url = ledger_url()
+    path = ledger_path(url)
+    if path == ":memory:":  # nobody else can open it: serve it directly
+        from costline.fx import configured_rates
+        from costline.ledger.store import Ledger
+
+        ledger: Ledger | Served = Ledger(url, fx_rates=configured_rates(config.fx, config.base_dir))
+    else:  # read from copies (see server.shared): opened, and the analysis imported, meanwhile
+        ledger = Served(config, url=url)
+    scheduler: Scheduler | None = None
+    changed: list[object] = []
+    if not no_scheduler:
+        from costline.server.scheduler import Scheduler as Periodic
+
+        interval = dt.timedelta(minutes=config.server.interval_minutes)
+        opener = ledger.open_ledger if isinstance(ledger, Served) else ledger
+        scheduler = Periodic(opener, config, interval=interval,
+                             on_sync=lambda _report: _notify(changed))  # fmt: skip
+    app = create_app(ledger, config, auth=auth, scheduler=scheduler,
+                     config_path=resolve_config_path(state.config_path))  # fmt: skip
+    changed.append(lambda: _changed(app))
+    base = f"http://{_url_host(host)}:{bound}"
+    out_console().print(
+        f"costline is serving {path} at {base}/ (API {base}/api/v1, docs "
+        f"{base}/api/v1/docs){'' if auth.enabled else '; no API tokens: the API is open'}",
+        soft_wrap=True,
+        highlight=False,
+    )
+    sys.stdout.flush()
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level=log_level, proxy_headers=False, server_header=False)
+    )
+    if isinstance(ledger, Served):
+        ledger.address = base  # named in its marker: see `ledger.locking`
+    server.run(sockets=[sock])
+    if not isinstance(ledger, Served):
+        ledger.close()
+
+
+def _changed(app: object) -> None:
+    """The scheduler synced: what the server caches is stale (a copy is taken anew anyway)."""
+    reader = getattr(getattr(app, "state", None), "served", None)
+    latest = reader.latest() if reader is not None else None
+    if latest is not None:
+        latest.changed()
 
 
 def _notify(callbacks: list[object]) -> None:

@@ -12,6 +12,7 @@ import duckdb
 import pyarrow as pa
 
 from costline.errors import LedgerError
+from costline.ledger import locking
 from costline.ledger.sql import run
 from costline.ledger.store import ledger_path
 
@@ -39,7 +40,7 @@ def run_sql(url: str, sql: str) -> pa.Table:
     if path != ":memory:" and not Path(path).exists():
         raise LedgerError(f"no ledger at {path}: ingest something first")
     try:
-        con = duckdb.connect(path, read_only=True)
+        con = locking.connect(path, read_only=True)
     except duckdb.Error as exc:
         raise LedgerError(f"cannot open the ledger {path} read-only: {exc}") from exc
     try:

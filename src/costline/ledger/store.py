@@ -27,27 +27,12 @@ from costline import faults, schema
 from costline.clock import SYSTEM_CLOCK, Clock
 from costline.errors import CostlineError, IngestError, LedgerError
 from costline.fx import reporting_lines
-from costline.ledger import DEFAULT_LEDGER_URL, migrations, parts
+from costline.ledger import DEFAULT_LEDGER_URL, locking, migrations, parts
 from costline.ledger import findings as ledger_findings
+from costline.ledger.locking import ledger_path
 from costline.ledger.sql import run, run_one
 from costline.model import Finding
 from costline.sources.base import SourceBatch
-
-
-def ledger_path(url: str) -> str:
-    """The DuckDB database path of a ledger URL (`duckdb:///abs/path`, `duckdb://rel/path`, a path)."""
-    if url.startswith("duckdb://"):
-        rest = url[len("duckdb://") :]
-        if not rest:
-            raise LedgerError(f"ledger URL {url!r} names no database file")
-        return rest
-    if "://" in url:
-        scheme = url.split("://", 1)[0]
-        raise LedgerError(
-            f"ledger URL {url!r}: only duckdb:// ledgers can be written; "
-            f"{scheme} engines are read through Ibis (costline.open_backend)"
-        )
-    return url
 
 
 @dataclass(frozen=True)
@@ -122,23 +107,27 @@ class Ledger:
             self._migrate_then_reopen()
 
     def _connect(self) -> None:
+        # Another process's lock (a running `costline serve` copying or writing) is waited for.
         try:
-            self._ibis: DuckDBBackend = ibis.duckdb.connect(self.path, read_only=self.read_only)
+            con = locking.connect(self.path, read_only=self.read_only)
         except duckdb.IOException as exc:
             raise LedgerError(f"cannot open the ledger {self.path}: {exc}") from exc
-        self.con: duckdb.DuckDBPyConnection = self._ibis.con
+        self._ibis: DuckDBBackend = ibis.duckdb.from_connection(con)
+        self.con: duckdb.DuckDBPyConnection = con
         self._run("SET TimeZone = 'UTC'")
         # Row order in the ledger carries no meaning; letting inserts run unordered parallelises them.
         self._run("SET preserve_insertion_order = false")
 
     def _migrate_then_reopen(self) -> None:
+        wait = min(locking.wait_seconds(), locking.UPGRADE_WAIT_SECONDS)
         try:
-            con = duckdb.connect(self.path)
-        except duckdb.Error as exc:
+            con = locking.connect(self.path, wait=wait)
+        except (duckdb.Error, locking.LedgerBusy) as exc:
+            why = f"in use by {exc.holder}" if isinstance(exc, locking.LedgerBusy) else str(exc)
             raise LedgerError(
                 f"the ledger {self.path} is at an older schema and could not be upgraded now "
-                f"({str(exc).splitlines()[0]}); run `costline migrate` when nothing else has it open"
-            ) from exc
+                f"({why.splitlines()[0]}); run `costline migrate` when nothing else has it open"
+            ) from None
         try:
             migrations.migrate(con)
         finally:

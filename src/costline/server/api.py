@@ -7,18 +7,20 @@ decimal strings (`"1234.56"`, never a float) and times as ISO-8601 UTC (`...Z`).
 
 Errors have one shape everywhere: `{"error": {"status": 400, "code": "bad_request", "message":
 "..."}}`: 400 a bad or unknown parameter, 401 no or a wrong token, 403 a role too low, 404 an
-unknown finding, 409 a move a finding's lifecycle does not allow.
+unknown finding, 409 a move a finding's lifecycle does not allow, 503 a move that could not open
+the ledger (another process held it longer than `COSTLINE_LOCK_WAIT`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import html
+import importlib
 import json
 import logging
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,12 +29,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from costline.config import load_config
-from costline.errors import ConfigError, CostlineError
+from costline.errors import ConfigError, CostlineError, LedgerError
 from costline.ledger.findings import Action, UnknownFinding
 from costline.model import InvalidSelector, InvalidTransition
 from costline.money import MONEY_CONTEXT
-from costline.notify.redact import redacted_config
-from costline.server import queries, reports, telemetry
 from costline.server.auth import Forbidden, Principal, Role, Unauthorized, require
 from costline.server.filters import (
     FILTER_DIMENSIONS,
@@ -41,7 +41,26 @@ from costline.server.filters import (
     check_known,
     make_filters,
 )
-from costline.server.reader import Reader
+
+if TYPE_CHECKING:
+    from costline.server import queries, reports, telemetry
+    from costline.server.reader import Reader
+    from costline.server.shared import Served
+else:
+
+    class _Later:
+        """A module imported when first used: the analysis stack (Ibis and all) is not needed to
+        start answering, so the server answers its first page before it has imported it."""
+
+        def __init__(self, name: str) -> None:
+            self._name = name
+
+        def __getattr__(self, attr: str) -> Any:
+            return getattr(importlib.import_module(self._name), attr)
+
+    queries = _Later("costline.server.queries")
+    reports = _Later("costline.server.reports")
+    telemetry = _Later("costline.server.telemetry")
 
 PREFIX = "/api/v1"
 log = logging.getLogger("costline.server")
@@ -89,8 +108,30 @@ def _json(body: bytes, status: int = 200) -> Response:
 def _answer(
     request: Request, endpoint: str, params: object, compute: Callable[[], Any]
 ) -> Response:
-    reader: Reader = request.app.state.reader
-    return _json(reader.cached(endpoint, params, lambda: encode(compute())))
+    return _json(_reader(request).cached(endpoint, params, lambda: encode(compute())))
+
+
+def _answer_data(
+    request: Request, endpoint: str, params: object, compute: Callable[[], Any]
+) -> Response:
+    """`_answer` for a view of the data alone (no findings in it): kept per data version, so a
+    finding moved does not make the reports and telemetry views be computed again."""
+    return _json(_reader(request).cached_data(endpoint, params, lambda: encode(compute())))
+
+
+def _served(request: Request) -> Served:
+    served: Served = request.app.state.served
+    return served
+
+
+def _reader(request: Request) -> Reader:
+    """The reader this request reads from, the same for all of it (a newer copy of the ledger
+    may be swapped in meanwhile: see `server.shared`)."""
+    reader: Reader | None = getattr(request.state, "reader", None)
+    if reader is None:
+        reader = _served(request).current()
+        request.state.reader = reader
+    return reader
 
 
 # -- common parameters ---------------------------------------------------------------------------
@@ -153,8 +194,7 @@ Cost = Annotated[str, Query(description="effective (amortized, the default) or b
 @router.get("/health")
 def health(request: Request) -> Response:
     """The ledger this server reads, its schema version and its last billed day."""
-    reader: Reader = request.app.state.reader
-    body = queries.health(reader)
+    body = queries.health(_reader(request))
     scheduler = request.app.state.scheduler
     body["scheduler"] = _scheduler_status(scheduler) if scheduler is not None else None
     return _json(encode(body))
@@ -178,11 +218,6 @@ def _scheduler_status(scheduler: Any) -> dict[str, Any]:
 def meta_dimensions(request: Request, f: Common) -> Response:
     """The values of each filter dimension present in the window: for filter dropdowns."""
     return _answer(request, "dimensions", f.key, lambda: queries.dimensions(_reader(request), f))
-
-
-def _reader(request: Request) -> Reader:
-    reader: Reader = request.app.state.reader
-    return reader
 
 
 # -- cost ----------------------------------------------------------------------------------------
@@ -226,7 +261,7 @@ def showback(
 ) -> Response:
     """`costline report showback`'s rows for the window: who spent what, GPU hosts split by
     GPU-time held; buckets add up to the bill with `__idle__`, `__shared__`, `__unallocated__`."""
-    return _answer(request, "showback", (f.key, by, idle, cost), lambda: reports.showback(
+    return _answer_data(request, "showback", (f.key, by, idle, cost), lambda: reports.showback(
         _reader(request), f, kind="showback", by=by, idle=idle, cost=cost))  # fmt: skip
 
 
@@ -234,7 +269,7 @@ def showback(
 def chargeback(request: Request, f: Common, by: By = "team", cost: Cost = "effective") -> Response:
     """`costline report chargeback`'s rows: showback with idle GPU cost shared over each pool's
     holders by GPU-time and the shared platform over owners."""
-    return _answer(request, "chargeback", (f.key, by, cost), lambda: reports.showback(
+    return _answer_data(request, "chargeback", (f.key, by, cost), lambda: reports.showback(
         _reader(request), f, kind="chargeback", by=by, cost=cost))  # fmt: skip
 
 
@@ -249,7 +284,7 @@ def unit_costs(
     business unit and declared run, with change against the previous period; its sentences; and
     cost per request, per 1K tokens, GPU utilization, p95 latency, queue depth and failed jobs
     side by side, week over week and month over month."""
-    return _answer(request, "unit-costs", (f.key, cost, top), lambda: reports.unit_report(
+    return _answer_data(request, "unit-costs", (f.key, cost, top), lambda: reports.unit_report(
         _reader(request), f, cost=cost, top=top))  # fmt: skip
 
 
@@ -290,14 +325,14 @@ def gpu_utilization(
     request: Request, f: Common, by: Annotated[str, Query(description="gpu or pool")] = "gpu"
 ) -> Response:
     """A GPU (or pool) x hour heatmap of utilization, 0-100; at most 200 rows."""
-    return _answer(request, "gpu/utilization", (f.key, by),
+    return _answer_data(request, "gpu/utilization", (f.key, by),
                    lambda: telemetry.gpu_utilization(_reader(request), f, by=by))  # fmt: skip
 
 
 @router.get("/gpu/idle")
 def gpu_idle(request: Request, f: Common) -> Response:
     """Per GPU pool: GPUs, GPU-hours, busy and idle hours, utilization and idle cost."""
-    return _answer(request, "gpu/idle", f.key, lambda: telemetry.gpu_idle(_reader(request), f))
+    return _answer_data(request, "gpu/idle", f.key, lambda: telemetry.gpu_idle(_reader(request), f))
 
 
 @router.get("/tokens")
@@ -307,7 +342,7 @@ def tokens(
     by: Annotated[str, Query(description="model, app, team or provider")] = "model",
 ) -> Response:
     """LLM requests, tokens, cost, cost per 1K tokens, cache-hit rate and context, and per day."""
-    return _answer(request, "tokens", (f.key, by),
+    return _answer_data(request, "tokens", (f.key, by),
                    lambda: telemetry.tokens(_reader(request), f, by=by))  # fmt: skip
 
 
@@ -355,7 +390,7 @@ def _move(
     request: Request, fingerprint: str, action: Action, until: dt.datetime | None
 ) -> Response:
     check_known(request.query_params.keys(), ())
-    moved = queries.transition(_reader(request), fingerprint, action, until)
+    moved = queries.transition(_served(request), fingerprint, action, until)
     return _json(encode(moved))
 
 
@@ -398,7 +433,9 @@ def config(request: Request) -> Response:
     """The configuration the server runs with (secrets are environment variables: only their
     names appear; one written in a route's URL or headers shows as `[redacted]`), and the files
     it was read from."""
-    cfg = _reader(request).config
+    from costline.notify.redact import redacted_config
+
+    cfg = _served(request).config
     body = {"files": [str(p) for p in cfg.files], "config": redacted_config(cfg)}
     return _json(encode(body))
 
@@ -414,7 +451,7 @@ def reload_config(request: Request) -> Response:
             "again: start it with --config (or COSTLINE_CONFIG)"
         )
     fresh = load_config(path)
-    _reader(request).set_config(fresh)
+    _served(request).set_config(fresh)
     return _json(encode({"status": "reloaded", "files": [str(p) for p in fresh.files]}))
 
 
@@ -474,6 +511,7 @@ STATUS_OF: Mapping[type[Exception], tuple[int, str]] = {
     Forbidden: (403, "forbidden"),
     UnknownFinding: (404, "not_found"),
     InvalidTransition: (409, "invalid_transition"),
+    LedgerError: (503, "ledger_unavailable"),  # held by another process past the wait
     BadRequest: (400, "bad_request"),
     InvalidSelector: (400, "bad_request"),
     ConfigError: (400, "bad_configuration"),

@@ -2,12 +2,15 @@
 
     app = create_app(ledger, config, auth=Auth.from_sources(config.server, os.environ))
 
-The app reads the ledger through one `Reader` (see `server.reader`); the JSON API is mounted under
-`/api/v1` (see `server.api`), the dashboard (`server.pages`, when it is installed) at `/`, and
-`/healthz` answers liveness without a token. At startup (the lifespan) the cube is built
-before the first request is answered, a forecast is made once in the background (its first call
-imports statsforecast and compiles numba code, ~10 s) and the scheduler, when one is given, is
-started; on shutdown the scheduler stops before the reader closes.
+The app reads the ledger through a `Served` ledger (see `server.shared`: a copy of the ledger, read
+anew when another process writes it, or an open ledger served directly) and its current `Reader`
+(`server.reader`); the JSON API is mounted under `/api/v1` (see `server.api`), the dashboard
+(`server.pages`, when it is installed) at `/`, and `/healthz` answers liveness without a token.
+At startup (the lifespan) nothing waits for the ledger: the pages answer at once while the ledger
+is read in the background, its cube built and the dashboard's first views computed
+(`warm_views`); a forecast is made once in the background (its first call imports statsforecast
+and compiles numba code, ~10 s) and the scheduler, when one is given, is started; on shutdown the
+scheduler stops before the served ledger closes.
 """
 
 from __future__ import annotations
@@ -20,22 +23,26 @@ import importlib.util
 import inspect
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from costline.clock import SYSTEM_CLOCK, Clock
 from costline.config import Config
-from costline.ledger.store import Ledger
 from costline.server import api
 from costline.server.auth import Auth
-from costline.server.reader import Reader
+from costline.server.shared import Served
+
+if TYPE_CHECKING:
+    from costline.ledger.store import Ledger
+    from costline.server.reader import Reader
 
 PAGES_MODULE = "costline.server.pages"
 log = logging.getLogger("costline.server")
+START_GRACE_SECONDS = 0.25  # the ledger is read this long after startup (see the lifespan)
 
 
 class Scheduler(Protocol):
@@ -50,7 +57,7 @@ class Scheduler(Protocol):
 
 
 def create_app(
-    ledger: Ledger,
+    ledger: Ledger | Served,
     config: Config,
     *,
     auth: Auth | None = None,
@@ -59,30 +66,46 @@ def create_app(
     clock: Clock = SYSTEM_CLOCK,
     warm: bool = True,
 ) -> FastAPI:
-    """The app over an open read-write `ledger`; it does not close the ledger.
+    """The app over an open read-write `ledger` (served directly; it does not close it), or over
+    a `Served` ledger (`costline serve`: a copy it reads, see `server.shared`; closed with it).
 
     `auth` defaults to no tokens (an open API); `config_path` is what `POST /api/v1/config/reload`
-    reads again (default: the files `config` was loaded from). `warm` builds the cube and compiles
-    the forecast models in the background at startup.
+    reads again (default: the files `config` was loaded from). `warm` builds the cube, computes
+    the dashboard's first views and compiles the forecast models in the background at startup.
     """
-    reader = Reader(ledger, config, clock=clock)
+    served = ledger if isinstance(ledger, Served) else Served.direct(ledger, config, clock=clock)
+
+    def ready(reader: Reader) -> None:
+        app.state.reader = reader  # the latest, for tests and tools; requests ask `served`
+        if warm:
+            reader.cube.warm()
+            warm_views(app, reader, lambda: served.latest() is reader)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if warm:
-            threading.Thread(target=_compile_forecast, name="costline-warm", daemon=True).start()
-            try:  # before the first request: ~12 s for 10M cost lines on two cores
-                await asyncio.to_thread(reader.cube.warm)
-            except Exception:  # the first request builds it again, and reports what failed
-                log.exception("building the cost cube failed")
+        # Nothing here waits for the ledger: the first page is answered at once, and an API
+        # request waits only for the first copy's reader (see `Served.current`). The ledger is
+        # read a moment later, so that the requests already queued on the socket (a browser's
+        # first page) do not share the interpreter with that work.
+        served.on_ready.append(ready)
+
+        def begin() -> None:
+            if warm:  # beside the ledger's first read, so the first overview need not wait
+                threading.Thread(
+                    target=_compile_forecast, name="costline-warm", daemon=True
+                ).start()
+            served.start() if served.shared else served.announce()
+
+        later = asyncio.get_running_loop().call_later(START_GRACE_SECONDS, begin)
         if scheduler is not None:
             await _call(scheduler.start)
         try:
             yield
         finally:
+            later.cancel()
             if scheduler is not None:
                 await _call(scheduler.stop)
-            reader.close()
+            served.close()
 
     app = FastAPI(
         title="costline",
@@ -93,7 +116,8 @@ def create_app(
         redoc_url=None,
         lifespan=lifespan,
     )
-    app.state.reader = reader
+    app.state.served = served
+    app.state.reader = served.current() if not served.shared else None
     app.state.auth = auth or Auth([])
     app.state.scheduler = scheduler
     app.state.refresh_seconds = config.server.refresh_seconds
@@ -102,7 +126,7 @@ def create_app(
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:
         """Liveness, without a token: the process answers; `ready` once the cube is built."""
-        return JSONResponse({"status": "ok", "ready": reader.cube.ready})
+        return JSONResponse({"status": "ok", "ready": served.ready})
 
     app.include_router(api.router)
     api.add_docs(app)
@@ -141,6 +165,43 @@ async def _call(method: Any) -> None:
         await method()
     else:
         await asyncio.to_thread(method)
+
+
+DASHBOARD_TOP = 11  # the dashboard's spend charts ask for this many series (the rest: other)
+
+
+def warm_views(app: FastAPI, reader: Reader, current: Callable[[], bool] = lambda: True) -> None:
+    """Compute the views the dashboard's pages ask for first (default window and parameters)
+    on `reader`, so that their first visitors find them in the cache: each is computed once per
+    ledger version anyway (see `Reader.cached`). A view that fails is left for its request; it
+    stops when `current()` says a newer reader took over."""
+    request = Request({"type": "http", "app": app, "method": "GET", "path": api.PREFIX,
+                       "query_string": b"", "headers": []})  # fmt: skip
+    request.state.reader = reader
+    f = api.filters(request)
+    views: list[Callable[[], object]] = [
+        lambda: api.overview(request, f),
+        lambda: api.annotation_list(request, f),
+        lambda: api.meta_dimensions(request, f),
+        lambda: api.spend(request, f, by="team", top=DASHBOARD_TOP),
+        lambda: api.spend(request, f, by="model", top=DASHBOARD_TOP),
+        lambda: api.findings(request, f, status=["open"]),
+        lambda: api.budgets(request, f),
+        lambda: api.tokens(request, f),
+        lambda: api.gpu_utilization(request, f, by="pool"),
+        lambda: api.showback(request, f),
+        lambda: api.gpu_idle(request, f),
+        lambda: api.chargeback(request, f),
+        lambda: api.unit_costs(request, f),
+        lambda: api.forecast(request, f),
+    ]
+    for view in views:
+        if not current():
+            return
+        try:
+            view()
+        except Exception:  # its request computes it again and reports the failure
+            log.debug("warming a view failed", exc_info=True)
 
 
 def _compile_forecast() -> None:

@@ -15,7 +15,7 @@ import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ibis
 
@@ -42,6 +42,9 @@ from costline.server.filters import (
     resolve,
 )
 from costline.server.reader import ALL, NONE_KEY, Reader, Slice
+
+if TYPE_CHECKING:
+    from costline.server.shared import Served
 
 SPEND_BY = (*FILTER_DIMENSIONS, "owner")
 GRANULARITIES = ("day", "week", "month")
@@ -96,7 +99,7 @@ def health(reader: Reader) -> dict[str, Any]:
     last = last_bill_day(reader)
     return {
         "status": "ok",
-        "ledger": reader.ledger.path,
+        "ledger": reader.path,
         "schema_version": reader.schema_version(),
         "last_bill_day": last,
     }
@@ -459,13 +462,13 @@ def finding(reader: Reader, fingerprint: str) -> dict[str, Any]:
 
 
 def transition(
-    reader: Reader, fingerprint: str, action: ledger_findings.Action, until: dt.datetime | None
+    served: Served, fingerprint: str, action: ledger_findings.Action, until: dt.datetime | None
 ) -> dict[str, Any]:
-    """Move a finding (acknowledge, resolve, snooze, reopen) and return it as stored."""
-    moved = ledger_findings.transition(
-        reader.cursor(), fingerprint, action, until, clock=reader.clock
+    """Move a finding (acknowledge, resolve, snooze, reopen) in the ledger (`Served.write`: the
+    ledger itself, and the copy the server reads) and return it as stored."""
+    moved = served.write(
+        lambda con: ledger_findings.transition(con, fingerprint, action, until, clock=served.clock)
     )
-    reader.changed()
     return finding_row(json.loads(moved.model_dump_json()))
 
 

@@ -29,9 +29,11 @@ day and value and keeps it as prefix sums per value (exact, in decimal): the cos
 any run of days is then a subtraction. Spend over any window and granularity, the overview's daily
 line and its top movers are read from slices, so a new window costs no engine query at all.
 
-**Responses** are cached per (endpoint, parameters, version) for `CACHE_SECONDS`, and computed once
-when many clients ask the same thing at the same time; slices and other engine answers that depend
-only on the cost lines are cached per data version, so moving a finding does not drop them.
+**Responses** are cached per (endpoint, parameters, version), computed once when many clients ask
+the same thing at the same time, and computed again in the background once `CACHE_SECONDS` old
+(the aged answer is given meanwhile). Slices, allocations, the reports and the telemetry views,
+which depend on the data alone (every write of data is an ingestion), are cached per data version
+and never age: moving a finding does not drop them, and nothing recomputes them for age alone.
 """
 
 from __future__ import annotations
@@ -39,10 +41,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import itertools
+import math
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -106,8 +110,16 @@ class _Built:
 class Reader:
     """The ledger as the server reads it; `Reader(ledger, config)`, `close()` when done."""
 
-    def __init__(self, ledger: Ledger, config: Config, *, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        config: Config,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        path: str | None = None,
+    ) -> None:
         self.ledger = ledger
+        self.path = path or ledger.path  # the ledger served (`ledger` may be a copy of it)
         self.clock = clock
         self.config = config
         self.rules = Rules.from_config(config)
@@ -203,6 +215,17 @@ class Reader:
             self._seen = (now, generation, state)
         return state
 
+    def succeed(self, previous: Reader) -> None:
+        """Take over from the reader of an earlier copy of the same ledger: its generations (so
+        no version of this one is mistaken for one of that) and its cache (answers keyed by the
+        data's version stay good when only findings moved)."""
+        with previous._lock:
+            generation, rules = previous._generation, previous._rules_generation
+        with self._lock:
+            self._generation = generation + 1
+            self._rules_generation = rules
+        self.cache = previous.cache
+
     def changed(self) -> None:
         """Something was written (a finding moved, the scheduler ingested): drop cached answers."""
         with self._lock:
@@ -222,8 +245,9 @@ class Reader:
         return self.cache.get(key, compute)
 
     def cached_data(self, name: str, params: Hashable, compute: Callable[[], T]) -> T:
-        """`cached`, for answers that depend on the cost lines and rules only (not findings)."""
-        return self.cache.get((name, params, self.data_version()), compute)
+        """`cached`, for answers that depend on the ledger's data and rules only (not findings,
+        not the time of day): kept while the data's version lasts, however old."""
+        return self.cache.get((name, params, self.data_version()), compute, ages=False)
 
     def slice(self, selector: Selector, dimension: str | None, column: str) -> Slice:
         """The cost (`column`: effective or billed) per day and value of `dimension` (None: one
@@ -401,7 +425,9 @@ class Slice:
 
 
 class ResponseCache:
-    """A small LRU of computed answers with a time limit; one computation per key at a time."""
+    """A small LRU of computed answers; one computation per key at a time (the others wait for
+    it). An answer older than `seconds` is still given, once, while its successor is computed in
+    the background (`refresh`): a busy view is never recomputed while its clients wait."""
 
     def __init__(
         self,
@@ -417,10 +443,16 @@ class ResponseCache:
         self._items: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
         self._lock = threading.Lock()
         self._pending: dict[Hashable, threading.Lock] = {}
+        self._refreshing: set[Hashable] = set()
+        self._refresher: ThreadPoolExecutor | None = None
 
-    def get(self, key: Hashable, compute: Callable[[], T]) -> T:
+    def get(self, key: Hashable, compute: Callable[[], T], *, ages: bool = True) -> T:
+        """`compute()`'s answer for `key`; `ages=False` for an answer its key fully determines
+        (the data's version is in it): never computed again for age alone."""
         hit = self._lookup(key)
         if hit is not None:
+            if time.monotonic() - hit[0] > self.seconds:
+                self._refresh(key, compute)
             return hit[1]
         with self._lock:
             pending = self._pending.setdefault(key, threading.Lock())
@@ -433,13 +465,41 @@ class ResponseCache:
             finally:
                 with self._lock:
                     self._pending.pop(key, None)
-            with self._lock:
-                self._forget(key)
-                self._items[key] = (time.monotonic(), value)
-                self._bytes += _size(value)
-                while len(self._items) > self.entries or self._bytes > self.max_bytes:
-                    self._forget(next(iter(self._items)))
+            self._store(key, value, ages)
             return value
+
+    def _store(self, key: Hashable, value: object, ages: bool = True) -> None:
+        with self._lock:
+            self._forget(key)
+            self._items[key] = (time.monotonic() if ages else math.inf, value)
+            self._bytes += _size(value)
+            while len(self._items) > self.entries or self._bytes > self.max_bytes:
+                self._forget(next(iter(self._items)))
+
+    def _refresh(self, key: Hashable, compute: Callable[[], Any]) -> None:
+        """Compute an aged answer again in the background, once at a time per key."""
+        with self._lock:
+            if key in self._refreshing:
+                return
+            self._refreshing.add(key)
+            if self._refresher is None:
+                self._refresher = ThreadPoolExecutor(2, thread_name_prefix="costline-refresh")
+            refresher = self._refresher
+
+        def again() -> None:
+            try:
+                self._store(key, compute())
+            except Exception:  # the aged answer stays until a request computes it and fails
+                self._forget_locked(key)
+            finally:
+                with self._lock:
+                    self._refreshing.discard(key)
+
+        refresher.submit(again)
+
+    def _forget_locked(self, key: Hashable) -> None:
+        with self._lock:
+            self._forget(key)
 
     def _forget(self, key: Hashable) -> None:
         item = self._items.pop(key, None)
@@ -450,9 +510,6 @@ class ResponseCache:
         with self._lock:
             item = self._items.get(key)
             if item is None:
-                return None
-            if time.monotonic() - item[0] > self.seconds:
-                self._forget(key)
                 return None
             self._items.move_to_end(key)
             return item

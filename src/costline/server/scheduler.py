@@ -9,11 +9,12 @@ cut short by a crash or a stop is simply done again by the next.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from costline.clock import SYSTEM_CLOCK, Clock
@@ -27,7 +28,7 @@ log = logging.getLogger("costline.scheduler")
 class Scheduler:
     def __init__(
         self,
-        ledger: Ledger,
+        ledger: Ledger | Callable[[], Ledger],
         config: Config,
         *,
         interval: dt.timedelta = dt.timedelta(minutes=5),
@@ -37,6 +38,8 @@ class Scheduler:
     ) -> None:
         if interval <= dt.timedelta(0):
             raise ValueError(f"scheduler interval must be positive, not {interval}")
+        # An open ledger, or how to open one for each use (`Served.open_ledger`: `costline
+        # serve` holds the ledger only while it syncs, so other commands can have it between).
         self.ledger = ledger
         self.config = config
         self.interval = interval
@@ -51,9 +54,21 @@ class Scheduler:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @contextlib.contextmanager
+    def _opened(self) -> Iterator[Ledger]:
+        if not callable(self.ledger):
+            yield self.ledger
+            return
+        ledger = self.ledger()
+        try:
+            yield ledger
+        finally:
+            ledger.close()
+
     def next_due(self) -> dt.datetime:
         """When the next sync is due: the last one's end plus the interval (now, if never)."""
-        previous = last_sync(self.ledger)
+        with self._opened() as ledger:
+            previous = last_sync(ledger)
         now = self.clock.now()
         return now if previous is None else max(now, previous + self.interval)
 
@@ -61,7 +76,8 @@ class Scheduler:
         """One sync, now, in this thread; None (and `last_error` set) if it raised."""
         with self.lock:
             try:
-                report = sync(self.ledger, self.config, clock=self.clock, env=self.env)
+                with self._opened() as ledger:
+                    report = sync(ledger, self.config, clock=self.clock, env=self.env)
             except Exception as exc:  # a failed sync must not stop the next one
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("sync failed")
@@ -94,7 +110,11 @@ class Scheduler:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            wait = (self.next_due() - self.clock.now()).total_seconds()
+            try:
+                wait = (self.next_due() - self.clock.now()).total_seconds()
+            except Exception:  # the ledger could not be read now: look again in a minute
+                log.exception("reading the last sync failed")
+                wait = 60.0
             if wait > 0:
                 self._wake.wait(wait)  # the time comes, or a poke or a stop wakes it early
             self._wake.clear()
@@ -103,7 +123,8 @@ class Scheduler:
             self.run_now()
 
     def status(self) -> dict[str, Any]:
-        previous = last_sync(self.ledger)
+        with self._opened() as ledger:
+            previous = last_sync(ledger)
         return {
             "running": self._thread is not None and self._thread.is_alive(),
             "interval_minutes": self.interval.total_seconds() / 60,
