@@ -27,6 +27,7 @@ in the same transaction when a shape is added, so a crash leaves all of them as 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -92,7 +93,7 @@ def shape_for(con: duckdb.DuckDBPyConnection, columns: Iterable[str], canonical:
     top = run_one(con, f"SELECT coalesce(max(seq), 0) + 1 FROM {SHAPES}")
     seq = int(top[0]) if top else 1
     name = f"{SCHEMA}.cost_lines_shape_{seq:03d}"
-    cols = [f'"{c}" {DuckDBType.to_string(t)}' for c, t in canonical.items() if c in wanted]
+    cols = [f'"{c}" {t}' for c, t in column_types(canonical) if c in wanted]
     run(con, f"CREATE TABLE {name} ({', '.join([*cols, f'{PART} BIGINT'])})")
     run(con, f"INSERT INTO {SHAPES} (shape, columns, seq) VALUES (?, ?, ?)", [name, wanted, seq])
     rebuild_view(con, canonical)
@@ -192,14 +193,20 @@ def _ints(values: Iterable[int]) -> str:
     return ", ".join(str(int(v)) for v in values)
 
 
+@functools.cache
+def column_types(canonical: Schema) -> tuple[tuple[str, str], ...]:
+    """(column, DuckDB type) of a schema: spelled once, not on every ingest (~50 ms for 85)."""
+    return tuple((name, DuckDBType.to_string(dtype)) for name, dtype in canonical.items())
+
+
 def select_sql(
     table: str | None, present: frozenset[str], canonical: Schema, where: str = ""
 ) -> str:
     """One table's rows with the canonical columns: its own, typed NULLs for the rest."""
     cols = []
-    for name, dtype in canonical.items():
+    for name, sql_type in column_types(canonical):
         source = f'"{name}"' if name in present else "NULL"
-        cols.append(f'CAST({source} AS {DuckDBType.to_string(dtype)}) AS "{name}"')
+        cols.append(f'CAST({source} AS {sql_type}) AS "{name}"')
     body = f"SELECT {', '.join(cols)}"
     return f"{body} FROM {table}{where}" if table else f"{body} WHERE false"
 

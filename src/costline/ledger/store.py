@@ -218,6 +218,12 @@ class Ledger:
             report.providers.update(p for p in providers if p is not None)
         return report
 
+    def ingestion_lines(self, ingestion_id: str) -> ibis.Table:
+        """The cost lines one ingestion wrote, as billed: a scan of its parts' rows only, so
+        summaries after an ingest cost the same however many files the ledger holds."""
+        lines = self._ibis.sql(self._lines_of(ingestion_id), schema=schema.cost_lines_schema())
+        return lines.filter(lines.x_ingestion_id == ingestion_id)
+
     def _lines_of(self, ingestion_id: str) -> str:
         """SQL for the cost lines of one ingestion's parts: it reads their rows only."""
         row = run_one(
