@@ -154,8 +154,9 @@ def _v7_shape_tables(con: duckdb.DuckDBPyConnection) -> None:
         )
         run(con, f"UPDATE {parts.REGISTRY} SET part = ?, shape = ? WHERE seq = ?",
             [f"{seq:06d}", shape, seq])  # fmt: skip
-        parts.summarise(con, parts.Part(seq, shape, cols))
         run(con, f"DROP TABLE {table}")
+    for shape, cols in parts.shapes(con):
+        parts.summarise(con, shape, cols)
     parts.rebuild_view(con, canonical)
 
 

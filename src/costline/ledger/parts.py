@@ -141,16 +141,20 @@ def key_exprs(alias: str, present: frozenset[str]) -> tuple[str, str, str]:
     return provider_key(alias, present), account, f"CAST({period} AS TIMESTAMPTZ)"
 
 
-def summarise(con: duckdb.DuckDBPyConnection, part: Part) -> None:
-    """Record the part's restatement keys, with rows and billed cost (a scan of its rows only)."""
-    provider, account, period = key_exprs("c", part.columns)
-    currency = 'c."BillingCurrency"' if "BillingCurrency" in part.columns else "NULL"
-    cost = 'c."BilledCost"' if "BilledCost" in part.columns else f"CAST(NULL AS {MONEY_SQL})"
+def summarise(
+    con: duckdb.DuckDBPyConnection, shape: str, columns: frozenset[str], seq: int | None = None
+) -> None:
+    """Record the restatement keys of part `seq` of a shape (a scan of its rows only), or of
+    every part in the shape (migration), with their rows and billed cost."""
+    provider, account, period = key_exprs("c", columns)
+    currency = 'c."BillingCurrency"' if "BillingCurrency" in columns else "NULL"
+    cost = 'c."BilledCost"' if "BilledCost" in columns else f"CAST(NULL AS {MONEY_SQL})"
+    where = "" if seq is None else f" WHERE c.{PART} = {int(seq)}"
     run(
         con,
         f"""INSERT INTO {KEYS} (part, provider, account, period, currency, n, cost)
-            SELECT {part.seq}, {provider}, {account}, {period}, {currency}, count(*), sum({cost})
-            FROM {part.shape} c WHERE c.{PART} = {part.seq} GROUP BY ALL""",
+            SELECT c.{PART}, {provider}, {account}, {period}, {currency}, count(*), sum({cost})
+            FROM {shape} c{where} GROUP BY ALL""",
     )
 
 

@@ -328,7 +328,7 @@ class Ledger:
                 extra = run_one(self.con, f"{insert}{head}({more})")
                 row = (int(row[0] if row else 0) + int(extra[0] if extra else 0),)
             if part is not None:
-                parts.summarise(self.con, part)
+                parts.summarise(self.con, part.shape, part.columns, part.seq)
         except CostlineError:
             raise
         except (duckdb.Error, pa.ArrowException) as exc:
