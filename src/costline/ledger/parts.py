@@ -1,12 +1,12 @@
 """`cost_lines` as a typed view over a few shape tables; each ingested file is a part of one.
 
 A FOCUS file fills 20 to 45 of the ledger's 85 cost-line columns. Writing the absent ones as NULLs
-into one wide table still costs DuckDB 2.0 about 2 s of CPU per million rows (measured again for
-issue 14: 3.5 s narrow vs 5.5 s wide for a 25-column million-row file, with `INSERT BY NAME`, a
-column list or one full-width SELECT alike), more than the parse itself. So rows are stored only
-in the columns their file has: files with the same set of columns (a "shape": every daily export
-of one provider has the same) share one table in schema `parts`, and `cost_lines` is a view that
-unions the shapes and supplies typed NULLs for the rest. Readers (Ibis, `costline sql`, exports)
+into one wide table still doubles the write on DuckDB 2.0: a million 25-column rows take 1.8 s of
+CPU into a table of their own columns and 3.6 s into the 85-column one, with `INSERT BY NAME` or
+one full-width SELECT alike (`bench/many_files.py --null-cost`, docs/benchmarks.md). So rows are
+stored only in the columns their file has: files with the same set of columns (a "shape": every
+export of one provider and dialect has the same) share one table in schema `parts`, and
+`cost_lines` is a view that unions the shapes and supplies typed NULLs for the rest. Readers (Ibis, `costline sql`, exports)
 see one table with the canonical schema.
 
 Until issue 14 each file got its own table, so the view unioned one branch per file: at 400 files
