@@ -34,8 +34,37 @@ def _v1_create_tables(con: duckdb.DuckDBPyConnection) -> None:
     for name, table_schema in schema.tables().items():
         if name != parts.VIEW:
             run(con, create_table_sql(name, table_schema))
-    parts.create(con)
-    parts.rebuild_view(con, schema.cost_lines_schema())
+    run(con, f"CREATE SCHEMA IF NOT EXISTS {parts.SCHEMA}")
+    run(
+        con,
+        f"""CREATE TABLE IF NOT EXISTS {parts.REGISTRY} (
+              part VARCHAR PRIMARY KEY, ingestion_id VARCHAR, fingerprint VARCHAR,
+              seq BIGINT, created_at TIMESTAMPTZ DEFAULT now())""",
+    )
+    _file_parts_view(con)
+
+
+def _file_parts(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int, frozenset[str]]]:
+    """Up to version 6, each file's rows were a table of their own: (table, seq, columns)."""
+    rows = run(con, f"SELECT part, seq FROM {parts.REGISTRY} ORDER BY seq")
+    out = []
+    for part, seq in rows:
+        schema_name, table = part.split(".", 1)
+        cols = run(
+            con,
+            "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
+            [schema_name, table],
+        )
+        out.append((part, int(seq), frozenset(c[0] for c in cols)))
+    return out
+
+
+def _file_parts_view(con: duckdb.DuckDBPyConnection) -> None:
+    """The view over one table per file, as versions 1 to 6 kept it."""
+    canonical = schema.cost_lines_schema()
+    selects = [parts.select_sql(part, cols, canonical) for part, _, cols in _file_parts(con)]
+    body = "\nUNION ALL ".join(selects or [parts.select_sql(None, frozenset(), canonical)])
+    run(con, f"CREATE OR REPLACE VIEW {parts.VIEW} AS {body}")
 
 
 def _v2_gpu_samples_unattributed(con: duckdb.DuckDBPyConnection) -> None:
@@ -74,7 +103,7 @@ def _v5_focus_1_4(con: duckdb.DuckDBPyConnection) -> None:
     for dataset, table in schema.DATASET_TABLES.items():
         if dataset != schema.COST_AND_USAGE:
             run(con, create_table_sql(table, schema.dataset_schema(dataset)))
-    parts.rebuild_view(con, schema.cost_lines_schema())
+    _file_parts_view(con)
 
 
 def _v6_workload_state(con: duckdb.DuckDBPyConnection) -> None:
@@ -109,6 +138,28 @@ def _v6_workload_state(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _v7_shape_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Issue 14: cost lines move from one table per file into one table per shape (set of
+    columns), each row numbered by its file's part (`parts.PART`), with the key summary that
+    restatement reads. Totals, restatement keys and provenance stay exactly as they were."""
+    canonical = schema.cost_lines_schema()
+    old = _file_parts(con)
+    parts.create(con)
+    for table, seq, cols in old:
+        shape = parts.shape_for(con, cols, canonical)
+        names = sorted(cols)
+        quoted = ", ".join(f'"{c}"' for c in names)
+        run(
+            con, f"INSERT INTO {shape} ({quoted}, {parts.PART}) SELECT {quoted}, {seq} FROM {table}"
+        )
+        run(con, f"UPDATE {parts.REGISTRY} SET part = ?, shape = ? WHERE seq = ?",
+            [f"{seq:06d}", shape, seq])  # fmt: skip
+        run(con, f"DROP TABLE {table}")
+    for shape, cols in parts.shapes(con):
+        parts.summarise(con, shape, cols)
+    parts.rebuild_view(con, canonical)
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "create the canonical ledger tables", _v1_create_tables),
     (2, "gpu_samples without stored attribution columns", _v2_gpu_samples_unattributed),
@@ -116,6 +167,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (4, "storage_lifecycle", _v4_storage_lifecycle),
     (5, "FOCUS 1.4 datasets and Cost and Usage columns", _v5_focus_1_4),
     (6, "workloads.observed_at and source_path; one row per workload", _v6_workload_state),
+    (7, "cost lines in one table per shape, not per file", _v7_shape_tables),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -60,10 +60,9 @@ def period_statuses(ledger: Ledger, *, ingestion_id: str | None = None) -> list[
     expr = latest_status(ledger.table("billing_periods"))
     if ingestion_id is not None:
         keys = ["InvoiceIssuerName", "BillingPeriodStart"]
-        lines = ledger.table("cost_lines", raw=True)
         rows = ledger.table("billing_periods")
         touched = (
-            lines.filter(lines.x_ingestion_id == ingestion_id)
+            ledger.ingestion_lines(ingestion_id)
             .select(*keys)
             .union(rows.filter(rows.x_ingestion_id == ingestion_id).select(*keys))
             .distinct()

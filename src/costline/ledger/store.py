@@ -189,10 +189,11 @@ class Ledger:
     def ingestion_report(self, ingestion_id: str) -> IngestionReport:
         """Totals per currency, billing periods and providers of one ingestion, in one scan."""
         rows = self.con.execute(
-            """SELECT BillingCurrency, count(*), sum(BilledCost), sum(EffectiveCost), sum(ListCost),
+            f"""SELECT BillingCurrency, count(*), sum(BilledCost), sum(EffectiveCost), sum(ListCost),
                       sum(ContractedCost), list(DISTINCT BillingPeriodStart),
                       list(DISTINCT ProviderName)
-               FROM cost_lines WHERE x_ingestion_id = ? GROUP BY 1 ORDER BY 1 NULLS LAST""",
+               FROM ({self._lines_of(ingestion_id)}) WHERE x_ingestion_id = ?
+               GROUP BY 1 ORDER BY 1 NULLS LAST""",
             [ingestion_id],
         ).fetchall()
         report = IngestionReport()
@@ -203,6 +204,24 @@ class Ledger:
             report.billing_periods.update(p for p in periods if p is not None)
             report.providers.update(p for p in providers if p is not None)
         return report
+
+    def ingestion_lines(self, ingestion_id: str) -> ibis.Table:
+        """The cost lines one ingestion wrote, as billed: a scan of its parts' rows only, so
+        summaries after an ingest cost the same however many files the ledger holds."""
+        lines = self._ibis.sql(self._lines_of(ingestion_id), schema=schema.cost_lines_schema())
+        return lines.filter(lines.x_ingestion_id == ingestion_id)
+
+    def _lines_of(self, ingestion_id: str) -> str:
+        """SQL for the cost lines of one ingestion's parts: it reads their rows only."""
+        row = run_one(
+            self.con,
+            f"SELECT min(seq), max(seq) FROM {parts.REGISTRY} WHERE ingestion_id = ?",
+            [ingestion_id],
+        )
+        if not row or row[0] is None:
+            return "SELECT * FROM cost_lines WHERE false"
+        where = f"{parts.PART} BETWEEN {int(row[0])} AND {int(row[1])}"
+        return parts.lines_sql(self.con, schema.cost_lines_schema(), where)
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -260,7 +279,8 @@ class Ledger:
         return result
 
     def _insert(self, batch: SourceBatch, ingestion_id: str) -> int:
-        """Rows of one batch into their table; cost lines into a new part (see `parts`)."""
+        """Rows of one batch into their table; cost lines into their shape's table as a new part
+        (see `parts`)."""
         target = schema.tables()[batch.table]
         cols = [name for name in batch.columns if name in target]
         exprs = []
@@ -272,30 +292,30 @@ class Ledger:
                 spec = '"' + DuckDBType.to_string(target[name]) + '"'
                 q = f"json_transform_strict({q}, '{spec}')"
             exprs.append(f'{q} AS "{name}"')
-        head = f"SELECT {', '.join(exprs)}, {_literal(ingestion_id)} AS x_ingestion_id FROM "
-        select = head
+        exprs.append(f"{_literal(ingestion_id)} AS x_ingestion_id")
+        names = [*cols, "x_ingestion_id"]
+        into, part = f'"{batch.table}"', None
+        if batch.table == parts.VIEW:
+            part = parts.new_part(self.con, names, target, ingestion_id, batch.file.fingerprint)
+            into, names = part.shape, [*names, parts.PART]
+            exprs.append(f"{part.seq} AS {parts.PART}")
+        head = f"SELECT {', '.join(exprs)} FROM "
+        quoted = ", ".join(f'"{c}"' for c in names)
+        insert = f"INSERT INTO {into} ({quoted}) "
         view = None
         try:
             if batch.duckdb_sql is not None:
-                select += f"({batch.duckdb_sql})"
+                select = f"{head}({batch.duckdb_sql})"
             else:
                 view = f"__costline_src_{batch.file.fingerprint[:16]}"
                 self.con.register(view, batch.reader())
-                select += view
-            if batch.table == parts.VIEW:
-                part, seq = parts.next_name(self.con)
-                self._run(f"CREATE TABLE {part} AS {select}")
-                parts.register(self.con, part, seq, ingestion_id, batch.file.fingerprint)
-                row = run_one(self.con, f"SELECT count(*) FROM {part}")
-            else:
-                names = ", ".join(f'"{c}"' for c in [*cols, "x_ingestion_id"])
-                row = run_one(self.con, f'INSERT INTO "{batch.table}" ({names}) {select}')
-                for more in batch.more_duckdb_sql:
-                    extra = run_one(
-                        self.con,
-                        f'INSERT INTO "{batch.table}" ({names}) {head}({more})',
-                    )
-                    row = (int(row[0] if row else 0) + int(extra[0] if extra else 0),)
+                select = head + view
+            row = run_one(self.con, insert + select)
+            for more in batch.more_duckdb_sql:
+                extra = run_one(self.con, f"{insert}{head}({more})")
+                row = (int(row[0] if row else 0) + int(extra[0] if extra else 0),)
+            if part is not None:
+                parts.summarise(self.con, part.shape, part.columns, part.seq)
         except CostlineError:
             raise
         except (duckdb.Error, pa.ArrowException) as exc:
@@ -394,22 +414,24 @@ class Ledger:
 
         Unless `shrink`, a restatement that keeps fewer than half of a period's rows, or of its
         positive billed cost, is refused: a partial file (one part of a split export, a day's
-        extract) would otherwise silently replace the whole month."""
-        parts.rebuild_view(self.con, schema.cost_lines_schema())
+        extract) would otherwise silently replace the whole month. Keys, counts and costs come
+        from the parts' key summary (`parts.KEYS`), so this reads no cost line."""
+        keys, registry = parts.KEYS, parts.REGISTRY
         self._run(
             f"""CREATE OR REPLACE TEMP TABLE __restated AS
-            WITH new_keys AS (
-              SELECT {_provider_key("cost_lines", True)} AS p, "BillingAccountId" AS a,
-                     "BillingPeriodStart" AS s, count(*) AS new_n, sum("BilledCost") AS new_cost
-              FROM cost_lines WHERE x_ingestion_id = $1 GROUP BY ALL)
-            SELECT k.p, k.a, k.s, count(*) AS n, sum(c."BilledCost") AS cost,
-                   any_value(k.new_n) AS new_n, any_value(k.new_cost) AS new_cost,
-                   string_agg(DISTINCT c."BillingCurrency", '/') AS currency
-            FROM cost_lines c JOIN new_keys k
-              ON k.p IS NOT DISTINCT FROM {_provider_key("c", True)}
-             AND k.a IS NOT DISTINCT FROM c."BillingAccountId"
-             AND k.s IS NOT DISTINCT FROM c."BillingPeriodStart"
-            WHERE c.x_ingestion_id <> $1
+            WITH mine AS (SELECT seq FROM {registry} WHERE ingestion_id = $1),
+            new_keys AS (
+              SELECT provider AS p, account AS a, period AS s, sum(n) AS new_n,
+                     sum(cost) AS new_cost
+              FROM {keys} WHERE part IN (SELECT seq FROM mine) GROUP BY ALL)
+            SELECT k.p, k.a, k.s, CAST(sum(o.n) AS BIGINT) AS n, sum(o.cost) AS cost,
+                   CAST(any_value(k.new_n) AS BIGINT) AS new_n, any_value(k.new_cost) AS new_cost,
+                   string_agg(DISTINCT o.currency, '/') AS currency
+            FROM {keys} o JOIN new_keys k
+              ON k.p IS NOT DISTINCT FROM o.provider
+             AND k.a IS NOT DISTINCT FROM o.account
+             AND k.s IS NOT DISTINCT FROM o.period
+            WHERE o.part NOT IN (SELECT seq FROM mine)
             GROUP BY k.p, k.a, k.s""",
             [ingestion_id],
         )
@@ -417,19 +439,7 @@ class Ledger:
             self._refuse_shrinking(ingestion_id, batches)
         found = self._run("SELECT p, a, s, n FROM __restated ORDER BY s, p, a")
         if found:
-            for part in parts.listed(self.con, not_ingestion=ingestion_id):
-                have = parts.columns_of(self.con, part)
-                account = 'c."BillingAccountId"' if "BillingAccountId" in have else "NULL"
-                period = 'c."BillingPeriodStart"' if "BillingPeriodStart" in have else "NULL"
-                self._run(
-                    f"""DELETE FROM {part} c WHERE EXISTS (
-                      SELECT 1 FROM __restated k
-                      WHERE k.p IS NOT DISTINCT FROM {_provider_key("c", have)}
-                        AND k.a IS NOT DISTINCT FROM {account}
-                        AND k.s IS NOT DISTINCT FROM {period})"""
-                )
-                parts.drop_if_empty(self.con, part)
-            parts.rebuild_view(self.con, schema.cost_lines_schema())
+            parts.restate(self.con, "__restated", ingestion_id)
         self._run("DROP TABLE __restated")
         return [RestatedPeriod(p, a, s, int(n)) for p, a, s, n in found]
 
@@ -445,10 +455,15 @@ class Ledger:
             return
         p, a, s, n, cost, new_n, new_cost, currency = row
         paths = {b.file.fingerprint: str(b.file.path) for b in batches}
-        path = next(
-            (paths.get(f) for part, f in self._parts_of(ingestion_id) if self._holds(part, row)),
-            None,
+        holder = run_one(
+            self.con,
+            f"""SELECT r.fingerprint FROM {parts.REGISTRY} r JOIN {parts.KEYS} k ON k.part = r.seq
+                WHERE r.ingestion_id = ? AND k.provider IS NOT DISTINCT FROM ?
+                  AND k.account IS NOT DISTINCT FROM ? AND k.period = ?
+                ORDER BY r.seq LIMIT 1""",
+            [ingestion_id, p, a, s],
         )
+        path = paths.get(holder[0]) if holder else None
         money = f"{currency} " if currency else ""
         start = s.date().isoformat() if isinstance(s, dt.datetime) else s
         raise IngestError(
@@ -458,28 +473,6 @@ class Ledger:
             "again with --replace-period (in costline.yaml: `replace_period: true` on the source)",
             path=path,
         )
-
-    def _parts_of(self, ingestion_id: str) -> list[tuple[str, str]]:
-        return [
-            (part, fingerprint)
-            for part, fingerprint in self._run(
-                f"SELECT part, fingerprint FROM {parts.REGISTRY} WHERE ingestion_id = ? "
-                "ORDER BY seq",
-                [ingestion_id],
-            )
-        ]
-
-    def _holds(self, part: str, key: Sequence[object]) -> bool:
-        """Whether a part has rows of the (provider, billing account, billing period) `key`."""
-        have = parts.columns_of(self.con, part)
-        account = 'c."BillingAccountId"' if "BillingAccountId" in have else "NULL"
-        found = run_one(
-            self.con,
-            f"""SELECT 1 FROM {part} c WHERE {_provider_key("c", have)} IS NOT DISTINCT FROM ?
-                AND {account} IS NOT DISTINCT FROM ? AND c."BillingPeriodStart" = ? LIMIT 1""",
-            list(key[:3]),
-        )
-        return found is not None
 
     def _record(
         self, batch: SourceBatch, source: str, ingestion_id: str, result: WriteResult, replaced: int
@@ -523,19 +516,6 @@ def _ingestion_id(batches: Sequence[SourceBatch], now: dt.datetime) -> str:
     for b in batches:
         digest.update(b.file.fingerprint.encode())
     return digest.hexdigest()[:24]
-
-
-def _provider_key(alias: str, present: bool | set[str]) -> str:
-    """The provider of a cost line for restatement: 1.3's ServiceProviderName, else ProviderName.
-
-    `present` is True for the view (every column exists) or the columns a part has.
-    """
-    cols = [
-        f'{alias}."{c}"'
-        for c in ("ServiceProviderName", "ProviderName")
-        if present is True or (isinstance(present, set) and c in present)
-    ]
-    return f"coalesce({', '.join(cols)})" if cols else "NULL"
 
 
 def _amount(value: Decimal | None) -> str:
