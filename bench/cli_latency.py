@@ -2,6 +2,7 @@
 
     uv run python bench/cli_latency.py                  # every command's --help, best of 5
     uv run python bench/cli_latency.py --repeat 3 --only "" "report showback"
+    uv run python bench/cli_latency.py --sections commands --demo demo-org   # reports, detect, ...
 
 Section "start-up": the wall time of `costline --help` and of `costline <command> --help` for every
 command and sub-command, each in a fresh process, best of --repeat, in two modes:
@@ -15,9 +16,9 @@ with each command (baseline, command, baseline, command, ...), so that a command
 time over the baseline's best time beside it, in the same mode; the target: 2.5 or less) compares
 runs made under the same load on a shared machine.
 
-The script is built from sections (`SECTIONS`, run by `main()`): each returns `Row`s, printed as
-one table per section, so a section timing the commands' real work (against DuckDB running the
-same SQL by hand) can be added beside this one: `SECTIONS["commands"] = lambda args: ...`.
+Sections "commands" and "commands against SQL": each analysis command (reports, detect, budgets,
+forecast, findings) on a 90-day demo ledger, best of 3, against `import duckdb` and against DuckDB
+running the equivalent SQL by hand (`bench/command_latency.py` says what each SQL computes).
 """
 
 from __future__ import annotations
@@ -151,9 +152,35 @@ def table(rows: Sequence[Row]) -> str:
     return "\n\n".join(out)
 
 
+def commands(demo: Path | None, repeat: int) -> list[Row]:
+    """Sections "commands" and "commands against SQL": each analysis command's real work on a
+    demo ledger (`bench/command_latency.py`), against `import duckdb` and against DuckDB running
+    the equivalent SQL by hand, in the same run."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import command_latency
+
+    with tempfile.TemporaryDirectory(prefix="cli-latency-demo-") as tmp:
+        if demo is None:
+            demo = Path(tmp) / "demo"
+            subprocess.run([*costline_argv(), "demo", "--out", str(demo), "--days", "90"],
+                           check=True, capture_output=True)  # fmt: skip
+        timed = command_latency.rows(demo, repeat)
+    out = []
+    for r in timed:
+        seconds = {"wall": float(str(r["seconds"]))}
+        out.append(Row("commands", str(r["command"]), seconds,
+                       {"wall": float(str(r["import_duckdb_s"]))}))  # fmt: skip
+    for r in timed:
+        out.append(Row("commands against SQL", str(r["command"]),
+                       {"wall": float(str(r["seconds"]))}, {"wall": float(str(r["sql_s"]))},
+                       "hand-written SQL"))  # fmt: skip
+    return out
+
+
 Section = Callable[[argparse.Namespace], list[Row]]
 SECTIONS: dict[str, Section] = {
     "start-up": lambda args: startup(args.repeat, args.only),
+    "commands": lambda args: commands(args.demo, min(args.repeat, 3)),
 }
 
 
@@ -161,6 +188,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=5, help="runs per measurement (best of)")
     parser.add_argument("--only", nargs="*", help='commands to time, e.g. "" "report showback"')
+    parser.add_argument("--demo", type=Path, help="a `costline demo --out` folder (commands "
+                        "section; default: a 90-day demo made for the run)")  # fmt: skip
     parser.add_argument("--sections", nargs="*", default=list(SECTIONS), choices=list(SECTIONS))
     args = parser.parse_args(argv)
     rows = [row for name in args.sections for row in SECTIONS[name](args)]
