@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -168,3 +169,25 @@ def test_the_dashboards_first_views_are_computed_in_the_background_at_start(path
             time.sleep(0.1)
         assert wanted <= held  # computed with no request asking for them
         assert client.get("/api/v1/unit-costs").status_code == 200
+
+
+def test_copies_a_killed_server_left_are_removed_when_a_server_starts(tmp_path: Path) -> None:
+    """A server killed with SIGKILL leaves its copy folder (a ledger's size); the next server on
+    that ledger removes it, and leaves the folder of a server still running."""
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    orphan = tmp_path / f"{shared.PREFIX}{gone.stdout.strip()}-abc"
+    orphan.mkdir()
+    (orphan / "ledger-1.duckdb").write_bytes(b"x" * 1024)
+    running = tmp_path / f"{shared.PREFIX}{os.getpid()}-def"
+    running.mkdir()
+    ledger = tmp_path / "ledger.duckdb"
+    Ledger(f"duckdb:///{ledger}").close()
+    snapshots = Snapshots(str(ledger))
+    try:
+        assert not orphan.exists() and running.exists()
+    finally:
+        snapshots.close()

@@ -65,13 +65,41 @@ def signature(path: str) -> Signature:
     return (stat(path), stat(f"{path}.wal"))
 
 
+PREFIX = ".costline-serve-"
+
+
+def remove_orphans(folder: Path) -> list[Path]:
+    """Remove the copies a server that is gone left (killed before it could remove them: each is
+    a whole ledger's size). A folder is `<PREFIX><pid>-<random>`; its server is gone when no
+    process has that pid. Returns what was removed."""
+    removed = []
+    for found in folder.glob(f"{PREFIX}*"):
+        pid = found.name[len(PREFIX) :].split("-", 1)[0]
+        if not found.is_dir() or not pid.isdigit() or _alive(int(pid)):
+            continue
+        shutil.rmtree(found, ignore_errors=True)
+        removed.append(found)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # somebody else's process
+        return True
+    return True
+
+
 class Snapshots:
     """Private copies of a ledger file, in a folder beside it (same disk), removed on `close`."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         folder = Path(path).resolve().parent
-        self.folder = Path(tempfile.mkdtemp(prefix=f".costline-serve-{os.getpid()}-", dir=folder))
+        remove_orphans(folder)
+        self.folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=folder))
         self._numbers = itertools.count(1)
 
     def take(self) -> tuple[Path, Signature]:
