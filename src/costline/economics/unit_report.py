@@ -145,7 +145,7 @@ def unit_sentences(
     for r in sections.get("declared", []):
         if r["kind"] == "inference_endpoint" and r["per_success_usd"] is not None:
             monthly = per_month(r["cost_usd"], window)
-            rate = ("" if monthly == r["cost_usd"]
+            rate = ("" if is_month(*window)
                     else f" at its {period} rate ({format_money(r['cost_usd'])} in the window)")  # fmt: skip
             said.append(
                 f"{r['team']}'s {r['name']} endpoint costs {format_money(monthly)}/month to "
