@@ -297,18 +297,13 @@ def budget_findings(ledger: Ledger, config: Config, clock: Clock) -> list[Findin
 
 
 def anomaly_findings(ledger: Ledger, config: Config, clock: Clock) -> list[Finding]:
-    from costline.attribution.rules import Rules
-    from costline.detect.spend import detect_spend
+    from costline.detect.daily import detect_all
 
     day = bill_days(ledger.con)[1]
     if day is None:
         return []
     end = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC) + dt.timedelta(days=1)
-    return detect_spend(
-        ledger.table("cost_lines"), end - dt.timedelta(days=ANOMALY_DAYS), end,
-        rules=Rules.from_config(config), clock=clock,
-        annotations=ledger.table("annotations"), metrics=ledger.table("metrics"),
-    )  # fmt: skip
+    return detect_all(ledger, config, end=end, clock=clock, days=ANOMALY_DAYS)
 
 
 def ttl_findings(ledger: Ledger, clock: Clock) -> list[Finding]:

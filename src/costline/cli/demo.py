@@ -84,7 +84,8 @@ def _detect(ledger: Ledger, manifest: BillingManifest, bar: Bar) -> list[dict[st
     import json
 
     from costline.clock import SYSTEM_CLOCK
-    from costline.detect.spend import detect_spend
+    from costline.config import Config, load_config
+    from costline.detect.daily import detect_all
     from costline.sources.metrics import METRICS
 
     if manifest.successes_file is not None:
@@ -92,10 +93,9 @@ def _detect(ledger: Ledger, manifest: BillingManifest, bar: Bar) -> list[dict[st
     if manifest.days < 43:
         return []  # six weeks of history come before any judgement
     bar.step("Scanning spend for anomalies (costline detect) ...")
-    found = detect_spend(ledger.table("cost_lines"), manifest.window_start,
-                         manifest.window_end, clock=SYSTEM_CLOCK,
-                         annotations=ledger.table("annotations"),
-                         metrics=ledger.table("metrics"))  # fmt: skip
+    config = load_config(manifest.config_file) if manifest.config_file else Config()
+    days = (manifest.window_end - manifest.window_start).days
+    found = detect_all(ledger, config, end=manifest.window_end, clock=SYSTEM_CLOCK, days=days)
     ledger.write([], source="detect", findings=found)
     rows = [finding_row(json.loads(f.model_dump_json())) for f in found]
     return sorted(rows, key=lambda r: -float(r["impact_usd"] or 0))

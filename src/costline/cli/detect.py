@@ -41,12 +41,12 @@ def detect_cmd(
     """Scan daily spend per service, team and usage type for anomalies (seasonal, robust, gated by
     dollars and percent) and store one finding per anomaly, with its root cause, what changed,
     its owner and whether successful requests rose with it (value) or not (waste)."""
-    from costline.attribution.rules import Rules
     from costline.cli.context import open_ledger, state
     from costline.clock import SYSTEM_CLOCK
     from costline.config import load_config
     from costline.detect.anomaly import Settings
-    from costline.detect.spend import DIMENSIONS, detect_spend
+    from costline.detect.daily import detect_all
+    from costline.detect.spend import DIMENSIONS
     from costline.errors import CostlineError
     from costline.ledger.sql import last_bill_day
 
@@ -54,19 +54,22 @@ def detect_cmd(
     unknown = [d for d in dims if d not in DIMENSIONS]
     if unknown or not dims:
         raise CostlineError(f"--by {by!r}: choose from {', '.join(DIMENSIONS)}")
-    rules = Rules.from_config(load_config(state.config_path))
+    config = load_config(state.config_path)
     with open_ledger() as ledger:
         if until is None:
             end_day = last_bill_day(ledger.con) + dt.timedelta(days=1)
         else:
             end_day = parse_day("--until", until)
         end = dt.datetime(end_day.year, end_day.month, end_day.day, tzinfo=dt.UTC)
-        findings = detect_spend(
-            ledger.table("cost_lines"), end - dt.timedelta(days=days), end, rules=rules,
-            clock=SYSTEM_CLOCK, dimensions=dims,
+        findings = detect_all(
+            ledger,
+            config,
+            end=end,
+            clock=SYSTEM_CLOCK,
+            days=days,
+            dimensions=dims,
             settings=Settings(min_impact=min_impact, min_pct=min_pct),
-            annotations=ledger.table("annotations"), metrics=ledger.table("metrics"),
-        )  # fmt: skip
+        )
         ledger.write([], source="detect", findings=findings)
     rows = [finding_row(json.loads(f.model_dump_json())) for f in findings]
     emit_rows(rows, default_format(fmt), title=f"Spend anomalies, {days} days to {end_day}")
