@@ -10,7 +10,10 @@
    sync; budgets and experiment caps (as of the last billed day) and daily spend anomalies (the 90
    days to it) when bills or the configuration changed since they last ran, or 6 hours passed
    (bills land daily: re-reading 90 days of them every five minutes would find nothing new);
-3. **store** every finding in one transaction (the same finding seen again is updated);
+3. **store** every finding in one transaction (the same finding seen again is updated), then
+   **settle**: resolve the findings whose period is over (`settle`: a budget's closed period, an
+   anomaly that ended two weeks before the latest bills, a breach that ended a day before the
+   latest telemetry, a TTL whose workload is gone, an experiment alert no longer reached);
 4. **notify**: queue the messages the outbox rule decides on, and deliver the due ones.
 
 A source that cannot be read (bad input, a server down) is a `data_quality` finding on the source,
@@ -47,6 +50,7 @@ THRESHOLD_LOOKBACK = dt.timedelta(hours=24)
 BILLS_CHECKED = "bills_checked"  # watermark: when budgets and anomalies last ran
 BILLS_STATE = "bills_state"  # watermark key holding the bills-and-config state they ran on
 BILLS_EVERY = dt.timedelta(hours=6)
+STALE_ANOMALY = dt.timedelta(days=14)  # an anomaly this long over before the latest bills resolves
 
 
 @dataclass
@@ -87,7 +91,6 @@ def sync(
 ) -> SyncReport:
     """One pull, evaluate, store, notify cycle (see the module)."""
     report = SyncReport(started=clock.now())
-    found: list[Finding] = []
 
     def step(name: str, work: Callable[[], None]) -> None:
         started = time.perf_counter()
@@ -98,16 +101,30 @@ def sync(
         report.seconds[name] = time.perf_counter() - started
 
     step("pull", lambda: report.pulled.extend(pull(ledger, config, clock)))
-    step("thresholds", lambda: found.extend(threshold_findings(ledger, config, clock)))
+    by_step: dict[str, list[Finding]] = {}
+
+    def evaluate(name: str, work: Callable[[], list[Finding]]) -> None:
+        step(name, lambda: by_step.__setitem__(name, work()))
+
+    telemetry: list[dt.datetime | None] = [None]
+
+    def thresholds() -> list[Finding]:
+        got, telemetry[0] = check_thresholds(ledger, config, clock)
+        return got
+
+    evaluate("thresholds", thresholds)
     bills = bills_due(ledger, config, clock)
     if bills is not None:
-        step("budgets", lambda: found.extend(budget_findings(ledger, config, clock)))
-        step("anomalies", lambda: found.extend(anomaly_findings(ledger, config, clock)))
-    step("ttl", lambda: found.extend(ttl_findings(ledger, clock)))
-    found.extend(source_findings(report.pulled, clock))
+        evaluate("budgets", lambda: budget_findings(ledger, config, clock))
+        evaluate("anomalies", lambda: anomaly_findings(ledger, config, clock))
+    evaluate("ttl", lambda: ttl_findings(ledger, clock))
+    found = [f for got in by_step.values() for f in got] + source_findings(report.pulled, clock)
     for f in found:
         report.findings[str(f.kind)] = report.findings.get(str(f.kind), 0) + 1
     ledger.write([], source=SYNC_SOURCE, findings=found)
+    settle(ledger, clock, bills_day=bill_days(ledger.con)[1] if "anomalies" in by_step else None,
+           telemetry_as_of=telemetry[0], ttl=by_step.get("ttl"),
+           budgets=by_step.get("budgets"))  # fmt: skip
     if deliver:
         step("notify", lambda: _notify(ledger, config, clock, env, report))
     report.finished = clock.now()
@@ -155,6 +172,46 @@ def source_findings(pulled: list[dict[str, Any]], clock: Clock) -> list[Finding]
         for p in pulled
         if p["status"] == "error"
     ]  # fmt: skip
+
+
+def settle(
+    ledger: Ledger,
+    clock: Clock,
+    *,
+    bills_day: dt.date | None = None,
+    telemetry_as_of: dt.datetime | None = None,
+    ttl: list[Finding] | None = None,
+    budgets: list[Finding] | None = None,
+) -> list[Finding]:
+    """Resolve the stored findings whose period is over, each with its reason: with `bills_day`
+    (the last billed day), budgets' closed periods and anomalies that ended `STALE_ANOMALY`
+    before it; with `telemetry_as_of`, breaches that ended a lookback before it; with `ttl` (a
+    complete TTL run), the TTLs it no longer reports; with `budgets` (a complete budgets run), the
+    experiment alerts it no longer reports. Returns the findings resolved."""
+    from costline.budgets.digest import DIGEST_SCOPE
+    from costline.ledger.findings import resolve_stale
+
+    con, out = ledger.con, []
+    if bills_day is not None:
+        day = dt.datetime(bills_day.year, bills_day.month, bills_day.day, tzinfo=dt.UTC)
+        for key in ("budget", DIGEST_SCOPE):
+            out += resolve_stale(con, "budget_threshold", "its period closed ({end} was its last "
+                                 "day)", clock=clock, ended_before=day, scope_key=key)  # fmt: skip
+        out += resolve_stale(con, "anomaly", f"it ended {{end}}, {STALE_ANOMALY.days} days or "
+                             "more before the latest bills", clock=clock,
+                             ended_before=day + dt.timedelta(days=1) - STALE_ANOMALY)  # fmt: skip
+    if telemetry_as_of is not None:
+        out += resolve_stale(con, "threshold_breach", "it ended {end}, a day or more before the "
+                             "latest telemetry", clock=clock,
+                             ended_before=telemetry_as_of - THRESHOLD_LOOKBACK)  # fmt: skip
+    if ttl is not None:
+        out += resolve_stale(con, "ttl_expiry", "its workload is no longer running past its TTL",
+                             clock=clock, absent_from=ttl)  # fmt: skip
+    if budgets is not None:
+        out += resolve_stale(con, "budget_threshold", "the experiment is no longer past this "
+                             "alert level", clock=clock, absent_from=budgets,
+                             scope_key="experiment")  # fmt: skip
+    return out
 
 
 def last_sync(ledger: Ledger) -> dt.datetime | None:

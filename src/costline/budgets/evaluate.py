@@ -54,6 +54,7 @@ def evaluate_budgets(
     from costline.allocation.allocate import CostColumn
     from costline.attribution.rules import Rules
     from costline.budgets.experiments import cap_findings, experiment_rows
+    from costline.budgets.digest import budget_digests
     from costline.budgets.status import budget_findings
     from costline.economics.unit_report import TABLES, Registry, run_allocation, run_costs
     from costline.ledger.sql import bill_days
@@ -64,6 +65,7 @@ def evaluate_budgets(
     statuses = evaluate(lines, config.budgets, as_of, rules=rules, cost=cost, since=since,
                         data_start=bill_days(ledger.con)[0], forecast=forecast)  # fmt: skip
     findings = budget_findings(statuses, clock=clock, rules=rules)
+    findings += budget_digests(statuses, clock=clock, rules=rules)
     end = dt.datetime(as_of.year, as_of.month, as_of.day, tzinfo=dt.UTC) + dt.timedelta(days=1)
     window = Window(start=end - dt.timedelta(days=EXPERIMENT_DAYS), end=end)
     tables = {name: ledger.table(name) for name in TABLES}

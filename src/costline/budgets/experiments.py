@@ -16,6 +16,7 @@ from typing import Any
 
 from costline.attribution.registry import TRAINING_KINDS
 from costline.attribution.rules import Rules
+from costline.budgets.status import closed
 from costline.clock import Clock
 from costline.config import Experiments
 from costline.model import Finding, FindingKind, Window
@@ -70,7 +71,8 @@ def cap_findings(
     clock: Clock,
     rules: Rules | None = None,
 ) -> list[Finding]:
-    """One finding per experiment per alert level reached (80% and 100% by default)."""
+    """One finding per experiment per alert level reached (80% and 100% by default); only the
+    highest open, the lower ones resolved as superseded by it."""
     rules = rules or Rules()
     out = []
     for r in rows:
@@ -78,7 +80,7 @@ def cap_findings(
         for pct in reached:
             over = max(r["cost_usd"] - r["cap_usd"], Decimal(0))
             owner = r["owner"] or rules.owner_of({"team": r["team"]}) or r["team"]
-            out.append(Finding.new(
+            f = Finding.new(
                 kind=FindingKind.BUDGET_THRESHOLD, scope={"experiment": r["experiment"]},
                 dedup_key=f"cap:{pct}%", clock=clock,
                 title=f"Experiment {r['experiment']} used {r['used_pct']}% of its "
@@ -93,5 +95,11 @@ def cap_findings(
                           "kind": r["kind"], "team": r["team"], "cost_usd": str(r["cost_usd"]),
                           "cap_usd": str(r["cap_usd"]), "cap_from": r["cap_from"],
                           "used_pct": str(r["used_pct"]), "alert_pct": str(pct)},
-            ))  # fmt: skip
+                actions=[{"text": f"Stop or shrink {r['experiment']} if it has what it needs "
+                          f"(${r['cost_usd']:,} spent of a ${r['cap_usd']:,} cap), or give it "
+                          "a budget_usd of its own in the registry if the spend is planned"}],
+            )  # fmt: skip
+            if pct != reached[-1]:
+                f = closed(f, f"superseded by its {reached[-1]}% alert")
+            out.append(f)
     return out

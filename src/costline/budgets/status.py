@@ -15,9 +15,12 @@ question and the forecast history), then works in Python over those few hundred 
   of the current one, once past it) against what was spent: a miss when the total landed outside
   its P10-P90 (`costline.budgets.checks`).
 
-`budget_findings` turns them into findings: one per threshold crossed per period (kept for past
-periods too), one when the burn rate passes the budget's `burn_rate`, one when the P50 forecast
-runs over the amount. Each is keyed by budget, period and signal, so evaluating again updates it.
+`budget_findings` turns them into findings: one per threshold crossed per period, one when the
+burn rate passes the budget's `burn_rate`, one when the P50 forecast runs over the amount, each
+with the action that brings the budget back within its amount. Each is keyed by budget, period
+and signal, so evaluating again updates it. Only what needs someone is open: crossings under 90%
+are the period's digest (`costline.budgets.digest`), a lower crossing is superseded by a higher
+one, and a closed period's findings are resolved.
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ from costline.clock import Clock
 from costline.config import Budget
 from costline.errors import ConfigError
 from costline.ledger import fetch
-from costline.model import Finding, FindingKind, Window
+from costline.ledger.findings import resolved_because
+from costline.model import Finding, FindingKind, FindingStatus, Window
 
 HISTORY_DAYS = 91  # days of daily cost a forecast learns from
 BURN_DAYS = 7
@@ -284,78 +288,147 @@ def _money(value: float) -> Decimal:
 # -- findings -------------------------------------------------------------------------------------
 
 
+DIGEST_BELOW = Decimal(90)  # crossings under this percent go to the period's digest
+MONTH_DAYS = 30  # monthly savings = a daily excess x 30
+
+
 def _severity(pct: Decimal) -> str:
     return "critical" if pct >= 100 else "warning" if pct >= 90 else "info"
+
+
+def hold_action(s: BudgetStatus) -> dict[str, Any]:
+    """What brings the budget back within its amount, and the monthly savings it brings: hold the
+    rest of the period to what is left, or (spent out, or the period over) bring the daily rate
+    back to what the budget allows."""
+    b, rate = s.budget, s.daily_rate
+    where = f"{b.name} ({b.scope or 'everything'})"
+    if s.days_left and s.spent < b.amount_usd:
+        target = (b.amount_usd - s.spent) / s.days_left
+        text = (f"Hold {where} to ${target:,.2f} a day for the {s.days_left} day(s) left of "
+                f"{s.period} (${rate:,} a day over the last {BURN_DAYS} days) to end within "
+                f"${b.amount_usd:,}, or raise amount_usd")  # fmt: skip
+    else:
+        target = b.amount_usd / s.period.days
+        text = (f"Bring {where} back to the ${target:,.2f} a day its budget allows (${rate:,} a "
+                f"day over the last {BURN_DAYS} days): `costline report showback` names its "
+                "largest costs; or raise amount_usd to what it needs")  # fmt: skip
+    saving = (rate - target) * MONTH_DAYS
+    return {"text": text,
+            "estimated_monthly_savings_usd": saving.quantize(CENT) if saving > 0 else None}  # fmt: skip
 
 
 def budget_findings(
     statuses: Sequence[BudgetStatus], *, clock: Clock, rules: Rules | None = None
 ) -> list[Finding]:
-    """One finding per threshold crossed, per burn-rate alarm, per forecast overrun."""
+    """One finding per threshold crossed, per burn-rate alarm, per forecast overrun.
+
+    Open are only what needs someone now: in each budget's current period, its highest crossing
+    at or over `DIGEST_BELOW` percent, the burn-rate alarm and the forecast overrun. The rest come
+    resolved, with the reason in `evidence["resolved_reason"]`: crossings under 90% (they are in
+    the period's digest, `costline.budgets.digest`), a crossing a higher one supersedes, and every
+    finding of a period that is closed (not its budget's latest)."""
     rules = rules or Rules()
+    latest = {id(s) for s in current(statuses)}
     out: list[Finding] = []
     for s in statuses:
         b = s.budget
         flat = {d: v[0] for d, v in b.scope.root.items() if v}
         owner = rules.owner_of(flat) or flat.get("team")
-        base = {
-            "budget": b.name,
-            "scope": dict(b.scope.root),
-            "period": str(s.period),
-            "amount_usd": str(b.amount_usd),
-            "spent_usd": str(s.spent.quantize(CENT)),
-            "used_pct": str(s.used_pct),
-            "as_of": s.as_of.isoformat(),
-            "burn_rate": str(s.burn_rate) if s.burn_rate is not None else None,
-            "forecast_p50_usd": str(s.projection.p50) if s.projection else None,
-        }
         common: dict[str, Any] = {"scope": {"budget": b.name}, "clock": clock, "owner": owner,
                   "window": Window(start=_at(s.period.start), end=_at(s.period.end))}  # fmt: skip
-        for pct, day in s.crossed:
-            over = max(s.spent - b.amount_usd, ZERO).quantize(CENT)
-            out.append(Finding.new(
-                kind=FindingKind.BUDGET_THRESHOLD, dedup_key=f"{s.period}:{pct}%",
-                title=f"Budget {b.name} passed {pct}% in {s.period}",
-                severity=_severity(pct),
-                summary=f"{b.name} ({b.scope or 'everything'}) has spent ${s.spent:,.2f} of "
-                f"${b.amount_usd:,} in {s.period} ({s.used_pct}%); it reached {pct}% on {day}"
-                + (f", ${over:,} over" if over else "") + ".",
-                impact_usd=over if pct >= 100 else None,
-                evidence={**base, "signal": "threshold", "threshold_pct": str(pct),
-                          "crossed_on": day.isoformat()},
-                **common,
-            ))  # fmt: skip
-        if s.days_left == 0 or s.spent >= b.amount_usd:
-            continue
-        burn = s.burn_rate
-        if b.burn_rate is not None and burn is not None and burn >= b.burn_rate:
-            at_rate = (s.spent + s.daily_rate * s.days_left - b.amount_usd).quantize(CENT)
-            out.append(Finding.new(
-                kind=FindingKind.BUDGET_THRESHOLD, dedup_key=f"{s.period}:burn",
-                title=f"Budget {b.name} is burning {burn}x as fast as it allows",
-                severity="warning",
-                summary=f"{b.name} spent ${s.daily_rate:,} a day over the last {BURN_DAYS} "
-                f"days, {burn}x the ${b.amount_usd / s.period.days:,.2f} a day it allows"
-                + (f"; at that rate it runs out in {s.days_to_exhaustion} day(s), on "
-                   f"{s.exhausted_on}." if s.days_to_exhaustion else "."),
-                impact_usd=max(at_rate, ZERO),
-                evidence={**base, "signal": "burn_rate", "daily_rate_usd": str(s.daily_rate),
-                          "days_to_exhaustion": s.days_to_exhaustion},
-                **common,
-            ))  # fmt: skip
-        p = s.projection
-        if b.forecast_alert and p is not None and p.p50 > b.amount_usd:
-            out.append(Finding.new(
-                kind=FindingKind.BUDGET_THRESHOLD, dedup_key=f"{s.period}:forecast",
-                title=f"Budget {b.name} is forecast to end {s.period} over",
-                severity="warning",
-                summary=f"{b.name} is forecast to end {s.period} at ${p.p50:,} (P10 ${p.p10:,}"
-                f", P90 ${p.p90:,}) against ${b.amount_usd:,}: ${p.p50 - b.amount_usd:,} over.",
-                impact_usd=p.p50 - b.amount_usd,
-                evidence={**base, "signal": "forecast", "forecast_p10_usd": str(p.p10),
-                          "forecast_p90_usd": str(p.p90), "model": p.model},
-                **common,
-            ))  # fmt: skip
+        found = _crossings(s, common)
+        if s.days_left and s.spent < b.amount_usd:
+            found += _early_warnings(s, common)
+        if id(s) not in latest:
+            found = [closed(f, f"its period {s.period} is closed") for f in found]
+        out.extend(found)
+    return out
+
+
+def closed(finding: Finding, reason: str) -> Finding:
+    """The finding resolved at birth, with why (stored ones it meets are resolved too)."""
+    if finding.status is FindingStatus.RESOLVED:
+        return finding
+    return resolved_because(finding, reason, finding.last_seen)
+
+
+def _base(s: BudgetStatus) -> dict[str, Any]:
+    b = s.budget
+    return {
+        "budget": b.name,
+        "scope": dict(b.scope.root),
+        "period": str(s.period),
+        "amount_usd": str(b.amount_usd),
+        "spent_usd": str(s.spent.quantize(CENT)),
+        "used_pct": str(s.used_pct),
+        "as_of": s.as_of.isoformat(),
+        "burn_rate": str(s.burn_rate) if s.burn_rate is not None else None,
+        "forecast_p50_usd": str(s.projection.p50) if s.projection else None,
+    }
+
+
+def _crossings(s: BudgetStatus, common: dict[str, Any]) -> list[Finding]:
+    """One finding per threshold crossed; only the highest at or over 90% open."""
+    b = s.budget
+    top = s.crossed[-1][0] if s.crossed else None
+    out = []
+    for pct, day in s.crossed:
+        over = max(s.spent - b.amount_usd, ZERO).quantize(CENT)
+        f = Finding.new(
+            kind=FindingKind.BUDGET_THRESHOLD, dedup_key=f"{s.period}:{pct}%",
+            title=f"Budget {b.name} passed {pct}% in {s.period}",
+            severity=_severity(pct),
+            summary=f"{b.name} ({b.scope or 'everything'}) has spent ${s.spent:,.2f} of "
+            f"${b.amount_usd:,} in {s.period} ({s.used_pct}%); it reached {pct}% on {day}"
+            + (f", ${over:,} over" if over else "") + ".",
+            impact_usd=over if pct >= 100 else None,
+            evidence={**_base(s), "signal": "threshold", "threshold_pct": str(pct),
+                      "crossed_on": day.isoformat()},
+            actions=[hold_action(s)],
+            **common,
+        )  # fmt: skip
+        if pct < DIGEST_BELOW:
+            f = closed(f, f"under {DIGEST_BELOW}%: in the budget digest of {s.period}")
+        elif pct != top:
+            f = closed(f, f"superseded by its {top}% crossing")
+        out.append(f)
+    return out
+
+
+def _early_warnings(s: BudgetStatus, common: dict[str, Any]) -> list[Finding]:
+    """The burn-rate alarm and the forecast overrun of a running period not yet spent out."""
+    b, out = s.budget, []
+    burn = s.burn_rate
+    if b.burn_rate is not None and burn is not None and burn >= b.burn_rate:
+        at_rate = (s.spent + s.daily_rate * s.days_left - b.amount_usd).quantize(CENT)
+        out.append(Finding.new(
+            kind=FindingKind.BUDGET_THRESHOLD, dedup_key=f"{s.period}:burn",
+            title=f"Budget {b.name} is burning {burn}x as fast as it allows",
+            severity="warning",
+            summary=f"{b.name} spent ${s.daily_rate:,} a day over the last {BURN_DAYS} "
+            f"days, {burn}x the ${b.amount_usd / s.period.days:,.2f} a day it allows"
+            + (f"; at that rate it runs out in {s.days_to_exhaustion} day(s), on "
+               f"{s.exhausted_on}." if s.days_to_exhaustion else "."),
+            impact_usd=max(at_rate, ZERO),
+            evidence={**_base(s), "signal": "burn_rate", "daily_rate_usd": str(s.daily_rate),
+                      "days_to_exhaustion": s.days_to_exhaustion},
+            actions=[hold_action(s)],
+            **common,
+        ))  # fmt: skip
+    p = s.projection
+    if b.forecast_alert and p is not None and p.p50 > b.amount_usd:
+        out.append(Finding.new(
+            kind=FindingKind.BUDGET_THRESHOLD, dedup_key=f"{s.period}:forecast",
+            title=f"Budget {b.name} is forecast to end {s.period} over",
+            severity="warning",
+            summary=f"{b.name} is forecast to end {s.period} at ${p.p50:,} (P10 ${p.p10:,}"
+            f", P90 ${p.p90:,}) against ${b.amount_usd:,}: ${p.p50 - b.amount_usd:,} over.",
+            impact_usd=p.p50 - b.amount_usd,
+            evidence={**_base(s), "signal": "forecast", "forecast_p10_usd": str(p.p10),
+                      "forecast_p90_usd": str(p.p90), "model": p.model},
+            actions=[hold_action(s)],
+            **common,
+        ))  # fmt: skip
     return out
 
 

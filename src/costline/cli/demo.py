@@ -133,6 +133,14 @@ def _thresholds(ledger: Ledger, manifest: BillingManifest, bar: Bar) -> list[dic
     return [breach_row(f) for f in found]
 
 
+def _settle(ledger: Ledger, manifest: BillingManifest) -> None:
+    """Resolve what is over, as a sync would: past months' budgets, anomalies long ended."""
+    from costline.clock import SYSTEM_CLOCK
+    from costline.sync import settle
+
+    settle(ledger, SYSTEM_CLOCK, bills_day=(manifest.window_end - dt.timedelta(days=1)).date())
+
+
 def _agreement(
     ledger: Ledger, manifest: BillingManifest, budgets: BudgetReport | None, bar: Bar
 ) -> dict[str, Any]:
@@ -292,6 +300,7 @@ def _run_steps(out: Path, ledger_url: str, seed: int, days: int, scale: float, e
         findings = _detect(ledger, manifest, bar)
         budgets = _budgets(ledger, manifest, bar)
         breaches = _thresholds(ledger, manifest, bar)
+        _settle(ledger, manifest)
         agreement = _agreement(ledger, manifest, budgets, bar)
     return DemoRun(manifest, by, activity, activity_rows, showback, findings, budgets, breaches,
                    agreement)  # fmt: skip

@@ -2,6 +2,16 @@
 
 `transition` moves one finding through its lifecycle (acknowledge, resolve, snooze, reopen) with
 the rules of `Finding`, read and written in one transaction.
+
+Findings also resolve themselves when what they are about is over (a budget's month closed, an
+anomaly that ended long ago, a TTL of a workload that is gone):
+
+- a detector that sends a finding already resolved with `evidence["resolved_reason"]` (its period
+  is closed) resolves the stored one too, whatever its status (`upsert`);
+- `resolve_stale` resolves the stored open, acknowledged or snoozed findings of a kind whose
+  window ended before a day, or that a complete run of their detector no longer reports; the
+  reason lands in `evidence["resolved_reason"]`, so `costline findings --status resolved` says
+  why each went.
 """
 
 from __future__ import annotations
@@ -15,7 +25,9 @@ import duckdb
 from costline.clock import SYSTEM_CLOCK, Clock
 from costline.errors import CostlineError
 from costline.ledger.sql import run, run_one
-from costline.model import Finding
+from costline.model import Finding, FindingStatus
+
+RESOLVED_REASON = "resolved_reason"  # evidence key: why costline resolved a finding by itself
 
 Action = Literal["acknowledge", "resolve", "snooze", "reopen"]
 ACTIONS: tuple[Action, ...] = ("acknowledge", "resolve", "snooze", "reopen")
@@ -30,7 +42,7 @@ def upsert(con: duckdb.DuckDBPyConnection, findings: Sequence[Finding]) -> None:
     for finding in findings:
         row = run_one(con, "SELECT body FROM findings WHERE fingerprint = ?", [finding.fingerprint])
         if row is not None:
-            finding = Finding.model_validate_json(row[0]).merge(finding)
+            finding = _settled(Finding.model_validate_json(row[0]), finding)
             run(con, "DELETE FROM findings WHERE fingerprint = ?", [finding.fingerprint])
         window = finding.window
         run(
@@ -105,3 +117,64 @@ def transition(
         run(con, "ROLLBACK")
         raise
     return moved
+
+
+def _settled(stored: Finding, newer: Finding) -> Finding:
+    """`stored.merge(newer)`, resolved when the detector resolved `newer` itself (its period
+    closed): the stored status would otherwise keep it open forever."""
+    merged = stored.merge(newer)
+    closed = newer.status is FindingStatus.RESOLVED and RESOLVED_REASON in newer.evidence
+    if closed and merged.status is not FindingStatus.RESOLVED:
+        return merged.model_copy(update={"status": FindingStatus.RESOLVED, "snoozed_until": None})
+    return merged
+
+
+def resolved_because(finding: Finding, reason: str, at: dt.datetime) -> Finding:
+    """The finding resolved by costline itself, the reason and time in its evidence."""
+    evidence = {**finding.evidence, RESOLVED_REASON: reason, "resolved_at": at.isoformat()}
+    return finding.model_copy(
+        update={"status": FindingStatus.RESOLVED, "snoozed_until": None, "evidence": evidence}
+    )
+
+
+def resolve_stale(
+    con: duckdb.DuckDBPyConnection,
+    kind: str,
+    reason: str,
+    *,
+    clock: Clock,
+    ended_before: dt.datetime | None = None,
+    absent_from: Sequence[Finding] | None = None,
+    scope_key: str | None = None,
+) -> list[Finding]:
+    """Resolve the stored unresolved findings of `kind` (with `scope_key` in their scope, when
+    given) whose window ended at or before `ended_before`, or, with `absent_from`, that are not
+    among those findings (a complete run of their detector no longer reports them). `reason`
+    may hold `{end}`, the window's end day. Returns the findings resolved, as stored."""
+    if ended_before is None and absent_from is None:
+        raise ValueError("resolve_stale needs ended_before or absent_from")
+    rows = run(
+        con,
+        "SELECT body FROM findings WHERE kind = ? AND status <> 'resolved' ORDER BY fingerprint",
+        [kind],
+    )
+    present = {f.fingerprint for f in absent_from} if absent_from is not None else None
+    out = []
+    for (body,) in rows:
+        finding = Finding.model_validate_json(body)
+        if scope_key is not None and scope_key not in finding.scope:
+            continue
+        if present is not None and finding.fingerprint in present:
+            continue
+        end = finding.window.end if finding.window else None
+        if ended_before is not None and (end is None or end > ended_before):
+            continue
+        text = reason.format(end=(end - dt.timedelta(microseconds=1)).date() if end else "?")
+        moved = resolved_because(finding, text, clock.now())
+        run(
+            con,
+            "UPDATE findings SET status = ?, snoozed_until = NULL, body = ? WHERE fingerprint = ?",
+            [str(moved.status), moved.model_dump_json(), moved.fingerprint],
+        )
+        out.append(moved)
+    return out

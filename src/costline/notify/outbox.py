@@ -7,7 +7,10 @@ For each finding and each of its routes (`routing.routes_for`), a message is que
 - the finding reached a higher escalation tier than the last message said
   (`evidence["tier_index"]`, an int: 0 platform, 1 finance, 2 leadership, ...);
 - its impact grew by at least `notify.realert_growth_pct` percent over the impact recorded in the
-  last message (a finding that was unpriced and now has a positive impact counts as grown).
+  last message (a finding that was unpriced and now has a positive impact counts as grown);
+- for a digest (`evidence["digest_crossings"]`, the budget digest of a period): only when it holds
+  more crossings than the last message said and `DIGEST_EVERY` (a week) has passed since it, so
+  a digest is a weekly letter, not a message per crossing.
 
 Open findings alert; so do snoozed ones whose snooze has run out. Acknowledged and snoozed ones
 do not. A resolved finding whose pair's last message was a PagerDuty `trigger` (not failed) gets
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
     from costline.ledger.store import Ledger
 
 HUNDRED = Decimal(100)
+DIGEST_EVERY = dt.timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,11 @@ def grew(now: Decimal | None, before: Decimal | None, growth_pct: Decimal) -> bo
     if before is None or before <= 0:
         return True
     return now >= before * (1 + growth_pct / HUNDRED)
+
+
+def _digest_size(values: Mapping[str, object]) -> int | None:
+    value = values.get("digest_crossings")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def alertable(finding: Finding, now: dt.datetime) -> bool:
@@ -106,6 +115,13 @@ def decide(
         return Decision("trigger", "first alert")
     if last.event == "resolve":
         return Decision("trigger", "open again after it was resolved")
+    digest = _digest_size(finding.evidence)
+    if digest is not None:
+        told = _digest_size(last.payload) or 0
+        sent = last.created_at
+        if digest > told and (sent is None or now - sent >= DIGEST_EVERY):
+            return Decision("trigger", f"{digest - told} new crossing(s) in the digest")
+        return None
     tier, before = tier_index(finding), last.payload.get("tier_index")
     if tier is not None and (not isinstance(before, int) or tier > before):
         name = finding.evidence.get("tier")
@@ -171,6 +187,7 @@ def plan(
                         "severity": str(finding.severity),
                         "impact_usd": None if impact is None else format(impact, "f"),
                         "tier_index": tier_index(finding),
+                        "digest_crossings": _digest_size(finding.evidence),
                         "content": render(finding, alert, route, mid, decision.event),
                     },
                     next_attempt_at=now,
