@@ -730,7 +730,10 @@ class Threshold(_Section):
 
     A bucket breaches when every condition given holds: `absolute` (the value itself),
     `pct_over_baseline` and `z` (a robust z-score: the excess over the baseline's median in
-    1.4826 x MAD units). `min_buckets` breaching buckets in a row make a breach.
+    1.4826 x MAD units). `min_buckets` breaching buckets in a row make a breach. A threshold
+    that gives none of the three checks its signal's default condition (`costline signals`
+    lists them: GPU utilization under 10% for 30 minutes, tokens a minute twice the baseline
+    for 15, ...); what it sets itself (`min_buckets`, `direction`) wins.
 
     ```yaml
     name: chat-output-tokens
@@ -769,8 +772,12 @@ class Threshold(_Section):
 
     @model_validator(mode="after")
     def _some_condition(self) -> Self:
-        if self.absolute is None and self.pct_over_baseline is None and self.z is None:
-            raise ValueError("give at least one of absolute, pct_over_baseline and z")
+        none = self.absolute is None and self.pct_over_baseline is None and self.z is None
+        if none and self.signal.startswith("metric:"):
+            raise ValueError(
+                "a metric: signal has no default condition: give at least one of absolute, "
+                "pct_over_baseline and z"
+            )
         return self
 
 

@@ -320,7 +320,8 @@ def check_thresholds(
     as_of: dt.datetime | None = None,
     lookback: dt.timedelta = THRESHOLD_LOOKBACK,
 ) -> tuple[list[Finding], dt.datetime | None]:
-    """The findings of every configured threshold as of `as_of` (default: newest telemetry)."""
+    """The findings of every configured threshold as of `as_of` (default: newest telemetry);
+    an episode the ledger already holds unresolved goes on as the same finding."""
     from costline.attribution.rules import Rules
     from costline.detect.signals import signal
     from costline.detect.thresholds import evaluate
@@ -332,12 +333,33 @@ def check_thresholds(
     if as_of is None:
         return [], None
     rates = host_rates(ledger, as_of) if "gpu_samples" in used else {}
+    tables = {name: ledger.table(name) for name in used | {"workloads"}}
     found = evaluate(
-        {name: ledger.table(name) for name in used}, config.thresholds, as_of=as_of,
-        lookback=lookback, tiers=config.escalation, rules=Rules.from_config(config),
-        clock=clock, host_rates=rates,
+        tables, config.thresholds, as_of=as_of, lookback=lookback, tiers=config.escalation,
+        rules=Rules.from_config(config), clock=clock, host_rates=rates,
+        known=known_episodes(ledger, config),
     )  # fmt: skip
     return found, as_of
+
+
+def known_episodes(ledger: Ledger, config: Config) -> dict[tuple[str, str], Any]:
+    """(threshold, key) -> the latest unresolved breach episode in the ledger (`Known`)."""
+    from costline.detect.thresholds import Known
+    from costline.ledger.sql import run
+
+    by = {th.name: th.by for th in config.thresholds}
+    out: dict[tuple[str, str], Known] = {}
+    rows = run(ledger.con, "SELECT body FROM findings WHERE kind = 'threshold_breach' AND "
+               "status <> 'resolved' ORDER BY window_end")  # fmt: skip
+    for (body,) in rows:
+        f = Finding.model_validate_json(body)
+        name = f.scope.get("threshold")
+        if name is None or name not in by or f.window is None:
+            continue
+        dim = by[name]
+        key = f.scope.get(dim, "(all)") if dim else "(all)"
+        out[(name, key)] = Known(f.window.start, f.window.end, f.impact_usd)
+    return out
 
 
 def threshold_findings(ledger: Ledger, config: Config, clock: Clock) -> list[Finding]:

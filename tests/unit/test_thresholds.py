@@ -150,7 +150,7 @@ def test_config_names_tiers_thresholds_and_signals_that_exist() -> None:
     with pytest.raises(UnknownSignal, match="choose from"):
         signal("gpu_minutse")
     with pytest.raises(ValueError, match="at least one of"):
-        Threshold(name="x", signal="gpu_minutes")
+        Threshold(name="x", signal="metric:queue_depth")  # a metric has no default condition
     with pytest.raises(ConfigError, match="asks less"):
         parse_config("escalation: [{name: a, after_minutes: 60}, {name: b, after_minutes: 5}]")
     with pytest.raises(ConfigError, match="no route named 'nope'"):

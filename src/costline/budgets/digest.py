@@ -3,7 +3,8 @@
 A budget passing 50% or 75% of its amount needs nobody yet; sixty such notices a quarter bury the
 one that does. So those crossings are not open findings (`budget_findings` resolves them at
 birth) but entries of their period's **digest**: one info finding per period (`2026-10`,
-`2026-Q4`), listing each budget that passed a threshold under 90% with its owner, what it spent,
+`2026-Q4`), listing each budget that passed a threshold under 90% (and none above: those have
+a finding of their own) with its owner, what it spent,
 the thresholds and days, and where its last 7 days' rate takes it by the period's end. Its action
 names the budgets that rate takes over their amount (with the daily spend that keeps each within
 it, and the monthly savings), or says none needs anything yet.
@@ -44,7 +45,7 @@ def budget_digests(
     latest = {id(s) for s in current(statuses)}
     by_period: dict[str, list[BudgetStatus]] = {}
     for s in statuses:
-        if any(pct < DIGEST_BELOW for pct, _ in s.crossed):
+        if s.crossed and s.crossed[-1][0] < DIGEST_BELOW:  # all under 90%: crossed is sorted
             by_period.setdefault(str(s.period), []).append(s)
     out = []
     for period, members in by_period.items():

@@ -53,8 +53,8 @@ def evaluate_budgets(
     """Budgets from `since` to `as_of` (periods and forecasts), experiment caps, findings."""
     from costline.allocation.allocate import CostColumn
     from costline.attribution.rules import Rules
-    from costline.budgets.experiments import cap_findings, experiment_rows
     from costline.budgets.digest import budget_digests
+    from costline.budgets.experiments import cap_findings, experiment_rows
     from costline.budgets.status import budget_findings
     from costline.economics.unit_report import TABLES, Registry, run_allocation, run_costs
     from costline.ledger.sql import bill_days

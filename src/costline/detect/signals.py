@@ -24,6 +24,10 @@ model, app, team, project, environment, endpoint, prompt_id or user; metrics by 
 A bucket with no rows is 0 for a volume (no tokens were used) and missing for a ratio (a cache-hit
 rate of no requests is not 0%).
 
+Each signal (but `metric:`) ships a **default condition**, checked when a threshold names only
+the signal (`{name: idle, signal: gpu_utilization, by: namespace}`): what is waste or trouble for
+that signal, held long enough not to flap (`DEFAULTS`; `costline signals` shows them).
+
 A signal's **impact** in dollars is the part of its dollars that the excess carries: for a bucket
 whose value is `v` against a baseline `b`, `cost x (v - b) / v`. Signals with no dollars (a
 latency, a utilization, a queue) have no dollar impact: unpriced, not zero.
@@ -60,6 +64,63 @@ class UnknownSignal(CostlineError, ValueError):
 
 
 @dataclass(frozen=True)
+class Condition:
+    """A signal's default condition: the threshold keys a threshold naming only the signal gets
+    (any of them it sets itself wins)."""
+
+    direction: Literal["above", "below"] = "above"
+    absolute: float | None = None
+    pct_over_baseline: float | None = None
+    z: float | None = None
+    min_buckets: int = 3
+    bucket_minutes: int | None = None  # None: the threshold's (5 by default)
+    baseline_hours: int | None = None
+
+    def describe(self, unit: str) -> str:
+        """`below 10 % for 30 min` / `50% and 6 sigma over baseline for 15 min`."""
+        word = "under" if self.direction == "below" else "over"
+        parts = []
+        if self.absolute is not None:
+            parts.append(f"{'below' if self.direction == 'below' else 'above'} "
+                         f"{self.absolute:g} {unit}".rstrip())  # fmt: skip
+        if self.pct_over_baseline is not None:
+            parts.append(f"{self.pct_over_baseline:g}% {word} baseline")
+        if self.z is not None:
+            parts.append(f"{self.z:g} robust sigma {word} baseline")
+        minutes = self.min_buckets * (self.bucket_minutes or 5)
+        return " and ".join(parts) + f" for {minutes} min"
+
+
+# Each a rise that lasts (15-30 minutes, so a burst does not page) and is large both against the
+# series' level (pct) and its own noise (z): real traffic is bursty minute to minute.
+_SURGE = Condition(pct_over_baseline=100, z=6, min_buckets=3)
+_PRICE = Condition(pct_over_baseline=50, z=5, min_buckets=3)
+_GROWTH = Condition(pct_over_baseline=20, min_buckets=1, bucket_minutes=1440, baseline_hours=24 * 7)
+DEFAULTS: Mapping[str, Condition] = {
+    # GPUs: busy under 10% for half an hour is waste; a doubling of idle GPU-minutes or +50% of
+    # GPU-minutes used, for half an hour, against the hours before.
+    "gpu_utilization": Condition(direction="below", absolute=10, min_buckets=6),
+    "idle_gpu_minutes": Condition(pct_over_baseline=100, z=6, min_buckets=6),
+    "gpu_minutes": Condition(pct_over_baseline=50, z=6, min_buckets=6),
+    # LLM volumes and dollars: twice the baseline and 6 sigma, for 15 minutes.
+    "input_tokens_per_min": _SURGE,
+    "output_tokens_per_min": _SURGE,
+    "tokens_per_min": _SURGE,
+    "llm_requests_per_min": _SURGE,
+    "llm_cost_usd": _SURGE,
+    # A cache-hit rate halved; context 40% longer (a prompt grew); p95 latency doubled.
+    "cache_hit_rate": Condition(direction="below", pct_over_baseline=50, z=5, min_buckets=3),
+    "avg_context_tokens": Condition(pct_over_baseline=40, z=4, min_buckets=2),
+    "latency_p95_ms": Condition(pct_over_baseline=100, z=6, min_buckets=3),
+    "cost_per_1k_tokens": _PRICE,
+    "cost_per_successful_request": _PRICE,
+    # Storage: a day's inventory 20% over the week before.
+    "storage_gb": _GROWTH,
+    "checkpoint_gb": _GROWTH,
+}
+
+
+@dataclass(frozen=True)
 class Signal:
     name: str
     table: Literal["gpu_samples", "llm_requests", "metrics", "storage_objects"]
@@ -69,6 +130,11 @@ class Signal:
     aggregate: Aggregate  # (prepared rows, bucket minutes) -> {"value": ..., "cost": ...}
     priced: bool = False
     metric: str | None = None  # the metrics table's metric name, for metric: signals
+
+    @property
+    def default(self) -> Condition | None:
+        """The condition a threshold naming only this signal checks; None for `metric:`."""
+        return DEFAULTS.get(self.name)
 
     @property
     def dimensions(self) -> tuple[str, ...]:

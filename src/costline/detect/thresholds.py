@@ -18,6 +18,15 @@ buckets of the last `lookback` (plus the baseline's hours before it), one small 
   check moves its `last_seen`, its minutes and its impact, never making a second finding.
 - **impact** in dollars: for a priced signal, the bucket's dollars x (value - baseline) / value,
   summed over the episode; unpriced signals have none.
+- **across checks**: each check reads only its lookback, so an episode older than it would start
+  again at the lookback's first bucket, and again a check later: a new finding every few minutes.
+  `known` (the unresolved breaches in the ledger: threshold and key -> window) carries the
+  episode on: a breach that begins within `QUIET_MINUTES` of a known one's end is that episode
+  (its start, its fingerprint), its minutes counted from the known start and its impact never
+  less than the known one's.
+- **default condition**: a threshold that gives no condition checks its signal's
+  (`signals.DEFAULTS`; `effective`).
+- **owner** and **action**: `costline.detect.breach`.
 - **tier**: the last escalation tier (the threshold's own, else the top-level `escalation`) whose
   `after_minutes` the episode has lasted and whose `impact_usd` its impact has reached (a tier
   with a dollar condition is never reached by an unpriced breach). The finding carries the tier,
@@ -40,13 +49,15 @@ import numpy as np
 from costline.attribution.rules import Rules
 from costline.clock import Clock
 from costline.config import Threshold, Tier
-from costline.detect.signals import Signal, bucketed, signal
+from costline.detect.breach import KeyOwner, action, key_owners, owner_of
+from costline.detect.signals import Signal, UnknownSignal, bucketed, signal
 from costline.ledger import fetch
 from costline.model import Finding, FindingKind, Severity, Window
 
 MAD_TO_SIGMA = 1.4826
 CENT = Decimal("0.01")
 QUIET_MINUTES = 30  # a breach ends after this long with no breaching bucket (no flapping)
+QUIET = dt.timedelta(minutes=QUIET_MINUTES)
 
 
 @dataclass
@@ -61,6 +72,36 @@ class Episode:
     impact_usd: float | None = None
     peak_pct: float | None = None
     peak_z: float | None = None
+
+
+@dataclass(frozen=True)
+class Known:
+    """A breach episode already in the ledger, unresolved: its window and impact."""
+
+    start: dt.datetime
+    end: dt.datetime
+    impact_usd: Decimal | None = None
+
+
+KnownEpisodes = Mapping[tuple[str, str], Known]  # (threshold name, key) -> the latest one
+CONDITION_KEYS = ("direction", "absolute", "pct_over_baseline", "z", "min_buckets",
+                  "bucket_minutes", "baseline_hours")  # fmt: skip
+
+
+def effective(th: Threshold) -> Threshold:
+    """The threshold as checked: with no condition of its own, its signal's default one (what it
+    sets itself, such as `min_buckets` or `bucket_minutes`, wins)."""
+    if th.absolute is not None or th.pct_over_baseline is not None or th.z is not None:
+        return th
+    default = signal(th.signal).default
+    if default is None:
+        raise UnknownSignal(
+            f"threshold {th.name}: signal {th.signal} has no default condition; give at least "
+            "one of absolute, pct_over_baseline and z"
+        )
+    update = {k: getattr(default, k) for k in CONDITION_KEYS
+              if k not in th.model_fields_set and getattr(default, k) is not None}  # fmt: skip
+    return th.model_copy(update=update)
 
 
 @dataclass(frozen=True)
@@ -223,46 +264,37 @@ def findings(
     tiers: Sequence[Tier],
     rules: Rules,
     clock: Clock,
+    owners: Mapping[str, KeyOwner] | None = None,
+    known: KnownEpisodes | None = None,
+    found_episodes: list[Episode] | None = None,
 ) -> list[Finding]:
-    """One finding per breach episode of the check's series."""
+    """One finding per breach episode of the check's series (`known`: see the module;
+    `found_episodes`: `episodes(check)`, when already computed)."""
     th, s = check.threshold, check.signal
     tiers = th.escalation if th.escalation is not None else tiers
     width = th.bucket_minutes * 60
-    last_bucket = len(check.starts) - 1
     out = []
-    for e in episodes(check):
+    for e in episodes(check) if found_episodes is None else found_episodes:
         start = _utc(check.starts[e.first])
         end = _utc(check.starts[e.last] + width)
-        minutes = int((end - start).total_seconds() // 60)
         impact = None if e.impact_usd is None else Decimal(repr(e.impact_usd)).quantize(CENT)
+        before = (known or {}).get((th.name, e.key))
+        if before is not None and before.start <= start <= before.end + QUIET:
+            start = before.start  # the same episode, begun before this check's lookback
+            if before.impact_usd is not None:
+                impact = max(impact or before.impact_usd, before.impact_usd)
+        minutes = int((end - start).total_seconds() // 60)
         reached = tier_of(tiers, minutes, impact)
-        routes = (
-            [r for tier in tiers[: (reached or 0) + 1] for r in tier.routes]
-            if reached is not None
-            else []
-        )
         severity = th.severity
         if reached is not None and reached >= 1:
             severity = max(severity, Severity.WARNING, key=lambda x: x.rank)
         if reached is not None and len(tiers) > 1 and reached == len(tiers) - 1:
             severity = Severity.CRITICAL
+        ongoing = e.last == len(check.starts) - 1
+        found = (owners or {}).get(e.key)
         scope = {"threshold": th.name, **({th.by: e.key} if th.by else {})}
-        owner = rules.owner_of({**{k: v[0] for k, v in th.scope.root.items() if len(v) == 1},
-                                **({th.by: e.key} if th.by else {})})  # fmt: skip
-        word = "under" if th.direction == "below" else "over"
-        pct = (
-            f", {e.peak_pct:.0f}% {word} its baseline of {e.baseline:,.4g}"
-            if e.peak_pct is not None and e.baseline is not None
-            else ""
-        )
         who = f" of {th.by} {e.key}" if th.by else ""
-        ongoing = e.last == last_bucket
-        summary = (
-            f"{s.name}{who} peaked at {e.peak:,.4g} {s.unit}{pct}, for {minutes} minutes from "
-            f"{start:%Y-%m-%d %H:%M} UTC" + (" and still going" if ongoing else "")
-            + (f"; ${impact:,} above baseline so far" if impact is not None else "")
-            + (f"; tier {tiers[reached].name}" if reached is not None else "") + "."
-        )  # fmt: skip
+        word = "under" if th.direction == "below" else "over"
         out.append(
             Finding.new(
                 kind=FindingKind.THRESHOLD_BREACH,
@@ -271,33 +303,59 @@ def findings(
                 clock=clock,
                 title=f"{th.name}: {s.name}{who} {word} threshold since {start:%Y-%m-%d %H:%M} UTC",
                 severity=severity,
-                summary=summary,
-                owner=owner,
+                summary=_summary(check, e, start, minutes, ongoing, impact, found)
+                + (f"; tier {tiers[reached].name}" if reached is not None else "")
+                + ".",
+                owner=owner_of(th, e.key, found, rules),
                 impact_usd=impact,
                 window=Window(start=start, end=end),
-                evidence=_evidence(check, e, minutes, ongoing, tiers, reached, routes),
+                evidence=_evidence(check, e, start, minutes, ongoing, tiers, reached, found),
+                actions=[action(th, s, e.key, ongoing, minutes, impact)],
             )
         )
     return out
 
 
+def _summary(check: Check, e: Episode, start: dt.datetime, minutes: int, ongoing: bool,
+             impact: Decimal | None, found: KeyOwner | None) -> str:  # fmt: skip
+    th, s = check.threshold, check.signal
+    word = "under" if th.direction == "below" else "over"
+    pct = (
+        f", {e.peak_pct:.0f}% {word} its baseline of {e.baseline:,.4g}"
+        if e.peak_pct is not None and e.baseline is not None
+        else ""
+    )
+    who = f" of {th.by} {e.key}" if th.by else ""
+    team = f" (team {found.team})" if found is not None and found.team else ""
+    return (
+        f"{s.name}{who}{team} peaked at {e.peak:,.4g} {s.unit}{pct}, for {minutes} minutes from "
+        f"{start:%Y-%m-%d %H:%M} UTC" + (" and still going" if ongoing else "")
+        + (f"; ${impact:,} above baseline so far" if impact is not None else "")
+    )  # fmt: skip
+
+
 def _evidence(
     check: Check,
     e: Episode,
+    start: dt.datetime,
     minutes: int,
     ongoing: bool,
     tiers: Sequence[Tier],
     reached: int | None,
-    routes: list[str],
+    found: KeyOwner | None,
 ) -> dict[str, Any]:
     th = check.threshold
+    routes = [r for tier in tiers[: (reached or 0) + 1] for r in tier.routes] if (
+        reached is not None) else []  # fmt: skip
     return {
         "signal": check.signal.name,
         "unit": check.signal.unit,
         "threshold": th.name,
         "bucket_minutes": th.bucket_minutes,
         "baseline_hours": th.baseline_hours,
-        "start": _utc(check.starts[e.first]).isoformat(),
+        "start": start.isoformat(),
+        "team": found.team if found else None,
+        "project": found.project if found else None,
         "last_seen": _utc(check.starts[e.last] + th.bucket_minutes * 60).isoformat(),
         "minutes": minutes,
         "buckets": len(e.points),
@@ -327,11 +385,19 @@ def evaluate(
     rules: Rules,
     clock: Clock,
     host_rates: Mapping[str, float] | None = None,
+    known: KnownEpisodes | None = None,
 ) -> list[Finding]:
-    """The findings of every threshold's breaches in the `lookback` before `as_of`."""
+    """The findings of every threshold's breaches in the `lookback` before `as_of`; `tables`
+    holds each signal's table, and `workloads` for the owners of GPU keys."""
     out: list[Finding] = []
-    for th in thresholds:
+    for th in map(effective, thresholds):
         s = signal(th.signal)
         check = series(th, tables[s.table], as_of, lookback, host_rates)
-        out.extend(findings(check, tiers=tiers, rules=rules, clock=clock))
+        found = episodes(check)
+        owners: Mapping[str, KeyOwner] = {}
+        if found:
+            first, end = window_of(th, as_of, lookback)
+            owners = key_owners(th, s, tables, _utc(first), _utc(end), rules)
+        out.extend(findings(check, tiers=tiers, rules=rules, clock=clock, owners=owners,
+                            known=known, found_episodes=found))  # fmt: skip
     return sorted(out, key=lambda f: (-(f.impact_usd or 0), f.title))

@@ -7,7 +7,9 @@ Findings also resolve themselves when what they are about is over (a budget's mo
 anomaly that ended long ago, a TTL of a workload that is gone):
 
 - a detector that sends a finding already resolved with `evidence["resolved_reason"]` (its period
-  is closed) resolves the stored one too, whatever its status (`upsert`);
+  is closed, a higher alert supersedes it, it is summed up in a digest) resolves the stored one
+  too, whatever its status; one not stored is not recorded at all (`upsert`), so a first run
+  stores only what needs someone;
 - `resolve_stale` resolves the stored open, acknowledged or snoozed findings of a kind whose
   window ended before a day, or that a complete run of their detector no longer reports; the
   reason lands in `evidence["resolved_reason"]`, so `costline findings --status resolved` says
@@ -44,6 +46,8 @@ def upsert(con: duckdb.DuckDBPyConnection, findings: Sequence[Finding]) -> None:
         if row is not None:
             finding = _settled(Finding.model_validate_json(row[0]), finding)
             run(con, "DELETE FROM findings WHERE fingerprint = ?", [finding.fingerprint])
+        elif _born_resolved(finding):
+            continue  # it only closes a stored one: with none, there is nothing to record
         window = finding.window
         run(
             con,
@@ -119,12 +123,17 @@ def transition(
     return moved
 
 
+def _born_resolved(finding: Finding) -> bool:
+    """A finding its detector resolved itself (its period closed, a higher alert superseded it,
+    it is in a digest)."""
+    return finding.status is FindingStatus.RESOLVED and RESOLVED_REASON in finding.evidence
+
+
 def _settled(stored: Finding, newer: Finding) -> Finding:
-    """`stored.merge(newer)`, resolved when the detector resolved `newer` itself (its period
-    closed): the stored status would otherwise keep it open forever."""
+    """`stored.merge(newer)`, resolved when the detector resolved `newer` itself: the stored
+    status would otherwise keep it open forever."""
     merged = stored.merge(newer)
-    closed = newer.status is FindingStatus.RESOLVED and RESOLVED_REASON in newer.evidence
-    if closed and merged.status is not FindingStatus.RESOLVED:
+    if _born_resolved(newer) and merged.status is not FindingStatus.RESOLVED:
         return merged.model_copy(update={"status": FindingStatus.RESOLVED, "snoozed_until": None})
     return merged
 
