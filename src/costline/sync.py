@@ -168,6 +168,9 @@ def source_findings(pulled: list[dict[str, Any]], clock: Clock) -> list[Finding]
             title=f"source {p['source']} could not be read",
             summary=f"costline sync could not read source {p['source']}: {p['error']}",
             evidence={"error": p["error"], "bad_input": p["exit_code"] == 2},
+            actions=[{"text": "Fix what the error names (the file, row and column, or the "
+                      "server), then `costline sync` reads it again: until then its costs and "
+                      "usage are missing from every report and check"}],
         )
         for p in pulled
         if p["status"] == "error"

@@ -35,7 +35,7 @@ def expired(workloads: ir.Table, now: dt.datetime, *, clock: Clock) -> list[Find
         overdue = now - expiry
         hours = overdue.total_seconds() / 3600
         gpus = (
-            f", {r['gpus_requested']:g} GPU(s) {r['gpu_model'] or ''}".rstrip()
+            f", {float(r['gpus_requested']):g} GPU(s) {r['gpu_model'] or ''}".rstrip()
             if r["gpus_requested"]
             else ""
         )
@@ -65,7 +65,10 @@ def expired(workloads: ir.Table, now: dt.datetime, *, clock: Clock) -> list[Find
                     "expired": expiry.isoformat(),
                     "overdue_hours": round(hours, 2),
                 },
-                actions=[{"text": "Stop the workload, or extend its ttl if it is still needed"}],
+                actions=[{"text": f"Stop {r['name'] or r['workload_id']}, which frees "
+                          + (f"its {float(r['gpus_requested']):g} GPU(s)" if r["gpus_requested"]
+                             else "what it holds")
+                          + " at once; or extend its ttl if it is still needed"}],
             )
         )
     return out
