@@ -127,9 +127,13 @@ def file_notes(batch: SourceBatch, clock: Clock, source: str = "focus") -> list[
                 "dialect": batch.dialect,
                 "focus_version": batch.focus_version,
             },
-            actions=[{"text": f"Fix the export of {batch.file.path.name} as the note says and "
-                      "ingest it again: until then the views that read what it lacks count "
-                      "its lines as unknown"}],
+            actions=[
+                {
+                    "text": f"Fix the export of {batch.file.path.name} as the note says and "
+                    "ingest it again: until then the views that read what it lacks count "
+                    "its lines as unknown"
+                }
+            ],
         )
         for note in batch.warnings
     ]

@@ -65,10 +65,17 @@ def expired(workloads: ir.Table, now: dt.datetime, *, clock: Clock) -> list[Find
                     "expired": expiry.isoformat(),
                     "overdue_hours": round(hours, 2),
                 },
-                actions=[{"text": f"Stop {r['name'] or r['workload_id']}, which frees "
-                          + (f"its {float(r['gpus_requested']):g} GPU(s)" if r["gpus_requested"]
-                             else "what it holds")
-                          + " at once; or extend its ttl if it is still needed"}],
+                actions=[
+                    {
+                        "text": f"Stop {r['name'] or r['workload_id']}, which frees "
+                        + (
+                            f"its {float(r['gpus_requested']):g} GPU(s)"
+                            if r["gpus_requested"]
+                            else "what it holds"
+                        )
+                        + " at once; or extend its ttl if it is still needed"
+                    }
+                ],
             )
         )
     return out
