@@ -86,7 +86,8 @@ def signals_cmd(
     as_of: AsOf = None,
     fmt: FormatOpt = None,
 ) -> None:
-    """The telemetry signals thresholds can watch; with a NAME, its latest buckets per value of
+    """The telemetry signals thresholds can watch, each with the default condition a threshold
+    naming only it checks; with a NAME, its latest buckets per value of
     --by, each with its rolling baseline (the plain median of the hours before: unlike a
     threshold's, it keeps breaching buckets in) and how far above it the bucket is."""
     from costline.cli.context import open_ledger
@@ -98,12 +99,14 @@ def signals_cmd(
     if name is None:
         rows = [
             {"signal": s.name, "table": s.table, "unit": s.unit, "priced": s.priced,
-             "dimensions": ", ".join(s.dimensions), "what": s.describe}
+             "dimensions": ", ".join(s.dimensions), "what": s.describe,
+             "default": s.default.describe(s.unit) if s.default else None}
             for s in SIGNALS.values()
         ]  # fmt: skip
         rows.append({"signal": "metric:NAME[:avg|sum|max|p95]", "table": "metrics", "unit": "",
                      "priced": False, "dimensions": "any label",
-                     "what": "a series of the metrics table (queue depth, p95 queue wait, ...)"})  # fmt: skip
+                     "what": "a series of the metrics table (queue depth, p95 queue wait, ...)",
+                     "default": None})  # fmt: skip
         emit_rows(rows, default_format(fmt), title="Telemetry signals")
         return
     s = signal(name)

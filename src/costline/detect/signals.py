@@ -77,18 +77,20 @@ class Condition:
     baseline_hours: int | None = None
 
     def describe(self, unit: str) -> str:
-        """`below 10 % for 30 min` / `50% and 6 sigma over baseline for 15 min`."""
+        """`below 10% for 30 min`, `100% and 6 robust sigma over baseline for 15 min`."""
         word = "under" if self.direction == "below" else "over"
         parts = []
         if self.absolute is not None:
+            sep = "" if unit == "%" else " "
             parts.append(f"{'below' if self.direction == 'below' else 'above'} "
-                         f"{self.absolute:g} {unit}".rstrip())  # fmt: skip
-        if self.pct_over_baseline is not None:
-            parts.append(f"{self.pct_over_baseline:g}% {word} baseline")
-        if self.z is not None:
-            parts.append(f"{self.z:g} robust sigma {word} baseline")
+                         f"{self.absolute:g}{sep}{unit}".rstrip())  # fmt: skip
+        relative = [f"{self.pct_over_baseline:g}%" if self.pct_over_baseline else "",
+                    f"{self.z:g} robust sigma" if self.z else ""]  # fmt: skip
+        if any(relative):
+            parts.append(" and ".join(r for r in relative if r) + f" {word} baseline")
         minutes = self.min_buckets * (self.bucket_minutes or 5)
-        return " and ".join(parts) + f" for {minutes} min"
+        span = f"{minutes // 1440} day(s)" if minutes % 1440 == 0 else f"{minutes} min"
+        return " and ".join(parts) + f" for {span}"
 
 
 # Each a rise that lasts (15-30 minutes, so a burst does not page) and is large both against the
