@@ -242,6 +242,7 @@ def _register_source_commands() -> None:
         detect,
         forecast,
         notify,
+        prices,
         reports,
         serve,
         sync,
@@ -260,6 +261,7 @@ def _register_source_commands() -> None:
     budgets.register(app)
     forecast.register(app)
     notify.register(app)
+    prices.register(app)
     serve.register(app)
     thresholds.register(app)
     sync.register(app)
