@@ -29,7 +29,7 @@ SCHEMA = pa.schema([
     ("ProviderName", pa.string()), ("ChargePeriodStart", pa.timestamp("us", tz="UTC")),
     ("ChargePeriodEnd", pa.timestamp("us", tz="UTC")), ("ChargeCategory", pa.string()),
     ("ChargeDescription", pa.string()), ("SkuId", pa.string()), ("RegionId", pa.string()),
-    ("ResourceId", pa.string()), ("ServiceName", pa.string()), ("ServiceCategory", pa.string()),
+    ("ResourceId", pa.string()), ("ResourceName", pa.string()), ("ServiceName", pa.string()), ("ServiceCategory", pa.string()),
     ("ConsumedQuantity", MONEY), ("ConsumedUnit", pa.string()), ("ListCost", MONEY),
     ("EffectiveCost", MONEY), ("BilledCost", MONEY),
     ("Tags", pa.map_(pa.string(), pa.string())),

@@ -80,6 +80,13 @@ def gpu_instances() -> dict[tuple[str, str], GpuInstance]:
 
 
 @functools.cache
+def fp16_tflops() -> dict[str, Decimal]:
+    """GPU model -> its dense FP16/BF16 Tensor Core TFLOPS (datasheet figures, `gpu_models.csv`);
+    models without a figure are absent: their compute cannot be compared."""
+    return {r["gpu_model"]: Decimal(r["fp16_tflops"]) for r in _rows("gpu_models.csv")}
+
+
+@functools.cache
 def gpu_prices() -> tuple[GpuPrice, ...]:
     """Every price of the catalog, in file order (provider, region, instance type, capacity)."""
     instances = gpu_instances()

@@ -243,6 +243,7 @@ def _register_source_commands() -> None:
         forecast,
         notify,
         prices,
+        recommend,
         reports,
         serve,
         sync,
@@ -262,6 +263,7 @@ def _register_source_commands() -> None:
     forecast.register(app)
     notify.register(app)
     prices.register(app)
+    recommend.register(app)
     serve.register(app)
     thresholds.register(app)
     sync.register(app)

@@ -1,0 +1,59 @@
+"""One recommendation run over a ledger: `recommend`, as `costline recommend` and the API call it.
+
+It computes the recommendations of the kinds asked for over the window, and returns them with
+the fingerprints of the stored recommendations of those kinds that this run no longer finds
+(open or acknowledged): those no longer apply, and the caller resolves them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from costline.attribution.rules import Rules
+from costline.clock import Clock
+from costline.ledger import fetch
+from costline.ledger.store import Ledger
+from costline.model import Finding
+from costline.optimize import rightsizing
+
+Recommender = Callable[..., list[Finding]]
+KINDS: dict[str, Recommender] = {rightsizing.KIND: rightsizing.recommend_rightsizing}
+LIVE = ("open", "acknowledged")
+
+
+@dataclass(frozen=True)
+class Run:
+    found: list[Finding]
+    stale: list[str]  # fingerprints of stored recommendations this run no longer finds
+
+
+def recommend(
+    ledger: Ledger,
+    rules: Rules,
+    *,
+    end: dt.datetime,
+    days: int,
+    clock: Clock,
+    kinds: Sequence[str] = tuple(KINDS),
+    min_savings: Decimal = Decimal(0),
+) -> Run:
+    """The recommendations of `kinds` over the `days` before `end` (see the module)."""
+    start = end - dt.timedelta(days=days)
+    found: list[Finding] = []
+    for kind in kinds:
+        found += KINDS[kind](ledger.table("cost_lines"), ledger.table("gpu_samples"), start, end,
+                             rules=rules, clock=clock, min_savings=min_savings)  # fmt: skip
+    t = ledger.table("findings")
+    stored = t.filter(t.kind == "recommendation", t.status.isin(list(LIVE)))
+    now = {f.fingerprint for f in found}
+    stale = []
+    for r in fetch.rows(stored.select("fingerprint", "body")):
+        body = r["body"] if isinstance(r["body"], dict) else json.loads(r["body"])
+        if body.get("evidence", {}).get("recommendation") in kinds and r["fingerprint"] not in now:
+            stale.append(r["fingerprint"])
+    found.sort(key=lambda f: -(f.impact_usd or 0))
+    return Run(found, sorted(stale))
