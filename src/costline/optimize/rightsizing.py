@@ -64,7 +64,7 @@ class Pool:
         return self.cost / self.hours
 
 
-def _billed(lines: ibis.Table, hosts: ibis.Table, rules: Rules) -> ibis.Table:
+def billed_hosts(lines: ibis.Table, hosts: ibis.Table, rules: Rules) -> ibis.Table:
     """host -> provider, region, instance type, team, billed hours and effective cost."""
     g = gpu_lines(with_host(derive_lines(lines, rules), hosts))
     g = g.filter(g.host.notnull(), g.instance_type.notnull(), g.ConsumedQuantity > 0)
@@ -83,7 +83,7 @@ def pools(
                        samples.mig_profile.isnull())  # fmt: skip
     hosts = s.select("host").distinct()
     window = lines.filter(lines.ChargePeriodStart >= start, lines.ChargePeriodStart < end)
-    billed = {r["host"]: r for r in fetch.rows(_billed(window, hosts, rules))}
+    billed = {r["host"]: r for r in fetch.rows(billed_hosts(window, hosts, rules))}
     if not billed:
         return []
     keys = {h: f"{r['provider']}|{r['region']}|{r['instance_type']}" for h, r in billed.items()}

@@ -18,10 +18,14 @@ from costline.clock import Clock
 from costline.ledger import fetch
 from costline.ledger.store import Ledger
 from costline.model import Finding
-from costline.optimize import rightsizing
+from costline.optimize import idle, rightsizing
 
 Recommender = Callable[..., list[Finding]]
-KINDS: dict[str, Recommender] = {rightsizing.KIND: rightsizing.recommend_rightsizing}
+KINDS: dict[str, Recommender] = {
+    rightsizing.KIND: rightsizing.recommend_rightsizing,
+    idle.KIND: idle.recommend_idle,
+}
+NEEDS_WORKLOADS = (idle.KIND,)
 LIVE = ("open", "acknowledged")
 
 
@@ -45,8 +49,9 @@ def recommend(
     start = end - dt.timedelta(days=days)
     found: list[Finding] = []
     for kind in kinds:
+        extra = {"workloads": ledger.table("workloads")} if kind in NEEDS_WORKLOADS else {}
         found += KINDS[kind](ledger.table("cost_lines"), ledger.table("gpu_samples"), start, end,
-                             rules=rules, clock=clock, min_savings=min_savings)  # fmt: skip
+                             rules=rules, clock=clock, min_savings=min_savings, **extra)  # fmt: skip
     t = ledger.table("findings")
     stored = t.filter(t.kind == "recommendation", t.status.isin(list(LIVE)))
     now = {f.fingerprint for f in found}
