@@ -13,6 +13,7 @@ from costline.attribution.rules import Rules
 from costline.clock import FixedClock
 from costline.model import Finding
 from costline.optimize.idle import recommend_idle
+from costline.optimize.inputs import Inputs
 from costline.sources.dcgm import GPU_SAMPLE_ARROW
 from tests.unit.test_allocation import WORKLOAD_SCHEMA
 from tests.unit.test_prices import SCHEMA
@@ -45,12 +46,12 @@ def _run(*hosts: tuple[str, int, str]) -> list[Finding]:
     for host, busy, kind in hosts:
         a, b, c = _host(host, busy, kind)
         lines, samples, workloads = lines + a, samples + b, workloads + c
-    return recommend_idle(
+    return recommend_idle(Inputs(
         ibis.memtable(pa.Table.from_pylist(lines, schema=SCHEMA)),
         ibis.memtable(pa.Table.from_pylist(samples, schema=GPU_SAMPLE_ARROW)),
-        T0, END, rules=Rules(), clock=FixedClock(END),
-        workloads=ibis.memtable(pa.Table.from_pylist(workloads, schema=WORKLOAD_SCHEMA)),
-    )  # fmt: skip
+        ibis.memtable(pa.Table.from_pylist(workloads, schema=WORKLOAD_SCHEMA)),
+        T0, END, Rules(), FixedClock(END),
+    ))  # fmt: skip
 
 
 def test_an_inference_pool_half_idle_saves_the_idle_above_its_headroom() -> None:

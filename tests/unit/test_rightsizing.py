@@ -13,10 +13,12 @@ from costline.attribution.rules import Rules
 from costline.clock import FixedClock
 from costline.ledger.store import Ledger
 from costline.model import Finding
+from costline.optimize.inputs import Inputs
 from costline.optimize.rightsizing import recommend_rightsizing
 from costline.optimize.run import recommend
 from costline.sources.dcgm import GPU_SAMPLE_ARROW
 from tests.helpers import run_costline
+from tests.unit.test_allocation import WORKLOAD_SCHEMA
 from tests.unit.test_prices import SCHEMA
 
 T0 = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
@@ -52,11 +54,12 @@ def _run(pools: list[tuple[str, str, Decimal, int, float, float]]) -> list[Findi
     for host, instance, paid, gpus, fb, busy in pools:
         lines += [_line(host, instance, h, paid) for h in range(24)]
         samples += _samples(host, gpus, fb, busy)
-    return recommend_rightsizing(
+    return recommend_rightsizing(Inputs(
         ibis.memtable(pa.Table.from_pylist(lines, schema=SCHEMA)),
         ibis.memtable(pa.Table.from_pylist(samples, schema=GPU_SAMPLE_ARROW)),
-        T0, END, rules=Rules(), clock=CLOCK,
-    )  # fmt: skip
+        ibis.memtable(pa.Table.from_pylist([], schema=WORKLOAD_SCHEMA)),
+        T0, END, Rules(), CLOCK,
+    ))  # fmt: skip
 
 
 def test_an_a100_pool_at_ten_percent_with_small_memory_moves_to_a_cheaper_gpu() -> None:

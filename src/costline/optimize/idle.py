@@ -15,21 +15,18 @@ range: low = half of it (hosts come whole, and peaks need some of it), high = ev
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
 import ibis
 
-from costline.allocation.allocate import HELD_KINDS, allocate
+from costline.allocation.allocate import HELD_KINDS
 from costline.allocation.idle import pool_idle
-from costline.attribution.rules import Rules
-from costline.clock import Clock
 from costline.ledger import fetch
 from costline.model import Finding, Window
-from costline.optimize.recommend import DAYS_PER_MONTH, Savings, recommendation
-from costline.optimize.rightsizing import billed_hosts
+from costline.optimize.inputs import Inputs, pool_name, team_of
+from costline.optimize.recommend import Savings, recommendation
 
 KIND = "idle_capacity"
 TARGETS = {"online_inference": 0.30, "training": 0.10, "batch_ai": 0.10}
@@ -47,44 +44,16 @@ def _per_host(rows: ibis.Table) -> tuple[list[dict[str, Any]], dict[str, dict[st
     return [r for r in idle if r["host"] is not None], domains
 
 
-def recommend_idle(
-    lines: ibis.Table,
-    samples: ibis.Table,
-    start: dt.datetime,
-    end: dt.datetime,
-    *,
-    rules: Rules,
-    clock: Clock,
-    min_savings: Decimal = Decimal(0),
-    workloads: ibis.Table,
-) -> list[Finding]:
+def recommend_idle(inputs: Inputs) -> list[Finding]:
     """One recommendation per pool whose idle GPU dollars exceed its target (see the module)."""
-    allocation = allocate(lines, samples, workloads, start, end, rules=rules)
-    hosts, domains = _per_host(allocation.table())
-    window = lines.filter(lines.ChargePeriodStart >= start, lines.ChargePeriodStart < end)
-    seen = ibis.memtable({"host": [str(h["host"]) for h in hosts]}) if hosts else None
-    billed = (
-        {r["host"]: r for r in fetch.rows(billed_hosts(window, seen, rules))}
-        if seen is not None
-        else {}
-    )
-    pools: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for h in hosts:
-        b = billed.get(h["host"])
-        if b is not None:
-            pools[f"{b['provider']}/{b['region']}/{b['instance_type']}"].append({**h, **b})
-    days = Decimal((end - start).total_seconds()) / 86400
-    out = []
-    for name, members in sorted(pools.items()):
-        found = _finding(name, members, domains, days, start, end, rules, clock)
-        if found is not None and (found.impact_usd or 0) >= max(min_savings, Decimal("0.01")):
-            out.append(found)
-    return sorted(out, key=lambda f: -(f.impact_usd or 0))
+    hosts, domains = _per_host(inputs.allocation.table())
+    pooled = inputs.pooled(hosts)
+    return inputs.kept(_finding(pool_name(k), m, domains, inputs) for k, m in pooled.items())
 
 
 def _finding(
     name: str, members: list[dict[str, Any]], domains: dict[str, dict[str, float]],
-    days: Decimal, start: dt.datetime, end: dt.datetime, rules: Rules, clock: Clock,
+    inputs: Inputs,
 ) -> Finding | None:  # fmt: skip
     def total(key: str) -> Decimal:
         return sum((Decimal(str(m[key] or 0)) for m in members), Decimal(0))
@@ -98,7 +67,8 @@ def _finding(
             work[domain] += hours
     domain = max(sorted(work), key=lambda d: work[d]) if work else "shared"
     target = Decimal(str(TARGETS.get(domain, DEFAULT_TARGET)))
-    per_month = DAYS_PER_MONTH / days
+    per_month = inputs.per_month
+    window_days = (inputs.end - inputs.start).total_seconds() / 86400
     excess = (idle - target * cost) * per_month
     if excess <= 0:
         return None
@@ -106,8 +76,7 @@ def _finding(
                                     for k in ("gpu_hours", "unheld_gpu_hours",
                                               "held_idle_gpu_hours"))  # fmt: skip
     observed = gpu_hours - sum(float(m["unobserved_gpu_hours"] or 0) for m in members)
-    teams = [str(m["team"]) for m in members if m.get("team")]
-    team = max(sorted(set(teams)), key=teams.count) if teams else None
+    team = team_of(members)
     share = idle / cost
     move = (
         "scale the pool down"
@@ -124,7 +93,7 @@ def _finding(
             f"${idle * per_month:,.0f} a month of ${cost * per_month:,.0f}. The pool mostly runs "
             f"{domain}, which needs at most {target:.0%} idle."
         ),
-        owner=(rules.owner_of({"team": team}) or team) if team else None,
+        owner=(inputs.rules.owner_of({"team": team}) or team) if team else None,
         current_monthly=cost * per_month,
         savings=Savings(excess, excess / 2, idle * per_month),
         method="allocation idle (unheld + held idle) above a target by workload type",
@@ -138,11 +107,11 @@ def _finding(
             "workload": domain,
             "target_idle_share": target,
         },
-        window=Window(start=start, end=end),
+        window=Window(start=inputs.start, end=inputs.end),
         coverage=min(observed / gpu_hours, 1.0) if gpu_hours else 0.0,
         risk="low: capacity removed is capacity that sat idle; keep headroom for peaks",
         action=f"{move[0].upper()}{move[1:]} of {name}: about "
-        f"{float(excess / (cost * per_month)) * gpu_hours / max(float(days), 1) / 24:,.1f} "
+        f"{float(excess / (cost * per_month)) * gpu_hours / window_days / 24:,.1f} "
         "GPUs fewer on average (a node-pool max, a scale-down delay, or bin-packing).",
-        clock=clock,
+        clock=inputs.clock,
     )

@@ -22,21 +22,17 @@ price is not recommended on (unpriced, never zero).
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
 import ibis
 import pyarrow as pa
 
-from costline.allocation.gpu import with_host
-from costline.attribution.instances import gpu_lines
-from costline.attribution.rules import Rules, derive_lines
-from costline.catalog.gpu_prices import GpuPrice, fp16_tflops, gpu_instances, gpu_prices, price
-from costline.clock import Clock
+from costline.catalog.gpu_prices import GpuPrice, fp16_tflops, gpu_prices, price
 from costline.ledger import fetch
 from costline.model import Finding, Window
-from costline.optimize.recommend import DAYS_PER_MONTH, Savings, recommendation
+from costline.optimize.inputs import Inputs, billed_hosts, team_of
+from costline.optimize.recommend import Savings, recommendation
 
 KIND = "gpu_rightsizing"
 HEADROOM = 1.2  # memory kept free above the observed peak
@@ -64,26 +60,14 @@ class Pool:
         return self.cost / self.hours
 
 
-def billed_hosts(lines: ibis.Table, hosts: ibis.Table, rules: Rules) -> ibis.Table:
-    """host -> provider, region, instance type, team, billed hours and effective cost."""
-    g = gpu_lines(with_host(derive_lines(lines, rules), hosts))
-    g = g.filter(g.host.notnull(), g.instance_type.notnull(), g.ConsumedQuantity > 0)
-    return g.group_by(["host"]).aggregate(
-        provider=g.type_provider.arbitrary(), region=g.RegionId.arbitrary(),
-        instance_type=g.instance_type.arbitrary(), team=g.team.mode(),
-        hours=g.ConsumedQuantity.sum(), cost=g.EffectiveCost.sum(),
-    )  # fmt: skip
-
-
-def pools(
-    lines: ibis.Table, samples: ibis.Table, start: dt.datetime, end: dt.datetime, rules: Rules
-) -> list[Pool]:
+def pools(inputs: Inputs) -> list[Pool]:
     """The window's GPU pools with their bills and telemetry (two engine queries)."""
-    s = samples.filter(samples.ts >= start, samples.ts < end, samples.host.notnull(),
-                       samples.mig_profile.isnull())  # fmt: skip
+    samples = inputs.samples
+    s = samples.filter(samples.ts >= inputs.start, samples.ts < inputs.end,
+                       samples.host.notnull(), samples.mig_profile.isnull())  # fmt: skip
     hosts = s.select("host").distinct()
-    window = lines.filter(lines.ChargePeriodStart >= start, lines.ChargePeriodStart < end)
-    billed = {r["host"]: r for r in fetch.rows(billed_hosts(window, hosts, rules))}
+    billed = {r["host"]: r
+              for r in fetch.rows(billed_hosts(inputs.window_lines, hosts, inputs.rules))}  # fmt: skip
     if not billed:
         return []
     keys = {h: f"{r['provider']}|{r['region']}|{r['instance_type']}" for h, r in billed.items()}
@@ -101,9 +85,7 @@ def pools(
         if r["fb_max"] is None or r["busy_p95"] is None:
             continue  # telemetry without memory or activity: nothing to size on
         provider, region, instance_type = key.split("|")
-        teams = [m["team"] for m in members if m["team"]]
-        out.append(Pool(provider, region, instance_type, len(members),
-                        max(set(teams), key=teams.count) if teams else None,
+        out.append(Pool(provider, region, instance_type, len(members), team_of(members),
                         sum((Decimal(m["hours"]) for m in members), Decimal(0)),
                         sum((Decimal(m["cost"]) for m in members), Decimal(0)),
                         float(r["gpu_seconds"]), float(r["fb_max"]), float(r["fb_p95"]),
@@ -133,38 +115,26 @@ def candidate(pool: Pool) -> tuple[GpuPrice, GpuPrice] | None:
     return now, min(fits, key=lambda p: (p.price_usd_per_hour, p.gpu.instance_type))
 
 
-def recommend_rightsizing(
-    lines: ibis.Table,
-    samples: ibis.Table,
-    start: dt.datetime,
-    end: dt.datetime,
-    *,
-    rules: Rules,
-    clock: Clock,
-    min_savings: Decimal = Decimal(0),
-) -> list[Finding]:
+def recommend_rightsizing(inputs: Inputs) -> list[Finding]:
     """One recommendation per pool that fits a cheaper GPU (see the module), largest first."""
-    days = Decimal((end - start).total_seconds()) / 86400
     out = []
-    for pool in pools(lines, samples, start, end, rules):
+    for pool in pools(inputs):
         found = candidate(pool)
         if found is None:
             continue
         now, new = found
-        monthly_hours = pool.hours / days * DAYS_PER_MONTH
+        monthly_hours = pool.hours * inputs.per_month
         ratio = pool.paid_per_hour / now.price_usd_per_hour
         p50 = (pool.paid_per_hour - new.price_usd_per_hour * ratio) * monthly_hours
         low = (pool.paid_per_hour - new.price_usd_per_hour) * monthly_hours
-        if p50 < max(min_savings, Decimal(0)):
-            continue
-        out.append(_finding(pool, now, new, Savings(p50, min(low, p50), p50), start, end,
-                            monthly_hours, rules, clock))  # fmt: skip
-    return sorted(out, key=lambda f: -(f.impact_usd or 0))
+        out.append(_finding(pool, now, new, Savings(p50, min(low, p50), p50), inputs,
+                            monthly_hours))  # fmt: skip
+    return inputs.kept(out)
 
 
 def _finding(
-    pool: Pool, now: GpuPrice, new: GpuPrice, savings: Savings, start: dt.datetime,
-    end: dt.datetime, monthly_hours: Decimal, rules: Rules, clock: Clock,
+    pool: Pool, now: GpuPrice, new: GpuPrice, savings: Savings, inputs: Inputs,
+    monthly_hours: Decimal,
 ) -> Finding:  # fmt: skip
     gpus = now.gpu.gpu_count
     coverage = pool.gpu_seconds / (float(pool.hours) * gpus * 3600) if pool.hours else 0.0
@@ -192,7 +162,7 @@ def _finding(
             f"that demand under {TARGET_BUSY:.0%} of its compute, for "
             f"${new.price_usd_per_hour:,.2f}/h list against ${now.price_usd_per_hour:,.2f}/h."
         ),
-        owner=rules.owner_of({"team": pool.team}) if pool.team else None,
+        owner=inputs.rules.owner_of({"team": pool.team}) if pool.team else None,
         current_monthly=pool.paid_per_hour * monthly_hours,
         savings=savings,
         method="gpu memory peak + headroom and p95 compute demand against the catalog",
@@ -212,13 +182,13 @@ def _finding(
             "fp16_tflops": {m: fp16_tflops()[m] for m in (now.gpu.gpu_model, new.gpu.gpu_model)},
             "catalog_as_of": new.as_of,
         },
-        window=Window(start=start, end=end),
+        window=Window(start=inputs.start, end=inputs.end),
         coverage=min(coverage, 1.0),
         risk="medium: no benchmark backs the compute comparison (FP16 TFLOPS); memory peak "
         f"+{HEADROOM - 1:.0%} headroom",
         action=action,
-        clock=clock,
+        clock=inputs.clock,
     )
 
 
-__all__ = ["KIND", "Pool", "candidate", "gpu_instances", "pools", "recommend_rightsizing"]
+__all__ = ["KIND", "Pool", "candidate", "pools", "recommend_rightsizing"]

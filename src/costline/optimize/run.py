@@ -18,14 +18,15 @@ from costline.clock import Clock
 from costline.ledger import fetch
 from costline.ledger.store import Ledger
 from costline.model import Finding
-from costline.optimize import idle, rightsizing
+from costline.optimize import capacity, idle, rightsizing
+from costline.optimize.inputs import Inputs
 
-Recommender = Callable[..., list[Finding]]
+Recommender = Callable[[Inputs], list[Finding]]
 KINDS: dict[str, Recommender] = {
     rightsizing.KIND: rightsizing.recommend_rightsizing,
     idle.KIND: idle.recommend_idle,
+    capacity.KIND: capacity.recommend_spot,
 }
-NEEDS_WORKLOADS = (idle.KIND,)
 LIVE = ("open", "acknowledged")
 
 
@@ -46,12 +47,12 @@ def recommend(
     min_savings: Decimal = Decimal(0),
 ) -> Run:
     """The recommendations of `kinds` over the `days` before `end` (see the module)."""
-    start = end - dt.timedelta(days=days)
+    inputs = Inputs(ledger.table("cost_lines"), ledger.table("gpu_samples"),
+                    ledger.table("workloads"), end - dt.timedelta(days=days), end, rules, clock,
+                    min_savings)  # fmt: skip
     found: list[Finding] = []
     for kind in kinds:
-        extra = {"workloads": ledger.table("workloads")} if kind in NEEDS_WORKLOADS else {}
-        found += KINDS[kind](ledger.table("cost_lines"), ledger.table("gpu_samples"), start, end,
-                             rules=rules, clock=clock, min_savings=min_savings, **extra)  # fmt: skip
+        found += KINDS[kind](inputs)
     t = ledger.table("findings")
     stored = t.filter(t.kind == "recommendation", t.status.isin(list(LIVE)))
     now = {f.fingerprint for f in found}
