@@ -14,7 +14,9 @@ from costline.cli.options import FormatOpt
 def recommend_cmd(
     kind: Annotated[
         str | None,
-        typer.Option(help="Only this kind: gpu_rightsizing, idle_capacity or spot_capacity"),
+        typer.Option(
+            help="Only this kind: gpu_rightsizing, idle_capacity, spot_capacity or commitment"
+        ),
     ] = None,
     days: Annotated[
         int, typer.Option(help="Days of bills and telemetry to judge on, to the last bill", min=1)

@@ -18,7 +18,7 @@ from costline.clock import Clock
 from costline.ledger import fetch
 from costline.ledger.store import Ledger
 from costline.model import Finding
-from costline.optimize import capacity, idle, rightsizing
+from costline.optimize import capacity, commitment, idle, rightsizing
 from costline.optimize.inputs import Inputs
 
 Recommender = Callable[[Inputs], list[Finding]]
@@ -26,6 +26,7 @@ KINDS: dict[str, Recommender] = {
     rightsizing.KIND: rightsizing.recommend_rightsizing,
     idle.KIND: idle.recommend_idle,
     capacity.KIND: capacity.recommend_spot,
+    commitment.KIND: commitment.recommend_commitment,
 }
 LIVE = ("open", "acknowledged")
 
