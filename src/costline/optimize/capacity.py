@@ -53,7 +53,7 @@ def overhead(tau: float, mtbi: float) -> float:
     return CHECKPOINT_HOURS / tau + (tau / 2 + RESTART_HOURS) / mtbi
 
 
-def _held(rows: ibis.Table, workloads: ibis.Table) -> list[dict[str, Any]]:
+def held_by_tolerant(rows: ibis.Table, workloads: ibis.Table) -> list[dict[str, Any]]:
     """host, workload kind, checkpoint interval, GPU-hours and dollars held by tolerant work."""
     w = workloads.filter(workloads.kind.isin(list(TOLERANT)),
                          workloads.capacity_type.fill_null("on_demand") != "spot")  # fmt: skip
@@ -67,7 +67,7 @@ def _held(rows: ibis.Table, workloads: ibis.Table) -> list[dict[str, Any]]:
 
 def recommend_spot(inputs: Inputs) -> list[Finding]:
     """One recommendation per pool whose tolerant on-demand work would cost less on Spot."""
-    pooled = inputs.pooled(_held(inputs.allocation.table(), inputs.workloads))
+    pooled = inputs.pooled(held_by_tolerant(inputs.allocation.table(), inputs.workloads))
     return inputs.kept(_finding(k, m, inputs) for k, m in pooled.items())
 
 

@@ -59,6 +59,7 @@ class Inputs:
     rules: Rules
     clock: Clock
     min_savings: Decimal = Decimal(0)
+    storage: ibis.Table | None = None  # storage_objects, for what moving work would move
 
     @functools.cached_property
     def allocation(self) -> Allocation:
