@@ -15,7 +15,7 @@ def recommend_cmd(
     kind: Annotated[
         str | None,
         typer.Option(
-            help="Only this kind: gpu_rightsizing, idle_capacity, spot_capacity, commitment or gpu_arbitrage"
+            help="Only this kind: gpu_rightsizing, idle_capacity, spot_capacity, commitment, gpu_arbitrage or autoscaling"
         ),
     ] = None,
     days: Annotated[

@@ -60,6 +60,7 @@ class Inputs:
     clock: Clock
     min_savings: Decimal = Decimal(0)
     storage: ibis.Table | None = None  # storage_objects, for what moving work would move
+    metrics: ibis.Table | None = None  # metrics, for endpoints' traffic
 
     @functools.cached_property
     def allocation(self) -> Allocation:

@@ -18,7 +18,7 @@ from costline.clock import Clock
 from costline.ledger import fetch
 from costline.ledger.store import Ledger
 from costline.model import Finding
-from costline.optimize import arbitrage, capacity, commitment, idle, rightsizing
+from costline.optimize import arbitrage, autoscale, capacity, commitment, idle, rightsizing
 from costline.optimize.inputs import Inputs
 
 Recommender = Callable[[Inputs], list[Finding]]
@@ -28,6 +28,7 @@ KINDS: dict[str, Recommender] = {
     capacity.KIND: capacity.recommend_spot,
     commitment.KIND: commitment.recommend_commitment,
     arbitrage.KIND: arbitrage.recommend_arbitrage,
+    autoscale.KIND: autoscale.recommend_autoscaling,
 }
 LIVE = ("open", "acknowledged")
 
@@ -51,7 +52,8 @@ def recommend(
     """The recommendations of `kinds` over the `days` before `end` (see the module)."""
     inputs = Inputs(ledger.table("cost_lines"), ledger.table("gpu_samples"),
                     ledger.table("workloads"), end - dt.timedelta(days=days), end, rules, clock,
-                    min_savings, ledger.table("storage_objects"))  # fmt: skip
+                    min_savings, ledger.table("storage_objects"),
+                    ledger.table("metrics"))  # fmt: skip
     found: list[Finding] = []
     for kind in kinds:
         found += KINDS[kind](inputs)
