@@ -18,7 +18,15 @@ from costline.clock import Clock
 from costline.ledger import fetch
 from costline.ledger.store import Ledger
 from costline.model import Finding
-from costline.optimize import arbitrage, autoscale, capacity, commitment, idle, rightsizing
+from costline.optimize import (
+    arbitrage,
+    autoscale,
+    capacity,
+    commitment,
+    idle,
+    quantize,
+    rightsizing,
+)
 from costline.optimize.inputs import Inputs
 
 Recommender = Callable[[Inputs], list[Finding]]
@@ -29,6 +37,7 @@ KINDS: dict[str, Recommender] = {
     commitment.KIND: commitment.recommend_commitment,
     arbitrage.KIND: arbitrage.recommend_arbitrage,
     autoscale.KIND: autoscale.recommend_autoscaling,
+    quantize.KIND: quantize.recommend_quantization,
 }
 LIVE = ("open", "acknowledged")
 
