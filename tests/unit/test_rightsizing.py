@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import ibis
@@ -102,9 +103,31 @@ def test_a_recommendation_no_longer_found_is_returned_stale(ledger: Ledger) -> N
     old = _run([(f"gpu-{i}", "p4d.24xlarge", P4D_LIST, 8, 10_000.0, 0.10) for i in range(2)])
     ledger.write([], source="recommend", findings=old)
     run = recommend(ledger, Rules(), end=END, days=1, clock=CLOCK)  # its ledger has no bills
-    assert run.found == [] and run.stale == [old[0].fingerprint]
+    assert run.found == [] and [f.fingerprint for f in run.stale] == [old[0].fingerprint]
+    # The pool is gone from the bills: its whole cost is the realized saving, beside the estimate.
+    e = run.stale[0].evidence
+    assert e["realized_monthly_usd"] == old[0].evidence["current_monthly_usd"]
+    assert e["pool_monthly_usd_after"] == "0.00"
+    assert "No longer applies" in run.stale[0].summary
 
 
 def test_recommend_command_rejects_an_unknown_kind() -> None:
     done = run_costline("recommend", "--kind", "crystal_ball")
     assert done.returncode == 2 and "gpu_rightsizing" in done.stderr
+
+
+def test_recommend_command_resolves_what_no_longer_applies_with_its_realized_saving(
+    tmp_path: Path,
+) -> None:
+    url = f"duckdb:///{tmp_path / 'ledger.duckdb'}"
+    old = _run([(f"gpu-{i}", "p4d.24xlarge", P4D_LIST, 8, 10_000.0, 0.10) for i in range(2)])
+    with Ledger(url) as led:
+        led.write([], source="recommend", findings=old)
+    sample = Path(__file__).parents[1] / "fixtures/focus/focus_sample.csv"
+    assert run_costline("--ledger", url, "ingest", "focus", str(sample)).returncode == 0
+    done = run_costline("--ledger", url, "recommend", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    with Ledger(url, read_only=True) as led:
+        stored = led.con.execute("SELECT status, body FROM findings").fetchall()
+    assert [s for s, _ in stored] == ["resolved"]
+    assert '"realized_monthly_usd"' in stored[0][1]

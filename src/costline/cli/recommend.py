@@ -48,9 +48,9 @@ def recommend_cmd(
         run = recommend(ledger, rules, end=end, days=days, clock=SYSTEM_CLOCK,
                         kinds=[kind] if kind else list(KINDS),
                         min_savings=Decimal(str(min_savings)))  # fmt: skip
-        ledger.write([], source="recommend", findings=run.found)
-        for fingerprint in run.stale:
-            transition(ledger.con, fingerprint, "resolve", clock=SYSTEM_CLOCK)
+        ledger.write([], source="recommend", findings=[*run.found, *run.stale])
+        for stale in run.stale:
+            transition(ledger.con, stale.fingerprint, "resolve", clock=SYSTEM_CLOCK)
     rows = [_row(f.model_dump(mode="json")) for f in run.found]
     emit_rows(rows, default_format(fmt), title=f"Recommendations, {days} days to {last}")
 

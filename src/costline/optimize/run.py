@@ -1,8 +1,9 @@
 """One recommendation run over a ledger: `recommend`, as `costline recommend` and the API call it.
 
 It computes the recommendations of the kinds asked for over the window, and returns them with
-the fingerprints of the stored recommendations of those kinds that this run no longer finds
-(open or acknowledged): those no longer apply, and the caller resolves them.
+the stored recommendations of those kinds that this run no longer finds (open or acknowledged),
+each with the saving the bills since show (`realized`): those no longer apply, and the caller
+stores and resolves them.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from costline.optimize import (
     rightsizing,
 )
 from costline.optimize.inputs import Inputs
+from costline.optimize.realized import with_realized
 
 Recommender = Callable[[Inputs], list[Finding]]
 KINDS: dict[str, Recommender] = {
@@ -45,7 +47,9 @@ LIVE = ("open", "acknowledged")
 @dataclass(frozen=True)
 class Run:
     found: list[Finding]
-    stale: list[str]  # fingerprints of stored recommendations this run no longer finds
+    # Stored recommendations this run no longer finds, with their realized saving where known
+    # (`realized.with_realized`): the caller stores them and resolves them.
+    stale: list[Finding]
 
 
 def recommend(
@@ -73,6 +77,7 @@ def recommend(
     for r in fetch.rows(stored.select("fingerprint", "body")):
         body = r["body"] if isinstance(r["body"], dict) else json.loads(r["body"])
         if body.get("evidence", {}).get("recommendation") in kinds and r["fingerprint"] not in now:
-            stale.append(r["fingerprint"])
+            stale.append(Finding.model_validate(body))
     found.sort(key=lambda f: -(f.impact_usd or 0))
-    return Run(found, sorted(stale))
+    stale.sort(key=lambda f: f.fingerprint)
+    return Run(found, with_realized(stale, inputs))
