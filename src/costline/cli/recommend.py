@@ -15,7 +15,7 @@ def recommend_cmd(
     kind: Annotated[
         str | None,
         typer.Option(
-            help="Only this kind: gpu_rightsizing, idle_capacity, spot_capacity, commitment, gpu_arbitrage, autoscaling or quantization"
+            help="Only this kind: gpu_rightsizing, idle_capacity, spot_capacity, commitment, gpu_arbitrage, autoscaling, quantization or gpu_packing"
         ),
     ] = None,
     days: Annotated[

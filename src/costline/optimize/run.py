@@ -25,6 +25,7 @@ from costline.optimize import (
     capacity,
     commitment,
     idle,
+    packing,
     quantize,
     rightsizing,
 )
@@ -40,6 +41,7 @@ KINDS: dict[str, Recommender] = {
     arbitrage.KIND: arbitrage.recommend_arbitrage,
     autoscale.KIND: autoscale.recommend_autoscaling,
     quantize.KIND: quantize.recommend_quantization,
+    packing.KIND: packing.recommend_packing,
 }
 LIVE = ("open", "acknowledged")
 
