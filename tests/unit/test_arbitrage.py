@@ -9,23 +9,17 @@ from typing import Any
 import ibis
 import pyarrow as pa
 
-from costline.attribution.rules import Rules
-from costline.clock import FixedClock
 from costline.model import Finding
 from costline.optimize.arbitrage import recommend_arbitrage
-from costline.optimize.inputs import Inputs
 from costline.schema import STORAGE_OBJECTS
-from costline.sources.dcgm import GPU_SAMPLE_ARROW
-from tests.unit.test_prices import SCHEMA
-from tests.unit.test_rightsizing import END, T0, _line
-from tests.unit.test_spot_capacity import WORKLOADS
+from tests.unit.recommend_data import T0, inputs, line
 
 ND96 = Decimal("98.32")  # Standard_ND96isr_H100_v5, eastus: 8 x H100-80GB, $12.29 a GPU-hour
 P5_GPU_HOUR = Decimal("6.88")  # p5.48xlarge, us-east-1: the cheapest H100-80GB in the catalog
 
 
 def _run(kind: str, stored_gb: int = 0) -> list[Finding]:
-    lines = [_line("nd", "Standard_ND96isr_H100_v5", h, ND96, "Microsoft", "eastus")
+    lines = [line("nd", "Standard_ND96isr_H100_v5", h, ND96, "Microsoft", "eastus")
              for h in range(24)]  # fmt: skip
     samples = [{"ts": T0 + dt.timedelta(hours=h), "host": "nd", "gpu_uuid": f"nd-{g}",
                 "gpu_index": g, "gpu_model": "NVIDIA H100", "sample_seconds": 3600.0,
@@ -37,11 +31,8 @@ def _run(kind: str, stored_gb: int = 0) -> list[Finding]:
         {"snapshot_date": T0.date(), "bucket": "data", "size_bytes": stored_gb * 10**9,
          "team": "search", "region": "eastus"}
     ]  # fmt: skip
-    return recommend_arbitrage(Inputs(
-        ibis.memtable(pa.Table.from_pylist(lines, schema=SCHEMA)),
-        ibis.memtable(pa.Table.from_pylist(samples, schema=GPU_SAMPLE_ARROW)),
-        ibis.memtable(pa.Table.from_pylist(work, schema=WORKLOADS)),
-        T0, END, Rules(), FixedClock(END),
+    return recommend_arbitrage(inputs(
+        lines, samples, work,
         storage=ibis.memtable(pa.Table.from_pylist(store, schema=STORAGE_OBJECTS.to_pyarrow())),
     ))  # fmt: skip
 

@@ -11,19 +11,13 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from costline.attribution.rules import Rules
-from costline.clock import FixedClock
 from costline.model import Finding
 from costline.optimize.autoscale import Policy, recommend_autoscaling, replay
 from costline.optimize.inputs import Inputs
 from costline.schema import METRICS
-from costline.sources.dcgm import GPU_SAMPLE_ARROW
-from tests.unit.test_prices import SCHEMA
-from tests.unit.test_rightsizing import END, T0, _line
-from tests.unit.test_spot_capacity import WORKLOADS
+from tests.unit.recommend_data import T0, inputs, line
 
 L4 = Decimal("0.8048")  # g6.xlarge (1 x L4), us-east-1
-WORKLOADS_EP = pa.schema([*WORKLOADS, ("endpoint", pa.string()), ("gpus_requested", pa.float64())])
 
 
 def test_a_fixed_fleet_pays_every_minute_and_never_waits() -> None:
@@ -46,7 +40,7 @@ def test_an_overloaded_fleet_queues() -> None:
 def _inputs(rate: Any) -> Inputs:
     """Four g6.xlarge replicas of endpoint `chat` held all day; `rate(minute)` requests a minute."""
     hosts = [f"ep-{i}" for i in range(4)]
-    lines = [_line(h, "g6.xlarge", t, L4) for h in hosts for t in range(24)]
+    lines = [line(h, "g6.xlarge", t, L4) for h in hosts for t in range(24)]
     samples = [{"ts": T0 + dt.timedelta(hours=t), "host": h, "gpu_uuid": f"{h}-0",
                 "gpu_index": 0, "gpu_model": "NVIDIA L4", "sample_seconds": 3600.0,
                 "gr_engine_active": 0.5, "namespace": "serve", "pod": f"chat-{h}"}
@@ -57,11 +51,8 @@ def _inputs(rate: Any) -> Inputs:
     metrics = [{"ts": T0 + dt.timedelta(minutes=m), "metric": "inference_requests",
                 "value": float(rate(m)), "labels": [("endpoint", "chat")]}
                for m in range(1440)]  # fmt: skip
-    return Inputs(
-        ibis.memtable(pa.Table.from_pylist(lines, schema=SCHEMA)),
-        ibis.memtable(pa.Table.from_pylist(samples, schema=GPU_SAMPLE_ARROW)),
-        ibis.memtable(pa.Table.from_pylist(work, schema=WORKLOADS_EP)),
-        T0, END, Rules(), FixedClock(END),
+    return inputs(
+        lines, samples, work,
         metrics=ibis.memtable(pa.Table.from_pylist(metrics, schema=METRICS.to_pyarrow())),
     )  # fmt: skip
 

@@ -6,18 +6,9 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-import ibis
-import pyarrow as pa
-
-from costline.attribution.rules import Rules
-from costline.clock import FixedClock
 from costline.model import Finding
 from costline.optimize.commitment import recommend_commitment, weighted_quantile
-from costline.optimize.inputs import Inputs
-from costline.sources.dcgm import GPU_SAMPLE_ARROW
-from tests.unit.test_allocation import WORKLOAD_SCHEMA
-from tests.unit.test_prices import SCHEMA
-from tests.unit.test_rightsizing import T0, _line
+from tests.unit.recommend_data import T0, inputs, line
 
 WEEK_END = T0 + dt.timedelta(days=7)
 A2 = Decimal("3.673385")  # a2-highgpu-1g us-central1 on-demand; committed 1 year: 2.314207040
@@ -30,19 +21,13 @@ def _lines(running: Any, instance: str = "a2-highgpu-1g", rate: Decimal = A2,
     out = []
     for h in range(168):
         for i in range(running(h)):
-            line = _line(f"{instance}-{i}", instance, h, rate, provider, region)
-            out.append({**line, "PricingCategory": category, "ListCost": rate})
+            one = line(f"{instance}-{i}", instance, h, rate, provider, region)
+            out.append({**one, "PricingCategory": category, "ListCost": rate})
     return out
 
 
 def _run(lines: list[dict[str, Any]]) -> list[Finding]:
-    schema = pa.schema([*SCHEMA, ("PricingCategory", pa.string())])
-    return recommend_commitment(Inputs(
-        ibis.memtable(pa.Table.from_pylist(lines, schema=schema)),
-        ibis.memtable(pa.Table.from_pylist([], schema=GPU_SAMPLE_ARROW)),
-        ibis.memtable(pa.Table.from_pylist([], schema=WORKLOAD_SCHEMA)),
-        T0, WEEK_END, Rules(), FixedClock(WEEK_END),
-    ))  # fmt: skip
+    return recommend_commitment(inputs(lines, start=T0, end=WEEK_END))
 
 
 def test_the_quantile_at_the_discount() -> None:

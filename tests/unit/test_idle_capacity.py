@@ -6,25 +6,16 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-import ibis
-import pyarrow as pa
-
-from costline.attribution.rules import Rules
-from costline.clock import FixedClock
 from costline.model import Finding
 from costline.optimize.idle import recommend_idle
-from costline.optimize.inputs import Inputs
-from costline.sources.dcgm import GPU_SAMPLE_ARROW
-from tests.unit.test_allocation import WORKLOAD_SCHEMA
-from tests.unit.test_prices import SCHEMA
-from tests.unit.test_rightsizing import END, T0, _line
+from tests.unit.recommend_data import T0, inputs, line
 
 L4X4 = Decimal("4.6016")  # g6.12xlarge (4 x L4), us-east-1, the catalog's and the bill's rate
 
 
 def _host(host: str, busy_gpus: int, kind: str) -> tuple[list[Any], list[Any], list[Any]]:
     """A g6.12xlarge billed a day; `busy_gpus` of its 4 GPUs held all day by `kind` work."""
-    lines = [_line(host, "g6.12xlarge", h, L4X4) for h in range(24)]
+    lines = [line(host, "g6.12xlarge", h, L4X4) for h in range(24)]
     samples = [
         {"ts": T0 + dt.timedelta(hours=h), "host": host, "gpu_uuid": f"{host}-{g}",
          "gpu_index": g, "gpu_model": "NVIDIA L4", "sample_seconds": 3600.0,
@@ -46,12 +37,7 @@ def _run(*hosts: tuple[str, int, str]) -> list[Finding]:
     for host, busy, kind in hosts:
         a, b, c = _host(host, busy, kind)
         lines, samples, workloads = lines + a, samples + b, workloads + c
-    return recommend_idle(Inputs(
-        ibis.memtable(pa.Table.from_pylist(lines, schema=SCHEMA)),
-        ibis.memtable(pa.Table.from_pylist(samples, schema=GPU_SAMPLE_ARROW)),
-        ibis.memtable(pa.Table.from_pylist(workloads, schema=WORKLOAD_SCHEMA)),
-        T0, END, Rules(), FixedClock(END),
-    ))  # fmt: skip
+    return recommend_idle(inputs(lines, samples, workloads))
 
 
 def test_an_inference_pool_half_idle_saves_the_idle_above_its_headroom() -> None:

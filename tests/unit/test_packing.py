@@ -6,25 +6,16 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-import ibis
-import pyarrow as pa
-
-from costline.attribution.rules import Rules
-from costline.clock import FixedClock
 from costline.model import Finding
-from costline.optimize.inputs import Inputs
 from costline.optimize.packing import recommend_packing
-from costline.sources.dcgm import GPU_SAMPLE_ARROW
-from tests.unit.test_prices import SCHEMA
-from tests.unit.test_rightsizing import END, T0, _line
-from tests.unit.test_spot_capacity import WORKLOADS
+from tests.unit.recommend_data import T0, inputs, line
 
 G6E = Decimal("10.49264")  # g6e.12xlarge: 4 x L40S-48GB, us-east-1
 
 
 def _run(fb_mib: float, busy: float) -> list[Finding]:
     """One g6e.12xlarge a day, each of its four GPUs held by its own workload."""
-    lines = [_line("h", "g6e.12xlarge", t, G6E) for t in range(24)]
+    lines = [line("h", "g6e.12xlarge", t, G6E) for t in range(24)]
     samples = [{"ts": T0 + dt.timedelta(hours=t), "host": "h", "gpu_uuid": f"h-{g}",
                 "gpu_index": g, "gpu_model": "NVIDIA L40S", "sample_seconds": 3600.0,
                 "gr_engine_active": busy, "sm_active": busy, "fb_used_mib": fb_mib,
@@ -33,12 +24,7 @@ def _run(fb_mib: float, busy: float) -> list[Finding]:
         {"workload_id": f"ml/w{g}", "kind": "batch_job", "owner": "ana", "namespace": "ml",
          "tags": [("team", "vision")], "capacity_type": None} for g in range(4)
     ]  # fmt: skip
-    return recommend_packing(Inputs(
-        ibis.memtable(pa.Table.from_pylist(lines, schema=SCHEMA)),
-        ibis.memtable(pa.Table.from_pylist(samples, schema=GPU_SAMPLE_ARROW)),
-        ibis.memtable(pa.Table.from_pylist(work, schema=WORKLOADS)),
-        T0, END, Rules(), FixedClock(END),
-    ))  # fmt: skip
+    return recommend_packing(inputs(lines, samples, work))
 
 
 def test_four_small_workloads_share_two_gpus() -> None:

@@ -22,18 +22,9 @@ from costline.catalog.gpu_prices import (
 )
 from costline.optimize.rates import effective_rates
 from tests.helpers import run_costline
+from tests.unit.recommend_data import LINES
 
 T0 = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
-MONEY = pa.decimal128(38, 18)
-SCHEMA = pa.schema([
-    ("ProviderName", pa.string()), ("ChargePeriodStart", pa.timestamp("us", tz="UTC")),
-    ("ChargePeriodEnd", pa.timestamp("us", tz="UTC")), ("ChargeCategory", pa.string()),
-    ("ChargeDescription", pa.string()), ("SkuId", pa.string()), ("RegionId", pa.string()),
-    ("ResourceId", pa.string()), ("ResourceName", pa.string()), ("ServiceName", pa.string()), ("ServiceCategory", pa.string()),
-    ("ConsumedQuantity", MONEY), ("ConsumedUnit", pa.string()), ("ListCost", MONEY),
-    ("EffectiveCost", MONEY), ("BilledCost", MONEY),
-    ("Tags", pa.map_(pa.string(), pa.string())),
-])  # fmt: skip
 
 
 def test_the_catalog_is_dated_and_prices_every_gpu_instance_it_lists() -> None:
@@ -88,7 +79,7 @@ def _lines() -> ibis.Table:
         _line("g2-standard-48 VM running", "Google Cloud", "us-central1", "4", "16", None),
         _line("nvidia gpu_3x_nothing", "Other", "x-1", "5", "50", None),  # not catalogued
     ]
-    return ibis.memtable(pa.Table.from_pylist(rows, schema=SCHEMA))
+    return ibis.memtable(pa.Table.from_pylist(rows, schema=LINES))
 
 
 def test_a_line_is_the_longest_instance_type_its_text_names() -> None:

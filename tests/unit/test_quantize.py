@@ -6,24 +6,15 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-import ibis
-import pyarrow as pa
-
-from costline.attribution.rules import Rules
-from costline.clock import FixedClock
 from costline.model import Finding
-from costline.optimize.inputs import Inputs
 from costline.optimize.quantize import recommend_quantization
-from costline.sources.dcgm import GPU_SAMPLE_ARROW
-from tests.unit.test_prices import SCHEMA
-from tests.unit.test_rightsizing import END, T0, _line
-from tests.unit.test_spot_capacity import WORKLOADS
+from tests.unit.recommend_data import T0, inputs, line
 
 L4 = Decimal("0.8048")  # g6.xlarge, a GPU-hour
 
 
 def _host(host: str, kind: str, model: str, busy: float, hours: int) -> tuple[Any, Any, Any]:
-    lines = [_line(host, "g6.xlarge", h, L4) for h in range(hours)]
+    lines = [line(host, "g6.xlarge", h, L4) for h in range(hours)]
     samples = [{"ts": T0 + dt.timedelta(hours=h), "host": host, "gpu_uuid": f"{host}-0",
                 "gpu_index": 0, "gpu_model": "NVIDIA L4", "sample_seconds": 3600.0,
                 "gr_engine_active": busy, "namespace": "ml", "pod": host}
@@ -34,13 +25,7 @@ def _host(host: str, kind: str, model: str, busy: float, hours: int) -> tuple[An
 
 
 def _run(*hosts: tuple[Any, Any, Any]) -> list[Finding]:
-    return recommend_quantization(Inputs(
-        ibis.memtable(pa.Table.from_pylist([x for h in hosts for x in h[0]], schema=SCHEMA)),
-        ibis.memtable(pa.Table.from_pylist([x for h in hosts for x in h[1]],
-                                           schema=GPU_SAMPLE_ARROW)),
-        ibis.memtable(pa.Table.from_pylist([x for h in hosts for x in h[2]], schema=WORKLOADS)),
-        T0, END, Rules(), FixedClock(END),
-    ))  # fmt: skip
+    return recommend_quantization(inputs(*([x for h in hosts for x in h[i]] for i in range(3))))
 
 
 def test_busy_serving_that_costs_more_than_training_is_a_candidate() -> None:

@@ -7,37 +7,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import ibis
-import pyarrow as pa
-
 from costline.attribution.rules import Rules
 from costline.clock import FixedClock
 from costline.ledger.store import Ledger
 from costline.model import Finding
-from costline.optimize.inputs import Inputs
 from costline.optimize.rightsizing import recommend_rightsizing
 from costline.optimize.run import recommend
-from costline.sources.dcgm import GPU_SAMPLE_ARROW
 from tests.helpers import run_costline
-from tests.unit.test_allocation import WORKLOAD_SCHEMA
-from tests.unit.test_prices import SCHEMA
+from tests.unit.recommend_data import END, T0, inputs, line
 
-T0 = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
-END = T0 + dt.timedelta(days=1)
 CLOCK = FixedClock(END)
 P4D_LIST = Decimal("21.957642")  # the catalog's p4d.24xlarge, us-east-1
-
-
-def _line(host: str, instance: str, hour: int, cost: Decimal, provider: str = "AWS",
-          region: str = "us-east-1") -> dict[str, Any]:  # fmt: skip
-    return {
-        "ProviderName": provider, "ChargePeriodStart": T0 + dt.timedelta(hours=hour),
-        "ChargePeriodEnd": T0 + dt.timedelta(hours=hour + 1), "ChargeCategory": "Usage",
-        "ChargeDescription": f"{instance} On Demand Linux", "SkuId": None, "RegionId": region,
-        "ResourceId": host, "ServiceName": "Compute", "ServiceCategory": "Compute",
-        "ConsumedQuantity": Decimal(1), "ConsumedUnit": "Hours", "ListCost": None,
-        "EffectiveCost": cost, "BilledCost": cost, "Tags": [("team", "search")],
-    }  # fmt: skip
 
 
 def _samples(host: str, gpus: int, fb_mib: float, busy: float) -> list[dict[str, Any]]:
@@ -53,14 +33,9 @@ def _samples(host: str, gpus: int, fb_mib: float, busy: float) -> list[dict[str,
 def _run(pools: list[tuple[str, str, Decimal, int, float, float]]) -> list[Finding]:
     lines, samples = [], []
     for host, instance, paid, gpus, fb, busy in pools:
-        lines += [_line(host, instance, h, paid) for h in range(24)]
+        lines += [line(host, instance, h, paid) for h in range(24)]
         samples += _samples(host, gpus, fb, busy)
-    return recommend_rightsizing(Inputs(
-        ibis.memtable(pa.Table.from_pylist(lines, schema=SCHEMA)),
-        ibis.memtable(pa.Table.from_pylist(samples, schema=GPU_SAMPLE_ARROW)),
-        ibis.memtable(pa.Table.from_pylist([], schema=WORKLOAD_SCHEMA)),
-        T0, END, Rules(), CLOCK,
-    ))  # fmt: skip
+    return recommend_rightsizing(inputs(lines, samples))
 
 
 def test_an_a100_pool_at_ten_percent_with_small_memory_moves_to_a_cheaper_gpu() -> None:

@@ -7,29 +7,20 @@ import math
 from decimal import Decimal
 from typing import Any
 
-import ibis
-import pyarrow as pa
 import pytest
 
-from costline.attribution.rules import Rules
-from costline.clock import FixedClock
 from costline.model import Finding
 from costline.optimize.capacity import overhead, recommend_spot, young_daly
-from costline.optimize.inputs import Inputs
-from costline.sources.dcgm import GPU_SAMPLE_ARROW
-from tests.unit.test_allocation import WORKLOAD_SCHEMA
-from tests.unit.test_prices import SCHEMA
-from tests.unit.test_rightsizing import END, T0, _line
+from tests.unit.recommend_data import T0, inputs, line
 
 A2 = Decimal("3.673385")  # a2-highgpu-1g, us-central1, on-demand (catalog 2026-07-30)
 A2_SPOT = Decimal("1.92802")
-WORKLOADS = pa.schema([*WORKLOAD_SCHEMA, ("capacity_type", pa.string())])
 
 
 def _host(host: str, instance: str, rate: Decimal, kind: str, *, provider: str = "Google Cloud",
           region: str = "us-central1", tags: dict[str, str] | None = None,
           capacity: str | None = None) -> tuple[list[Any], list[Any], list[Any]]:  # fmt: skip
-    lines = [_line(host, instance, h, rate, provider, region) for h in range(24)]
+    lines = [line(host, instance, h, rate, provider, region) for h in range(24)]
     samples = [{"ts": T0 + dt.timedelta(hours=h), "host": host, "gpu_uuid": f"{host}-0",
                 "gpu_index": 0, "gpu_model": "NVIDIA A100", "sample_seconds": 3600.0,
                 "gr_engine_active": 0.9, "namespace": "ml", "pod": f"{host}-job"}
@@ -44,12 +35,7 @@ def _run(*hosts: tuple[list[Any], list[Any], list[Any]]) -> list[Finding]:
     lines = [x for h in hosts for x in h[0]]
     samples = [x for h in hosts for x in h[1]]
     work = [x for h in hosts for x in h[2]]
-    return recommend_spot(Inputs(
-        ibis.memtable(pa.Table.from_pylist(lines, schema=SCHEMA)),
-        ibis.memtable(pa.Table.from_pylist(samples, schema=GPU_SAMPLE_ARROW)),
-        ibis.memtable(pa.Table.from_pylist(work, schema=WORKLOADS)),
-        T0, END, Rules(), FixedClock(END),
-    ))  # fmt: skip
+    return recommend_spot(inputs(lines, samples, work))
 
 
 def test_young_daly_interval_and_the_overhead_it_minimizes() -> None:

@@ -15,15 +15,14 @@ from costline.clock import FixedClock
 from costline.model import Finding
 from costline.optimize.weekly import Review, html, markdown, movers
 from tests.helpers import run_costline
-from tests.unit.test_prices import SCHEMA
-from tests.unit.test_rightsizing import T0, _line
+from tests.unit.recommend_data import LINES, T0, line
 
 END = (T0 + dt.timedelta(days=14)).date()
 
 
 def _day(team: str, service: str, day: int, usd: str) -> dict[str, Any]:
-    line = _line(f"r-{team}", "m7i.xlarge", day * 24, Decimal(usd))
-    return {**line, "ServiceName": service, "Tags": [("team", team)]}
+    one = line(f"r-{team}", "m7i.xlarge", day * 24, Decimal(usd))
+    return {**one, "ServiceName": service, "Tags": [("team", team)]}
 
 
 def test_movers_rank_the_week_over_week_change_per_team_and_service() -> None:
@@ -31,7 +30,7 @@ def test_movers_rank_the_week_over_week_change_per_team_and_service() -> None:
     rows += [_day("search", "EC2", d, "300") for d in range(7, 14)]  # this week: +1,400
     rows += [_day("vision", "S3", d, "50") for d in range(14)]  # flat
     rows += [_day("ads", "Bedrock", d, "80") for d in range(7)]  # stopped: -560
-    found = movers(ibis.memtable(pa.Table.from_pylist(rows, schema=SCHEMA)), END, Rules())
+    found = movers(ibis.memtable(pa.Table.from_pylist(rows, schema=LINES)), END, Rules())
     assert [(m["team"], m["change_usd"]) for m in found] == [
         ("search", Decimal("1400.00")), ("ads", Decimal("-560.00")), ("vision", Decimal("0.00")),
     ]  # fmt: skip
