@@ -27,6 +27,8 @@ LINES = pa.schema([
     ("ServiceCategory", pa.string()), ("ConsumedQuantity", MONEY), ("ConsumedUnit", pa.string()),
     ("ListCost", MONEY), ("EffectiveCost", MONEY), ("BilledCost", MONEY),
     ("Tags", pa.map_(pa.string(), pa.string())), ("PricingCategory", pa.string()),
+    ("CommitmentDiscountId", pa.string()), ("CommitmentDiscountName", pa.string()),
+    ("CommitmentDiscountStatus", pa.string()),
 ])  # fmt: skip
 WORKLOADS = pa.schema([*WORKLOAD_SCHEMA, ("capacity_type", pa.string()),
                        ("endpoint", pa.string()), ("gpus_requested", pa.float64())])  # fmt: skip

@@ -61,6 +61,7 @@ class Inputs:
     min_savings: Decimal = Decimal(0)
     storage: ibis.Table | None = None  # storage_objects, for what moving work would move
     metrics: ibis.Table | None = None  # metrics, for endpoints' traffic
+    contracts: ibis.Table | None = None  # FOCUS Contract Commitment rows, for commitments' ends
 
     @functools.cached_property
     def allocation(self) -> Allocation:

@@ -24,6 +24,7 @@ from costline.optimize import (
     autoscale,
     capacity,
     commitment,
+    held,
     idle,
     packing,
     quantize,
@@ -42,6 +43,7 @@ KINDS: dict[str, Recommender] = {
     autoscale.KIND: autoscale.recommend_autoscaling,
     quantize.KIND: quantize.recommend_quantization,
     packing.KIND: packing.recommend_packing,
+    held.KIND: held.recommend_commitment_use,
 }
 LIVE = ("open", "acknowledged")
 
@@ -68,7 +70,7 @@ def recommend(
     inputs = Inputs(ledger.table("cost_lines"), ledger.table("gpu_samples"),
                     ledger.table("workloads"), end - dt.timedelta(days=days), end, rules, clock,
                     min_savings, ledger.table("storage_objects"),
-                    ledger.table("metrics"))  # fmt: skip
+                    ledger.table("metrics"), ledger.table("contract_commitments"))  # fmt: skip
     found: list[Finding] = []
     for kind in kinds:
         found += KINDS[kind](inputs)
