@@ -242,6 +242,8 @@ def _register_source_commands() -> None:
         detect,
         forecast,
         notify,
+        prices,
+        recommend,
         reports,
         serve,
         sync,
@@ -260,6 +262,8 @@ def _register_source_commands() -> None:
     budgets.register(app)
     forecast.register(app)
     notify.register(app)
+    prices.register(app)
+    recommend.register(app)
     serve.register(app)
     thresholds.register(app)
     sync.register(app)

@@ -284,5 +284,47 @@ def spike_review_cmd(
     sys.stdout.write(spike_review(chosen[0], related_to(chosen[0], findings)))
 
 
+@report_app.command("weekly")
+def weekly_cmd(
+    owner: Annotated[
+        str | None, typer.Option(help="Only this owner's (or team's) incidents, budgets, moves")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="markdown, html or json")] = "markdown",
+) -> None:
+    """The weekly review of the last 7 billed days: top movers against the week before, open
+    incidents, recommendations (new and acted on, with savings), budgets at risk, and the
+    playbooks' quick-win checklist on your own data."""
+    import dataclasses
+    import json
+    import sys
+
+    from costline.attribution.rules import Rules
+    from costline.budgets.evaluate import evaluate_budgets
+    from costline.cli.context import open_ledger, state
+    from costline.clock import SYSTEM_CLOCK
+    from costline.config import load_config
+    from costline.ledger.sql import last_bill_day
+    from costline.optimize import weekly
+
+    if fmt not in ("markdown", "html", "json"):
+        raise CostlineError(f"--format {fmt!r}: choose from markdown, html, json")
+    config = load_config(state.config_path)
+    rules = Rules.from_config(config)
+    with open_ledger(read_only=True) as ledger:
+        last = last_bill_day(ledger.con)
+        end = last + dt.timedelta(days=1)
+        statuses = (evaluate_budgets(ledger, config, last, clock=SYSTEM_CLOCK, since=last).statuses
+                    if config.budgets else [])  # fmt: skip
+        tables = {t: ledger.table(t) for t in ("cost_lines", "findings", "gpu_samples",
+                                               "workloads", "llm_requests")}  # fmt: skip
+        review = weekly.gather(tables, end, rules, owner=owner,
+                               budgets=weekly.budgets_at_risk(statuses))  # fmt: skip
+    if fmt == "json":
+        body = dataclasses.asdict(review)
+        sys.stdout.write(json.dumps(body, default=str, indent=2) + "\n")
+    else:
+        sys.stdout.write(weekly.markdown(review) if fmt == "markdown" else weekly.html(review))
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(report_app, name="report")

@@ -5,7 +5,7 @@ or `all`), `day` and `value` (float64), run where the data is:
 
 - `cost_usd`: effective cost of the cost lines (commitments amortized);
 - `gpu_hours`: GPU-hours billed: usage hours of GPU instance lines times the instance's GPUs
-  (from the instance catalogue; an instance type the catalogue lacks is left out, and counted
+  (from the instance catalogues, `attribution.instances`; an instance type the catalogue lacks is left out, and counted
   in `unknown_gpu_lines`);
 - `tokens`: tokens billed on LLM API lines (ConsumedUnit `Tokens`);
 - `storage_gb`: GB stored per day, from storage lines billed in GB-months (a level, not a flow);
@@ -25,15 +25,9 @@ from collections.abc import Mapping
 
 import ibis
 
+from costline.attribution.instances import gpu_lines
 from costline.attribution.registry import TRAINING_KINDS
-from costline.attribution.rules import (
-    GPU_INSTANCE,
-    Rules,
-    derive_lines,
-    instance_text,
-    scope_column,
-    select,
-)
+from costline.attribution.rules import Rules, derive_lines, scope_column, select
 from costline.ledger import fetch
 from costline.model import Selector
 
@@ -44,30 +38,6 @@ LEVELS = ("storage_gb",)  # a level at each day, not an amount per day
 
 class UnknownDimension(KeyError):
     """The `by` or a `where` dimension is not a column of the metric's table."""
-
-
-def _catalogue() -> ibis.Table:
-    """instance_type -> GPUs per instance, from the instance price catalogue."""
-    import pyarrow as pa
-
-    from costline.catalog.instances import instance_prices
-
-    gpus: dict[str, int] = {}
-    for p in instance_prices():
-        if p.gpu_count:
-            gpus[p.instance_type] = max(gpus.get(p.instance_type, 0), p.gpu_count)
-    return ibis.memtable(pa.table({"instance_type": list(gpus), "gpus": list(gpus.values())}))
-
-
-def gpu_lines(derived: ibis.Table) -> ibis.Table:
-    """Hour-metered lines of GPU instances, with `text` and `gpus` (null when not catalogued)."""
-    hours = derived.filter(derived.ConsumedUnit.lower().isin(["hours", "hour", "hrs"]))
-    hours = hours.mutate(text=instance_text(hours).lower())
-    hours = hours.filter(hours.text.re_search(GPU_INSTANCE)).mutate(line_id=ibis.row_number())
-    cat = _catalogue()
-    matched = hours.join(cat, hours.text.contains(cat.instance_type.lower()))
-    per_line = matched.group_by("line_id").aggregate(gpus=matched.gpus.max())
-    return hours.left_join(per_line, "line_id").drop("line_id_right")
 
 
 def _key(t: ibis.Table, by: str | None, column: ibis.Value | None = None) -> ibis.StringValue:

@@ -1,0 +1,1 @@
+"""Acting on what costline sees: prices paid, and (to come) recommendations with their savings."""

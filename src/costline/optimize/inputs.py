@@ -1,0 +1,111 @@
+"""What every recommender reads: the window's tables, rules and clock (`Inputs`), the window's
+allocation (computed once, on first use), and GPU hosts gathered into pools.
+
+A **pool** is the GPU hosts of one provider, region and instance type: the unit a node pool, a
+scale set or a managed instance group buys. A host's instance type comes from its bill lines
+(`allocation.gpu.with_host`, then `attribution.instances.gpu_lines`); a host no bill line names
+is in no pool.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import ibis
+import pyarrow as pa
+
+from costline.allocation.allocate import Allocation, allocate
+from costline.allocation.gpu import with_host
+from costline.attribution.instances import gpu_lines
+from costline.attribution.rules import Rules, derive_lines
+from costline.clock import Clock
+from costline.ledger import fetch
+from costline.model import Finding
+from costline.optimize.recommend import DAYS_PER_MONTH
+
+Pooled = dict[tuple[str, str, str], list[dict[str, Any]]]  # (provider, region, type) -> hosts
+
+
+def billed_hosts(lines: ibis.Table, hosts: ibis.Table, rules: Rules) -> ibis.Table:
+    """host -> provider, region, instance type, team, billed hours and effective cost."""
+    g = gpu_lines(with_host(derive_lines(lines, rules), hosts))
+    g = g.filter(g.host.notnull(), g.instance_type.notnull(), g.ConsumedQuantity > 0)
+    return g.group_by(["host"]).aggregate(
+        provider=g.type_provider.arbitrary(), region=g.RegionId.arbitrary(),
+        instance_type=g.instance_type.arbitrary(), team=g.team.mode(),
+        hours=g.ConsumedQuantity.sum(), cost=g.EffectiveCost.sum(),
+    )  # fmt: skip
+
+
+def pool_name(key: tuple[str, str, str]) -> str:
+    return "/".join(key)
+
+
+@dataclass
+class Inputs:
+    """One recommendation run's window and tables."""
+
+    lines: ibis.Table
+    samples: ibis.Table
+    workloads: ibis.Table
+    start: dt.datetime
+    end: dt.datetime
+    rules: Rules
+    clock: Clock
+    min_savings: Decimal = Decimal(0)
+    storage: ibis.Table | None = None  # storage_objects, for what moving work would move
+    metrics: ibis.Table | None = None  # metrics, for endpoints' traffic
+    contracts: ibis.Table | None = None  # FOCUS Contract Commitment rows, for commitments' ends
+
+    @functools.cached_property
+    def allocation(self) -> Allocation:
+        """The window's allocation, computed on first use and shared by every recommender."""
+        return allocate(self.lines, self.samples, self.workloads, self.start, self.end,
+                        rules=self.rules)  # fmt: skip
+
+    @property
+    def window_lines(self) -> ibis.Table:
+        t = self.lines
+        return t.filter(t.ChargePeriodStart >= self.start, t.ChargePeriodStart < self.end)
+
+    @property
+    def per_month(self) -> Decimal:
+        """Multiply an amount of the window by this to get it per 30 days."""
+        return DAYS_PER_MONTH * 86400 / Decimal((self.end - self.start).total_seconds())
+
+    def hosts(self, names: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """host -> its `billed_hosts` row, for the hosts named (one engine query)."""
+        wanted = sorted(set(names))
+        if not wanted:
+            return {}
+        seen = ibis.memtable(pa.table({"host": wanted}))
+        return {r["host"]: r for r in fetch.rows(billed_hosts(self.window_lines, seen, self.rules))}
+
+    def pooled(self, rows: Iterable[dict[str, Any]]) -> Pooled:
+        """Rows with a `host`, each merged with its host's bill row, gathered by pool."""
+        rows = list(rows)
+        billed = self.hosts(str(r["host"]) for r in rows)
+        out: Pooled = defaultdict(list)
+        for r in rows:
+            b = billed.get(r["host"])
+            if b is not None:
+                out[(b["provider"], b["region"], b["instance_type"])].append({**r, **b})
+        return dict(sorted(out.items()))
+
+    def kept(self, found: Iterable[Finding | None]) -> list[Finding]:
+        """The findings saving at least `min_savings` (and something), largest saving first."""
+        least = max(self.min_savings, Decimal("0.01"))
+        out = [f for f in found if f is not None and (f.impact_usd or 0) >= least]
+        return sorted(out, key=lambda f: -(f.impact_usd or 0))
+
+
+def team_of(members: Iterable[dict[str, Any]]) -> str | None:
+    """The team most of a pool's hosts bill to (ties: the first by name)."""
+    teams = [str(m["team"]) for m in members if m.get("team")]
+    return max(sorted(set(teams)), key=teams.count) if teams else None
