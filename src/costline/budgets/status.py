@@ -299,19 +299,26 @@ def _severity(pct: Decimal) -> str:
 def hold_action(s: BudgetStatus) -> dict[str, Any]:
     """What brings the budget back within its amount, and the monthly savings it brings: hold the
     rest of the period to what is left, or (spent out, or the period over) bring the daily rate
-    back to what the budget allows."""
+    back to what the budget allows; when the rate is already there, find the earlier overspend."""
     b, rate = s.budget, s.daily_rate
     where = f"{b.name} ({b.scope or 'everything'})"
-    if s.days_left and s.spent < b.amount_usd:
+    recent = f"${rate:,} a day over the last {BURN_DAYS} days"
+    running = bool(s.days_left) and s.spent < b.amount_usd
+    if running:
         target = (b.amount_usd - s.spent) / s.days_left
         text = (f"Hold {where} to ${target:,.2f} a day for the {s.days_left} day(s) left of "
-                f"{s.period} (${rate:,} a day over the last {BURN_DAYS} days) to end within "
-                f"${b.amount_usd:,}, or raise amount_usd")  # fmt: skip
+                f"{s.period} ({recent}) to end within ${b.amount_usd:,}, or raise amount_usd")  # fmt: skip
     else:
         target = b.amount_usd / s.period.days
-        text = (f"Bring {where} back to the ${target:,.2f} a day its budget allows (${rate:,} a "
-                f"day over the last {BURN_DAYS} days): `costline report showback` names its "
-                "largest costs; or raise amount_usd to what it needs")  # fmt: skip
+        text = (f"Bring {where} back to the ${target:,.2f} a day its budget allows ({recent}): "
+                "`costline report showback` names its largest costs; or raise amount_usd to what "
+                "it needs")  # fmt: skip
+    if rate <= target:
+        text = (f"{where} is within ${target:,.2f} a day ({recent}): keep it there to end "
+                f"{s.period} within ${b.amount_usd:,}" if running else
+                f"Find what put {where} ${max(s.spent - b.amount_usd, ZERO):,.2f} over earlier in "
+                f"{s.period} (its {recent} are within the ${target:,.2f} a day it allows): "
+                "`costline report showback` names its largest costs; or raise amount_usd")  # fmt: skip
     saving = (rate - target) * MONTH_DAYS
     return {"text": text,
             "estimated_monthly_savings_usd": saving.quantize(CENT) if saving > 0 else None}  # fmt: skip
