@@ -286,6 +286,11 @@ def _at(day: dt.date) -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
 
 
+def _utc(ts: dt.datetime) -> dt.datetime:
+    """An engine's timestamp as aware UTC (a truncated UTC timestamp may come back naive)."""
+    return ts.replace(tzinfo=dt.UTC) if ts.tzinfo is None else ts.astimezone(dt.UTC)
+
+
 def _money(value: Decimal) -> str:
     return f"${value:,.2f}"
 
@@ -464,28 +469,53 @@ def _unread(
 # -- 2. GPUs held idle ----------------------------------------------------------------------------
 
 
-def _idle_runs(samples: ir.Table, start: dt.datetime, end: dt.datetime, s: ZombieSettings
-               ) -> ir.Table:  # fmt: skip
-    """Per holder still holding GPUs at the telemetry's last hour: the trailing run of hours in
-    which under `busy_share` of its GPU-time was busy (`held_by_hour`'s busy flag, the
-    allocation's idle), its hours with samples, and the GPUs it held in its last hour."""
+def _hourly(samples: ir.Table, start: dt.datetime, end: dt.datetime, s: ZombieSettings
+            ) -> ir.Table:  # fmt: skip
+    """holder, hour, active: the GPU-time each holder held in each hour, and whether at least
+    `busy_share` of it was busy (`held_by_hour`'s busy flag: the allocation's idle)."""
     h = held_by_hour(samples, start, end)
     h = h.filter(h.holder.notnull())
     per = h.group_by(["holder", "hour"]).aggregate(
-        held=h.held_seconds.sum(), busy=h.held_seconds.sum(where=h.busy).fill_null(0.0)
-    )
-    per = per.mutate(active=per.busy >= s.busy_share * per.held)
+        held=h.held_seconds.sum(), busy=h.held_seconds.sum(where=h.busy).fill_null(0.0))
+    return per.mutate(active=per.busy >= s.busy_share * per.held)  # fmt: skip
+
+
+def _idle_runs(samples: ir.Table, start: dt.datetime, end: dt.datetime, s: ZombieSettings
+               ) -> ir.Table:  # fmt: skip
+    """Per holder still holding GPUs at the telemetry's last hour: the trailing run of its idle
+    hours in [start, end) (`run_start` NULL when it was idle in every hour of them), its hours
+    with samples, and the GPUs it held in its last hour."""
+    per = _hourly(samples, start, end, s)
     last_hour = per.hour.max().as_scalar()
     g = per.group_by("holder").aggregate(
         first=per.hour.min(), last=per.hour.max(),
         last_busy=per.hour.max(where=per.active))  # fmt: skip
     g = g.filter(g.last >= last_hour - ibis.interval(hours=1))
-    g = g.mutate(run_start=ibis.coalesce(g.last_busy + ibis.interval(hours=1), g.first))
-    j = per.join(g, per.holder == g.holder).filter(lambda t: t.hour >= t.run_start)
-    return j.group_by(["holder", "run_start", "last"]).aggregate(
+    g = g.mutate(run_start=g.last_busy + ibis.interval(hours=1))
+    j = per.join(g, per.holder == g.holder)
+    j = j.filter(j.hour >= ibis.coalesce(j.run_start, j.first))
+    return j.group_by(["holder", "run_start", "first", "last"]).aggregate(
         hours=j.hour.nunique(),
         gpus=(j.held.sum(where=j.hour == j.last) / 3600.0),
     )  # fmt: skip
+
+
+def _idle_since(samples: ir.Table, holders: Sequence[str], before: dt.datetime,
+                s: ZombieSettings) -> dict[str, dt.datetime]:  # fmt: skip
+    """holder -> the hour after its last busy hour before `before` (else its first hour held):
+    where an idle run began before the telemetry read, so its since-day does not move as the
+    window does."""
+    if not holders:
+        return {}
+    early = samples.filter(samples.ts < before)
+    first = fetch.value(early.ts.min())
+    if first is None:
+        return {}
+    per = _hourly(early, first, before, s)
+    per = per.filter(per.holder.isin(list(holders)))
+    g = per.group_by("holder").aggregate(first=per.hour.min(), busy=per.hour.max(where=per.active))
+    return {r["holder"]: _utc(r["busy"]) + HOUR if r["busy"] else _utc(r["first"])
+            for r in fetch.rows(g)}  # fmt: skip
 
 
 def idle_gpu_holders(
@@ -499,6 +529,10 @@ def idle_gpu_holders(
     runs = fetch.rows(_idle_runs(samples, start, end, s))
     if not runs:
         return []
+    earlier = _idle_since(samples, [r["holder"] for r in runs if r["run_start"] is None], start, s)
+    for r in runs:
+        r["last"] = _utc(r["last"])
+        r["run_start"] = _utc(r["run_start"] or earlier.get(r["holder"]) or r["first"])
     ids = [r["holder"] for r in runs]
     w = workloads.filter(workloads.workload_id.isin(ids))
     known = {r["workload_id"]: r for r in fetch.rows(w.select(
@@ -512,8 +546,14 @@ def idle_gpu_holders(
             due.append((r, wl, span))
     if not due:
         return []
-    first = min(r["run_start"] for r, _, _ in due)
-    a = allocate(lines, samples, workloads, _at(first.date()), end, rules=rules).table()
+    first = _at(max(min(r["run_start"] for r, _, _ in due), start).date())  # recent hours' rate
+    held = held_by_hour(samples, first, end)
+    held = held.filter(held.holder.isin([r["holder"] for r, _, _ in due]))
+    hosts = sorted(r["host"] for r in fetch.rows(held.select("host").distinct()) if r["host"])
+    # Their hosts only: the allocation of a host's lines is its own (methodology 2).
+    mine = lines.filter(lines.ResourceName.isin(hosts) | lines.ResourceId.isin(hosts))
+    a = allocate(mine, samples.filter(samples.host.isin(hosts)), workloads, first, end,
+                 rules=rules).table()  # fmt: skip
     a = a.filter(a.kind == GPU_HELD_IDLE, a.holder.isin([r["holder"] for r, _, _ in due]))
     priced = {x["holder"]: x for x in fetch.rows(a.group_by("holder").aggregate(
         usd=a.amount.sum(), seconds=a.gpu_seconds.sum()))}  # fmt: skip
