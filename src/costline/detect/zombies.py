@@ -48,13 +48,14 @@ DAY = dt.timedelta(days=1)
 HOUR = dt.timedelta(hours=1)
 CENT = Decimal("0.01")
 DAYS_PER_MONTH = Decimal(365) / Decimal(12)
-GB = Decimal(10**9)
+GIB = Decimal(2**30)  # a bill's "GB" of storage is 2^30 bytes (AWS, GCP, Azure)
 REQUEST_METRICS = ("inference_requests", "inference_successes", "requests", "request_count")
 USE_LABELS = ("endpoint", "resource", "resource_id", "resource_name", "service", "app")
 JOB_KINDS = ("training_run", "fine_tune", "sweep_trial", "batch_job", "pipeline_stage")
 LIVE_KINDS = ("inference_endpoint", "notebook")  # never "ended runs" whose outputs are waste
+SCHEMES = {"AWS": "s3://", "Google Cloud": "gs://", "Microsoft": "az://", "Azure": "az://"}
 RUN_TAGS = ("run_id", "run", "job_id", "workload_id", "workload")
-_STORED = r"(?i)(gb[- /]?mo|gib[- /]?mo|timedstorage|byte-?hrs|data stored)"
+_STORED = r"(?i)(gi?b(y\.|[- /])?mo|timedstorage|byte-?hrs|data stored|storage used)"
 _REQUESTS = r"(?i)(request|operation|transaction|api call|class [ab])"
 _COPY = r"(?i)([a-z]{2,4}\d?-[a-z]{2,4}\d?-aws-(out|in)-bytes|inter-?region|replicat|transfer to )"
 _EGRESS = r"(?i)(datatransfer-out|data transfer out|egress|internet)"
@@ -147,8 +148,12 @@ def detect_zombies(
 # -- the bill side: daily cost per resource ------------------------------------------------------
 
 
-def _days(start: dt.datetime, end: dt.datetime) -> int:
-    return (end.date() - start.date()).days
+def _billed_days(lines: ir.Table, start: dt.datetime, end: dt.datetime) -> int:
+    """Days of the window up to the last day the bill has reached (bills land a day or two late:
+    a day not billed yet is not a bill that stopped)."""
+    w = lines.filter(lines.ChargePeriodStart >= start, lines.ChargePeriodStart < end)
+    last = fetch.value(w.ChargePeriodStart.max())
+    return 0 if last is None else (_utc(last).date() - start.date()).days + 1
 
 
 def _daily(rows: Sequence[Mapping[str, Any]], key: str, value: str, start: dt.datetime,
@@ -222,7 +227,7 @@ def idle_endpoints(
     end: dt.datetime, rules: Rules, clock: Clock, s: ZombieSettings,
 ) -> list[Finding]:  # fmt: skip
     """Case 1: billed resources whose requests stayed near zero for a week or more."""
-    n = _days(start, end)
+    n = _billed_days(lines, start, end)
     with contextlib.ExitStack() as stack:
         use, alive = _use_keys(metrics, requests, start, end)
         use = fetch.kept(stack, use)
@@ -392,7 +397,7 @@ def unread_storage(
     """Case 3: buckets whose storage or replication is billed while their request and egress
     lines are near zero. Only buckets whose bill metered reads at some time in the window are
     judged: where a bill carries no request lines, it says nothing about reads."""
-    n = _days(start, end)
+    n = _billed_days(lines, start, end)
     d = derive_lines(usage(lines).filter(lines.ChargePeriodStart >= start,
                                          lines.ChargePeriodStart < end), rules)  # fmt: skip
     d = d.mutate(bucket=bucket_of(d), meter=meter_kind(d))
@@ -454,12 +459,14 @@ def _unread(
         for i, c in enumerate(meters.get(meter, ())):
             if c is not None:
                 cost[i] = (cost[i] or Decimal(0)) + c
-    daily = _recent_cost(cost, since, s)
-    if daily is None:
-        return None
     copy = sum((c or Decimal(0) for c in meters.get("copy", [])[since:]), Decimal(0))
     stored = sum((c or Decimal(0) for c in meters.get("stored", [])[since:]), Decimal(0))
     case = "idle_replication" if copy > stored else "unread_storage"
+    if case == "idle_replication":  # turning it off saves the transfer, not the storage
+        cost = list(meters["copy"])
+    daily = _recent_cost(cost, since, s)
+    if daily is None:
+        return None
     evidence = {"signal": "+".join(f"bill:{m}" for m in quiets), "coverage": 1.0,
                 **{f"{m}_level_before_per_day": round(q.level, 2)
                    for m, q in quiets.items() if q is not None}}  # fmt: skip
@@ -585,16 +592,19 @@ def idle_gpu_holders(
 # -- 4. storage of runs that ended long ago ------------------------------------------------------
 
 
-def _run_objects(objects: ir.Table, workloads: ir.Table, cutoff: dt.datetime) -> ir.Table:
+def _run_objects(
+    objects: ir.Table, workloads: ir.Table, cutoff: dt.datetime, upto: dt.date
+) -> ir.Table:
     """Objects of each bucket's newest inventory that name an ended run (a key segment, or a run
     tag, equal to its id or name), not read since `cutoff`: one row per (bucket, run)."""
+    objects = objects.filter(objects.snapshot_date < upto)
     newest = objects.group_by("bucket").aggregate(newest=objects.snapshot_date.max())
     o = objects.join(newest, [objects.bucket == newest.bucket,
                               objects.snapshot_date == newest.newest])  # fmt: skip
     o = o.filter(o.last_accessed.isnull() | (o.last_accessed < cutoff))
     segs = o.mutate(ident=o.key.split("/").unnest())
     tags = [o.mutate(ident=o.tags.get(k)) for k in RUN_TAGS]
-    cols = ["bucket", "key", "size_bytes", "storage_class", "snapshot_date", "ident"]
+    cols = ["bucket", "provider", "key", "size_bytes", "storage_class", "snapshot_date", "ident"]
     named = segs.select(*cols)
     for t in tags:
         named = named.union(t.select(*cols), distinct=False)
@@ -607,6 +617,7 @@ def _run_objects(objects: ir.Table, workloads: ir.Table, cutoff: dt.datetime) ->
     j = named.join(ids, named.ident == ids.ident)
     j = j.select(
         "bucket",
+        "provider",
         "key",
         "size_bytes",
         "storage_class",
@@ -617,6 +628,7 @@ def _run_objects(objects: ir.Table, workloads: ir.Table, cutoff: dt.datetime) ->
     j = j.distinct()
     return j.group_by(["bucket", "wid"]).aggregate(
         bytes=j.size_bytes.sum(), objects=j.key.count(), prefix=j.prefix.min(),
+        provider=j.provider.arbitrary(),
         storage_class=j.storage_class.mode(), snapshot=j.snapshot_date.max())  # fmt: skip
 
 
@@ -629,7 +641,7 @@ def _storage_prices(
                             lines.ChargePeriodStart < end)  # fmt: skip
     d = d.mutate(bucket=bucket_of(d), meter=meter_kind(d))
     d = d.filter(d.bucket.isin(list(buckets)), d.meter == "stored",
-                 d.ConsumedUnit.fill_null(d.PricingUnit).re_search(r"(?i)^gb[- /]?mo"))  # fmt: skip
+                 d.ConsumedUnit.fill_null(d.PricingUnit).re_search(r"(?i)^gi?b(y\.|[- /])?mo"))  # fmt: skip
     g = d.group_by("bucket").aggregate(cost=d.EffectiveCost.sum(), gb=d.ConsumedQuantity.sum())
     return {r["bucket"]: r["cost"] / r["gb"] for r in fetch.rows(g) if r["gb"] and r["cost"]}
 
@@ -641,7 +653,7 @@ def ended_run_storage(
     """Case 4: the stored bytes of runs that ended more than `ended_days` ago, at the bucket's
     price per GB-month from its bill (unpriced without one)."""
     cutoff = end - dt.timedelta(days=s.ended_days)
-    found = fetch.rows(_run_objects(objects, workloads, cutoff))
+    found = fetch.rows(_run_objects(objects, workloads, cutoff, end.date()))
     if not found:
         return []
     runs = {r["workload_id"]: r for r in fetch.rows(
@@ -651,7 +663,7 @@ def ended_run_storage(
     out = []
     for f in found:
         run = runs[f["wid"]]
-        gb = Decimal(f["bytes"]) / GB
+        gb = Decimal(f["bytes"]) / GIB
         price = prices.get(f["bucket"])
         monthly = (gb * price).quantize(CENT) if price is not None else None
         daily = (gb * price / DAYS_PER_MONTH).quantize(CENT) if price is not None else None
@@ -659,7 +671,7 @@ def ended_run_storage(
             continue  # under $10 a month: not worth a person's time
         ended = run["end"]
         accrued = (daily * Decimal((end - ended).days)) if daily is not None else None
-        where = f"s3://{f['bucket']}/{f['prefix']}"
+        where = f"{SCHEMES.get(f['provider'], 's3://')}{f['bucket']}/{f['prefix']}"
         team = run["team"]
         owner = rules.owner_of({"workload": f["wid"], "team": team}) or run["owner"]
         out.append(zombie_finding(Zombie(
