@@ -56,7 +56,9 @@ def _iso(ts: dt.datetime | dt.date) -> str:
     return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _line(start: dt.datetime | dt.date, cost: str, *, hours: int = 24, **fields: str) -> dict[str, str]:
+def _line(
+    start: dt.datetime | dt.date, cost: str, fields: dict[str, str], hours: int = 24
+) -> dict[str, str]:
     """One FOCUS usage line of `hours` from `start`, in its billing month."""
     if not isinstance(start, dt.datetime):
         start = dt.datetime(start.year, start.month, start.day, tzinfo=dt.UTC)
@@ -105,26 +107,26 @@ EC2 = {"ServiceName": "Amazon Elastic Compute Cloud", "ServiceCategory": "Comput
 def _bills() -> list[dict[str, str]]:
     rows = []
     for d in _days():
-        rows.append(_line(d, "96.00", **_endpoint("fraud-scorer", "fraud")))
-        rows.append(_line(d, "50.00", **_endpoint("kyc-api", "risk")))
-        rows.append(_line(d, "200.00", **_endpoint("search-api", "search")))
-        rows.append(_line(d, "30.00", **_endpoint("weekly-report", "finance")))
-        rows.append(_line(d, "40.00", **_endpoint("promo-api", "growth")))
-        rows.append(_line(d, "23.00", **{**STORED, **_bucket("atlas-logs", "data")}))
-        rows.append(_line(d, "60.00", **{**COPY, **_bucket("atlas-logs", "data")}))
+        rows.append(_line(d, "96.00", _endpoint("fraud-scorer", "fraud")))
+        rows.append(_line(d, "50.00", _endpoint("kyc-api", "risk")))
+        rows.append(_line(d, "200.00", _endpoint("search-api", "search")))
+        rows.append(_line(d, "30.00", _endpoint("weekly-report", "finance")))
+        rows.append(_line(d, "40.00", _endpoint("promo-api", "growth")))
+        rows.append(_line(d, "23.00", {**STORED, **_bucket("atlas-logs", "data")}))
+        rows.append(_line(d, "60.00", {**COPY, **_bucket("atlas-logs", "data")}))
         if d < UNREAD_SINCE:
-            rows.append(_line(d, "0.08", **{**GETS, **_bucket("atlas-logs", "data")}))
-        rows.append(_line(d, "23.00", **{**STORED, **_bucket("web-assets", "web")}))
-        rows.append(_line(d, "0.08", **{**GETS, **_bucket("web-assets", "web")}))
-        rows.append(_line(d, "9.00", **{**EGRESS, **_bucket("web-assets", "web")}))
-        rows.append(_line(d, "20.00", **GCS))
+            rows.append(_line(d, "0.08", {**GETS, **_bucket("atlas-logs", "data")}))
+        rows.append(_line(d, "23.00", {**STORED, **_bucket("web-assets", "web")}))
+        rows.append(_line(d, "0.08", {**GETS, **_bucket("web-assets", "web")}))
+        rows.append(_line(d, "9.00", {**EGRESS, **_bucket("web-assets", "web")}))
+        rows.append(_line(d, "20.00", GCS))
     for h in range(72):  # the GPU hosts, hourly, Oct 29-31
         at = dt.datetime(2026, 10, 29, tzinfo=dt.UTC) + h * HOUR
         for host in ("gpu-h100-01", "gpu-h100-02"):
-            rows.append(_line(at, str(H100_HOUR), hours=1, ResourceId=f"i-{host}",
-                              ResourceName=host, **EC2))  # fmt: skip
-        rows.append(_line(at, "1.29", hours=1, ResourceId="i-gpu-a10-01",
-                          ResourceName="gpu-a10-01", **EC2))  # fmt: skip
+            host_line = {"ResourceId": f"i-{host}", "ResourceName": host, **EC2}
+            rows.append(_line(at, str(H100_HOUR), host_line, hours=1))
+        a10 = {"ResourceId": "i-gpu-a10-01", "ResourceName": "gpu-a10-01", **EC2}
+        rows.append(_line(at, "1.29", a10, hours=1))
     return rows
 
 
@@ -171,7 +173,9 @@ def _dcgm(path: Path, host: str, gpus: int, model: str,
         for g in range(gpus):
             labels = (f'gpu="{g}",UUID="GPU-{host}-{g}",modelName="{model}",Hostname="{host}",'
                       f'namespace="",pod="",container="",hpc_job="{job}"')  # fmt: skip
-            lines.append(f"DCGM_FI_PROF_GR_ENGINE_ACTIVE{{{labels}}} {value} {int(ts.timestamp() * 1000)}")
+            lines.append(
+                f"DCGM_FI_PROF_GR_ENGINE_ACTIVE{{{labels}}} {value} {int(ts.timestamp() * 1000)}"
+            )
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -215,7 +219,8 @@ def org(tmp_path_factory: pytest.TempPathFactory) -> Path:
                for d in _days() for name, v in _requests(d).items()]  # fmt: skip
     (root / "sacct.txt").write_text("\n".join(SACCT) + "\n", encoding="utf-8")
     (root / "costline.yaml").write_text(
-        "owners:\n  - name: fraud-oncall\n    match: {team: fraud}\n", encoding="utf-8")
+        "owners:\n  - name: fraud-oncall\n    match: {team: fraud}\n", encoding="utf-8"
+    )
     h100 = "NVIDIA H100 80GB HBM3"
     with Ledger(f"duckdb://{root / 'ledger.duckdb'}") as ledger:
         ingest_focus(ledger, [_write_csv(root / "focus.csv", _bills())])
@@ -252,27 +257,35 @@ def _monthly(daily: str) -> Decimal:
     return (Decimal(daily) * DAYS_PER_MONTH).quantize(CENT)
 
 
-def _check(f: Finding, *, owner: str, daily: str, since: str, savings: Decimal) -> None:
+def _check(f: Finding, *, owner: str, team: str, daily: str, since: str, savings: Decimal) -> None:
+    """One zombie finding: an anomaly of its resource (first in its root cause, then its team),
+    its owner, its cost a day, since when, and one action with its savings a month."""
     assert f.kind == "anomaly" and f.owner == owner, (f.kind, f.owner)
     assert f.evidence["daily_cost_usd"] == daily and f.evidence["since"] == since
+    [(dimension, resource)] = f.scope.items()
+    assert f.evidence["root_cause"] == [{"dimension": dimension, "value": resource},
+                                        {"dimension": "team", "value": team}]  # fmt: skip
     [action] = f.actions
     assert action.estimated_monthly_savings_usd == savings
-    assert {"dimension": "team"} != f.evidence["root_cause"][0]  # the resource first
 
 
 def test_an_endpoint_with_no_requests_while_billed_is_a_zombie(found: dict[str, Finding]) -> None:
     f = found["arn:aws:sagemaker:us-east-1:1:endpoint/fraud-scorer"]
-    _check(f, owner="fraud-oncall", daily="96.00", since=QUIET_SINCE.isoformat(),
+    _check(f, owner="fraud-oncall", team="fraud", daily="96.00", since=QUIET_SINCE.isoformat(),
            savings=_monthly("96.00"))  # fmt: skip
     assert f.evidence["zombie"] == "idle_endpoint"
     assert f.evidence["signal"] == "metric:inference_requests"
-    assert f.evidence["level_before_per_day"] == pytest.approx(4428.57, abs=0.01)  # 5000 wd, 3000 we
+    assert f.evidence["level_before_per_day"] == pytest.approx(
+        4428.57, abs=0.01
+    )  # 5000 wd, 3000 we
     assert f.evidence["peak_per_day_since"] == 12.0 and f.evidence["coverage"] == 1.0
     assert f.impact_usd == Decimal("96.00") * (END.date() - QUIET_SINCE).days  # accrued so far
     assert "fraud-scorer" in f.title and "Scale fraud-scorer to zero" in f.actions[0].text
 
 
-def test_an_endpoint_quiet_at_weekends_used_weekly_or_busy_is_not(found: dict[str, Finding]) -> None:
+def test_an_endpoint_quiet_at_weekends_used_weekly_or_busy_is_not(
+    found: dict[str, Finding],
+) -> None:
     names = {str(f.evidence["resource_name"]).split(" ")[0] for f in found.values()}
     assert not names & {"kyc-api", "weekly-report", "search-api", "promo-api"}, names
 
@@ -282,7 +295,14 @@ def test_a_job_holding_gpus_idle_for_hours_is_a_zombie_priced_by_the_allocation(
 ) -> None:
     f = found["5001"]
     daily = str(H100_HOUR * 24)
-    _check(f, owner="alice", daily=daily, since=IDLE_SINCE.isoformat(), savings=_monthly(daily))
+    _check(
+        f,
+        owner="alice",
+        team="research",
+        daily=daily,
+        since=IDLE_SINCE.isoformat(),
+        savings=_monthly(daily),
+    )
     assert f.evidence["zombie"] == "idle_gpu" and f.evidence["idle_hours"] == 36
     assert f.evidence["gpus"] == 8 and f.evidence["coverage"] == 1.0
     assert f.impact_usd == H100_HOUR * 36  # 36 idle hours of the host's bill
@@ -297,7 +317,8 @@ def test_a_nightly_batch_job_and_a_notebook_idle_for_an_evening_are_not(
 
 def test_replication_of_a_bucket_nobody_reads_is_a_zombie(found: dict[str, Finding]) -> None:
     f = found["atlas-logs"]
-    _check(f, owner="data", daily="60.00", since=UNREAD_SINCE.isoformat(), savings=_monthly("60.00"))
+    since = UNREAD_SINCE.isoformat()
+    _check(f, owner="data", team="data", daily="60.00", since=since, savings=_monthly("60.00"))
     assert f.evidence["zombie"] == "idle_replication" and f.evidence["signal"] == "bill:request"
     assert f.evidence["request_level_before_per_day"] == 200000.0
     assert "replication of atlas-logs" in f.actions[0].text
@@ -309,7 +330,7 @@ def test_checkpoints_of_a_run_that_ended_long_ago_are_a_zombie(found: dict[str, 
     gib = Decimal(30 * 1024)  # three 10 TiB checkpoints, at $0.02 a GiB-month
     monthly = (gib * Decimal("0.02")).quantize(CENT)
     daily = (gib * Decimal("0.02") / DAYS_PER_MONTH).quantize(CENT)
-    _check(f, owner="alice", daily=str(daily), since="2026-09-10", savings=monthly)
+    _check(f, owner="alice", team="research", daily=str(daily), since="2026-09-10", savings=monthly)
     assert monthly == Decimal("614.40") and f.evidence["zombie"] == "ended_run_storage"
     assert f.evidence["run"] == "llama-ft-old" and f.evidence["objects"] == 3
     assert f.evidence["storage_class"] == "STANDARD"
@@ -334,7 +355,7 @@ def test_quiet_needs_a_week_and_longer_than_any_earlier_pause() -> None:
     s = ZombieSettings()
     fortnightly = ([100.0] + [0.0] * 13) * 4 + [100.0] + [0.0] * 12  # 12 quiet days: its usual
     assert quiet_run(fortnightly, s) is None
-    assert quiet_run(fortnightly + [0.0, 0.0], s) is not None  # 14: longer than its pauses
+    assert quiet_run([*fortnightly, 0.0, 0.0], s) is not None  # 14: longer than its pauses
     gone = [100.0] * 30 + [0.5] * 7
     q = quiet_run(gone, s)
     assert q is not None and q.since == 30 and q.level == 100.0

@@ -38,7 +38,7 @@ import ibis.expr.types as ir
 
 from costline.allocation.allocate import GPU_HELD_IDLE, allocate
 from costline.allocation.gpu import held_by_hour
-from costline.attribution.rules import Rules, bucket_of, derive_lines, instance_text
+from costline.attribution.rules import Rules, bucket_of, derive_lines, fold_text, instance_text
 from costline.clock import Clock
 from costline.detect.spend import usage
 from costline.ledger import fetch
@@ -278,12 +278,12 @@ def idle_endpoints(
 
 # -- findings ------------------------------------------------------------------------------------
 
-WHAT = {
-    "idle_endpoint": "no requests",
-    "unread_storage": "no reads",
-    "idle_replication": "no reads of what it copies",
-    "idle_gpu": "its GPUs idle",
-    "ended_run_storage": "its run ended",
+WHAT = {  # what has been true since the since-day
+    "idle_endpoint": "no requests since {since}",
+    "unread_storage": "nothing read since {since}",
+    "idle_replication": "replicating a bucket nobody has read since {since}",
+    "idle_gpu": "GPUs held idle since {since}",
+    "ended_run_storage": "kept since its run ended on {since}",
 }
 
 
@@ -327,6 +327,11 @@ def zombie_finding(z: Zombie, end: dt.datetime, clock: Clock) -> Finding:
     severity = "info" if monthly is None else (
         "critical" if monthly >= 5000 else "warning" if monthly >= 500 else "info")  # fmt: skip
     since = z.since.date() if z.since.time() == dt.time(0) else z.since
+    said = WHAT[z.case].format(
+        since=since
+        if isinstance(since, dt.date) and not isinstance(since, dt.datetime)
+        else f"{z.since:%Y-%m-%d %H:%M} UTC"
+    )
     cause = [{"dimension": z.dimension, "value": z.resource}]
     cause += [{"dimension": "team", "value": z.team}] if z.team else []
     return Finding.new(
@@ -334,9 +339,9 @@ def zombie_finding(z: Zombie, end: dt.datetime, clock: Clock) -> Finding:
         scope={z.dimension: z.resource},
         dedup_key=f"zombie:{z.since.isoformat()}",
         clock=clock,
-        title=f"{z.name}: {cost} with {WHAT[z.case]} since {since}",
+        title=f"{z.name}: {cost}, {said}",
         severity=severity,
-        summary=(f"{z.name} costs {cost} and has had {WHAT[z.case]} since {since}"
+        summary=(f"{z.name} costs {cost}, {said}"
                  + (f" ({_money(z.accrued)} so far)" if z.accrued is not None else "")
                  + f". {z.action}"
                  + (f" to save about {_money(monthly)} a month." if monthly is not None else ".")),
@@ -473,6 +478,16 @@ def _unread(
     return since, daily, cost, case, evidence
 
 
+def _team_owner(workload: Mapping[str, Any], rules: Rules) -> tuple[str | None, str | None]:
+    """A workload's team (its tags, inheriting its namespace's) and owner, as the allocation
+    names them: the configured owner of its dimensions, else its own owner, else its team."""
+    tags, ns = dict(workload.get("tags") or []), workload.get("namespace")
+    values = {d: rules.tag_text(tags, d, ns) for d in ("team", "project", "model", "environment")}
+    values["workload"] = workload.get("workload_id")
+    owner = rules.owner_of(values) or fold_text(workload.get("owner")) or values["team"]
+    return values["team"], owner
+
+
 # -- 2. GPUs held idle ----------------------------------------------------------------------------
 
 
@@ -483,7 +498,8 @@ def _hourly(samples: ir.Table, start: dt.datetime, end: dt.datetime, s: ZombieSe
     h = held_by_hour(samples, start, end)
     h = h.filter(h.holder.notnull())
     per = h.group_by(["holder", "hour"]).aggregate(
-        held=h.held_seconds.sum(), busy=h.held_seconds.sum(where=h.busy).fill_null(0.0))
+        held=h.held_seconds.sum(), busy=h.held_seconds.sum(where=h.busy).fill_null(0.0)
+    )
     return per.mutate(active=per.busy >= s.busy_share * per.held)  # fmt: skip
 
 
@@ -543,7 +559,7 @@ def idle_gpu_holders(
     ids = [r["holder"] for r in runs]
     w = workloads.filter(workloads.workload_id.isin(ids))
     known = {r["workload_id"]: r for r in fetch.rows(w.select(
-        "workload_id", "kind", "name", "owner", "team", "gpu_model"))}  # fmt: skip
+        "workload_id", "kind", "name", "owner", "tags", "namespace"))}  # fmt: skip
     due = []
     for r in runs:
         wl = known.get(r["holder"], {})
@@ -575,8 +591,7 @@ def idle_gpu_holders(
         accrued = rate * gpus * Decimal(repr(span)) * 3600 if rate is not None else None
         kind, name = wl.get("kind") or "workload", wl.get("name") or r["holder"]
         label = f"{kind.replace('_', ' ')} {name} ({gpus.normalize():f} GPU)"
-        team = wl.get("team")
-        owner = rules.owner_of({"workload": r["holder"], "team": team}) or wl.get("owner")
+        team, owner = _team_owner(wl, rules)
         verb = "Stop" if kind in JOB_KINDS else "Shut down or scale to zero"
         out.append(zombie_finding(Zombie(
             case="idle_gpu", resource=r["holder"], name=label, owner=owner, team=team,
@@ -658,7 +673,7 @@ def ended_run_storage(
         return []
     runs = {r["workload_id"]: r for r in fetch.rows(
         workloads.filter(workloads.workload_id.isin(sorted({f["wid"] for f in found})))
-        .select("workload_id", "kind", "name", "owner", "team", "end"))}  # fmt: skip
+        .select("workload_id", "kind", "name", "owner", "tags", "namespace", "end"))}  # fmt: skip
     prices = _storage_prices(lines, sorted({f["bucket"] for f in found}), end)
     out = []
     for f in found:
@@ -672,8 +687,7 @@ def ended_run_storage(
         ended = run["end"]
         accrued = (daily * Decimal((end - ended).days)) if daily is not None else None
         where = f"{SCHEMES.get(f['provider'], 's3://')}{f['bucket']}/{f['prefix']}"
-        team = run["team"]
-        owner = rules.owner_of({"workload": f["wid"], "team": team}) or run["owner"]
+        team, owner = _team_owner(run, rules)
         out.append(zombie_finding(Zombie(
             case="ended_run_storage", resource=where, name=f"{where} ({gb:,.0f} GB)",
             owner=owner, team=team, since=ended, daily=daily, accrued=accrued, monthly=monthly,
