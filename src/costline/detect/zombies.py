@@ -26,90 +26,35 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import itertools
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import ibis
 import ibis.expr.types as ir
 
-from costline.allocation.allocate import GPU_HELD_IDLE, allocate
-from costline.allocation.gpu import held_by_hour
-from costline.attribution.rules import Rules, bucket_of, derive_lines, fold_text, instance_text
+from costline.attribution.rules import Rules, bucket_of, derive_lines
 from costline.clock import Clock
 from costline.detect.spend import usage
+from costline.detect.zombie_core import (
+    CENT,
+    DAYS_PER_MONTH,
+    REQUEST_METRICS,
+    USE_LABELS,
+    Zombie,
+    ZombieSettings,
+    as_utc,
+    day_start,
+    meter_kind,
+    quiet_run,
+    zombie_finding,
+)  # fmt: skip
+from costline.detect.zombie_workloads import ended_run_storage, idle_gpu_holders
 from costline.ledger import fetch
-from costline.model import Action, Finding, FindingKind, Window
+from costline.model import Finding
 
-DAY = dt.timedelta(days=1)
-HOUR = dt.timedelta(hours=1)
-CENT = Decimal("0.01")
-DAYS_PER_MONTH = Decimal(365) / Decimal(12)
-GIB = Decimal(2**30)  # a bill's "GB" of storage is 2^30 bytes (AWS, GCP, Azure)
-REQUEST_METRICS = ("inference_requests", "inference_successes", "requests", "request_count")
-USE_LABELS = ("endpoint", "resource", "resource_id", "resource_name", "service", "app")
-JOB_KINDS = ("training_run", "fine_tune", "sweep_trial", "batch_job", "pipeline_stage")
-LIVE_KINDS = ("inference_endpoint", "notebook")  # never "ended runs" whose outputs are waste
-SCHEMES = {"AWS": "s3://", "Google Cloud": "gs://", "Microsoft": "az://", "Azure": "az://"}
-RUN_TAGS = ("run_id", "run", "job_id", "workload_id", "workload")
-_STORED = r"(?i)(gi?b(y\.|[- /])?mo|timedstorage|byte-?hrs|data stored|storage used)"
-_REQUESTS = r"(?i)(request|operation|transaction|api call|class [ab])"
-_COPY = r"(?i)([a-z]{2,4}\d?-[a-z]{2,4}\d?-aws-(out|in)-bytes|inter-?region|replicat|transfer to )"
-_EGRESS = r"(?i)(datatransfer-out|data transfer out|egress|internet)"
-
-
-@dataclass(frozen=True)
-class ZombieSettings:
-    """The gates, chosen for real data: a week of quiet (a weekend or a night is not one), 1% of
-    its own level (a real endpoint's quietest week is far above that), $10 a day (under ~$300 a
-    month a forgotten resource is not worth a person's time)."""
-
-    quiet_days: int = 7  # days of near-zero use at least (and longer than any earlier pause)
-    baseline_days: int = 28  # the level before a quiet run is its mean over these days
-    near_zero: float = 0.01  # a day is quiet under this share of the level before
-    floor: float = 1.0  # ... or under this absolute use a day (never-used resources)
-    min_daily_usd: Decimal = Decimal(10)  # cost a day under which nothing is reported
-    gpu_hours: int = 168  # telemetry read for idle GPU holders
-    job_idle_hours: int = 6  # a training or batch job idle this long is stuck
-    live_idle_hours: int = 24  # a notebook or endpoint idle a whole day and night
-    busy_share: float = 0.05  # an hour is busy when this share of its GPU-time was busy
-    ended_days: int = 30  # storage of runs ended longer ago than this
-
-
-@dataclass(frozen=True)
-class Quiet:
-    """A trailing run of quiet days on one daily use series (indexes into the window's days)."""
-
-    since: int
-    level: float  # mean use a day before it
-    peak: float  # the highest use a day in the run
-
-
-def quiet_run(use: Sequence[float | None], s: ZombieSettings) -> Quiet | None:
-    """The trailing run of quiet days of `use` (None: the source reported nothing that day), if it
-    is long enough: at least `quiet_days`, and longer than any gap between active days before."""
-    n = len(use)
-    peak7 = max(
-        (sum(v or 0.0 for v in use[i : i + 7]) / 7 for i in range(max(n - 6, 1))), default=0
-    )
-    gate = max(s.floor, s.near_zero * peak7)
-    i = n
-    while i > 0 and use[i - 1] is not None and (use[i - 1] or 0.0) <= gate:
-        i -= 1
-    before = [v for v in use[max(i - s.baseline_days, 0) : i] if v is not None]
-    level = sum(before) / len(before) if before else 0.0
-    gate = max(s.floor, s.near_zero * level)
-    run = use[i:]
-    if any(v is None or v > gate for v in run):
-        return None
-    active = [k for k, v in enumerate(use[:i]) if v is not None and v > gate]
-    gaps = [b - a - 1 for a, b in itertools.pairwise(active)]
-    if len(run) < max(s.quiet_days, max(gaps, default=0) + 1):
-        return None
-    return Quiet(since=i, level=level, peak=max((v or 0.0) for v in run))
+__all__ = ["DAYS_PER_MONTH", "ZombieSettings", "detect_zombies", "quiet_run"]
 
 
 def detect_zombies(
@@ -153,7 +98,7 @@ def _billed_days(lines: ir.Table, start: dt.datetime, end: dt.datetime) -> int:
     a day not billed yet is not a bill that stopped)."""
     w = lines.filter(lines.ChargePeriodStart >= start, lines.ChargePeriodStart < end)
     last = fetch.value(w.ChargePeriodStart.max())
-    return 0 if last is None else (_utc(last).date() - start.date()).days + 1
+    return 0 if last is None else (as_utc(last).date() - start.date()).days + 1
 
 
 def _daily(rows: Sequence[Mapping[str, Any]], key: str, value: str, start: dt.datetime,
@@ -276,87 +221,6 @@ def idle_endpoints(
     return out
 
 
-# -- findings ------------------------------------------------------------------------------------
-
-WHAT = {  # what has been true since the since-day
-    "idle_endpoint": "no requests since {since}",
-    "unread_storage": "nothing read since {since}",
-    "idle_replication": "replicating a bucket nobody has read since {since}",
-    "idle_gpu": "GPUs held idle since {since}",
-    "ended_run_storage": "kept since its run ended on {since}",
-}
-
-
-def _at(day: dt.date) -> dt.datetime:
-    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
-
-
-def _utc(ts: dt.datetime) -> dt.datetime:
-    """An engine's timestamp as aware UTC (a truncated UTC timestamp may come back naive)."""
-    return ts.replace(tzinfo=dt.UTC) if ts.tzinfo is None else ts.astimezone(dt.UTC)
-
-
-def _money(value: Decimal) -> str:
-    return f"${value:,.2f}"
-
-
-@dataclass(frozen=True)
-class Zombie:
-    """What a finding says about one zombie, whatever its shape."""
-
-    case: str  # a key of WHAT
-    resource: str  # its identity (scope)
-    name: str  # what a person calls it
-    owner: str | None
-    team: str | None
-    since: dt.datetime
-    daily: Decimal | None  # its cost a day; None: unpriced
-    accrued: Decimal | None  # its cost since `since`
-    action: str
-    evidence: Mapping[str, Any]
-    monthly: Decimal | None = None  # savings a month, when not the daily cost x a month
-    dimension: str = "resource"
-
-
-def zombie_finding(z: Zombie, end: dt.datetime, clock: Clock) -> Finding:
-    """One zombie as a finding: kind anomaly (waste that is happening), fingerprint kind +
-    resource + since-day, so every daily run moves the same finding."""
-    monthly = z.monthly if z.monthly is not None else (
-        (z.daily * DAYS_PER_MONTH).quantize(CENT) if z.daily is not None else None)  # fmt: skip
-    cost = f"{_money(z.daily)} a day" if z.daily is not None else "unpriced"
-    severity = "info" if monthly is None else (
-        "critical" if monthly >= 5000 else "warning" if monthly >= 500 else "info")  # fmt: skip
-    since = z.since.date() if z.since.time() == dt.time(0) else z.since
-    said = WHAT[z.case].format(
-        since=since
-        if isinstance(since, dt.date) and not isinstance(since, dt.datetime)
-        else f"{z.since:%Y-%m-%d %H:%M} UTC"
-    )
-    cause = [{"dimension": z.dimension, "value": z.resource}]
-    cause += [{"dimension": "team", "value": z.team}] if z.team else []
-    return Finding.new(
-        kind=FindingKind.ANOMALY,
-        scope={z.dimension: z.resource},
-        dedup_key=f"zombie:{z.since.isoformat()}",
-        clock=clock,
-        title=f"{z.name}: {cost}, {said}",
-        severity=severity,
-        summary=(f"{z.name} costs {cost}, {said}"
-                 + (f" ({_money(z.accrued)} so far)" if z.accrued is not None else "")
-                 + f". {z.action}"
-                 + (f" to save about {_money(monthly)} a month." if monthly is not None else ".")),
-        owner=z.owner or z.team,
-        impact_usd=z.accrued.quantize(CENT) if z.accrued is not None else None,
-        window=Window(start=z.since, end=max(end, z.since + HOUR)),
-        evidence={"pattern": "zombie", "zombie": z.case, "resource": z.resource,
-                  "resource_name": z.name, "since": since.isoformat(),
-                  "daily_cost_usd": str(z.daily) if z.daily is not None else None,
-                  "monthly_cost_usd": str(monthly) if monthly is not None else None,
-                  "root_cause": cause, **z.evidence},
-        actions=[Action(text=z.action, estimated_monthly_savings_usd=monthly)],
-    )  # fmt: skip
-
-
 def _bill_finding(
     case: str, rid: str, info: Mapping[str, Any], start: dt.datetime, end: dt.datetime,
     since: int, cost: Sequence[Decimal | None], daily: Decimal, evidence: Mapping[str, Any],
@@ -371,28 +235,13 @@ def _bill_finding(
     day = start.date() + dt.timedelta(days=since)
     window = {"window_days": len(cost) - since, **evidence}
     return zombie_finding(Zombie(
-        case=case, resource=rid, name=label, owner=owner, team=team, since=_at(day),
+        case=case, resource=rid, name=label, owner=owner, team=team, since=day_start(day),
         daily=daily, accrued=accrued,
         action=action or f"Scale {name} to zero or delete it", evidence=window,
     ), end, clock)  # fmt: skip
 
 
 # -- 3. storage and replication nobody reads ----------------------------------------------------
-
-
-def meter_kind(lines: ir.Table) -> ir.StringValue:
-    """What a storage or transfer line meters: `copy` (cross-region transfer, replication),
-    `egress`, `request` (requests, operations, transactions), `stored` (GB-months), else NULL;
-    from its units, description, SKU and usage type (`x_UsageType`)."""
-    units = lines.PricingUnit.fill_null("") + " " + lines.ConsumedUnit.fill_null("")
-    text = instance_text(lines) + " " + units
-    return ibis.cases(
-        (text.re_search(_COPY), "copy"),
-        (text.re_search(_EGRESS), "egress"),
-        (units.re_search(_REQUESTS) | text.re_search(_REQUESTS), "request"),
-        (text.re_search(_STORED), "stored"),
-        else_=ibis.null("string"),
-    )
 
 
 def unread_storage(
@@ -476,228 +325,3 @@ def _unread(
                 **{f"{m}_level_before_per_day": round(q.level, 2)
                    for m, q in quiets.items() if q is not None}}  # fmt: skip
     return since, daily, cost, case, evidence
-
-
-def _team_owner(workload: Mapping[str, Any], rules: Rules) -> tuple[str | None, str | None]:
-    """A workload's team (its tags, inheriting its namespace's) and owner, as the allocation
-    names them: the configured owner of its dimensions, else its own owner, else its team."""
-    tags, ns = dict(workload.get("tags") or []), workload.get("namespace")
-    values = {d: rules.tag_text(tags, d, ns) for d in ("team", "project", "model", "environment")}
-    values["workload"] = workload.get("workload_id")
-    owner = rules.owner_of(values) or fold_text(workload.get("owner")) or values["team"]
-    return values["team"], owner
-
-
-# -- 2. GPUs held idle ----------------------------------------------------------------------------
-
-
-def _hourly(samples: ir.Table, start: dt.datetime, end: dt.datetime, s: ZombieSettings
-            ) -> ir.Table:  # fmt: skip
-    """holder, hour, active: the GPU-time each holder held in each hour, and whether at least
-    `busy_share` of it was busy (`held_by_hour`'s busy flag: the allocation's idle)."""
-    h = held_by_hour(samples, start, end)
-    h = h.filter(h.holder.notnull())
-    per = h.group_by(["holder", "hour"]).aggregate(
-        held=h.held_seconds.sum(), busy=h.held_seconds.sum(where=h.busy).fill_null(0.0)
-    )
-    return per.mutate(active=per.busy >= s.busy_share * per.held)  # fmt: skip
-
-
-def _idle_runs(samples: ir.Table, start: dt.datetime, end: dt.datetime, s: ZombieSettings
-               ) -> ir.Table:  # fmt: skip
-    """Per holder still holding GPUs at the telemetry's last hour: the trailing run of its idle
-    hours in [start, end) (`run_start` NULL when it was idle in every hour of them), its hours
-    with samples, and the GPUs it held in its last hour."""
-    per = _hourly(samples, start, end, s)
-    last_hour = per.hour.max().as_scalar()
-    g = per.group_by("holder").aggregate(
-        first=per.hour.min(), last=per.hour.max(),
-        last_busy=per.hour.max(where=per.active))  # fmt: skip
-    g = g.filter(g.last >= last_hour - ibis.interval(hours=1))
-    g = g.mutate(run_start=g.last_busy + ibis.interval(hours=1))
-    j = per.join(g, per.holder == g.holder)
-    j = j.filter(j.hour >= ibis.coalesce(j.run_start, j.first))
-    return j.group_by(["holder", "run_start", "first", "last"]).aggregate(
-        hours=j.hour.nunique(),
-        gpus=(j.held.sum(where=j.hour == j.last) / 3600.0),
-    )  # fmt: skip
-
-
-def _idle_since(samples: ir.Table, holders: Sequence[str], before: dt.datetime,
-                s: ZombieSettings) -> dict[str, dt.datetime]:  # fmt: skip
-    """holder -> the hour after its last busy hour before `before` (else its first hour held):
-    where an idle run began before the telemetry read, so its since-day does not move as the
-    window does."""
-    if not holders:
-        return {}
-    early = samples.filter(samples.ts < before)
-    first = fetch.value(early.ts.min())
-    if first is None:
-        return {}
-    per = _hourly(early, first, before, s)
-    per = per.filter(per.holder.isin(list(holders)))
-    g = per.group_by("holder").aggregate(first=per.hour.min(), busy=per.hour.max(where=per.active))
-    return {r["holder"]: _utc(r["busy"]) + HOUR if r["busy"] else _utc(r["first"])
-            for r in fetch.rows(g)}  # fmt: skip
-
-
-def idle_gpu_holders(
-    lines: ir.Table, samples: ir.Table, workloads: ir.Table, end: dt.datetime, rules: Rules,
-    clock: Clock, s: ZombieSettings,
-) -> list[Finding]:  # fmt: skip
-    """Case 2: workloads holding GPUs idle for `job_idle_hours` (jobs) or `live_idle_hours`
-    (notebooks, endpoints, anything else) up to the telemetry's last hour, priced by the
-    allocation's held-idle dollars of those hours."""
-    start = end - dt.timedelta(hours=s.gpu_hours)
-    runs = fetch.rows(_idle_runs(samples, start, end, s))
-    if not runs:
-        return []
-    earlier = _idle_since(samples, [r["holder"] for r in runs if r["run_start"] is None], start, s)
-    for r in runs:
-        r["last"] = _utc(r["last"])
-        r["run_start"] = _utc(r["run_start"] or earlier.get(r["holder"]) or r["first"])
-    ids = [r["holder"] for r in runs]
-    w = workloads.filter(workloads.workload_id.isin(ids))
-    known = {r["workload_id"]: r for r in fetch.rows(w.select(
-        "workload_id", "kind", "name", "owner", "tags", "namespace"))}  # fmt: skip
-    due = []
-    for r in runs:
-        wl = known.get(r["holder"], {})
-        need = s.job_idle_hours if wl.get("kind") in JOB_KINDS else s.live_idle_hours
-        span = (r["last"] - r["run_start"]) / HOUR + 1
-        if span >= need:
-            due.append((r, wl, span))
-    if not due:
-        return []
-    first = _at(max(min(r["run_start"] for r, _, _ in due), start).date())  # recent hours' rate
-    held = held_by_hour(samples, first, end)
-    held = held.filter(held.holder.isin([r["holder"] for r, _, _ in due]))
-    hosts = sorted(r["host"] for r in fetch.rows(held.select("host").distinct()) if r["host"])
-    # Their hosts only: the allocation of a host's lines is its own (methodology 2).
-    mine = lines.filter(lines.ResourceName.isin(hosts) | lines.ResourceId.isin(hosts))
-    a = allocate(mine, samples.filter(samples.host.isin(hosts)), workloads, first, end,
-                 rules=rules).table()  # fmt: skip
-    a = a.filter(a.kind == GPU_HELD_IDLE, a.holder.isin([r["holder"] for r, _, _ in due]))
-    priced = {x["holder"]: x for x in fetch.rows(a.group_by("holder").aggregate(
-        usd=a.amount.sum(), seconds=a.gpu_seconds.sum()))}  # fmt: skip
-    out = []
-    for r, wl, span in due:
-        p = priced.get(r["holder"])
-        rate = p["usd"] / Decimal(repr(p["seconds"])) if p and p["seconds"] else None
-        gpus = Decimal(repr(round(r["gpus"], 6)))
-        daily = (rate * gpus * 86400).quantize(CENT) if rate is not None else None
-        if daily is not None and daily < s.min_daily_usd:
-            continue
-        accrued = rate * gpus * Decimal(repr(span)) * 3600 if rate is not None else None
-        kind, name = wl.get("kind") or "workload", wl.get("name") or r["holder"]
-        label = f"{kind.replace('_', ' ')} {name} ({gpus.normalize():f} GPU)"
-        team, owner = _team_owner(wl, rules)
-        verb = "Stop" if kind in JOB_KINDS else "Shut down or scale to zero"
-        out.append(zombie_finding(Zombie(
-            case="idle_gpu", resource=r["holder"], name=label, owner=owner, team=team,
-            since=r["run_start"], daily=daily, accrued=accrued, dimension="workload",
-            action=f"{verb} {name}: it holds {gpus.normalize():f} GPU(s) doing nothing",
-            evidence={"signal": "gpu_held_idle", "idle_hours": span,
-                      "hours_with_samples": r["hours"], "coverage": round(r["hours"] / span, 3),
-                      "busy_share_below": s.busy_share, "gpus": float(gpus)},
-        ), end, clock))  # fmt: skip
-    return out
-
-
-# -- 4. storage of runs that ended long ago ------------------------------------------------------
-
-
-def _run_objects(
-    objects: ir.Table, workloads: ir.Table, cutoff: dt.datetime, upto: dt.date
-) -> ir.Table:
-    """Objects of each bucket's newest inventory that name an ended run (a key segment, or a run
-    tag, equal to its id or name), not read since `cutoff`: one row per (bucket, run)."""
-    objects = objects.filter(objects.snapshot_date < upto)
-    newest = objects.group_by("bucket").aggregate(newest=objects.snapshot_date.max())
-    o = objects.join(newest, [objects.bucket == newest.bucket,
-                              objects.snapshot_date == newest.newest])  # fmt: skip
-    o = o.filter(o.last_accessed.isnull() | (o.last_accessed < cutoff))
-    segs = o.mutate(ident=o.key.split("/").unnest())
-    tags = [o.mutate(ident=o.tags.get(k)) for k in RUN_TAGS]
-    cols = ["bucket", "provider", "key", "size_bytes", "storage_class", "snapshot_date", "ident"]
-    named = segs.select(*cols)
-    for t in tags:
-        named = named.union(t.select(*cols), distinct=False)
-    w = workloads.filter(workloads["end"].notnull(), workloads["end"] < cutoff,
-                         ~workloads.kind.fill_null("").isin(list(LIVE_KINDS)))  # fmt: skip
-    ids = w.select(wid=w.workload_id, ident=w.workload_id).union(
-        w.select(wid=w.workload_id, ident=w.name), distinct=True
-    )
-    ids = ids.filter(ids.ident.length() >= 4)
-    j = named.join(ids, named.ident == ids.ident)
-    j = j.select(
-        "bucket",
-        "provider",
-        "key",
-        "size_bytes",
-        "storage_class",
-        "snapshot_date",
-        "wid",
-        prefix=j.key.substr(0, j.key.find(j.ident) + j.ident.length()),
-    )
-    j = j.distinct()
-    return j.group_by(["bucket", "wid"]).aggregate(
-        bytes=j.size_bytes.sum(), objects=j.key.count(), prefix=j.prefix.min(),
-        provider=j.provider.arbitrary(),
-        storage_class=j.storage_class.mode(), snapshot=j.snapshot_date.max())  # fmt: skip
-
-
-def _storage_prices(
-    lines: ir.Table, buckets: Sequence[str], end: dt.datetime
-) -> dict[str, Decimal]:
-    """bucket -> its price per GB-month over the bill's last 31 days: the cost of its stored
-    lines over their GB-months (lines priced in GB-months only; others are not guessed)."""
-    d = usage(lines).filter(lines.ChargePeriodStart >= end - dt.timedelta(days=31),
-                            lines.ChargePeriodStart < end)  # fmt: skip
-    d = d.mutate(bucket=bucket_of(d), meter=meter_kind(d))
-    d = d.filter(d.bucket.isin(list(buckets)), d.meter == "stored",
-                 d.ConsumedUnit.fill_null(d.PricingUnit).re_search(r"(?i)^gi?b(y\.|[- /])?mo"))  # fmt: skip
-    g = d.group_by("bucket").aggregate(cost=d.EffectiveCost.sum(), gb=d.ConsumedQuantity.sum())
-    return {r["bucket"]: r["cost"] / r["gb"] for r in fetch.rows(g) if r["gb"] and r["cost"]}
-
-
-def ended_run_storage(
-    objects: ir.Table, workloads: ir.Table, lines: ir.Table, end: dt.datetime, rules: Rules,
-    clock: Clock, s: ZombieSettings,
-) -> list[Finding]:  # fmt: skip
-    """Case 4: the stored bytes of runs that ended more than `ended_days` ago, at the bucket's
-    price per GB-month from its bill (unpriced without one)."""
-    cutoff = end - dt.timedelta(days=s.ended_days)
-    found = fetch.rows(_run_objects(objects, workloads, cutoff, end.date()))
-    if not found:
-        return []
-    runs = {r["workload_id"]: r for r in fetch.rows(
-        workloads.filter(workloads.workload_id.isin(sorted({f["wid"] for f in found})))
-        .select("workload_id", "kind", "name", "owner", "tags", "namespace", "end"))}  # fmt: skip
-    prices = _storage_prices(lines, sorted({f["bucket"] for f in found}), end)
-    out = []
-    for f in found:
-        run = runs[f["wid"]]
-        gb = Decimal(f["bytes"]) / GIB
-        price = prices.get(f["bucket"])
-        monthly = (gb * price).quantize(CENT) if price is not None else None
-        daily = (gb * price / DAYS_PER_MONTH).quantize(CENT) if price is not None else None
-        if daily is not None and daily * DAYS_PER_MONTH < s.min_daily_usd:
-            continue  # under $10 a month: not worth a person's time
-        ended = run["end"]
-        accrued = (daily * Decimal((end - ended).days)) if daily is not None else None
-        where = f"{SCHEMES.get(f['provider'], 's3://')}{f['bucket']}/{f['prefix']}"
-        team, owner = _team_owner(run, rules)
-        out.append(zombie_finding(Zombie(
-            case="ended_run_storage", resource=where, name=f"{where} ({gb:,.0f} GB)",
-            owner=owner, team=team, since=ended, daily=daily, accrued=accrued, monthly=monthly,
-            dimension="storage_prefix",
-            action=f"Delete {where}, or add a lifecycle rule expiring the prefix",
-            evidence={"signal": "storage_objects", "workload_id": f["wid"],
-                      "run": run["name"], "run_ended": ended.isoformat(),
-                      "bucket": f["bucket"], "prefix": f["prefix"], "gb": round(float(gb), 3),
-                      "objects": f["objects"], "storage_class": f["storage_class"],
-                      "snapshot": f["snapshot"].isoformat(),
-                      "price_per_gb_month_usd": str(price) if price is not None else None},
-        ), end, clock))  # fmt: skip
-    return out
