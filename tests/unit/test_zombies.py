@@ -361,3 +361,37 @@ def test_quiet_needs_a_week_and_longer_than_any_earlier_pause() -> None:
     assert q is not None and q.since == 30 and q.level == 100.0
     assert quiet_run([100.0] * 30 + [0.5] * 6, s) is None  # six days: a long weekend
     assert quiet_run([100.0] * 30 + [0.5] * 3 + [None] + [0.5] * 4, s) is None  # a gap in telemetry
+
+
+def test_the_demo_flags_only_its_two_gpu_endpoints_that_serve_almost_nothing(
+    tmp_path: Path,
+) -> None:
+    """On the demo's bills as `test_detect` ingests them, nothing is a zombie: there is no
+    telemetry, and the bills meter no storage requests (a bucket is then not judged). With the
+    demo's telemetry, exactly the two endpoints it keeps under 5% busy all day (`INFERENCE_PEAK`:
+    "a demo endpoint that serves almost nothing", and a prototype) are: true zombies."""
+    from costline.cli.demo import _activity_parts
+    from costline.demo.activity import generate_activity
+    from costline.demo.billing import generate_billing
+
+    billing = generate_billing(tmp_path, seed=3, days=56)
+    assert billing.successes_file is not None and billing.config_file is not None
+    config = load_config(billing.config_file)
+    end = billing.window_end
+
+    def run(ledger: Ledger) -> list[Finding]:
+        found = detect_all(ledger, config, end=end, clock=FixedClock(end), days=56)
+        return [f for f in found if f.evidence.get("pattern") == "zombie"]
+
+    with Ledger(f"duckdb://{tmp_path / 'ledger.duckdb'}") as ledger:
+        ingest_focus(ledger, [tmp_path / f.path for f in billing.files])
+        ingest_files(ledger, [billing.successes_file], METRICS)
+        assert run(ledger) == []
+        activity = generate_activity(tmp_path, billing, seed=3, telemetry_days=2)
+        for _, files, source in _activity_parts(activity):
+            ingest_files(ledger, files, source)
+        found = run(ledger)
+    names = sorted(str(f.evidence["resource_name"]) for f in found)
+    assert names == ["inference endpoint gh200-rag-proto (1 GPU)",
+                     "inference endpoint sdxl-demo-endpoint (2 GPU)"]  # fmt: skip
+    assert all(f.evidence["zombie"] == "idle_gpu" and f.owner for f in found)
