@@ -43,7 +43,7 @@ class ZombieSettings:
     quiet_days: int = 7  # days of near-zero use at least (and longer than any earlier pause)
     baseline_days: int = 28  # the level before a quiet run is its mean over these days
     near_zero: float = 0.01  # a day is quiet under this share of the level before
-    floor: float = 1.0  # ... or under this absolute use a day (never-used resources)
+    floor: float = 10.0  # ... or under this absolute use a day (fewer than 10 requests a day)
     min_daily_usd: Decimal = Decimal(10)  # cost a day under which nothing is reported
     gpu_hours: int = 168  # telemetry read for idle GPU holders
     job_idle_hours: int = 6  # a training or batch job idle this long is stuck
