@@ -40,6 +40,7 @@ HOUR = dt.timedelta(hours=1)
 QUIET_SINCE = dt.date(2026, 10, 12)  # fraud-scorer's last request was on Oct 11
 UNREAD_SINCE = dt.date(2026, 10, 5)  # atlas-logs' last read was on Oct 4
 PROMO_QUIET = (dt.date(2026, 10, 1), dt.date(2026, 10, 28))  # promo-api: quiet, then back
+FORGOTTEN = dt.date(2026, 10, 10)  # eval-bot: deployed that day, never used since
 IDLE_SINCE = dt.datetime(2026, 10, 30, 12, tzinfo=dt.UTC)  # job 5001's GPUs idle from then
 H100_HOUR = Decimal("98.32")  # a p5.48xlarge hour (8 GPUs)
 TIB = 2**40
@@ -112,6 +113,8 @@ def _bills() -> list[dict[str, str]]:
         rows.append(_line(d, "200.00", _endpoint("search-api", "search")))
         rows.append(_line(d, "30.00", _endpoint("weekly-report", "finance")))
         rows.append(_line(d, "40.00", _endpoint("promo-api", "growth")))
+        if d >= FORGOTTEN:
+            rows.append(_line(d, "150.00", _endpoint("eval-bot", "research")))
         rows.append(_line(d, "23.00", {**STORED, **_bucket("atlas-logs", "data")}))
         rows.append(_line(d, "60.00", {**COPY, **_bucket("atlas-logs", "data")}))
         if d < UNREAD_SINCE:
@@ -138,6 +141,7 @@ def _requests(d: dt.date) -> dict[str, float]:
         "search-api": 10000.0,
         "weekly-report": 500.0 if d.weekday() == 0 else 0.0,
         "promo-api": 0.0 if PROMO_QUIET[0] <= d < PROMO_QUIET[1] else 3000.0,
+        **({"eval-bot": float(d.day % 3)} if d >= FORGOTTEN else {}),  # a probe or two a day
     }  # fmt: skip
 
 
@@ -281,6 +285,16 @@ def test_an_endpoint_with_no_requests_while_billed_is_a_zombie(found: dict[str, 
     assert f.evidence["peak_per_day_since"] == 12.0 and f.evidence["coverage"] == 1.0
     assert f.impact_usd == Decimal("96.00") * (END.date() - QUIET_SINCE).days  # accrued so far
     assert "fraud-scorer" in f.title and "Scale fraud-scorer to zero" in f.actions[0].text
+
+
+def test_an_endpoint_deployed_and_never_used_is_a_zombie_from_its_first_day(
+    found: dict[str, Finding],
+) -> None:
+    f = found["arn:aws:sagemaker:us-east-1:1:endpoint/eval-bot"]
+    since = FORGOTTEN.isoformat()
+    _check(f, owner="research", team="research", daily="150.00", since=since,
+           savings=_monthly("150.00"))  # fmt: skip
+    assert f.evidence["level_before_per_day"] == 0.0 and f.evidence["peak_per_day_since"] == 2.0
 
 
 def test_an_endpoint_quiet_at_weekends_used_weekly_or_busy_is_not(

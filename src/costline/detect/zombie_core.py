@@ -61,9 +61,15 @@ class Quiet:
     peak: float  # the highest use a day in the run
 
 
-def quiet_run(use: Sequence[float | None], s: ZombieSettings) -> Quiet | None:
+def quiet_run(use: Sequence[float | None], s: ZombieSettings, born: int = 0) -> Quiet | None:
     """The trailing run of quiet days of `use` (None: the source reported nothing that day), if it
-    is long enough: at least `quiet_days`, and longer than any gap between active days before."""
+    is long enough: at least `quiet_days`, and longer than any gap between active days before.
+    `born` is the first day the resource existed (was billed): a run does not start before it."""
+    q = _quiet(use[born:], s)
+    return Quiet(since=q.since + born, level=q.level, peak=q.peak) if q else None
+
+
+def _quiet(use: Sequence[float | None], s: ZombieSettings) -> Quiet | None:
     n = len(use)
     peak7 = max(
         (sum(v or 0.0 for v in use[i : i + 7]) / 7 for i in range(max(n - 6, 1))), default=0

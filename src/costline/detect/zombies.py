@@ -205,8 +205,11 @@ def idle_endpoints(
         )
     out = []
     for rid, signals in by_rid.items():
-        quiets = [(source, quiet_run(series, s)) for source, series in signals]
-        if rid not in costs or any(q is None for _, q in quiets):
+        if rid not in costs:
+            continue
+        born = next(i for i, c in enumerate(costs[rid]) if c is not None)
+        quiets = [(source, quiet_run(series, s, born)) for source, series in signals]
+        if any(q is None for _, q in quiets):
             continue  # one signal in use is enough: the resource serves
         source, quiet = max(quiets, key=lambda sq: sq[1].since if sq[1] else 0)
         assert quiet is not None
