@@ -239,6 +239,8 @@ def ended_run_storage(
     """Case 4: the stored bytes of runs that ended more than `ended_days` ago, at the bucket's
     price per GB-month from its bill (unpriced without one)."""
     cutoff = end - dt.timedelta(days=s.ended_days)
+    if not fetch.value(workloads.filter(workloads["end"] < cutoff).count()):
+        return []  # no run ended that long ago: nothing to compile the inventory query for
     found = fetch.rows(_run_objects(objects, workloads, cutoff, end.date()))
     if not found:
         return []

@@ -44,7 +44,6 @@ from costline.detect.zombie_core import (
     USE_LABELS,
     Zombie,
     ZombieSettings,
-    as_utc,
     day_start,
     meter_kind,
     quiet_run,
@@ -81,11 +80,17 @@ def detect_zombies(
             "storage_objects",
         )
     }
-    found = [
-        *idle_endpoints(t["cost_lines"], t["metrics"], t["llm_requests"], start, end, rules, clock, s),
-        *unread_storage(t["cost_lines"], start, end, rules, clock, s),
-        *idle_gpu_holders(t["cost_lines"], t["gpu_samples"], t["workloads"], end, rules, clock, s),
-        *ended_run_storage(t["storage_objects"], t["workloads"], t["cost_lines"], end, rules, clock, s),
+    lines = t["cost_lines"]
+    with contextlib.ExitStack() as stack:
+        narrow = fetch.kept(stack, narrow_bill(lines, start, end, rules))
+        n = _billed_days(narrow, start)
+        found = [
+            *idle_endpoints(narrow, t["metrics"], t["llm_requests"], start, end, n, rules, clock, s),
+            *unread_storage(narrow, start, end, n, rules, clock, s),
+        ]  # fmt: skip
+    found += [
+        *idle_gpu_holders(lines, t["gpu_samples"], t["workloads"], end, rules, clock, s),
+        *ended_run_storage(t["storage_objects"], t["workloads"], lines, end, rules, clock, s),
     ]  # fmt: skip
     return sorted(found, key=lambda f: -(f.impact_usd or 0))
 
@@ -93,12 +98,25 @@ def detect_zombies(
 # -- the bill side: daily cost per resource ------------------------------------------------------
 
 
-def _billed_days(lines: ir.Table, start: dt.datetime, end: dt.datetime) -> int:
+def narrow_bill(lines: ir.Table, start: dt.datetime, end: dt.datetime, rules: Rules) -> ir.Table:
+    """The window's usage lines, derived once and summed per day, resource and meter: all that
+    cases 1 and 3 ask the engine about (cost, quantity, the resource's names, team and owner)."""
+    d = derive_lines(usage(lines).filter(lines.ChargePeriodStart >= start,
+                                         lines.ChargePeriodStart < end), rules)  # fmt: skip
+    keys = {"rid": d.ResourceId, "day": d.ChargePeriodStart.date(), "bucket": bucket_of(d),
+            "meter": meter_kind(d)}  # fmt: skip
+    return d.group_by(keys).aggregate(
+        cost=d.EffectiveCost.sum(), qty=d.ConsumedQuantity.sum().cast("float64"),
+        name=d.ResourceName.arbitrary(), endpoint=d.endpoint.arbitrary(), team=d.team.arbitrary(),
+        owner=d.owner.arbitrary(), service=d.ServiceName.arbitrary(),
+    )  # fmt: skip
+
+
+def _billed_days(narrow: ir.Table, start: dt.datetime) -> int:
     """Days of the window up to the last day the bill has reached (bills land a day or two late:
     a day not billed yet is not a bill that stopped)."""
-    w = lines.filter(lines.ChargePeriodStart >= start, lines.ChargePeriodStart < end)
-    last = fetch.value(w.ChargePeriodStart.max())
-    return 0 if last is None else (as_utc(last).date() - start.date()).days + 1
+    last = fetch.value(narrow.day.max())
+    return 0 if last is None else (last - start.date()).days + 1
 
 
 def _daily(rows: Sequence[Mapping[str, Any]], key: str, value: str, start: dt.datetime,
@@ -113,16 +131,12 @@ def _daily(rows: Sequence[Mapping[str, Any]], key: str, value: str, start: dt.da
     return out
 
 
-def _bill(derived: ir.Table, key: ir.StringValue) -> ir.Table:
+def _bill(narrow: ir.Table, key: str) -> ir.Table:
     """Daily cost per resource key, with its readable name, team, owner and service."""
-    d = derived.mutate(rkey=key, day=derived.ChargePeriodStart.date())
-    return d.group_by(["rkey", "day"]).aggregate(
-        cost=d.EffectiveCost.sum(),
-        name=d.ResourceName.arbitrary(),
-        team=d.team.arbitrary(),
-        owner=d.owner.arbitrary(),
-        service=d.ServiceName.arbitrary(),
-    )
+    return narrow.group_by([narrow[key].name("rkey"), "day"]).aggregate(
+        cost=narrow.cost.sum(), name=narrow.name.arbitrary(), team=narrow.team.arbitrary(),
+        owner=narrow.owner.arbitrary(), service=narrow.service.arbitrary(),
+    )  # fmt: skip
 
 
 def _billed(rows: Sequence[Mapping[str, Any]], start: dt.datetime, n: int
@@ -168,18 +182,17 @@ def _use_keys(metrics: ir.Table, requests: ir.Table, start: dt.datetime, end: dt
 
 
 def idle_endpoints(
-    lines: ir.Table, metrics: ir.Table, requests: ir.Table, start: dt.datetime,
-    end: dt.datetime, rules: Rules, clock: Clock, s: ZombieSettings,
+    narrow: ir.Table, metrics: ir.Table, requests: ir.Table, start: dt.datetime,
+    end: dt.datetime, n: int, rules: Rules, clock: Clock, s: ZombieSettings,
 ) -> list[Finding]:  # fmt: skip
-    """Case 1: billed resources whose requests stayed near zero for a week or more."""
-    n = _billed_days(lines, start, end)
+    """Case 1: billed resources whose requests stayed near zero for a week or more (`narrow`:
+    `narrow_bill`; `n`: the days the bill has reached)."""
     with contextlib.ExitStack() as stack:
         use, alive = _use_keys(metrics, requests, start, end)
         use = fetch.kept(stack, use)
-        d = derive_lines(usage(lines).filter(lines.ChargePeriodStart >= start,
-                                             lines.ChargePeriodStart < end), rules)  # fmt: skip
-        idents = d.select(rid=d.ResourceId, a=d.ResourceId, b=d.ResourceName, c=d.endpoint)
-        names = [idents.select("rid", ident=idents[c]) for c in ("a", "b", "c")]
+        if not fetch.value(use.count()):
+            return []  # no request metrics or logs: nothing to judge endpoints by
+        names = [narrow.select("rid", ident=narrow[c]) for c in ("rid", "name", "endpoint")]
         ident = names[0].union(names[1]).union(names[2]).distinct()
         keys = use.select("source", "ident").distinct()
         matched = ident.join(keys, ident.ident == keys.ident).select("rid", "source", "ident")
@@ -188,8 +201,8 @@ def idle_endpoints(
         daily_use = j.group_by([j.rid, j.source, j.day]).aggregate(use=j.use.sum())
         use_rows = fetch.rows(daily_use)
         alive_rows = fetch.rows(alive)
-        bill = d.semi_join(matched, d.ResourceId == matched.rid)
-        bill_rows = fetch.rows(_bill(bill, bill.ResourceId))
+        bill = narrow.semi_join(matched, narrow.rid == matched.rid)
+        bill_rows = fetch.rows(_bill(bill, "rid"))
     costs, info = _billed(bill_rows, start, n)
     up = {(r["source"], (r["day"] - start.date()).days) for r in alive_rows}
     by_source: dict[tuple[str, str], list[float | None]] = {}
@@ -248,26 +261,19 @@ def _bill_finding(
 
 
 def unread_storage(
-    lines: ir.Table, start: dt.datetime, end: dt.datetime, rules: Rules, clock: Clock,
+    narrow: ir.Table, start: dt.datetime, end: dt.datetime, n: int, rules: Rules, clock: Clock,
     s: ZombieSettings,
 ) -> list[Finding]:  # fmt: skip
     """Case 3: buckets whose storage or replication is billed while their request and egress
     lines are near zero. Only buckets whose bill metered reads at some time in the window are
     judged: where a bill carries no request lines, it says nothing about reads."""
-    n = _billed_days(lines, start, end)
-    d = derive_lines(usage(lines).filter(lines.ChargePeriodStart >= start,
-                                         lines.ChargePeriodStart < end), rules)  # fmt: skip
-    d = d.mutate(bucket=bucket_of(d), meter=meter_kind(d))
-    d = d.filter(d.meter.notnull(), d.bucket.notnull())
+    d = narrow.filter(narrow.meter.notnull(), narrow.bucket.notnull())
     read = d.filter(d.meter.isin(["request", "egress"]))
     judged = read.select("bucket").distinct()
     d = d.semi_join(judged, d.bucket == judged.bucket)
-    day = d.ChargePeriodStart.date()
-    g = d.group_by(["bucket", day.name("day"), "meter"]).aggregate(
-        cost=d.EffectiveCost.sum(), qty=d.ConsumedQuantity.sum().cast("float64"),
-        name=d.ResourceName.arbitrary(), team=d.team.arbitrary(), owner=d.owner.arbitrary(),
-        service=d.ServiceName.arbitrary(),
-    )  # fmt: skip
+    g = d.group_by(["bucket", "day", "meter"]).aggregate(
+        cost=d.cost.sum(), qty=d.qty.sum(), team=d.team.arbitrary(), owner=d.owner.arbitrary()
+    )
     rows = fetch.rows(g)
     seen: dict[str, set[int]] = defaultdict(set)
     kept: dict[str, dict[str, list[Any]]] = defaultdict(dict)
