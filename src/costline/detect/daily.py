@@ -33,10 +33,10 @@ def detect_all(
     settings: Settings | None = None,
 ) -> list[Finding]:
     """The findings of one detection run over the `days` whole UTC days before `end`."""
-    rules = Rules.from_config(config)
     return detect_spend(
         ledger.table("cost_lines"), end - dt.timedelta(days=days), end,
-        rules=rules, clock=clock, dimensions=dimensions,
+        rules=Rules.from_config(config), clock=clock, dimensions=dimensions,
         settings=settings, annotations=ledger.table("annotations"),
         metrics=ledger.table("metrics"),
-    ) + detect_zombies(ledger.table, end - dt.timedelta(days=days), end, rules=rules, clock=clock)  # fmt: skip
+    ) + detect_zombies(ledger.table, end - dt.timedelta(days=days), end,
+                       rules=Rules.from_config(config), clock=clock)  # fmt: skip
