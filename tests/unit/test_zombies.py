@@ -266,6 +266,7 @@ def _check(f: Finding, *, owner: str, team: str, daily: str, since: str, savings
     its owner, its cost a day, since when, and one action with its savings a month."""
     assert f.kind == "anomaly" and f.owner == owner, (f.kind, f.owner)
     assert f.evidence["daily_cost_usd"] == daily and f.evidence["since"] == since
+    assert f.evidence["pattern"] == "zombie" and f.evidence["verdict"] == "waste"
     [(dimension, resource)] = f.scope.items()
     assert f.evidence["root_cause"] == [{"dimension": dimension, "value": resource},
                                         {"dimension": "team", "value": team}]  # fmt: skip

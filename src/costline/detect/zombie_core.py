@@ -163,7 +163,7 @@ def zombie_finding(z: Zombie, end: dt.datetime, clock: Clock) -> Finding:
         owner=z.owner or z.team,
         impact_usd=z.accrued.quantize(CENT) if z.accrued is not None else None,
         window=Window(start=z.since, end=max(end, z.since + HOUR)),
-        evidence={"pattern": "zombie", "zombie": z.case, "resource": z.resource,
+        evidence={"pattern": "zombie", "zombie": z.case, "verdict": "waste", "resource": z.resource,
                   "resource_name": z.name, "since": since.isoformat(),
                   "daily_cost_usd": str(z.daily) if z.daily is not None else None,
                   "monthly_cost_usd": str(monthly) if monthly is not None else None,
