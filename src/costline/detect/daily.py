@@ -15,6 +15,7 @@ from costline.clock import Clock
 from costline.config import Config
 from costline.detect.anomaly import Settings
 from costline.detect.spend import DEFAULT_DIMENSIONS, detect_spend
+from costline.detect.zombies import detect_zombies
 from costline.ledger.store import Ledger
 from costline.model import Finding
 
@@ -37,4 +38,5 @@ def detect_all(
         rules=Rules.from_config(config), clock=clock, dimensions=dimensions,
         settings=settings, annotations=ledger.table("annotations"),
         metrics=ledger.table("metrics"),
-    )  # fmt: skip
+    ) + detect_zombies(ledger.table, end - dt.timedelta(days=days), end,
+                       rules=Rules.from_config(config), clock=clock)  # fmt: skip
