@@ -90,18 +90,17 @@ class Anomaly:
     baseline: float = 0.0  # the expected value a point from before it began (a season's mean)
     open: bool = False  # still going at the last point scanned
     growth: float = 0.0  # for a creep: the growth per point (0.03 is +3% a point)
+    level: float = 0.0  # its level at its last point: the mean of its last season of points
 
-    def level(self, values: Sequence[float], season: int) -> float:
-        """Its level now: the mean of its last season of points."""
-        last = self.points[-max(season, 1) :]
-        return sum(values[t] for t in last) / len(last)
+    def projected(self, points: int) -> float:
+        """Its total over the next `points` points if it goes on as it is (growing, for a creep).
 
-    def projected(self, values: Sequence[float], season: int, points: int) -> float:
-        """Its total over the next `points` points if it goes on as it is (growing, for a creep)."""
-        level, g = self.level(values, season), self.growth
-        if g == 0:
-            return level * points
-        return level * sum((1 + g) ** k for k in range(1, points + 1))
+        >>> round(Anomaly(0, 0, level=100.0, growth=0.1).projected(2), 2)
+        231.0
+        """
+        if self.growth == 0:
+            return self.level * points
+        return self.level * sum((1 + self.growth) ** k for k in range(1, points + 1))
 
 
 def scan(
@@ -196,7 +195,9 @@ def _expected(x: Floats, first: int, s: Settings) -> Floats:
     full = max(first, s.season * s.seasons if phased else s.history)
     out = np.empty((rows, n - first))
     for t in range(first, min(full, n)):  # young points: a column at a time
-        lags = [t - k * s.season for k in range(1, s.seasons + 1) if phased and t - k * s.season >= 0]
+        lags = [
+            t - k * s.season for k in range(1, s.seasons + 1) if phased and t - k * s.season >= 0
+        ]
         same = x[:, lags] if lags else x[:, max(0, t - s.history) : t]
         out[:, t - first] = np.median(same, axis=1)
     if n <= full:
@@ -253,7 +254,18 @@ def _assemble(
     """Each row's candidates and creep triggers, through `episodes.assemble_row`."""
     rows = block.shape[0]
     found: list[list[Anomaly]] = [[] for _ in range(rows)]
-    rr = points[0]
+    rr, tt = np.asarray(points[0], np.intp), np.asarray(points[1], np.intp)
+    strong = np.asarray(points[4], bool)
+    # Only rows that can start an anomaly: a strong point, or `sustain` weak ones in a row.
+    k = s.sustain - 1
+    run = (rr[k:] == rr[: rr.size - k]) & (tt[k:] - tt[: tt.size - k] == k)
+    wanted = np.zeros(rows, dtype=bool)
+    wanted[rr[strong]] = True
+    wanted[rr[: rr.size - k][run]] = True
+    wanted[creeps[0]] = True
+    chosen = wanted[rr]
+    points = tuple(p[chosen] for p in points)
+    rr = rr[chosen]
     by_row: dict[int, list[Candidate]] = {}
     if rr.size:
         bounds = np.flatnonzero(np.diff(rr)) + 1

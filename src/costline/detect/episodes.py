@@ -50,9 +50,7 @@ def frozen_baseline(x: Sequence[float], anchor: int, s: Settings) -> tuple[list[
     `anchor`) and the spread of the history before it."""
     history = x[max(0, anchor - s.history) : anchor]
     center = statistics.median(history) if history else 0.0
-    scale = (
-        statistics.median(abs(v - center) for v in history) * MAD_TO_SIGMA if history else 0.0
-    )
+    scale = statistics.median(abs(v - center) for v in history) * MAD_TO_SIGMA if history else 0.0
     season = s.season if s.season > 0 and s.seasons > 0 else 0
     if season == 0:
         return [center], scale
@@ -109,6 +107,8 @@ def follow(values: Sequence[float], x: Sequence[float], f: Follow, s: Settings) 
                 break
     else:
         a.open = f.stop == len(x)
+    last = a.points[-max(s.season, 1) :]
+    a.level = sum(values[t] for t in last) / len(last)
     return a
 
 
@@ -132,7 +132,7 @@ class _Row:
     flagged: set[int] = field(default_factory=set)
     busy_until: int = -1
     run: list[tuple[int, float]] = field(default_factory=list)
-    renewed: dict[int, int] = field(default_factory=dict)  # rebase -> where its new level began
+    renewed: dict[int, int] = field(default_factory=dict)  # rebase -> its new level's start
 
     def horizon(self, t: int) -> int | None:
         """Where the new normal began when `t` is inside a rebase's horizon, else None."""
@@ -169,6 +169,18 @@ class _Row:
         self.busy_until = a.end if not a.open else len(self.x)
         self.run = []
 
+    def extend(self, c: Candidate) -> bool:
+        """Add a weak point to the run of them; whether the run now starts an anomaly: `sustain`
+        points in a row, their excess together past the gates, in a calm series, at a level
+        not held as long before."""
+        t, s = c[0], self.s
+        if not self.run or self.run[-1][0] != t - 1:
+            self.run = []
+        self.run.append((t, c[1]))
+        enough = sum(e for _, e in self.run) >= max(s.min_total_impact, s.min_impact)
+        calm = c[5] <= s.new_high  # a bursty series' runs are its nature: new highs only
+        return len(self.run) >= s.sustain and enough and calm and self.sustained(t)
+
     def creep_start(self, t: int) -> int | None:
         """Where the trend's rise began: the first point of the stretch (holes of at most `gap`
         points) that ends at `t` and stands out against the level before the trend's window;
@@ -188,6 +200,18 @@ class _Row:
         if start is None or t - start + 1 < self.s.sustain:
             return None
         return start
+
+    def bursty(self, before: int) -> bool:
+        """Whether the `peaks` points before `before` hold `spiky` spikes (as the new-high test
+        counts them): a bursty series' bursts make no trend."""
+        history = self.x[max(0, before - self.s.history) : before]
+        if not history:
+            return False
+        center = statistics.median(history)
+        mad = statistics.median(abs(v - center) for v in history) * MAD_TO_SIGMA
+        limit = max(self.s.z * mad, self.s.min_impact)
+        past = self.x[max(0, before - self.s.peaks) : before]
+        return sum(1 for v in past if v - center > limit) >= self.s.spiky
 
     def sustained(self, t: int) -> bool:
         """Whether the last `sustain` points' level (their least) was never held as long in the
@@ -211,8 +235,8 @@ def assemble_row(
     s: Settings,
 ) -> list[Anomaly]:
     """One series' anomalies from its candidate points and creep triggers (see the module)."""
-    sgn = -1.0 if s.direction == "down" else 1.0
-    row = _Row(values, [sgn * v for v in values], s, sorted(set(rebases)))
+    x = list(values) if s.direction != "down" else [-v for v in values]
+    row = _Row(values, x, s, sorted(set(rebases)))
     by_t = {c[0]: c for c in candidates}
     for t in sorted({*by_t, *creeps}):
         if t <= row.busy_until:
@@ -222,29 +246,27 @@ def assemble_row(
             continue
         c = by_t.get(t)
         renewed = row.horizon(t)
-        if c is not None and c[3] and (c[4] or row.beats_unflagged(t, c[5])):
-            if renewed is None or _beats_new_level(row.x, t, renewed, s):
-                row.begin(t, t, "spike")
-                continue
-        if c is None or renewed is not None:
-            row.run = []
+        if c is not None and _new(row, c, renewed):
+            row.begin(t, t, "spike")
+        elif c is not None and renewed is None and row.extend(c):
+            row.begin(row.run[0][0], row.run[0][0], "spike")
         else:
-            if not row.run or row.run[-1][0] != t - 1:
+            if c is None:
                 row.run = []
-            row.run.append((t, c[1]))
-            total = sum(e for _, e in row.run)
-            enough = total >= max(s.min_total_impact, s.min_impact)
-            calm = c[5] <= s.new_high  # a bursty series' runs are its nature: new highs only
-            if len(row.run) >= s.sustain and enough and calm and row.sustained(t):
-                start = row.run[0][0]
-                row.begin(start, start, "spike")
-                continue
-        if t in creeps and renewed is None:
-            start = row.creep_start(t)
-            if start is not None:
-                row.begin(start, max(t - s.creep_window + 1, row.busy_until + 1), "creep",
-                          creeps[t])  # fmt: skip
+            if t in creeps and renewed is None and not row.bursty(t - s.creep_window + 1):
+                start = row.creep_start(t)
+                if start is not None:
+                    anchor = max(t - s.creep_window + 1, row.busy_until + 1)
+                    row.begin(start, anchor, "creep", creeps[t])
     return [a for a in row.found if a.impact >= s.min_total_impact]
+
+
+def _new(row: _Row, c: Candidate, renewed: int | None) -> bool:
+    """A strong point that beats the past's high (or, after a rebase, the new level's)."""
+    t, _, _, strong, beats, margin = c
+    if not strong or not (beats or row.beats_unflagged(t, margin)):
+        return False
+    return renewed is None or _beats_new_level(row.x, t, renewed, row.s)
 
 
 def _beats_new_level(x: Sequence[float], t: int, renewed: int, s: Settings) -> bool:

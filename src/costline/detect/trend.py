@@ -49,7 +49,7 @@ def first_point(s: Settings) -> int:
 
 def creeps(block: Floats, first: int, s: Settings) -> tuple[Ints, Ints, Floats]:
     """(rows, points, growth per point) of every point of `block` where a creep is flagged."""
-    rows, n = block.shape
+    n = block.shape[1]
     sgn = -1.0 if s.direction == "down" else 1.0
     empty = (np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0))
     offsets = pairs(s)
