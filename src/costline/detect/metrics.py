@@ -181,7 +181,7 @@ def _finding(
         window=Window(start=span[0], end=span[1]),
         evidence=_evidence(
             metric, a, direction, (span[0], span[1] - width), observed, expected, change
-        ),  # fmt: skip
+        ),
     )
 
 
