@@ -75,9 +75,7 @@ def cents(value: float) -> Decimal:
     return Decimal(repr(value)).quantize(CENT)
 
 
-def generate(
-    seed: int, out: Path, *, shape: str = "mixed", incidents: bool = True
-) -> Scenario:
+def generate(seed: int, out: Path, *, shape: str = "mixed", incidents: bool = True) -> Scenario:
     """Write the scenario of `seed` in `shape` (see `scenario_series.SHAPES`, or "mixed": drawn by
     the seed) under `out`; without `incidents`, the same organization with none."""
     chosen = pick_shape(seed, shape)
@@ -111,7 +109,9 @@ def _at(start: dt.date, day: int | None) -> str | None:
 def _truth(seed: int, shape: str, base: Baseline, found: list[Incident]) -> dict[str, Any]:
     incidents = []
     for n, i in enumerate(found, 1):
-        excess = sum((cents(v) for s in i.series for v in s.extra), Decimal(0)) if i.series else None
+        excess = (
+            sum((cents(v) for s in i.series for v in s.extra), Decimal(0)) if i.series else None
+        )
         incidents.append({
             "id": f"inc-{n:02d}", "kind": i.kind, "scope": i.scope,
             "start": _at(base.start, i.start), "end": _at(base.start, i.end),
@@ -178,8 +178,8 @@ def _write_bills(base: Baseline, out: Path) -> tuple[Path, ...]:
                 "InvoiceId": invoice_id(s.meter.provider, month.key),
             })  # fmt: skip
     paths = []
-    for (provider, month), table in sorted(tables.items()):
-        path = out / "billing" / provider / f"focus-{timeline.months[month].key}.csv"
+    for (provider, index), table in sorted(tables.items()):
+        path = out / "billing" / provider / f"focus-{timeline.months[index].key}.csv"
         write_csv(table, path)
         paths.append(path)
     return tuple(paths)

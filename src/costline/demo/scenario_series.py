@@ -182,7 +182,9 @@ def baseline(seed: int, shape: Shape, end: dt.date | None = None) -> Baseline:
     return Baseline(start, days, shape, series, _metrics(rng, start, days, series))
 
 
-def _metrics(rng: Random, start: dt.date, days: int, series: list[CostSeries]) -> list[MetricSeries]:
+def _metrics(
+    rng: Random, start: dt.date, days: int, series: list[CostSeries]
+) -> list[MetricSeries]:
     """Requests and successes per app (following its spend), p95 latency per app, GPU utilization
     per training instance, purchases of the storefront."""
     out: list[MetricSeries] = []

@@ -12,11 +12,14 @@ at the end of that day, while the ledger shows only the lines, metrics and annot
 (the later ones are deleted in a transaction rolled back after the run), and stores each run's
 findings in the ledger's findings store, where they merge by fingerprint as in production.
 
-A stored finding matches an incident when its window overlaps the incident's (a day's slack) and
-it names the incident: for a spend incident, its scope holds one of the incident's dimension
-values (resource, usage_type, service, team, account, region), or its root cause names the
-incident's resource or SKU; for a metric incident, it names the metric and an identifying label
-(endpoint, app, resource). The scores (`Scores`) are those issue 15 sets targets for.
+A finding matches an incident when its window overlaps the incident's (a day's slack) and it
+names the incident: for a spend incident, its scope holds one of the incident's dimension values
+(resource, usage_type, account, team, service, region), or its root cause names the incident's
+resource or SKU; for a metric incident, it names the metric and an identifying label (endpoint,
+app, resource). A finding is true when it matches any incident an alert is expected for; its
+dollars and its count go to the one incident it names most closely (`best_match`), so a team's
+finding is not counted for every incident of the team. The scores (`Scores`) are those issue 15
+sets targets for.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from costline.sources.metrics import METRICS
 DAY = dt.timedelta(days=1)
 BROAD_LABELS = ("team", "service", "model")  # labels many series share: they identify nothing
 CAUSE_KEYS = ("resource", "usage_type")  # root-cause values that identify a spend incident
+SPECIFIC = ("resource", "usage_type", "account", "team", "service", "region")  # closest first
 
 Detector = Callable[..., list[Finding]]  # detect_all(ledger, config, *, end, clock) -> findings
 
@@ -144,15 +148,19 @@ def _values(v: Any) -> list[str]:
     return [str(x) for x in v] if isinstance(v, list) else [str(v)]
 
 
-def matches(finding: Finding, incident: Mapping[str, Any], window_end: dt.datetime) -> bool:
-    """Whether `finding` is about `incident` (see the module): same time, names it."""
+def strength(
+    finding: Finding, incident: Mapping[str, Any], window_end: dt.datetime
+) -> float | None:
+    """How closely `finding` names `incident` (see the module), lower is closer: the rank of the
+    most specific dimension they share (resource first, region last; a root cause's half a rank
+    behind the scope's); None when they do not match."""
     if finding.window is None:
-        return False
+        return None
     start = _at(incident["start"])
     end = _at(incident["end"]) or window_end
     assert start is not None
     if not (finding.window.start < end + DAY and finding.window.end > start - DAY):
-        return False
+        return None
     scope = incident["scope"]
     causes = finding.evidence.get("root_cause")
     named = [(str(c["dimension"]), str(c["value"])) for c in causes or []
@@ -161,10 +169,27 @@ def matches(finding: Finding, incident: Mapping[str, Any], window_end: dt.dateti
         said = {*finding.scope.values(), *(v for _, v in named),
                 *(str(finding.evidence.get(k)) for k in ("signal", "metric"))}  # fmt: skip
         ids = [v for k, v in scope.items() if k != "metric" and k not in BROAD_LABELS]
-        return scope["metric"] in said and any(v in said for v in ids)
-    if any(v in _values(scope[k]) for k, v in finding.scope.items() if k in scope):
-        return True
-    return any(v in _values(scope[k]) for k, v in named if k in CAUSE_KEYS and k in scope)
+        return 0.0 if scope["metric"] in said and any(v in said for v in ids) else None
+    ranks = [float(SPECIFIC.index(k)) for k, v in finding.scope.items()
+             if k in scope and k in SPECIFIC and v in _values(scope[k])]  # fmt: skip
+    ranks += [SPECIFIC.index(k) + 0.5 for k, v in named
+              if k in CAUSE_KEYS and k in scope and v in _values(scope[k])]  # fmt: skip
+    return min(ranks, default=None)
+
+
+def matches(finding: Finding, incident: Mapping[str, Any], window_end: dt.datetime) -> bool:
+    """Whether `finding` is about `incident`: same time, and it names it."""
+    return strength(finding, incident, window_end) is not None
+
+
+def best_match(
+    finding: Finding, incidents: Sequence[Mapping[str, Any]], window_end: dt.datetime
+) -> str | None:
+    """The id of the incident `finding` names most closely (a team's finding while two of its
+    incidents run is about the one it names by resource, else the first), or None."""
+    ranked = [(r, n) for n, i in enumerate(incidents)
+              if (r := strength(finding, i, window_end)) is not None]  # fmt: skip
+    return str(incidents[min(ranked)[1]]["id"]) if ranked else None
 
 
 def reported(findings: Sequence[Finding]) -> Decimal:
@@ -223,13 +248,13 @@ class _Run:
             found = detector(ledger, config, end=end, clock=clock)
             self.detect_seconds += time.perf_counter() - t
         ledger.write([], source="detect", findings=found)
+        starts = {i["id"]: _at(i["start"]) for i in self.truth["incidents"]}
         for f in found:
             self.fingerprints.add(f.fingerprint)
-            for i in self.truth["incidents"]:
-                if i["id"] not in self.first_day and matches(f, i, self.window_end):
-                    start = _at(i["start"])
-                    assert start is not None
-                    self.first_day[i["id"]] = (end - DAY - start).days
+            about = best_match(f, self.truth["incidents"], self.window_end)
+            start = starts.get(about or "")
+            if about is not None and about not in self.first_day and start is not None:
+                self.first_day[about] = (end - DAY - start).days
         self.runs += 1
         self.run_seconds += time.perf_counter() - started
 
@@ -245,13 +270,15 @@ def score(scenario_dir: Path, detector: Detector | None = None) -> Scores:
     window_end = _at(truth["window"]["end"])
     assert window_end is not None
     state = _Run(truth, window_end)
-    with tempfile.TemporaryDirectory(prefix="costline-score-") as tmp:
-        with Ledger(f"duckdb://{Path(tmp) / 'ledger.duckdb'}") as ledger:
-            ingest(ledger, scenario_dir)
-            config = load_config(scenario_dir / "costline.yaml")
-            for day in range(truth["warmup_days"], truth["days"]):
-                state.day(ledger, config, detector, day)
-            stored = _stored(ledger, state.fingerprints)
+    with (
+        tempfile.TemporaryDirectory(prefix="costline-score-") as tmp,
+        Ledger(f"duckdb://{Path(tmp) / 'ledger.duckdb'}") as ledger,
+    ):
+        ingest(ledger, scenario_dir)
+        config = load_config(scenario_dir / "costline.yaml")
+        for day in range(truth["warmup_days"], truth["days"]):
+            state.day(ledger, config, detector, day)
+        stored = _stored(ledger, state.fingerprints)
     return _scores(truth, state, stored)
 
 
@@ -273,9 +300,10 @@ def _scores(truth: dict[str, Any], state: _Run, stored: list[Finding]) -> Scores
                 counted, launch_alerts = counted + 1, launch_alerts + 1
         else:
             counted += 1
+    about = [best_match(f, truth["incidents"], state.window_end) for f in stored]
     incidents = []
     for i in truth["incidents"]:
-        mine = [f for f in stored if matches(f, i, state.window_end)]
+        mine = [f for f, a in zip(stored, about, strict=True) if a == i["id"]]
         wasted = Decimal(i["wasted_usd"]) if i["wasted_usd"] is not None else None
         incidents.append(IncidentScore(i["id"], i["kind"], i["alert_expected"], wasted,
                                        reported(mine), len(mine), state.first_day.get(i["id"])))  # fmt: skip
