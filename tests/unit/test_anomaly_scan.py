@@ -55,7 +55,10 @@ def reference_candidates(values: Sequence[float], s: Settings) -> list[Candidate
 
 
 def reference_scan(
-    values: Sequence[float], settings: Settings | None = None, rebases: Sequence[int] = ()
+    values: Sequence[float],
+    settings: Settings | None = None,
+    rebases: Sequence[int] = (),
+    monthly: Sequence[int] = (),
 ) -> list[Anomaly]:
     """The scan in plain Python: each point's gates and trend one at a time, then the same
     sequential part (`episodes.assemble_row`, whose behaviour the tests of test_detect check)."""
@@ -64,7 +67,7 @@ def reference_scan(
         return []
     creeps = {t: g for t in range(max(s.warmup, 1), len(values))
               if (g := creep_at(values, t, s)) is not None}  # fmt: skip
-    return assemble_row(values, reference_candidates(values, s), creeps, rebases, s)
+    return assemble_row(values, reference_candidates(values, s), creeps, rebases, s, monthly)
 
 
 def _close(x: float, y: float) -> bool:
@@ -134,13 +137,14 @@ def test_scan_and_scan_many_equal_the_reference(data: st.DataObject) -> None:
     n = data.draw(st.integers(0, 120))
     rows = data.draw(st.lists(series(n), min_size=1, max_size=4))
     rebases = [data.draw(st.lists(st.integers(0, max(n - 1, 0)), max_size=2)) for _ in rows]
-    want = [reference_scan(r, s, b) for r, b in zip(rows, rebases, strict=True)]
-    got = scan_many(np.array(rows, dtype=np.float64).reshape(len(rows), n), s, rebases)
+    monthly = [t - 30 if t >= 30 else -1 for t in range(n)] if data.draw(st.booleans()) else []
+    want = [reference_scan(r, s, b, monthly) for r, b in zip(rows, rebases, strict=True)]
+    got = scan_many(np.array(rows, dtype=np.float64).reshape(len(rows), n), s, rebases, monthly)
     assert len(got) == len(rows)
     for g, w in zip(got, want, strict=True):
         assert_same(g, w)
     for r, b, w in zip(rows, rebases, want, strict=True):
-        assert_same(scan(r, s, b), w)
+        assert_same(scan(r, s, b, monthly), w)
 
 
 def _weekly(days: int, seed: int, level: float = 1000.0) -> list[float]:

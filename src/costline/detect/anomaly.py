@@ -24,6 +24,9 @@ baseline from before it began (never absorbed into its own baseline), until the 
 it or a rebase point (an acknowledgment, an announced launch) makes its level the new normal. An
 anomaly whose impact stays under `min_total_impact` is dropped.
 
+A daily caller passes `monthly`, each point's same day of the month before: a point that stands
+no further above its level than those days did (a month-start batch) starts nothing.
+
 `scan_many` scans many series of one length at once (10,000 daily series of a year in about a
 second, see docs/benchmarks.md): the stateless gates and the trend run on blocks of series with
 numpy, and only the points that pass them go through the sequential part in Python. `scan` is
@@ -36,6 +39,7 @@ numpy, and only the points that pass them go through the sequential part in Pyth
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -75,6 +79,7 @@ class Settings:
     weak_z: float = 2.0  # scales a weak point (in a sustained run, or continuing one) needs
     creep_window: int = 21  # points a trend is measured over (0: no trend test)
     creep_pct: float = 30.0  # rise over `creep_window` points, at the trend's rate, that is creep
+    monthly_margin: float = 0.5  # a lift this much over the month before's same days is news
 
 
 @dataclass
@@ -103,18 +108,41 @@ class Anomaly:
         return self.level * sum((1 + self.growth) ** k for k in range(1, points + 1))
 
 
+def monthly_lags(origin: dt.date, days: int) -> list[int]:
+    """For each day of a daily series from `origin`, the index of the same day of the month
+    before (its last day when shorter), -1 before the series.
+
+    >>> monthly_lags(dt.date(2026, 1, 30), 34)[-3:]  # Mar 2, 3, 4: Feb 2, 3, 4
+    [3, 4, 5]
+    """
+    out = []
+    for i in range(days):
+        d = origin + dt.timedelta(days=i)
+        year, month = (d.year, d.month - 1) if d.month > 1 else (d.year - 1, 12)
+        last = (dt.date(d.year, d.month, 1) - dt.timedelta(days=1)).day
+        before = dt.date(year, month, min(d.day, last))
+        out.append((before - origin).days if before >= origin else -1)
+    return out
+
+
 def scan(
-    values: Sequence[float], settings: Settings | None = None, rebases: Sequence[int] = ()
+    values: Sequence[float],
+    settings: Settings | None = None,
+    rebases: Sequence[int] = (),
+    monthly: Sequence[int] = (),
 ) -> list[Anomaly]:
     """The anomalies of `values` (oldest first), per the module's method; `rebases` are the
-    points at which the level then becomes the new normal (see `detect.episodes`)."""
-    return scan_many(np.asarray(values, dtype=np.float64).reshape(1, -1), settings, [rebases])[0]
+    points at which the level then becomes the new normal, `monthly` each point's same day of
+    the month before (see `detect.episodes`)."""
+    m = np.asarray(values, dtype=np.float64).reshape(1, -1)
+    return scan_many(m, settings, [rebases], monthly)[0]
 
 
 def scan_many(
     matrix: ArrayLike,
     settings: Settings | None = None,
     rebases: Sequence[Sequence[int]] | None = None,
+    monthly: Sequence[int] = (),
 ) -> list[list[Anomaly]]:
     """The anomalies of each row of `matrix` (series of one length, oldest first), as `scan`'s.
 
@@ -140,7 +168,7 @@ def scan_many(
     step = _rows_per_block(n, s)
     for lo in range(0, rows, step):
         block_rebases = [list(r) for r in rebases[lo : lo + step]] if rebases else None
-        found[lo : lo + step] = _scan_block(m[lo : lo + step], first, s, block_rebases)
+        found[lo : lo + step] = _scan_block(m[lo : lo + step], first, s, block_rebases, monthly)
     return found
 
 
@@ -161,7 +189,11 @@ def _rows_per_block(points: int, s: Settings) -> int:
 
 
 def _scan_block(
-    block: Floats, first: int, s: Settings, rebases: list[list[int]] | None
+    block: Floats,
+    first: int,
+    s: Settings,
+    rebases: list[list[int]] | None,
+    monthly: Sequence[int] = (),
 ) -> list[list[Anomaly]]:
     """`scan` of each row of `block`: the gates on every point at once, then the few left."""
     sgn = -1.0 if s.direction == "down" else 1.0
@@ -184,7 +216,8 @@ def _scan_block(
     strong = ~(e < s.min_impact) & ~(z < s.z)
     beats, margin = _new_high(x, rr, tt, center, mad, s)
     cr, ct, growth = trend.creeps(block, first, s)
-    return _assemble(block, (rr, tt, e, z, strong, beats, margin), (cr, ct, growth), rebases, s)
+    points = (rr, tt, e, z, strong, beats, margin)
+    return _assemble(block, points, (cr, ct, growth), rebases, s, monthly)
 
 
 def _expected(x: Floats, first: int, s: Settings) -> Floats:
@@ -250,6 +283,7 @@ def _assemble(
     creeps: tuple[Ints, Ints, Floats],
     rebases: list[list[int]] | None,
     s: Settings,
+    monthly: Sequence[int] = (),
 ) -> list[list[Anomaly]]:
     """Each row's candidates and creep triggers, through `episodes.assemble_row`."""
     rows = block.shape[0]
@@ -277,5 +311,5 @@ def _assemble(
         creeping.setdefault(r, {})[t] = g
     for r in sorted({*by_row, *creeping}):
         found[r] = assemble_row(block[r].tolist(), by_row.get(r, []), creeping.get(r, {}),
-                                rebases[r] if rebases else (), s)  # fmt: skip
+                                rebases[r] if rebases else (), s, monthly)  # fmt: skip
     return found

@@ -7,6 +7,8 @@ see `detect.anomaly`) and its creep triggers (`detect.trend`) in time order. An 
   the scan's direction) by its margin, the points of earlier anomalies left out: a series' normal
   peaks have been seen before, an incident's level has not, and an old incident's peak must not
   hide a later change;
+- (neither of these when the same days of the month before stood as far above their level: a
+  month-start batch recurs, see `_Row.recurs`)
 - the first of `sustain` consecutive **weak** points (the percent gate and `weak_z`) whose excess
   together reaches `min_total_impact` (and `min_impact`): a small rise that lasts is found by its
   total, not its daily excess, and need not be a new high (a weekend surge, a +25% week);
@@ -128,6 +130,7 @@ class _Row:
     x: list[float]
     s: Settings
     rebases: list[int]
+    monthly: Sequence[int]  # each point's same day of the month before (-1: none), or empty
     found: list[Anomaly] = field(default_factory=list)
     flagged: set[int] = field(default_factory=set)
     busy_until: int = -1
@@ -147,6 +150,16 @@ class _Row:
         if not self.found or self.found[-1].end < t - self.s.peaks:
             return False
         return _beats_unflagged(self.x, t, self.flagged, margin, self.s)
+
+    def recurs(self, t: int) -> bool:
+        """Whether the same days of the month before (a day either side) stood as far above
+        their level as `t` does: a month-start batch, a monthly job; not news."""
+        m = self.monthly[t] if t < len(self.monthly) else -1
+        if m < 0:
+            return False
+        now = _lift(self.x, t, self.s)
+        return any(_lift(self.x, j, self.s) >= now / (1 + self.s.monthly_margin)
+                   for j in (m - 1, m, m + 1) if 0 < j < t)  # fmt: skip
 
     def stop_after(self, t: int) -> int:
         return next((b for b in self.rebases if b > t), len(self.x))
@@ -179,7 +192,9 @@ class _Row:
         self.run.append((t, c[1]))
         enough = sum(e for _, e in self.run) >= max(s.min_total_impact, s.min_impact)
         calm = c[5] <= s.new_high  # a bursty series' runs are its nature: new highs only
-        return len(self.run) >= s.sustain and enough and calm and self.sustained(t)
+        if len(self.run) < s.sustain or not enough or not calm:
+            return False
+        return self.sustained(t) and not self.recurs(t)
 
     def creep_start(self, t: int) -> int | None:
         """Where the trend's rise began: the first point of the stretch (holes of at most `gap`
@@ -233,10 +248,12 @@ def assemble_row(
     creeps: Mapping[int, float],
     rebases: Sequence[int],
     s: Settings,
+    monthly: Sequence[int] = (),
 ) -> list[Anomaly]:
-    """One series' anomalies from its candidate points and creep triggers (see the module)."""
+    """One series' anomalies from its candidate points and creep triggers (see the module);
+    `monthly`: for each point, the index of the same day of the month before (-1: none)."""
     x = list(values) if s.direction != "down" else [-v for v in values]
-    row = _Row(values, x, s, sorted(set(rebases)))
+    row = _Row(values, x, s, sorted(set(rebases)), monthly)
     by_t = {c[0]: c for c in candidates}
     for t in sorted({*by_t, *creeps}):
         if t <= row.busy_until:
@@ -262,11 +279,22 @@ def assemble_row(
 
 
 def _new(row: _Row, c: Candidate, renewed: int | None) -> bool:
-    """A strong point that beats the past's high (or, after a rebase, the new level's)."""
+    """A strong point that beats the past's high (or, after a rebase, the new level's), and does
+    not recur from the month before."""
     t, _, _, strong, beats, margin = c
     if not strong or not (beats or row.beats_unflagged(t, margin)):
         return False
-    return renewed is None or _beats_new_level(row.x, t, renewed, row.s)
+    if renewed is not None and not _beats_new_level(row.x, t, renewed, row.s):
+        return False
+    return not row.recurs(t)
+
+
+def _lift(x: Sequence[float], t: int, s: Settings) -> float:
+    """How far `x[t]` stands above the median of the `history` points before it: a ratio for a
+    positive level, else the difference."""
+    history = x[max(0, t - s.history) : t]
+    center = statistics.median(history)
+    return x[t] / center if center > 0 else x[t] - center
 
 
 def _beats_new_level(x: Sequence[float], t: int, renewed: int, s: Settings) -> bool:

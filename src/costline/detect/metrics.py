@@ -5,9 +5,9 @@ with unit-free gates in the direction that matters for what the metric measures.
   tokens, purchases, errors) are summed over the bucket, levels (utilization, rates, ratios,
   latency) averaged (`aggregation`).
 - **direction** (`direction_of`): a drop is what matters for what should keep flowing
-  (`success`, `request`, `purchase`, `cache_hit`, `throughput`, ...), a rise for the rest
-  (latency, utilization, errors, tokens); `directions` overrides by metric name (`up`, `down`
-  or `both`).
+  (`success`, `request`, `purchase`, `cache_hit`, `throughput`, ...), both ways for
+  utilization (idle is waste, saturated a risk), a rise for the rest (latency, errors, tokens);
+  `directions` overrides by metric name (`up`, `down` or `both`).
 - **gates**: relative and robust only (`UNIT_FREE`): no dollar gate applies to a percent or a
   count, so `min_impact` and `min_total_impact` are 0 and a point must move `min_pct` percent and
   `z` robust scales (see `detect.anomaly`).
@@ -30,7 +30,7 @@ import numpy as np
 
 from costline.attribution.rules import Rules
 from costline.clock import Clock
-from costline.detect.anomaly import Anomaly, Settings, scan_many
+from costline.detect.anomaly import Anomaly, Settings, monthly_lags, scan_many
 from costline.ledger import fetch
 from costline.model import Finding, FindingKind, Window
 
@@ -39,7 +39,8 @@ HOURLY = replace(UNIT_FREE, season=24, seasons=7, history=48, peaks=168, warmup=
                  creep_window=72)  # fmt: skip
 DROPS_MATTER = ("success", "request", "purchase", "cache_hit", "hit_rate", "throughput",
                 "conversion", "order", "signup", "availability", "uptime")  # fmt: skip
-RISES_MATTER = ("error", "fail", "latency", "util", "reject", "timeout", "throttl")
+RISES_MATTER = ("error", "fail", "latency", "reject", "timeout", "throttl")
+BOTH_MATTER = ("util", "occupancy", "saturation")  # idle is waste, saturated is a risk
 LEVELS = ("rate", "ratio", "pct", "percent", "util", "latency", "_ms", "seconds", "p50", "p95",
           "p99", "temp", "power", "mean", "avg")  # fmt: skip
 Key = tuple[str, tuple[tuple[str, str], ...]]  # metric, sorted labels
@@ -54,6 +55,8 @@ def direction_of(metric: str, directions: Mapping[str, str] | None = None) -> st
     if directions and metric in directions:
         return directions[metric]
     name = metric.lower()
+    if any(word in name for word in BOTH_MATTER):
+        return "both"
     if any(word in name for word in RISES_MATTER):
         return "up"
     return "down" if any(word in name for word in DROPS_MATTER) else "up"
@@ -71,8 +74,9 @@ def aggregation(metric: str) -> str:
 def metric_series(
     metrics: ibis.Table, start: dt.datetime, end: dt.datetime, *, hourly: bool = False
 ) -> dict[Key, list[float]]:
-    """(metric, labels) -> its value per bucket over [start, end), oldest first; a bucket with no
-    sample is filled with the series' previous value (no sample is no news), else 0."""
+    """(metric, labels) -> its value per bucket from its first sample in [start, end) to `end`,
+    oldest first (so series end together but may begin apart: before its first sample a series
+    has no history, not one of zeros); a bucket with no sample holds the previous value."""
     width = dt.timedelta(hours=1) if hourly else dt.timedelta(days=1)
     m = metrics.filter(metrics.ts >= start, metrics.ts < end, metrics.value.notnull())
     bucket = m.ts.truncate("h" if hourly else "D").name("bucket")
@@ -104,10 +108,10 @@ def _utc(ts: dt.datetime) -> dt.datetime:
 
 
 def _filled(values: Sequence[float | None]) -> list[float]:
-    out, last = [], None
+    out: list[float] = []
     for v in values:
-        last = v if v is not None else last
-        out.append(last if last is not None else 0.0)
+        if v is not None or out:
+            out.append(v if v is not None else out[-1])
     return out
 
 
@@ -130,16 +134,20 @@ def detect_metrics(
     series = metric_series(metrics, origin, end, hourly=hourly)
     found: list[Finding] = []
     for direction in ("up", "down"):
-        keys = [k for k in series if direction_of(k[0], directions) in (direction, "both")]
-        if not keys:
-            continue
-        matrix = np.array([series[k] for k in keys], dtype=np.float64)
-        scanned = scan_many(matrix, replace(s, direction=direction))
-        for key, anomalies in zip(keys, scanned, strict=True):
-            for a in anomalies:
-                first, last = origin + width * a.start, origin + width * (a.end + 1)
-                if last > start:
-                    found.append(_finding(key, a, direction, (first, last), clock, rules, width))
+        by_length: dict[int, list[Key]] = {}
+        for k, v in series.items():
+            if direction_of(k[0], directions) in (direction, "both"):
+                by_length.setdefault(len(v), []).append(k)
+        for n, keys in by_length.items():
+            first = end - width * n
+            matrix = np.array([series[k] for k in keys], dtype=np.float64).reshape(len(keys), n)
+            monthly = monthly_lags(first.date(), n) if not hourly else []
+            scanned = scan_many(matrix, replace(s, direction=direction), None, monthly)
+            for key, anomalies in zip(keys, scanned, strict=True):
+                for a in anomalies:
+                    span = (first + width * a.start, first + width * (a.end + 1))
+                    if span[1] > start:
+                        found.append(_finding(key, a, direction, span, clock, rules, width))
     return sorted(found, key=lambda f: (f.window.start if f.window else start, f.title))
 
 

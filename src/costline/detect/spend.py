@@ -34,7 +34,7 @@ import numpy as np
 
 from costline.attribution.rules import Rules, derive_lines
 from costline.clock import Clock
-from costline.detect.anomaly import Anomaly, Settings, scan_many
+from costline.detect.anomaly import Anomaly, Settings, monthly_lags, scan_many
 from costline.ledger import fetch
 from costline.model import Finding, FindingKind, Window
 
@@ -138,7 +138,8 @@ def find_anomalies(
         matrix = np.array([series[k] for k in keys], dtype=np.float64).reshape(len(keys), n)
         rebases = [[(d - origin).days for d in renewed.get(k, ()) if 0 <= (d - origin).days < n]
                    for k in keys]  # fmt: skip
-        scanned.update(zip(keys, scan_many(matrix, settings, rebases), strict=True))
+        each = scan_many(matrix, settings, rebases, monthly_lags(origin, n))
+        scanned.update(zip(keys, each, strict=True))
     found = []
     for dim, value in series:  # in the series' order, as one scan at a time gave: ties keep it
         for a in scanned[(dim, value)]:

@@ -6,7 +6,9 @@ quiet weekend against a busy Monday is never a slope). It is the daily growth ra
 odd spike or month-start batch inside the window (a few pairs out of many), and untouched by
 weekly seasonality. A creep is flagged at `t` when all hold (in the scan's direction):
 
-- the slope, kept up over the window, makes a rise of at least `creep_pct` percent;
+- the slope, kept up over the window, makes a rise of at least `creep_pct` percent more than the
+  slope of the window before it would (when that one rose): steady organic growth is no creep,
+  however fast, only growth that speeds up is;
 - at least `CONSISTENT` of the pair slopes point the same way (a trend, not noise);
 - the last season's mean is above the season's before the window by `min_pct` percent and by
   `min_impact` a point (a trend of a few dollars is not worth a finding).
@@ -77,7 +79,17 @@ def creeps(block: Floats, first: int, s: Settings) -> tuple[Ints, Ints, Floats]:
     valid = ~np.isnan(slopes).any(axis=1)
     growth = np.median(np.where(np.isnan(slopes), 0.0, slopes), axis=1)
     share = (slopes > 0).mean(axis=1)
-    hit = valid & (growth * s.creep_window >= math.log1p(s.creep_pct / 100)) & (share >= CONSISTENT)
+    prior = np.zeros(rr.size)
+    old = (base[:, 0] - s.creep_window) >= 0
+    if old.any():
+        before_ = base[old] - s.creep_window
+        earlier = (
+            sgn * (logs[rr[old, None], before_ + j] - logs[rr[old, None], before_ + i]) / (j - i)
+        )
+        known = ~np.isnan(earlier).any(axis=1)
+        prior[old] = np.where(known, np.median(np.where(known[:, None], earlier, 0.0), axis=1), 0)
+    rise_ = (growth - np.maximum(prior, 0.0)) * s.creep_window
+    hit = valid & (rise_ >= math.log1p(s.creep_pct / 100)) & (share >= CONSISTENT)
     return rr[hit], t[hit], np.expm1(growth[hit])
 
 
@@ -111,6 +123,13 @@ def creep_at(values: Sequence[float], t: int, s: Settings) -> float | None:
     slopes = [sgn * (math.log(window[j]) - math.log(window[i])) / (j - i) for i, j in offsets]
     growth = statistics.median(slopes)
     share = sum(1 for x in slopes if x > 0) / len(slopes)
-    if growth * s.creep_window < math.log1p(s.creep_pct / 100) or share < CONSISTENT:
+    prior = 0.0
+    if lo - s.creep_window >= 0 and min(values[lo - s.creep_window : lo]) > 0:
+        earlier = values[lo - s.creep_window : lo]
+        prior = statistics.median(
+            sgn * (math.log(earlier[j]) - math.log(earlier[i])) / (j - i) for i, j in offsets
+        )
+    rise = (growth - max(prior, 0.0)) * s.creep_window
+    if rise < math.log1p(s.creep_pct / 100) or share < CONSISTENT:
         return None
     return math.expm1(growth)
