@@ -32,10 +32,13 @@ fingerprints); an anomaly still open at the last point says so (`open`).
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from costline.detect.trend import CONSISTENT
 
 if TYPE_CHECKING:
     from costline.detect.anomaly import Anomaly, Settings
@@ -216,6 +219,28 @@ class _Row:
             return None
         return start
 
+    def rising(self, t: int) -> bool:
+        """Whether the open anomaly, on which a creep trigger fired at `t`, is a creep rather than
+        a step that the trend's window straddles: the window lies inside it (its own trend), or
+        the points just before it began were already rising (a step jumps from a flat level):
+        most pair slopes of log(value / baseline before the window) over them are positive."""
+        a, s = self.found[-1], self.s
+        w0 = max(0, t - s.creep_window + 1)
+        if a.start <= w0 - max(s.season, 1):
+            return True
+        base, _ = frozen_baseline(self.x, w0, s)
+        lifts = []
+        for i in range(max(w0, a.start - max(s.season, 2 * s.sustain)), a.start):
+            b = base[(i - w0) % len(base)]
+            if self.x[i] > 0 and b > 0:
+                lifts.append((i, math.log(self.x[i] / b)))
+        slopes = [
+            (lj - li) / (j - i) for n, (i, li) in enumerate(lifts) for j, lj in lifts[n + 1 :]
+        ]
+        return len(lifts) >= s.sustain and (
+            sum(1 for x in slopes if x > 0) >= CONSISTENT * len(slopes)
+        )
+
     def bursty(self, before: int) -> bool:
         """Whether the `peaks` points before `before` hold `spiky` spikes (as the new-high test
         counts them): a bursty series' bursts make no trend."""
@@ -257,9 +282,8 @@ def assemble_row(
     by_t = {c[0]: c for c in candidates}
     for t in sorted({*by_t, *creeps}):
         if t <= row.busy_until:
-            last = row.found[-1]
-            if t in creeps and last.start <= t - s.creep_window - s.season:  # all inside it
-                last.pattern, last.growth = "creep", creeps[t]
+            if t in creeps and row.rising(t):
+                row.found[-1].pattern, row.found[-1].growth = "creep", creeps[t]
             continue
         c = by_t.get(t)
         renewed = row.horizon(t)

@@ -64,7 +64,7 @@ def creeps(block: Floats, first: int, s: Settings) -> tuple[Ints, Ints, Floats]:
     recent, before = _mean(block, tt + 1 - season, season), _mean(block, lo - season, season)
     with np.errstate(divide="ignore", invalid="ignore"):
         rise = sgn * (recent - before) / before * 100
-    pre = (before > 0) & (recent > 0) & (rise >= max(s.creep_pct / 2, s.min_pct))
+    pre = (before > 0) & (recent > 0) & (rise >= s.creep_pct / 2)
     pre &= sgn * (recent - before) >= s.min_impact
     rr, cc = np.nonzero(pre)
     if rr.size == 0:
@@ -115,7 +115,7 @@ def creep_at(values: Sequence[float], t: int, s: Settings) -> float | None:
     before = sum(values[lo - season : lo]) / season
     if before <= 0 or recent <= 0 or sgn * (recent - before) < s.min_impact:
         return None
-    if sgn * (recent - before) / before * 100 < max(s.creep_pct / 2, s.min_pct):
+    if sgn * (recent - before) / before * 100 < s.creep_pct / 2:
         return None
     window = values[lo : t + 1]
     if min(window) <= 0:
