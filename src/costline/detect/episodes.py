@@ -155,14 +155,19 @@ class _Row:
         return _beats_unflagged(self.x, t, self.flagged, margin, self.s)
 
     def recurs(self, t: int) -> bool:
-        """Whether the same days of the month before (a day either side) stood as far above
-        their level as `t` does: a month-start batch, a monthly job; not news."""
-        m = self.monthly[t] if t < len(self.monthly) else -1
-        if m < 0:
-            return False
+        """Whether the same days of one of the two months before (a day either side) stood as
+        far above their level as `t` does (within `monthly_margin`): a month-start batch, a
+        monthly job; not news."""
         now = _lift(self.x, t, self.s)
-        return any(_lift(self.x, j, self.s) >= now / (1 + self.s.monthly_margin)
-                   for j in (m - 1, m, m + 1) if 0 < j < t)  # fmt: skip
+        m = t
+        for _ in range(2):
+            m = self.monthly[m] if 0 <= m < len(self.monthly) else -1
+            if m < 0:
+                return False
+            if any(_lift(self.x, j, self.s) >= now / (1 + self.s.monthly_margin)
+                   for j in (m - 1, m, m + 1) if 0 < j < t):  # fmt: skip
+                return True
+        return False
 
     def stop_after(self, t: int) -> int:
         return next((b for b in self.rebases if b > t), len(self.x))
