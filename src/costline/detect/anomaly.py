@@ -78,7 +78,7 @@ class Settings:
     sustain: int = 3  # weak points in a row whose total passes `min_total_impact` start one
     weak_z: float = 2.0  # scales a weak point (in a sustained run, or continuing one) needs
     creep_window: int = 21  # points a trend is measured over (0: no trend test)
-    creep_pct: float = 30.0  # rise over `creep_window` points, at the trend's rate, that is creep
+    creep_pct: float = 25.0  # rise over `creep_window` points, at the trend's rate, that is creep
     monthly_margin: float = 0.5  # a lift this much over the month before's same days is news
 
 
