@@ -16,60 +16,58 @@ from hypothesis import strategies as st
 
 from costline.detect import anomaly
 from costline.detect.anomaly import MAD_TO_SIGMA, Anomaly, Settings, scan, scan_many
+from costline.detect.episodes import Candidate, assemble_row
 from costline.detect.spend import find_anomalies
+from costline.detect.trend import creep_at
 
 
-def reference_expected(values: Sequence[float], t: int, s: Settings) -> float:
-    same_phase = [
-        values[t - k * s.season] for k in range(1, s.seasons + 1) if t - k * s.season >= 0
-    ]
-    return (
-        statistics.median(same_phase)
-        if same_phase
-        else statistics.median(values[max(0, t - s.history) : t])
-    )
+def reference_expected(x: Sequence[float], t: int, s: Settings) -> float:
+    phased = s.seasons >= 1 and s.season >= 1
+    same_phase = [x[t - k * s.season] for k in range(1, s.seasons + 1)
+                  if phased and t - k * s.season >= 0]  # fmt: skip
+    return statistics.median(same_phase or x[max(0, t - s.history) : t])
 
 
-def reference_scan(values: Sequence[float], settings: Settings | None = None) -> list[Anomaly]:
-    """The pure-Python `scan` the numpy one replaced: the module's method, one point at a time."""
-    s = settings or Settings()
-    found: list[Anomaly] = []
-    first = max(s.warmup, s.history, s.season * s.seasons)
-    open_: Anomaly | None = None
-    for t in range(first, len(values)):
-        history = values[t - s.history : t]
-        observed = values[t]
-        expected = reference_expected(values, t, s)
-        excess = observed - expected
-        if excess < s.min_impact or (expected <= 0 and observed <= 0):
+def reference_candidates(values: Sequence[float], s: Settings) -> list[Candidate]:
+    """Each point's gates (see `detect.anomaly`), one point at a time in plain Python."""
+    sgn = -1.0 if s.direction == "down" else 1.0
+    x = [sgn * v for v in values]
+    out: list[Candidate] = []
+    for t in range(max(s.warmup, 1), len(x)):
+        expected = reference_expected(x, t, s)
+        excess, plain = x[t] - expected, sgn * expected
+        if excess <= 0 or (plain <= 0 and values[t] <= 0):
             continue
-        if expected > 0 and excess / expected * 100 < s.min_pct:
+        if plain > 0 and excess / plain * 100 < s.min_pct:
             continue
+        history = x[max(0, t - s.history) : t]
         center = statistics.median(history)
         mad = statistics.median(abs(v - center) for v in history) * MAD_TO_SIGMA
         z = excess / mad if mad > 0 else float("inf")
-        if z < s.z:
+        if z < s.weak_z:
             continue
-        continuing = open_ is not None and t - open_.end <= s.gap + 1
-        if not continuing:
-            past = values[max(0, t - s.peaks) : t]
-            spikes = sum(1 for v in past if v - center > max(s.z * mad, s.min_impact))
-            margin = s.spiky_new_high if spikes >= s.spiky else s.new_high
-            if observed <= (1 + margin) * max(past):
-                continue
-        if continuing and open_ is not None:
-            a = open_
-        else:
-            a = Anomaly(start=t, end=t)
-            found.append(a)
-            open_ = a
-        a.end = t
-        a.impact += excess
-        a.observed += observed
-        a.expected += expected
-        a.peak_z = max(a.peak_z, z)
-        a.points.append(t)
-    return [a for a in found if a.impact >= s.min_total_impact]
+        past = x[max(0, t - s.peaks) : t]
+        spikes = sum(1 for v in past if v - center > max(s.z * mad, s.min_impact))
+        margin = s.spiky_new_high if spikes >= s.spiky else s.new_high
+        beats = x[t] > max(past) + margin * abs(max(past))
+        out.append((t, excess, z, excess >= s.min_impact and z >= s.z, beats, margin))
+    return out
+
+
+def reference_scan(
+    values: Sequence[float],
+    settings: Settings | None = None,
+    rebases: Sequence[int] = (),
+    monthly: Sequence[int] = (),
+) -> list[Anomaly]:
+    """The scan in plain Python: each point's gates and trend one at a time, then the same
+    sequential part (`episodes.assemble_row`, whose behaviour the tests of test_detect check)."""
+    s = settings or Settings()
+    if len(values) <= max(s.warmup, 1):
+        return []
+    creeps = {t: g for t in range(max(s.warmup, 1), len(values))
+              if (g := creep_at(values, t, s)) is not None}  # fmt: skip
+    return assemble_row(values, reference_candidates(values, s), creeps, rebases, s, monthly)
 
 
 def _close(x: float, y: float) -> bool:
@@ -79,7 +77,8 @@ def _close(x: float, y: float) -> bool:
 def assert_same(got: Sequence[Anomaly], want: Sequence[Anomaly]) -> None:
     assert [(a.start, a.end, a.points) for a in got] == [(a.start, a.end, a.points) for a in want]
     for g, w in zip(got, want, strict=True):
-        for name in ("impact", "observed", "expected", "peak_z"):
+        assert (g.pattern, g.open) == (w.pattern, w.open)
+        for name in ("impact", "observed", "expected", "peak_z", "baseline", "growth"):
             assert _close(getattr(g, name), getattr(w, name)), (name, g, w)
 
 
@@ -92,8 +91,10 @@ SETTINGS = [
         season=7, seasons=3, history=9, peaks=5, warmup=10, min_impact=5.0, min_total_impact=0
     ),
     Settings(seasons=0, history=14, warmup=14, peaks=20, min_impact=20.0, z=3.0),
+    Settings(direction="down", min_impact=0.0, min_total_impact=0.0, creep_pct=20.0),
+    Settings(season=24, history=24, peaks=48, warmup=24, creep_window=72, sustain=4),
 ]
-KINDS = ("flat", "seasonal", "spiky", "zero", "negative", "ties")
+KINDS = ("flat", "seasonal", "spiky", "zero", "negative", "ties", "trend")
 
 
 def _segment(kind: str, start: int, n: int, level: float, rng: Random) -> list[float]:
@@ -109,6 +110,9 @@ def _segment(kind: str, start: int, n: int, level: float, rng: Random) -> list[f
         return [level * rng.uniform(0.9, 1.1) * (rng.uniform(2, 8) if rng.random() < 0.1 else 1) for _ in ts]  # fmt: skip
     if kind == "zero":
         return [0.0] * n
+    if kind == "trend":  # a creep (or a decay) of a few percent a point
+        rate = rng.choice((0.97, 1.03, 1.05))
+        return [level * rate**i * rng.uniform(0.97, 1.03) for i in range(n)]
     if kind == "negative":  # credits and refunds
         return [-level * rng.uniform(0.5, 1.5) for _ in ts]
     return [float(round(level * rng.choice((0.9, 1.0, 1.0, 1.1, 3.0)))) for _ in ts]  # ties: MAD 0
@@ -132,13 +136,15 @@ def test_scan_and_scan_many_equal_the_reference(data: st.DataObject) -> None:
     s = data.draw(st.sampled_from(SETTINGS))
     n = data.draw(st.integers(0, 120))
     rows = data.draw(st.lists(series(n), min_size=1, max_size=4))
-    want = [reference_scan(r, s) for r in rows]
-    got = scan_many(np.array(rows, dtype=np.float64).reshape(len(rows), n), s)
+    rebases = [data.draw(st.lists(st.integers(0, max(n - 1, 0)), max_size=2)) for _ in rows]
+    monthly = [t - 30 if t >= 30 else -1 for t in range(n)] if data.draw(st.booleans()) else []
+    want = [reference_scan(r, s, b, monthly) for r, b in zip(rows, rebases, strict=True)]
+    got = scan_many(np.array(rows, dtype=np.float64).reshape(len(rows), n), s, rebases, monthly)
     assert len(got) == len(rows)
     for g, w in zip(got, want, strict=True):
         assert_same(g, w)
-    for r, w in zip(rows, want, strict=True):
-        assert_same(scan(r, s), w)
+    for r, b, w in zip(rows, rebases, want, strict=True):
+        assert_same(scan(r, s, b, monthly), w)
 
 
 def _weekly(days: int, seed: int, level: float = 1000.0) -> list[float]:

@@ -312,6 +312,22 @@ def test_impact_growth_realerts_above_the_threshold_only(ledger: Ledger) -> None
     assert enqueue(ledger, [finding("1", scope={"team": "fraud", "x": "1"})], cfg, clock) == []
 
 
+def test_a_severity_rise_realerts_though_the_impact_grew_little(ledger: Ledger) -> None:
+    """An open level shift accrues daily: passing from warning to critical is a new alert even
+    when the impact grew less than `realert_growth_pct` since the last one."""
+    cfg, clock = config(), FixedClock(T0)
+    assert [m.route for m in enqueue(ledger, [finding("4600", "warning")], cfg, clock)] == [
+        "fraud-slack"
+    ]
+    assert enqueue(ledger, [finding("4900", "warning")], cfg, clock) == []
+    up = enqueue(ledger, [finding("5100", "critical")], cfg, clock)  # +11%, warning -> critical
+    assert [(m.route, m.payload["reason"]) for m in up] == [
+        ("fraud-slack", "severity rose to critical"),
+        ("oncall", "first alert"),
+    ]
+    assert enqueue(ledger, [finding("5200", "critical")], cfg, clock) == []
+
+
 def test_reaching_a_higher_tier_realerts_and_adds_the_tier_routes(ledger: Ledger) -> None:
     cfg, clock = config(), FixedClock(T0)
     enqueue(ledger, [finding(tier="platform", tier_index=0)], cfg, clock)

@@ -1,41 +1,45 @@
 """Robust, seasonality-aware anomaly detection on regular series: `scan` one, `scan_many` a block.
 
-The method, for each point `t` with at least `history` points before it (a day, or an hour):
+The method, for each point `t` from `warmup` on (in the scan's `direction`: `up` looks for rises,
+`down` for drops, the same gates mirrored):
 
-- **expected**: the median of the same phase in the last four seasons (for daily series, the same
-  weekday of the last four weeks), so a quiet weekend is not a drop and Monday not a spike;
-- **scale**: 1.4826 x the median absolute deviation of the `history` points before `t` (the MAD is
-  untouched by the few spikes a history holds, unlike a standard deviation);
-- `t` is anomalous when all of these hold, as AWS Cost Anomaly Detection gates its monitors by
-  dollar and percent impact:
-  - `observed - expected >= min_impact` (dollars, or units, a point);
-  - `(observed - expected) / expected >= min_pct` percent;
-  - `observed - expected >= z x scale` (a robust z-score);
-  - `observed > (1 + new_high) x` the highest point of the last `peaks` points, unless the point
-    continues an open anomaly: the series' normal peaks (a batch burst, a training run's return)
-    have been seen before, an incident's level has not. A series whose history already holds
-    `spiky` or more such spikes (points `z` scales and `min_impact` above its median) must beat its highest point
-    by `1 + spiky_new_high` (twice it, by default): for a bursty batch meter, a burst a little
-    larger than the last is its nature, not news.
-- An anomaly whose impact stays under `min_total_impact` is dropped.
-- Anomalous points at most `gap` points apart form one anomaly, with its first and last point and
-  its impact so far (the sum of `observed - expected`).
+- **expected**: the median of the same phase in the last `seasons` seasons (for daily series, the
+  same weekday of the last four weeks), so a quiet weekend is not a drop and Monday not a spike;
+  with fewer seasons behind it, those there are (a young or sub-daily series is judged after
+  `warmup` points, not after four seasons), and before a whole season, the history's median;
+- **scale**: 1.4826 x the median absolute deviation of the (up to) `history` points before `t`
+  (the MAD is untouched by the few spikes a history holds, unlike a standard deviation);
+- `t` is a **weak** point when its excess `observed - expected` is positive, at least `min_pct`
+  percent of a positive expected, and `weak_z` scales; a **strong** one when it also reaches
+  `min_impact` (dollars for spend; 0 for unit-free series, whose gates are relative) and `z`
+  scales, as AWS Cost Anomaly Detection gates its monitors by dollar and percent impact;
+- a strong point is **new** when it beats the highest point of the last `peaks` points by
+  `new_high` (by `spiky_new_high` in a series whose history already holds `spiky` or more spikes:
+  for a bursty batch meter a burst a little larger than the last is its nature, not news).
 
-Points before `warmup` (six weeks of days) are never judged: with less history, there is no
-baseline to be surprised by, and a bursty meter has not yet shown its bursts.
+`detect.episodes` turns those points into anomalies: a new strong point, `sustain` weak points in a
+row whose excess together passes the gate, or a creep (`detect.trend`: a sustained trend of
+`creep_pct` percent over `creep_window` points) starts one; it is then followed against the
+baseline from before it began (never absorbed into its own baseline), until the series returns to
+it or a rebase point (an acknowledgment, an announced launch) makes its level the new normal. An
+anomaly whose impact stays under `min_total_impact` is dropped.
 
-`scan_many` scans many series of one length at once (10,000 daily series of a year in well under
-a second, see docs/benchmarks.md): the stateless gates run on blocks of series with numpy, and only
-the points that pass them go through the sequential part in Python. `scan` is `scan_many` on one
-row. Values are expected finite: a NaN has no defined place in a median.
+A daily caller passes `monthly`, each point's same day of the month before: a point that stands
+no further above its level than those days did (a month-start batch) starts nothing.
+
+`scan_many` scans many series of one length at once (10,000 daily series of a year in about a
+second, see docs/benchmarks.md): the stateless gates and the trend run on blocks of series with
+numpy, and only the points that pass them go through the sequential part in Python. `scan` is
+`scan_many` on one row. Values are expected finite: a NaN has no defined place in a median.
 
     >>> flat = [100.0] * 50 + [400.0, 380.0] + [100.0] * 5
-    >>> [(a.start, a.end, round(a.impact)) for a in scan(flat, Settings(season=7))]
-    [(50, 51, 580)]
+    >>> [(a.start, a.end, round(a.impact), a.pattern) for a in scan(flat, Settings(season=7))]
+    [(50, 51, 580, 'spike')]
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -43,8 +47,13 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import ArrayLike, NDArray
 
+from costline.detect import trend
+from costline.detect.episodes import Candidate, assemble_row
+
 MAD_TO_SIGMA = 1.4826
 CHUNK_BYTES = 256 * 2**20  # working memory per block of series in `scan_many`
+DIRECTIONS = ("up", "down")
+PATTERNS = ("spike", "level_shift", "creep", "drop")
 
 Floats = NDArray[np.float64]
 Ints = NDArray[np.intp]
@@ -63,31 +72,82 @@ class Settings:
     seasons: int = 4
     history: int = 28
     peaks: int = 56  # how far back a normal peak is remembered
-    warmup: int = 42  # points of history before any is judged: six weeks show a burst pattern
+    warmup: int = 42  # points before the first judged: six weeks show a daily burst pattern
     gap: int = 1  # anomalous points this far apart are one anomaly
+    direction: str = "up"  # "up": rises are anomalies; "down": drops (requests, successes)
+    sustain: int = 3  # weak points in a row whose total passes `min_total_impact` start one
+    weak_z: float = 2.0  # scales a weak point (in a sustained run, or continuing one) needs
+    creep_window: int = 21  # points a trend is measured over (0: no trend test)
+    creep_pct: float = 25.0  # rise over `creep_window` points, at the trend's rate, that is creep
+    monthly_margin: float = 0.5  # a lift this much over the month before's same days is news
 
 
 @dataclass
 class Anomaly:
     start: int  # index of the first anomalous point
     end: int  # index of the last (inclusive)
-    impact: float = 0.0  # sum of observed - expected over its anomalous points
+    impact: float = 0.0  # sum of |observed - baseline| over its anomalous points
     observed: float = 0.0
-    expected: float = 0.0
+    expected: float = 0.0  # the baseline from before it began, summed over its points
     peak_z: float = 0.0
     points: list[int] = field(default_factory=list)
+    pattern: str = "spike"  # one of PATTERNS
+    baseline: float = 0.0  # the expected value a point from before it began (a season's mean)
+    open: bool = False  # still going at the last point scanned
+    growth: float = 0.0  # for a creep: the growth per point (0.03 is +3% a point)
+    level: float = 0.0  # its level at its last point: the mean of its last season of points
+
+    def projected(self, points: int) -> float:
+        """Its total over the next `points` points if it goes on as it is (growing, for a creep).
+
+        >>> round(Anomaly(0, 0, level=100.0, growth=0.1).projected(2), 2)
+        231.0
+        """
+        if self.growth == 0:
+            return self.level * points
+        return self.level * sum((1 + self.growth) ** k for k in range(1, points + 1))
 
 
-def scan(values: Sequence[float], settings: Settings | None = None) -> list[Anomaly]:
-    """The anomalies of `values` (oldest first), per the module's method."""
-    return scan_many(np.asarray(values, dtype=np.float64).reshape(1, -1), settings)[0]
+def monthly_lags(origin: dt.date, days: int) -> list[int]:
+    """For each day of a daily series from `origin`, the index of the same day of the month
+    before (its last day when shorter), -1 before the series.
+
+    >>> monthly_lags(dt.date(2026, 1, 30), 34)[-3:]  # Mar 2, 3, 4: Feb 2, 3, 4
+    [3, 4, 5]
+    """
+    out = []
+    for i in range(days):
+        d = origin + dt.timedelta(days=i)
+        year, month = (d.year, d.month - 1) if d.month > 1 else (d.year - 1, 12)
+        last = (dt.date(d.year, d.month, 1) - dt.timedelta(days=1)).day
+        before = dt.date(year, month, min(d.day, last))
+        out.append((before - origin).days if before >= origin else -1)
+    return out
 
 
-def scan_many(matrix: ArrayLike, settings: Settings | None = None) -> list[list[Anomaly]]:
+def scan(
+    values: Sequence[float],
+    settings: Settings | None = None,
+    rebases: Sequence[int] = (),
+    monthly: Sequence[int] = (),
+) -> list[Anomaly]:
+    """The anomalies of `values` (oldest first), per the module's method; `rebases` are the
+    points at which the level then becomes the new normal, `monthly` each point's same day of
+    the month before (see `detect.episodes`)."""
+    m = np.asarray(values, dtype=np.float64).reshape(1, -1)
+    return scan_many(m, settings, [rebases], monthly)[0]
+
+
+def scan_many(
+    matrix: ArrayLike,
+    settings: Settings | None = None,
+    rebases: Sequence[Sequence[int]] | None = None,
+    monthly: Sequence[int] = (),
+) -> list[list[Anomaly]]:
     """The anomalies of each row of `matrix` (series of one length, oldest first), as `scan`'s.
 
     The stateless gates run on blocks of rows with numpy; only the points that pass them go
-    through the sequential part (continuing an open anomaly, the new-high test) in Python.
+    through the sequential part (`detect.episodes`) in Python.
 
         >>> rows = [[100.0] * 50 + [400.0, 380.0] + [100.0] * 5, [100.0] * 57]
         >>> [[(a.start, a.end) for a in found] for found in scan_many(rows)]
@@ -99,105 +159,157 @@ def scan_many(matrix: ArrayLike, settings: Settings | None = None) -> list[list[
     if m.ndim != 2:
         raise ValueError(f"scan_many takes a 2-D array (series x points), not a {m.ndim}-D one")
     rows, n = m.shape
-    first = max(s.warmup, s.history, s.season * s.seasons)
+    if rebases is not None and len(rebases) != rows:
+        raise ValueError(f"scan_many got {len(rebases)} lists of rebases for {rows} series")
+    first = max(s.warmup, 1)
     found: list[list[Anomaly]] = [[] for _ in range(rows)]
     if n <= first:
         return found
     step = _rows_per_block(n, s)
     for lo in range(0, rows, step):
-        found[lo : lo + step] = _scan_block(m[lo : lo + step], first, s)
+        block_rebases = [list(r) for r in rebases[lo : lo + step]] if rebases else None
+        found[lo : lo + step] = _scan_block(m[lo : lo + step], first, s, block_rebases, monthly)
     return found
 
 
 def _check(s: Settings) -> None:
-    for name, least in (("season", 0), ("history", 1), ("peaks", 1)):
+    for name, least in (("season", 0), ("history", 1), ("peaks", 1), ("sustain", 1)):
         if getattr(s, name) < least:
             raise ValueError(
                 f"anomaly Settings.{name} is {getattr(s, name)}: it must be at least {least}"
             )
+    if s.direction not in DIRECTIONS:
+        raise ValueError(f"anomaly Settings.direction is {s.direction!r}: one of up, down")
 
 
 def _rows_per_block(points: int, s: Settings) -> int:
     """Rows per block so that the block's windows (copied a few times over) fit `CHUNK_BYTES`."""
-    per_row = 8 * points * (3 * (max(s.seasons, 1) + s.history + s.peaks) + 8)
+    per_row = 8 * points * (3 * (max(s.seasons, 1) + s.history + s.peaks) + 16)
     return max(1, CHUNK_BYTES // per_row)
 
 
-def _scan_block(block: Floats, first: int, s: Settings) -> list[list[Anomaly]]:
+def _scan_block(
+    block: Floats,
+    first: int,
+    s: Settings,
+    rebases: list[list[int]] | None,
+    monthly: Sequence[int] = (),
+) -> list[list[Anomaly]]:
     """`scan` of each row of `block`: the gates on every point at once, then the few left."""
-    observed = block[:, first:]
-    expected = _expected(block, first, s)
-    excess = observed - expected
+    sgn = -1.0 if s.direction == "down" else 1.0
+    x = sgn * block  # in the scan's direction: what it looks for is a rise of x
+    expected = _expected(x, first, s)
+    excess = x[:, first:] - expected
+    plain = sgn * expected
     with np.errstate(divide="ignore", invalid="ignore"):
-        pct = excess / expected * 100
-    keep = ~(excess < s.min_impact) & ~((expected <= 0) & (observed <= 0))
-    keep &= ~((expected > 0) & (pct < s.min_pct))
+        pct = excess / plain * 100
+    keep = (excess > 0) & ~((plain <= 0) & (block[:, first:] <= 0))
+    keep &= ~((plain > 0) & (pct < s.min_pct))
     rr, cc = np.nonzero(keep)
-    center, mad = _history_stats(block, rr, cc + first, s.history)
+    tt = cc + first
+    center, mad = _history_stats(x, rr, tt, s.history)
+    e = excess[rr, cc]
     with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(mad > 0, excess[rr, cc] / mad, np.inf)
-    passed = ~(z < s.z)
-    rr, cc, center, mad, z = rr[passed], cc[passed], center[passed], mad[passed], z[passed]
-    beats = _new_high(block, rr, cc + first, center, mad, s)
-    points = (rr, cc + first, excess[rr, cc], observed[rr, cc], expected[rr, cc], z, beats)
-    return _assemble(block.shape[0], points, s)
+        z = np.where(mad > 0, e / mad, np.inf)
+    weak = ~(z < s.weak_z)
+    rr, tt, e, z, center, mad = rr[weak], tt[weak], e[weak], z[weak], center[weak], mad[weak]
+    strong = ~(e < s.min_impact) & ~(z < s.z)
+    beats, margin = _new_high(x, rr, tt, center, mad, s)
+    cr, ct, growth = trend.creeps(block, first, s)
+    points = (rr, tt, e, z, strong, beats, margin)
+    return _assemble(block, points, (cr, ct, growth), rebases, s, monthly)
 
 
-def _expected(block: Floats, first: int, s: Settings) -> Floats:
-    """The median of the same phase over the last `seasons` seasons, for each point from `first`."""
-    n = block.shape[1]
-    if s.seasons < 1:  # no same phase to look at: the median of the history
-        windows = sliding_window_view(block, s.history, axis=1)
-        return np.median(windows[:, first - s.history : n - s.history], axis=2)
-    lags = range(1, s.seasons + 1)
-    phases = np.stack([block[:, first - k * s.season : n - k * s.season] for k in lags], axis=2)
-    return np.median(phases, axis=2)
+def _expected(x: Floats, first: int, s: Settings) -> Floats:
+    """The median of the same phase over the last `seasons` seasons, for each point from `first`
+    (over those there are, for points with fewer behind them; the history's, with none)."""
+    rows, n = x.shape
+    phased = s.seasons >= 1 and s.season >= 1
+    full = max(first, s.season * s.seasons if phased else s.history)
+    out = np.empty((rows, n - first))
+    for t in range(first, min(full, n)):  # young points: a column at a time
+        lags = [
+            t - k * s.season for k in range(1, s.seasons + 1) if phased and t - k * s.season >= 0
+        ]
+        same = x[:, lags] if lags else x[:, max(0, t - s.history) : t]
+        out[:, t - first] = np.median(same, axis=1)
+    if n <= full:
+        return out
+    if not phased:  # no same phase to look at: the median of the history
+        windows = sliding_window_view(x, s.history, axis=1)
+        out[:, full - first :] = np.median(windows[:, full - s.history : n - s.history], axis=2)
+        return out
+    lags_ = range(1, s.seasons + 1)
+    phases = np.stack([x[:, full - k * s.season : n - k * s.season] for k in lags_], axis=2)
+    out[:, full - first :] = np.median(phases, axis=2)
+    return out
 
 
-def _history_stats(block: Floats, rr: Ints, tt: Ints, history: int) -> tuple[Floats, Floats]:
-    """The median of the `history` points before each (row, t), and 1.4826 x their MAD."""
-    windows = sliding_window_view(block, history, axis=1)[rr, tt - history]
-    center = np.median(windows, axis=1)
-    mad = np.median(np.abs(windows - center[:, None]), axis=1) * MAD_TO_SIGMA
+def _history_stats(x: Floats, rr: Ints, tt: Ints, history: int) -> tuple[Floats, Floats]:
+    """The median of the (up to) `history` points before each (row, t), and 1.4826 x their MAD."""
+    center, mad = np.empty(rr.size), np.empty(rr.size)
+    whole = tt >= history
+    if whole.any():
+        windows = sliding_window_view(x, history, axis=1)[rr[whole], tt[whole] - history]
+        center[whole], mad[whole] = _center_mad(windows)
+    for t in np.unique(tt[~whole]).tolist():  # young points: each point's own shorter history
+        at = tt == t
+        center[at], mad[at] = _center_mad(x[rr[at], :t])
     return center, mad
 
 
+def _center_mad(windows: Floats) -> tuple[Floats, Floats]:
+    center = np.median(windows, axis=1)
+    return center, np.median(np.abs(windows - center[:, None]), axis=1) * MAD_TO_SIGMA
+
+
 def _new_high(
-    block: Floats, rr: Ints, tt: Ints, center: Floats, mad: Floats, s: Settings
-) -> NDArray[np.bool_]:
-    """Whether each (row, t) beats the highest of its last `peaks` points by its margin."""
-    pad = np.full((block.shape[0], s.peaks), -np.inf)  # before the series: never a peak
-    past = sliding_window_view(np.concatenate([pad, block], axis=1), s.peaks, axis=1)[rr, tt]
+    x: Floats, rr: Ints, tt: Ints, center: Floats, mad: Floats, s: Settings
+) -> tuple[NDArray[np.bool_], Floats]:
+    """Whether each (row, t) beats the highest of its last `peaks` points by its margin, and the
+    margin (`new_high`, or `spiky_new_high` where the past holds `spiky` spikes)."""
+    pad = np.full((x.shape[0], s.peaks), -np.inf)  # before the series: never a peak
+    past = sliding_window_view(np.concatenate([pad, x], axis=1), s.peaks, axis=1)[rr, tt]
     limit = np.maximum(s.z * mad, s.min_impact)
     spikes = np.count_nonzero(past - center[:, None] > limit[:, None], axis=1)
     margin = np.where(spikes >= s.spiky, s.spiky_new_high, s.new_high)
-    return ~(block[rr, tt] <= (1 + margin) * past.max(axis=1))
+    high = past.max(axis=1)
+    return x[rr, tt] > high + margin * np.abs(high), margin
 
 
 def _assemble(
-    rows: int, points: tuple[NDArray[np.generic], ...], s: Settings
+    block: Floats,
+    points: tuple[NDArray[np.generic], ...],
+    creeps: tuple[Ints, Ints, Floats],
+    rebases: list[list[int]] | None,
+    s: Settings,
+    monthly: Sequence[int] = (),
 ) -> list[list[Anomaly]]:
-    """The sequential part: the candidate points, in order, continue an open anomaly, start a
-    new one when they beat their past's high, or are left out; then the small ones dropped."""
+    """Each row's candidates and creep triggers, through `episodes.assemble_row`."""
+    rows = block.shape[0]
     found: list[list[Anomaly]] = [[] for _ in range(rows)]
-    open_: Anomaly | None = None
-    row = -1
-    for r, t, excess, observed, expected, z, beats in zip(
-        *(p.tolist() for p in points), strict=True
-    ):
-        if r != row:
-            open_, row = None, r
-        if open_ is not None and t - open_.end <= s.gap + 1:
-            a = open_
-        elif beats:
-            a = open_ = Anomaly(start=t, end=t)
-            found[r].append(a)
-        else:
-            continue
-        a.end = t
-        a.impact += excess
-        a.observed += observed
-        a.expected += expected
-        a.peak_z = max(a.peak_z, z)
-        a.points.append(t)
-    return [[a for a in f if a.impact >= s.min_total_impact] for f in found]
+    rr, tt = np.asarray(points[0], np.intp), np.asarray(points[1], np.intp)
+    strong = np.asarray(points[4], bool)
+    # Only rows that can start an anomaly: a strong point, or `sustain` weak ones in a row.
+    k = s.sustain - 1
+    run = (rr[k:] == rr[: rr.size - k]) & (tt[k:] - tt[: tt.size - k] == k)
+    wanted = np.zeros(rows, dtype=bool)
+    wanted[rr[strong]] = True
+    wanted[rr[: rr.size - k][run]] = True
+    wanted[creeps[0]] = True
+    chosen = wanted[rr]
+    points = tuple(p[chosen] for p in points)
+    rr = rr[chosen]
+    by_row: dict[int, list[Candidate]] = {}
+    if rr.size:
+        bounds = np.flatnonzero(np.diff(rr)) + 1
+        columns = [p.tolist() for p in points[1:]]
+        for lo, hi in zip([0, *bounds.tolist()], [*bounds.tolist(), rr.size], strict=True):
+            by_row[int(rr[lo])] = list(zip(*(c[lo:hi] for c in columns), strict=True))
+    creeping: dict[int, dict[int, float]] = {}
+    for r, t, g in zip(*(c.tolist() for c in creeps), strict=True):
+        creeping.setdefault(r, {})[t] = g
+    for r in sorted({*by_row, *creeping}):
+        found[r] = assemble_row(block[r].tolist(), by_row.get(r, []), creeping.get(r, {}),
+                                rebases[r] if rebases else (), s, monthly)  # fmt: skip
+    return found

@@ -1,7 +1,8 @@
 """One detection run over a ledger, as the daily job, `costline detect`, sync and the demo run it.
 
 `detect_all` is the single place that decides which detectors a run calls and on which window:
-spend anomalies per dimension today. Every caller (the CLI, `costline sync`, the demo, the
+spend anomalies per dimension (an acknowledged one's level is the new normal from then on), and
+anomalies of the metrics table. Every caller (the CLI, `costline sync`, the demo, the
 scenario scorer) goes through it, so what a user sees is what the scores measure.
 """
 
@@ -14,8 +15,10 @@ from costline.attribution.rules import Rules
 from costline.clock import Clock
 from costline.config import Config
 from costline.detect.anomaly import Settings
+from costline.detect.metrics import detect_metrics
 from costline.detect.spend import DEFAULT_DIMENSIONS, detect_spend
 from costline.detect.zombies import detect_zombies
+from costline.ledger import fetch
 from costline.ledger.store import Ledger
 from costline.model import Finding
 
@@ -33,10 +36,24 @@ def detect_all(
     settings: Settings | None = None,
 ) -> list[Finding]:
     """The findings of one detection run over the `days` whole UTC days before `end`."""
+    start, rules = end - dt.timedelta(days=days), Rules.from_config(config)
     return detect_spend(
-        ledger.table("cost_lines"), end - dt.timedelta(days=days), end,
-        rules=Rules.from_config(config), clock=clock, dimensions=dimensions,
+        ledger.table("cost_lines"), start, end,
+        rules=rules, clock=clock, dimensions=dimensions,
         settings=settings, annotations=ledger.table("annotations"),
-        metrics=ledger.table("metrics"),
-    ) + detect_zombies(ledger.table, end - dt.timedelta(days=days), end,
-                       rules=Rules.from_config(config), clock=clock)  # fmt: skip
+        metrics=ledger.table("metrics"), renewed=acknowledged(ledger),
+    ) + detect_metrics(ledger.table("metrics"), start, end, clock=clock, rules=rules) + (
+        detect_zombies(ledger.table, start, end, rules=rules, clock=clock)
+    )  # fmt: skip
+
+
+def acknowledged(ledger: Ledger) -> dict[tuple[str, str], list[dt.date]]:
+    """Per (dimension, value) of an acknowledged anomaly's scope, the day after its last: its
+    owner made that level the new normal, so it stops accruing there."""
+    f = ledger.table("findings")
+    f = f.filter(f.kind == "anomaly", f.status == "acknowledged", f.window_end.notnull())
+    out: dict[tuple[str, str], list[dt.date]] = {}
+    for r in fetch.rows(f.select("scope", "window_end")):
+        for key in dict(r["scope"] or []).items():
+            out.setdefault(key, []).append(r["window_end"].date())
+    return out

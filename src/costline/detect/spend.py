@@ -34,7 +34,7 @@ import numpy as np
 
 from costline.attribution.rules import Rules, derive_lines
 from costline.clock import Clock
-from costline.detect.anomaly import Anomaly, Settings, scan_many
+from costline.detect.anomaly import Anomaly, Settings, monthly_lags, scan_many
 from costline.ledger import fetch
 from costline.model import Finding, FindingKind, Window
 
@@ -121,17 +121,25 @@ def _union(parts: Sequence[ibis.Table]) -> ibis.Table:
 
 
 def find_anomalies(
-    series: Mapping[tuple[str, str], Sequence[float]], origin: dt.date, settings: Settings
+    series: Mapping[tuple[str, str], Sequence[float]],
+    origin: dt.date,
+    settings: Settings,
+    renewed: Mapping[tuple[str, str], Sequence[dt.date]] | None = None,
 ) -> list[SpendAnomaly]:
     """Every series' anomalies, largest impact first. Series of one length (all of them, from
-    `daily_series`) are scanned as one block by `scan_many`."""
+    `daily_series`) are scanned as one block by `scan_many`; `renewed` gives, per series, the
+    days from which its level is the new normal (see `renewals`)."""
     keys_by_length: dict[int, list[tuple[str, str]]] = defaultdict(list)
     for key, values in series.items():
         keys_by_length[len(values)].append(key)
     scanned: dict[tuple[str, str], list[Anomaly]] = {}
+    renewed = renewed or {}
     for n, keys in keys_by_length.items():
         matrix = np.array([series[k] for k in keys], dtype=np.float64).reshape(len(keys), n)
-        scanned.update(zip(keys, scan_many(matrix, settings), strict=True))
+        rebases = [[(d - origin).days for d in renewed.get(k, ()) if 0 <= (d - origin).days < n]
+                   for k in keys]  # fmt: skip
+        each = scan_many(matrix, settings, rebases, monthly_lags(origin, n))
+        scanned.update(zip(keys, each, strict=True))
     found = []
     for dim, value in series:  # in the series' order, as one scan at a time gave: ties keep it
         for a in scanned[(dim, value)]:
@@ -151,20 +159,99 @@ def detect_spend(
     settings: Settings | None = None,
     annotations: ibis.Table | None = None,
     metrics: ibis.Table | None = None,
+    renewed: Mapping[tuple[str, str], Sequence[dt.date]] | None = None,
 ) -> list[Finding]:
-    """Findings for the spend anomalies of [start, end) (whole UTC days; the first four weeks are
-    history only)."""
+    """Findings for the spend anomalies of [start, end) (whole UTC days).
+
+    The series begin `lookback(settings)` days before `start` (or on the first day the ledger
+    has spend, if later), so each day of the window is judged with the same history in every
+    run, and an anomaly keeps its start day (and its fingerprint) from one daily run to the next.
+    Anomalies that ended before `start` are left out. `renewed`: per (dimension, value), days
+    from which the level is the new normal (an owner acknowledged it); announced launches in
+    `annotations` are added (`renewals`).
+    """
     rules = rules or Rules()
     settings = settings or Settings()
-    history = start - dt.timedelta(days=settings.history)
+    origin = start - dt.timedelta(days=lookback(settings))
+    history = origin - dt.timedelta(days=settings.history)
     with contextlib.ExitStack() as stack:
         # Derived once into the engine's memory, read by the series and every root cause.
         narrow = fetch.kept(stack, _narrow(usage(lines), history, end, dimensions, rules))
-        series = _daily(narrow, start, end, dimensions)
-        anomalies = find_anomalies(series, start.date(), settings)
+        series, first = _trimmed(_daily(narrow, origin, end, dimensions), origin.date())
+        launches = new_normal(annotations)
+        found = find_anomalies(series, first, settings, renewals(launches, series, renewed))
+        anomalies = [a for a in found if a.last >= start.date()]
         causes = root_causes(narrow, anomalies, settings.history)
     return [_finding(a, c, rules, clock, annotations, metrics, settings)
-            for a, c in zip(anomalies, causes, strict=True)]  # fmt: skip
+            for a, c in zip(anomalies, causes, strict=True)
+            if not announced(launches, a, c)]  # fmt: skip
+
+
+def lookback(settings: Settings) -> int:
+    """Days read before a window so that its first day is judged like its last."""
+    return max(
+        settings.warmup, settings.peaks, settings.history, settings.season * settings.seasons
+    )
+
+
+def _trimmed(
+    series: dict[tuple[str, str], list[float]], origin: dt.date
+) -> tuple[dict[tuple[str, str], list[float]], dt.date]:
+    """The series from the first day any of them has spend: before it the ledger holds nothing,
+    which is no history of zeros (every series would look new on the ledger's first day)."""
+    days = len(next(iter(series.values()), []))
+    first = next((d for d in range(days) if any(v[d] for v in series.values())), 0)
+    return {k: v[first:] for k, v in series.items()}, origin + dt.timedelta(days=first)
+
+
+NEW_NORMAL_KINDS = ("launch", "planned")  # and any kind ending in "_launch" (model_launch)
+
+
+def _renews(kind: str) -> bool:
+    return kind in NEW_NORMAL_KINDS or kind.endswith("_launch")
+
+
+Launch = tuple[dt.date, dict[str, str]]
+
+
+def new_normal(annotations: ibis.Table | None) -> list[Launch]:
+    """(day, scope) of each announced launch or planned change: its level is no waste."""
+    if annotations is None:
+        return []
+    rows = fetch.rows(annotations.select("ts", "kind", "scope"))
+    return [(r["ts"].date(), dict(r["scope"] or [])) for r in rows if _renews(r["kind"] or "")]
+
+
+def renewals(
+    launches: Sequence[Launch],
+    series: Mapping[tuple[str, str], Sequence[float]],
+    acknowledged: Mapping[tuple[str, str], Sequence[dt.date]] | None = None,
+) -> dict[tuple[str, str], list[dt.date]]:
+    """Per series, the days its level becomes the new normal: the day of a launch or planned
+    annotation whose scope names it (or has no scope: the whole organization), and the
+    `acknowledged` days."""
+    out: dict[tuple[str, str], list[dt.date]] = defaultdict(list)
+    for key, days in (acknowledged or {}).items():
+        out[key].extend(days)
+    for day, scope in launches:
+        for dim, value in series:
+            if not scope or scope.get(dim) == value:
+                out[(dim, value)].append(day)
+    return dict(out)
+
+
+def announced(
+    launches: Sequence[Launch], a: SpendAnomaly, causes: Sequence[Mapping[str, Any]]
+) -> bool:
+    """An anomaly that began within a day of an announced launch whose scope names one of its
+    causes (a launch by team X raises service and SKU series too): it is the launch, no waste."""
+    for day, scope in launches:
+        if abs((a.start - day).days) > 1:
+            continue
+        named = {(c["dimension"], c["value"]) for c in causes} | {(a.dimension, a.value)}
+        if not scope or any(item in named for item in scope.items()):
+            return True
+    return False
 
 
 def _at(day: dt.date) -> dt.datetime:
@@ -268,6 +355,36 @@ def verdict(
                   "success_scope": dict(wanted)}  # fmt: skip
 
 
+MONTH_DAYS = 30
+
+
+def shape_evidence(a: Anomaly) -> dict[str, Any]:
+    """What kind of anomaly it is: its pattern, whether it still goes on, the daily baseline from
+    before it began, and for a creep its growth and what the next month costs if it continues."""
+    out: dict[str, Any] = {"pattern": a.pattern, "open": a.open,
+                           "baseline_per_day": round(a.baseline, 2)}  # fmt: skip
+    if a.pattern == "creep":
+        ahead = a.projected(MONTH_DAYS)
+        out |= {"growth_pct_per_day": round(a.growth * 100, 2),
+                "projected_month": round(ahead, 2),
+                "projected_month_excess": round(ahead - a.baseline * MONTH_DAYS, 2)}  # fmt: skip
+    return out
+
+
+def shape_sentence(a: Anomaly) -> str:
+    """The summary's words for a creep or a level shift still going on."""
+    if a.pattern == "creep":
+        ahead = a.projected(MONTH_DAYS)
+        return (f" Growing {a.growth * 100:.1f}% a day: if it continues, the next {MONTH_DAYS} "
+                f"days cost ${ahead:,.0f}, ${ahead - a.baseline * MONTH_DAYS:,.0f} over its "
+                "baseline.")  # fmt: skip
+    if a.open and a.pattern == "level_shift":
+        return (f" Still going: ${a.level - a.baseline:,.0f} a day over the baseline of "
+                f"${a.baseline:,.0f} from before it began, about "
+                f"${(a.level - a.baseline) * MONTH_DAYS:,.0f} a month.")  # fmt: skip
+    return ""
+
+
 def _finding(
     a: SpendAnomaly,
     causes: list[dict[str, Any]],
@@ -303,6 +420,7 @@ def _finding(
         f"{a.start}, against ${a.anomaly.expected:,.0f} expected: ${impact:,} more"
         + (f"; mostly {causes[0]['dimension']} {causes[0]['value']}" if causes else "")
         + (". Successful requests rose with it: value, not waste." if call == "value" else ".")
+        + shape_sentence(a.anomaly)
     )
     return Finding.new(
         kind=FindingKind.ANOMALY,
@@ -324,6 +442,7 @@ def _finding(
             "expected_usd": round(a.anomaly.expected, 2),
             "peak_z": round(a.anomaly.peak_z, 1) if a.anomaly.peak_z != float("inf") else None,
             "verdict": call,
+            **shape_evidence(a.anomaly),
             **value_evidence,
             "root_cause": causes,
             "changes": _changes(annotations, a),

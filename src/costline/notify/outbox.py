@@ -6,6 +6,8 @@ For each finding and each of its routes (`routing.routes_for`), a message is que
 - the pair's last message was a PagerDuty `resolve` and the finding is open again;
 - the finding reached a higher escalation tier than the last message said
   (`evidence["tier_index"]`, an int: 0 platform, 1 finance, 2 leadership, ...);
+- its severity rose above the one the last message said (an open level shift's impact accrues
+  every day and passes the severity tiers: each step up is news);
 - its impact grew by at least `notify.realert_growth_pct` percent over the impact recorded in the
   last message (a finding that was unpriced and now has a positive impact counts as grown);
 - for a digest (`evidence["digest_crossings"]`, the budget digest of a period): only when it holds
@@ -35,7 +37,7 @@ from costline.errors import LedgerError
 from costline.ledger import outbox as ledger_outbox
 from costline.ledger.outbox import OutboxMessage
 from costline.ledger.sql import run
-from costline.model import Finding, FindingStatus
+from costline.model import Finding, FindingStatus, Severity
 from costline.notify.messages import Event, alert_of, render
 from costline.notify.routing import routes_for
 
@@ -126,6 +128,9 @@ def decide(
     if tier is not None and (not isinstance(before, int) or tier > before):
         name = finding.evidence.get("tier")
         return Decision("trigger", f"reached tier {name if name is not None else tier}")
+    said = last.payload.get("severity")
+    if said in list(Severity) and finding.severity.rank > Severity(str(said)).rank:
+        return Decision("trigger", f"severity rose to {finding.severity}")
     previous = _recorded_impact(last)
     if grew(finding.impact_usd, previous, growth_pct):
         if previous is None or previous <= 0:
