@@ -190,9 +190,13 @@ def test_an_oracle_scores_perfectly_and_sees_only_the_days_so_far(small: Scenari
     assert s.findings == len(s.expected)  # merged by fingerprint: one stored per incident
 
 
+def _nothing(ledger: Ledger, config: Config, **_: Any) -> list[Finding]:
+    return []
+
+
 def test_finding_nothing_scores_zero_and_alerting_on_a_launch_is_counted(small: Scenario) -> None:
     truth = json.loads(small.ground_truth.read_text())
-    nothing = score(small.root, lambda ledger, config, **kw: [])
+    nothing = score(small.root, _nothing)
     assert (nothing.incident_recall, nothing.dollar_recall, nothing.findings) == (0.0, 0.0, 0)
     launches = sum(not i["alert_expected"] for i in truth["incidents"])
     loud = score(small.root, _oracle(truth, launches=True))

@@ -11,7 +11,7 @@
   with readable SKU descriptions (`ChargeDescription`, `SkuMeter`, `SkuPriceDetails`);
 - `metrics/daily.csv` (`costline ingest metrics`): requests and successes per app, p95 latency,
   GPU utilization per training instance, purchases;
-- `annotations.yaml` (`costline workloads annotate`-style file): the planned launches;
+- `annotations.yaml` (`costline ingest annotations`): the planned launches;
 - `costline.yaml`: the owners of each team;
 - `ground_truth.json`: the incidents (see `costline.demo.scenario_incidents`) with their scope,
   days, wasted dollars to the cent of the files, direction and whether an alert is expected.

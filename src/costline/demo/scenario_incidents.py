@@ -197,7 +197,7 @@ class Planner:
                         series=[s])  # fmt: skip
 
     def borderline_rise(self) -> Incident | None:
-        s = self._pick(("kubernetes", "database", "storage", "endpoint", "batch", "tokens"), 300.0)
+        s = self._pick(("kubernetes", "database", "storage", "endpoint"), 300.0)
         if s is None:
             return None
         start = self._start(8)

@@ -5,15 +5,15 @@
     (0.9, 0.95)
 
 `score(scenario_dir)` ingests the scenario (`costline.demo.scenario`) into a real ledger in a
-temporary folder with the code `costline ingest focus|metrics` and `costline workloads annotate`
+temporary folder with the code `costline ingest focus|metrics|annotations`
 use, then for every day from the end of the warm-up to the last one runs
 `costline.detect.daily.detect_all` (or the `detector` given, of the same signature) with the clock
 at the end of that day, while the ledger shows only the lines, metrics and annotations up to it
 (the later ones are deleted in a transaction rolled back after the run), and stores each run's
 findings in the ledger's findings store, where they merge by fingerprint as in production.
 
-A finding matches an incident when its window overlaps the incident's (a day's slack) and it
-names the incident: for a spend incident, its scope holds one of the incident's dimension values
+A finding matches an incident when its window overlaps the incident's (or starts the day after
+it ended) and names the incident: for a spend incident, its scope holds one of its dimension values
 (resource, usage_type, account, team, service, region), or its root cause names the incident's
 resource or SKU; for a metric incident, it names the metric and an identifying label (endpoint,
 app, resource). A finding is true when it matches any incident an alert is expected for; its
@@ -159,7 +159,7 @@ def strength(
     start = _at(incident["start"])
     end = _at(incident["end"]) or window_end
     assert start is not None
-    if not (finding.window.start < end + DAY and finding.window.end > start - DAY):
+    if not (finding.window.start < end + DAY and finding.window.end > start):
         return None
     scope = incident["scope"]
     causes = finding.evidence.get("root_cause")
@@ -253,7 +253,12 @@ class _Run:
             self.fingerprints.add(f.fingerprint)
             about = best_match(f, self.truth["incidents"], self.window_end)
             start = starts.get(about or "")
-            if about is not None and about not in self.first_day and start is not None:
+            if (
+                about is not None
+                and about not in self.first_day
+                and start is not None
+                and end - DAY >= start
+            ):  # a run that has seen the incident's first day
                 self.first_day[about] = (end - DAY - start).days
         self.runs += 1
         self.run_seconds += time.perf_counter() - started
