@@ -42,7 +42,11 @@ def root_cause_text(evidence: dict[str, Any], top: int = 3) -> str | None:
         share = f" {float(c['share']):.0%}" if c.get("share") is not None else ""
         money = c.get("extra_per_day_usd")
         per_day = f" (${float(money):,.0f}/day)" if money is not None else ""
-        said.append(f"{c.get('name') or c.get('value')}{share}{per_day}")
+        dim = str(c.get("dimension") or "")
+        what = c.get("name") if dim in ("resource", "usage_type") else None
+        said.append(
+            f"{what or (dim.replace('_', ' ') + ' ' + str(c.get('value')))}{share}{per_day}"
+        )
     return "; ".join(said) or None
 
 

@@ -76,7 +76,7 @@ def anomaly_actions(evidence: Mapping[str, Any], scope: Mapping[str, str]) -> li
                if ongoing and extra > 0 else None)  # fmt: skip
     where = _where(evidence, scope)
     cost = f" It costs {_money(extra)}/day more than before" + (
-        f" (about {_money(extra * MONTH_DAYS)} a month while it runs)." if ongoing else "."
+        ", and is still on." if ongoing else "."
     )
     if evidence.get("verdict") == "value":
         return [Action(text=f"Forecast: raise the baseline of {where} toward "

@@ -329,7 +329,7 @@
     const causes = ((evidence || {}).root_cause || []).filter((c) => c && typeof c === "object").slice(0, top);
     if (!causes.length) return C.NONE;
     return el("ul", { className: "causes" }, causes.map((c) => el("li", {},
-      (c.name || c.value) + (c.share !== undefined && c.share !== null ? " " + Math.round(c.share * 100) + "%" : ""),
+      ((c.dimension === "resource" || c.dimension === "usage_type") && c.name ? c.name : c.dimension.replaceAll("_", " ") + " " + c.value) + (c.share !== undefined && c.share !== null ? " " + Math.round(c.share * 100) + "%" : ""),
       c.extra_per_day_usd !== undefined && c.extra_per_day_usd !== null ? " (" + C.usd(c.extra_per_day_usd) + "/day)" : null)));
   }
 
