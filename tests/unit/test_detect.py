@@ -298,6 +298,29 @@ def test_every_anomaly_finding_suggests_an_action_that_fits_its_evidence(
     assert ongoing >= 1
 
 
+def test_actions_follow_the_evidence_a_level_shift_a_sweep_and_a_drop() -> None:
+    """A resource still on at the end saves a month of its excess; a sweep's resources are named
+    and a TTL asked for; a drop asks whether what it runs still works, and saves nothing."""
+    from costline.detect.actions import anomaly_actions
+
+    endpoint = {"dimension": "resource", "value": "ep-1", "name": "chat-endpoint", "share": 0.97}
+    shift = {"days": 10, "observed_usd": 12000, "expected_usd": 2000, "extra_per_day_usd": 1000,
+             "ongoing": True, "root_cause": [endpoint], "changes": []}  # fmt: skip
+    first, *rest = anomaly_actions(shift, {"resource": "ep-1", "team": "search"})
+    assert first.text.startswith("Resource: stop `chat-endpoint`")
+    assert first.estimated_monthly_savings_usd == Decimal("30000.00")
+    assert any(a.text.startswith("Threshold:") and "$300/day" in a.text for a in rest)
+    sweep = {**shift, "ongoing": False, "resources": 6, "root_cause": [
+        {"dimension": "resource", "value": f"job-{k}", "share": 1 / 6} for k in range(6)]}  # fmt: skip
+    first = anomaly_actions(sweep, {"usage_type": "p5.48xlarge"})[0]
+    assert first.text.startswith("Sweep: stop the 6 extra instances (`job-0`")
+    assert "TTL" in first.text and first.estimated_monthly_savings_usd is None
+    drop = {**shift, "observed_usd": 500, "extra_per_day_usd": -150}
+    [only] = anomaly_actions(drop, {"resource": "ep-1"})
+    assert only.text.startswith("Check: resource chat-endpoint spends $150/day less")
+    assert only.estimated_monthly_savings_usd is None
+
+
 def test_a_daily_run_keeps_one_finding_per_incident_from_day_to_day(
     orgs: list[tuple[Path, dict[str, Any]]],
 ) -> None:

@@ -5,6 +5,7 @@
 What the evidence shows decides the action:
 
 - **value** (successful requests rose with the spend): raise the baseline and the forecast;
+- **a drop** (less than expected): check that what it runs still works;
 - **tokens** (an LLM meter): check the prompt and `max_tokens` of what changed;
 - **transfer or replication** (egress, inter-region bytes): turn replication off or scope it;
 - **storage**: a lifecycle rule (expire or tier down old checkpoints, snapshots, objects);
@@ -82,6 +83,10 @@ def anomaly_actions(evidence: Mapping[str, Any], scope: Mapping[str, str]) -> li
         return [Action(text=f"Forecast: raise the baseline of {where} toward "
                        f"{_money(observed)}/day (from {_money(expected)}): successful requests "
                        "rose with it, so this is demand and month-end forecasts should carry it.")]  # fmt: skip
+    if extra < 0 or observed < expected:
+        return [Action(text=f"Check: {where} spends {_money(max(-extra, expected - observed))}/day less than before: see "
+                       "that what it runs still works (failed jobs, a broken pipeline, lost "
+                       "traffic), or mark the new level as expected.")]  # fmt: skip
     out = [Action(text=t + cost, estimated_monthly_savings_usd=monthly)
            for t in _specific(evidence, scope)]  # fmt: skip
     out.append(Action(text=f"Threshold: alert on {where} above {_money(expected * 1.5)}/day "

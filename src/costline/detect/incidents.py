@@ -140,7 +140,8 @@ def contributions(
 ) -> list[Cause]:
     """Each value's extra cost a day in [start, last] against the `history_days` before, and its
     share of the scope's whole extra (the sum over the values of any one dimension): the scope's
-    own value first, with all of it."""
+    own value first, with all of it. For a drop the whole is negative, and so are the values
+    that carry it: their shares are positive all the same."""
     first = start - dt.timedelta(days=history_days)
     sums: dict[tuple[str, str | None], list[Decimal]] = {}
     for r in rows:
@@ -154,7 +155,8 @@ def contributions(
     total = sum(v for (d, _), v in extra.items() if d == reference)
     own = Cause(scope[0], scope[1], round(total, 2), 1.0)
     return [own] + [
-        Cause(d, v, round(x, 2), x / total if total > 0 else 0.0) for (d, v), x in extra.items()
+        Cause(d, v, round(x, 2), x / total if abs(total) > 1e-9 else 0.0)
+        for (d, v), x in extra.items()
     ]
 
 

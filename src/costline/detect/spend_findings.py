@@ -122,6 +122,40 @@ def title_of(n: Incident, known: Mapping[Key, str]) -> str:
                    else "")  # fmt: skip
 
 
+def _seen(m: Scanned) -> dict[str, Any]:
+    """One anomaly an incident was seen on: its dimension, value, days and impact."""
+    return {"dimension": m.dimension, "value": m.value, "start": m.start.isoformat(),
+            "last_seen": m.last.isoformat(), "impact_usd": round(m.anomaly.impact, 2)}  # fmt: skip
+
+
+def scope_of(n: Incident) -> dict[str, str]:
+    """An incident's scope: its lead (a resource or a usage type) and the team carrying at least
+    half of it; with its first day, what keeps its fingerprint from one daily run to the next."""
+    scope = {n.lead[0]: n.lead[1]}
+    team = _top(n.causes, "team")
+    if team is not None and team.value and n.lead[0] != "team":
+        scope["team"] = team.value
+    return scope
+
+
+def _summary(n: Incident, name: str, known: Mapping[Key, str], impact: Decimal, call: str) -> str:
+    """What it spent against expected, the most specific value carrying at least half of it (a
+    resource, a SKU; else the first cause), and the anomalies it was seen on."""
+    a = n.frame
+    lead = next((c for c in n.causes if c.dimension in SPECIFIC and c.share >= 0.5),
+                n.causes[0] if n.causes else None)  # fmt: skip
+    carried = (f"; {label(lead.dimension, lead.value or '', known)} carries {lead.share:.0%} of "
+               f"it (${lead.extra_per_day:,.0f}/day)" if lead else "")  # fmt: skip
+    seen = ", ".join(f"{m.dimension.replace('_', ' ')} {label(m.dimension, m.value, known)}"
+                     for m in n.members)  # fmt: skip
+    return (
+        f"{name} spent ${a.anomaly.observed:,.0f} over {len(a.anomaly.points)} day(s) from "
+        f"{n.start}, against ${a.anomaly.expected:,.0f} expected: ${impact:,} more{carried}. "
+        f"Seen on {seen}"
+        + (". Successful requests rose with it: value, not waste." if call == "value" else ".")
+    )
+
+
 def incident_finding(
     n: Incident,
     known: Mapping[Key, str],
@@ -141,34 +175,13 @@ def incident_finding(
     ratio = a.anomaly.observed / a.anomaly.expected if a.anomaly.expected > 0 else None
     severity = ("info" if call == "value" else "critical" if impact >= 5000
                 else "warning" if impact >= 1000 else "info")  # fmt: skip
-    team = _top(n.causes, "team")
-    scope = {n.lead[0]: n.lead[1]}
-    if team is not None and team.value and n.lead[0] != "team":
-        scope["team"] = team.value
-    owner = rules.owner_of(scope) or scope.get("team")
+    scope = scope_of(n)
     name = title_of(n, known)
-    days = len(a.anomaly.points)
-    # the summary names the most specific value carrying at least half (a resource, a SKU)
-    lead = next((c for c in n.causes if c.dimension in SPECIFIC and c.share >= 0.5),
-                n.causes[0] if n.causes else None)  # fmt: skip
-    seen = ", ".join(f"{m.dimension.replace('_', ' ')} {label(m.dimension, m.value, known)}"
-                     for m in n.members)  # fmt: skip
-    summary = (
-        f"{name} spent ${a.anomaly.observed:,.0f} over {days} day(s) from {n.start}, against "
-        f"${a.anomaly.expected:,.0f} expected: ${impact:,} more"
-        + (
-            f"; {label(lead.dimension, lead.value or '', known)} carries {lead.share:.0%} of it (${lead.extra_per_day:,.0f}/day)"
-            if lead
-            else ""
-        )
-        + f". Seen on {seen}"
-        + (". Successful requests rose with it: value, not waste." if call == "value" else ".")
-    )
     evidence: dict[str, Any] = {
         "signal": "daily_spend",
         "start": n.start.isoformat(),
         "last_seen": n.last.isoformat(),
-        "days": days,
+        "days": len(a.anomaly.points),
         "ongoing": n.last >= end - DAY,
         "observed_usd": round(a.anomaly.observed, 2),
         "expected_usd": round(a.anomaly.expected, 2),
@@ -178,16 +191,7 @@ def incident_finding(
         "verdict": call,
         **value_evidence,
         "root_cause": causes,
-        "seen_on": [
-            {
-                "dimension": m.dimension,
-                "value": m.value,
-                "start": m.start.isoformat(),
-                "last_seen": m.last.isoformat(),
-                "impact_usd": round(m.anomaly.impact, 2),
-            }
-            for m in n.members
-        ],
+        "seen_on": [_seen(m) for m in n.members],
         "changes": changes(annotations, a),
     }
     times = f"{ratio:.1f}x its expected" if ratio else "new"
@@ -198,8 +202,8 @@ def incident_finding(
         clock=clock,
         title=f"{name}: daily spend {times} since {n.start}",
         severity=severity,
-        summary=summary,
-        owner=owner,
+        summary=_summary(n, name, known, impact, call),
+        owner=rules.owner_of(scope) or scope.get("team"),
         impact_usd=impact,
         window=Window(start=_at(n.start), end=_at(n.last) + DAY),
         evidence=evidence,
