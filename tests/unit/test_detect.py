@@ -252,6 +252,44 @@ def test_contributions_rank_the_value_that_explains_everything_first() -> None:
     assert causes[0].share == pytest.approx(1.0) and causes[0].extra_per_day == 200.0
 
 
+def test_grouping_joins_one_cause_and_keeps_two_incidents_of_one_day_apart() -> None:
+    """Two SKUs rise on the same days on two resources of two teams, and their service with
+    them (70% of it from the first): the service's rise is the first incident's, the second
+    stays its own; a team's rise a quarter explained by the first joins it; the same SKU a
+    month later is another incident."""
+    from costline.detect.anomaly import Anomaly
+    from costline.detect.incidents import Cause, group
+    from costline.detect.spend import SpendAnomaly
+
+    day = dt.date(2026, 10, 5)
+
+    def anomaly(dim: str, value: str, impact: float, late: int = 0) -> SpendAnomaly:
+        start = day + dt.timedelta(days=late)
+        return SpendAnomaly(dim, value, start, start + dt.timedelta(days=3),
+                            Anomaly(0, 3, impact=impact, points=[0, 1, 2, 3]))  # fmt: skip
+
+    def causes(own: tuple[str, str], *shares: tuple[str, str, float]) -> list[Cause]:
+        return [Cause(*own, 100.0, 1.0)] + [Cause(d, v, 100 * x, x) for d, v, x in shares]
+
+    service = anomaly("service", "S", 9000)
+    first, second = anomaly("usage_type", "U1", 6000), anomaly("usage_type", "U2", 2500)
+    team, later = anomaly("team", "t3", 1000), anomaly("usage_type", "U1", 800, late=30)
+    found = group(
+        [service, first, second, team, later],
+        [causes(("service", "S"), ("resource", "R1", 0.7), ("resource", "R2", 0.3),
+                ("usage_type", "U1", 0.7), ("usage_type", "U2", 0.3)),
+         causes(("usage_type", "U1"), ("resource", "R1", 1.0), ("team", "t1", 1.0)),
+         causes(("usage_type", "U2"), ("resource", "R2", 1.0), ("team", "t2", 1.0)),
+         causes(("team", "t3"), ("resource", "R1", 0.3), ("resource", "R9", 0.2)),
+         causes(("usage_type", "U1"), ("resource", "R1", 1.0))],
+    )  # fmt: skip
+    assert [(n.lead, n.members) for n in found] == [
+        (("resource", "R1"), [service, first, team]),
+        (("resource", "R2"), [second]),
+        (("resource", "R1"), [later]),
+    ]
+
+
 def test_titles_name_resources_and_skus_not_their_ids(
     scored: list[tuple[dict[str, Any], list[Finding]]],
 ) -> None:
