@@ -13,6 +13,7 @@ What the evidence shows decides the action:
   instances and require a TTL;
 - **one resource** carrying at least half: stop it or scale it to zero;
 
+a creep (`pattern` creep, from the scan) first says what the next month costs if it continues;
 then, for waste, a threshold that pages within a day, and a note to annotate deploys when nothing
 said why. Savings are the excess a day over a month (30 days) while the incident is ongoing;
 one that has ended saves nothing more, and says so by having none.
@@ -72,7 +73,8 @@ def anomaly_actions(evidence: Mapping[str, Any], scope: Mapping[str, str]) -> li
     expected = float(evidence.get("expected_usd") or 0) / days
     observed = float(evidence.get("observed_usd") or 0) / days
     extra = float(evidence.get("extra_per_day_usd") or 0)
-    ongoing = bool(evidence.get("ongoing"))
+    # `open`: a level shift the scan keeps open while it lasts
+    ongoing = bool(evidence.get("ongoing") or evidence.get("open"))
     monthly = (Decimal(repr(extra * MONTH_DAYS)).quantize(CENT)
                if ongoing and extra > 0 else None)  # fmt: skip
     where = _where(evidence, scope)
@@ -89,6 +91,14 @@ def anomaly_actions(evidence: Mapping[str, Any], scope: Mapping[str, str]) -> li
                        "traffic), or mark the new level as expected.")]  # fmt: skip
     out = [Action(text=t + cost, estimated_monthly_savings_usd=monthly)
            for t in _specific(evidence, scope)]  # fmt: skip
+    if evidence.get("pattern") == "creep" and evidence.get("projected_month_excess") is not None:
+        ahead = float(evidence["projected_month_excess"])
+        out.insert(0, Action(
+            text=f"Creep: {where} grows {evidence.get('growth_pct_per_day')}% a day; if it "
+                 f"continues the next {MONTH_DAYS} days cost {_money(ahead)} over its baseline: "
+                 "find what grows (retained data, replicas, traffic, retries) and cap it.",
+            estimated_monthly_savings_usd=Decimal(repr(ahead)).quantize(CENT) if ahead > 0
+            else None))  # fmt: skip
     out.append(Action(text=f"Threshold: alert on {where} above {_money(expected * 1.5)}/day "
                       f"(1.5x its expected {_money(expected)}) so the next one pages within a "
                       "day, not at month end."))  # fmt: skip

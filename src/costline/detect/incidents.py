@@ -30,7 +30,7 @@ import functools
 import itertools
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
@@ -243,11 +243,20 @@ def _place(a: Scanned, shares: Mapping[Any, float], incidents: list[Incident]) -
 
 
 def explain(
-    anomalies: Sequence[Scanned], rows: Mapping[Key, Sequence[Mapping[str, Any]]], history: int
+    anomalies: Sequence[Scanned],
+    rows: Mapping[Key, Sequence[Mapping[str, Any]]],
+    history: int,
+    drop: Callable[[Scanned, list[dict[str, Any]]], bool] | None = None,
 ) -> list[Incident]:
-    """The incidents of `anomalies` with their root causes, from `cause_rows`' rows."""
+    """The incidents of `anomalies` with their root causes, from `cause_rows`' rows. `drop`
+    leaves out an anomaly before grouping, given it and its causes (`as_dicts`): one an
+    announced launch explains, say."""
     causes = [contributions(rows.get((a.dimension, a.value), ()), (a.dimension, a.value),
                             a.start, a.last, history) for a in anomalies]  # fmt: skip
+    if drop is not None:
+        kept = [(a, c) for a, c in zip(anomalies, causes, strict=True)
+                if not drop(a, as_dicts(ranked(c)))]  # fmt: skip
+        anomalies, causes = [a for a, _ in kept], [c for _, c in kept]
     incidents = group(anomalies, causes)
     for n in incidents:
         scope = (n.frame.dimension, n.frame.value)
@@ -297,6 +306,12 @@ def names(
         elif r["dimension"] == "resource":
             out[(r["dimension"], r["key"])] = r["key"].rstrip("/").rsplit("/", 1)[-1]
     return out
+
+
+def as_dicts(causes: Iterable[Cause]) -> list[dict[str, Any]]:
+    """Causes as the evidence's `root_cause` rows: dimension, value, extra a day, share."""
+    return [{"dimension": c.dimension, "value": c.value, "extra_per_day_usd": c.extra_per_day,
+             "share": round(c.share, 3)} for c in causes]  # fmt: skip
 
 
 def label(dim: str, value: str, known: Mapping[Key, str]) -> str:

@@ -19,7 +19,15 @@ import ibis
 from costline.attribution.rules import Rules
 from costline.clock import Clock
 from costline.detect.actions import anomaly_actions
-from costline.detect.incidents import SPECIFIC, Cause, Incident, Key, Scanned, label
+from costline.detect.incidents import (
+    SPECIFIC,
+    Cause,
+    Incident,
+    Key,
+    Scanned,
+    as_dicts,
+    label,
+)
 from costline.ledger import fetch
 from costline.model import Finding, FindingKind, Window
 
@@ -86,14 +94,12 @@ def verdict(
 
 
 def _cause_rows(n: Incident, known: Mapping[Key, str]) -> list[dict[str, Any]]:
-    """The root cause as evidence: each value with its name, its extra a day, its share of the
-    excess and its extra over the incident's days."""
+    """The root cause as evidence: each value with its extra a day, its share of the excess,
+    its name and its extra over the incident's days."""
     span = (n.last - n.start).days + 1
-    return [{"dimension": c.dimension, "value": c.value,
-             "name": label(c.dimension, c.value or "", known),
-             "extra_per_day_usd": c.extra_per_day, "share": round(c.share, 3),
-             "extra_usd": round(c.extra_per_day * span, 2)}
-            for c in n.causes]  # fmt: skip
+    return [{**d, "name": label(d["dimension"], d["value"] or "", known),
+             "extra_usd": round(d["extra_per_day_usd"] * span, 2)}
+            for d in as_dicts(n.causes)]  # fmt: skip
 
 
 def _top(causes: Sequence[Cause], dim: str) -> Cause | None:
@@ -166,8 +172,12 @@ def incident_finding(
     annotations: ibis.Table | None,
     metrics: ibis.Table | None,
     history: int,
+    shape: Mapping[str, Any] | None = None,
+    said: str = "",
 ) -> Finding:
-    """The finding of one incident (`end`: the first day not scanned)."""
+    """The finding of one incident (`end`: the first day not scanned). `shape`: evidence of the
+    kind of anomaly its largest one is (pattern, still open, baseline, a creep's projection),
+    merged into the evidence, and `said` appended to the summary, from the scan."""
     a = n.frame
     causes = _cause_rows(n, known)
     impact = Decimal(repr(a.anomaly.impact)).quantize(CENT)
@@ -189,6 +199,7 @@ def incident_finding(
         "resources": n.resources,
         "peak_z": round(a.anomaly.peak_z, 1) if a.anomaly.peak_z != float("inf") else None,
         "verdict": call,
+        **(shape or {}),
         **value_evidence,
         "root_cause": causes,
         "seen_on": [_seen(m) for m in n.members],
@@ -202,7 +213,7 @@ def incident_finding(
         clock=clock,
         title=f"{name}: daily spend {times} since {n.start}",
         severity=severity,
-        summary=_summary(n, name, known, impact, call),
+        summary=_summary(n, name, known, impact, call) + said,
         owner=rules.owner_of(scope) or scope.get("team"),
         impact_usd=impact,
         window=Window(start=_at(n.start), end=_at(n.last) + DAY),
