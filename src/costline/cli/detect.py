@@ -39,8 +39,9 @@ def detect_cmd(
     fmt: FormatOpt = None,
 ) -> None:
     """Scan daily spend per service, team and usage type for anomalies (seasonal, robust, gated by
-    dollars and percent) and store one finding per anomaly, with its root cause, what changed,
-    its owner and whether successful requests rose with it (value) or not (waste)."""
+    dollars and percent) and store one finding per incident (the anomalies of one cause and
+    window), with its root cause ranked by share of the excess, what changed, its owner, whether
+    successful requests rose with it (value) or not (waste), and suggested actions."""
     from costline.cli.context import open_ledger, state
     from costline.clock import SYSTEM_CLOCK
     from costline.config import load_config
@@ -82,7 +83,8 @@ def findings_cmd(
     kind: Annotated[str | None, typer.Option(help="anomaly, budget_threshold, ...")] = None,
     fmt: FormatOpt = None,
 ) -> None:
-    """The findings in the ledger, largest impact first: kind, scope, start, impact, owner."""
+    """The findings in the ledger, largest impact first: kind, scope, start, impact, owner, title,
+    root cause (top values with their share of the excess) and suggested actions."""
     from costline.cli.context import open_ledger
     from costline.ledger import fetch
 

@@ -27,7 +27,42 @@ def finding_row(body: dict[str, Any]) -> dict[str, Any]:
         "verdict": evidence.get("verdict"),
         "owner": body.get("owner"),
         "title": body["title"],
+        "root_cause": root_cause_text(evidence),
+        "actions": actions_text(body.get("actions") or []),
     }
+
+
+def root_cause_text(evidence: dict[str, Any], top: int = 3) -> str | None:
+    """An incident's top causes as "name 96% ($642/day); ...": by name, with their share of the
+    excess (a finding stored before shares were kept shows its dollars only)."""
+    said = []
+    for c in (evidence.get("root_cause") or [])[:top]:
+        if not isinstance(c, dict):
+            continue
+        share = f" {float(c['share']):.0%}" if c.get("share") is not None else ""
+        money = c.get("extra_per_day_usd")
+        per_day = f" (${float(money):,.0f}/day)" if money is not None else ""
+        dim = str(c.get("dimension") or "")
+        what = c.get("name") if dim in ("resource", "usage_type") else None
+        said.append(
+            f"{what or (dim.replace('_', ' ') + ' ' + str(c.get('value')))}{share}{per_day}"
+        )
+    return "; ".join(said) or None
+
+
+def actions_text(actions: list[Any]) -> str | None:
+    """Suggested actions in one cell, each with the monthly savings it brings where known."""
+    said = []
+    for a in actions:
+        if isinstance(a, dict):
+            saves = a.get("estimated_monthly_savings_usd")
+            said.append(
+                str(a.get("text", ""))
+                + (f" (saves about ${float(saves):,.0f}/month)" if saves is not None else "")
+            )
+        else:
+            said.append(str(a))
+    return "; ".join(said) or None
 
 
 def breach_row(f: Finding) -> dict[str, Any]:

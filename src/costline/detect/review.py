@@ -3,7 +3,7 @@
 What triggered it (observed against expected, the robust z-score), the root cause by dimension,
 what changed in the window (annotations), value against waste (did successful requests rise with
 the spend), which other signals and controls fired around it (budget crossings, other anomalies
-of the same owner) and when, and suggested policy and forecast updates with numbers.
+of the same owner) and when, and the suggested actions (`detect.actions`, the finding's own) with their numbers.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from costline.detect.actions import anomaly_actions
 from costline.model import Finding, FindingKind
 
 
@@ -69,8 +70,10 @@ def spike_review(finding: Finding, related: Sequence[Finding]) -> str:
     ]
     causes = e.get("root_cause") or []
     if causes:
-        lines += ["| dimension | value | extra per day |", "|---|---|---:|"]
-        lines += [f"| {c['dimension']} | {c['value']} | {_money(c['extra_per_day_usd'])} |"
+        lines += ["| dimension | value | extra per day | share of the excess |",
+                  "|---|---|---:|---:|"]  # fmt: skip
+        lines += [f"| {c['dimension']} | {c.get('name') or c['value']} | "
+                  f"{_money(c['extra_per_day_usd'])} | {_share(c.get('share'))} |"
                   for c in causes if isinstance(c, dict)]  # fmt: skip
     else:
         lines.append("No single contributor stood out.")
@@ -87,6 +90,10 @@ def spike_review(finding: Finding, related: Sequence[Finding]) -> str:
     lines += ["", "## Suggested updates", ""]
     lines += [f"- {s}" for s in suggestions(finding, related)]
     return "\n".join(lines) + "\n"
+
+
+def _share(share: Any) -> str:
+    return "" if share is None else f"{float(share):.0%}"
 
 
 def _when(f: Finding) -> str:
@@ -111,32 +118,23 @@ def _verdict(e: dict[str, Any]) -> str:
 
 
 def suggestions(finding: Finding, related: Sequence[Finding]) -> list[str]:
-    """Policy and forecast updates, with the numbers they need."""
-    e: dict[str, Any] = dict(finding.evidence)
-    scope = ",".join(f"{k}={v}" for k, v in finding.scope.items())
-    expected = float(e.get("expected_usd") or 0) / max(int(e.get("days") or 1), 1)
-    observed = float(e.get("observed_usd") or 0) / max(int(e.get("days") or 1), 1)
-    out = []
-    if e.get("verdict") == "value":
-        out.append(
-            f"Forecast: raise the baseline of {scope} toward ${observed:,.0f}/day (from "
-            f"${expected:,.0f}): this was demand, and month-end forecasts should carry it."
+    """The finding's suggested actions (`detect.actions`, made once when it was found; computed
+    from its evidence for one stored without them), with their savings, and a budget where no
+    budget control fired."""
+    actions = finding.actions
+    if not actions and finding.kind == FindingKind.ANOMALY:
+        actions = anomaly_actions(finding.evidence, finding.scope)
+    out = [
+        a.text
+        + (
+            f" (saves about {_money(a.estimated_monthly_savings_usd)}/month)"
+            if a.estimated_monthly_savings_usd is not None
+            else ""
         )
-    else:
-        out.append(
-            f"Threshold: alert on {scope} above ${expected * 1.5:,.0f}/day (1.5x its expected "
-            f"${expected:,.0f}) so the next one pages within a day, not at month end."
-        )
-    budgets = [f for f in related if f.kind == FindingKind.BUDGET_THRESHOLD]
-    if not budgets:
+        for a in actions
+    ]
+    if not any(f.kind == FindingKind.BUDGET_THRESHOLD for f in related):
+        scope = ", ".join(f"{k} {v}" for k, v in finding.scope.items())
         out.append(f"Budget: {scope} fired no budget control; add one (`budgets:` in "
                    "costline.yaml) with an owner route.")  # fmt: skip
-    if "usage_type" in finding.scope:
-        out.append(
-            "Policy: cap experiments on this instance type (`experiments.cap_usd`) and "
-            "require a TTL on sweeps, so a forgotten sweep stops itself."
-        )
-    if not e.get("changes"):
-        out.append("Process: annotate deploys and launches (`costline annotate`), so the next "
-                   "review shows what changed.")  # fmt: skip
     return out

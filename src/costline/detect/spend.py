@@ -1,21 +1,17 @@
-"""Spend anomalies: daily cost per value of each dimension, scanned, explained, as findings.
+"""Spend anomalies: daily cost per value of each dimension, scanned, then told as incidents.
 
 `detect_spend` derives the window's usage lines once into a narrow table of daily sums (a
 temporary table of the engine), reads from it the daily cost of every (dimension, value) series,
-runs `detect.anomaly.scan_many` on them all as one block, and explains the anomalies (the root
-causes of all of them in one query; annotations and metrics per anomaly):
+runs `detect.anomaly.scan_many` on them all as one block, and hands the anomalies to
+`detect.incidents`: the anomalies of one cause and window (a sweep seen on its service, its usage
+type and its team) are one incident, whose root cause ranks the values by their share of the
+excess (one query for all of them), named from the ledger lines (one query);
+`detect.spend_findings` makes each incident one finding, with what changed (annotations), value
+or waste (did `inference_successes` rise with it), its owner and suggested actions.
 
-- **root cause**: the values of the other dimensions (service, account, region, team, resource)
-  ranked by how much more they cost a day in the anomaly than in the weeks before it;
-- **what changed**: the annotations (deploys, launches, training starts) from a day before it
-  began to its last day;
-- **value or waste**: when `metrics` holds `inference_successes` whose labels match the scope,
-  spend that rose with successful requests (at least 60% as much, relatively) is `value`, a rise
-  without them `waste`; with no such metric, `unknown`;
-- **owner**: the configured owner of the scope (with its largest team), else that team.
-
-One finding per anomaly: its fingerprint is kind + scope + start day, so scanning again moves
-`last_seen` and the impact so far, and never makes a second finding for the same anomaly.
+An incident's fingerprint is kind + its lead scope (a resource or usage type, with its team) +
+its first day, so scanning again (a daily run on the data so far) moves `last_seen` and the impact
+so far, and never makes a second finding for the same incident.
 """
 
 from __future__ import annotations
@@ -26,7 +22,6 @@ import functools
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import ibis
@@ -34,9 +29,12 @@ import numpy as np
 
 from costline.attribution.rules import Rules, derive_lines
 from costline.clock import Clock
+from costline.detect import incidents
 from costline.detect.anomaly import Anomaly, Settings, monthly_lags, scan_many
+from costline.detect.incidents import CAUSE_DIMENSIONS
+from costline.detect.spend_findings import incident_finding
 from costline.ledger import fetch
-from costline.model import Finding, FindingKind, Window
+from costline.model import Finding
 
 DIMENSIONS: Mapping[str, str] = {
     "service": "ServiceName",
@@ -48,11 +46,6 @@ DIMENSIONS: Mapping[str, str] = {
     "resource": "ResourceId",
 }
 DEFAULT_DIMENSIONS = ("service", "team", "usage_type")
-CAUSE_DIMENSIONS = ("service", "account", "region", "team", "resource")
-VALUE_METRIC = "inference_successes"
-VALUE_LABELS = ("service", "team", "model")
-DAY = dt.timedelta(days=1)
-CENT = Decimal("0.01")
 
 
 @dataclass(frozen=True)
@@ -181,10 +174,18 @@ def detect_spend(
         launches = new_normal(annotations)
         found = find_anomalies(series, first, settings, renewals(launches, series, renewed))
         anomalies = [a for a in found if a.last >= start.date()]
-        causes = root_causes(narrow, anomalies, settings.history)
-    return [_finding(a, c, rules, clock, annotations, metrics, settings)
-            for a, c in zip(anomalies, causes, strict=True)
-            if not announced(launches, a, c)]  # fmt: skip
+        rows = incidents.cause_rows(narrow, anomalies, settings.history)
+    explained = incidents.explain(anomalies, rows, settings.history,
+                                  drop=lambda a, c: announced(launches, a, c))  # fmt: skip
+    keys = {(c.dimension, c.value) for n in explained for c in n.causes if c.value is not None}
+    keys |= {n.lead for n in explained} | {(a.dimension, a.value) for n in explained
+                                            for a in n.members}  # fmt: skip
+    known = incidents.names(usage(lines), keys, history, end)
+    return [incident_finding(n, known, end=end.date(), rules=rules, clock=clock,
+                             annotations=annotations, metrics=metrics, history=settings.history,
+                             shape=shape_evidence(n.frame.anomaly),
+                             said=shape_sentence(n.frame.anomaly))
+            for n in explained]  # fmt: skip
 
 
 def lookback(settings: Settings) -> int:
@@ -241,7 +242,7 @@ def renewals(
 
 
 def announced(
-    launches: Sequence[Launch], a: SpendAnomaly, causes: Sequence[Mapping[str, Any]]
+    launches: Sequence[Launch], a: incidents.Scanned, causes: Sequence[Mapping[str, Any]]
 ) -> bool:
     """An anomaly that began within a day of an announced launch whose scope names one of its
     causes (a launch by team X raises service and SKU series too): it is the launch, no waste."""
@@ -252,107 +253,6 @@ def announced(
         if not scope or any(item in named for item in scope.items()):
             return True
     return False
-
-
-def _at(day: dt.date) -> dt.datetime:
-    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
-
-
-def root_causes(
-    narrow: ibis.Table, anomalies: Sequence[SpendAnomaly], history_days: int, top: int = 3
-) -> list[list[dict[str, Any]]]:
-    """The root cause of every anomaly (see the module), from one query over `_narrow`'s daily
-    sums: the cost per day of each other dimension's values, on the anomalies' values and days."""
-    parts = []
-    for dim in dict.fromkeys(a.dimension for a in anomalies):
-        mine = [a for a in anomalies if a.dimension == dim]
-        first = min(a.start for a in mine) - dt.timedelta(days=history_days)
-        d = narrow.filter(narrow[dim].isin(sorted({a.value for a in mine})),
-                          narrow.day >= first, narrow.day <= max(a.last for a in mine))  # fmt: skip
-        parts += [
-            d.group_by(anomaly_value=d[dim], day=d.day, value=d[name])
-            .aggregate(cost=d.cost.sum())
-            .mutate(anomaly_dimension=ibis.literal(dim), dimension=ibis.literal(name))
-            for name in CAUSE_DIMENSIONS
-            if name != dim
-        ]  # fmt: skip
-    by_scope: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for r in fetch.rows(_union(parts)) if parts else ():
-        by_scope[(r["anomaly_dimension"], r["anomaly_value"])].append(r)
-    return [_ranked(a, by_scope[(a.dimension, a.value)], history_days, top) for a in anomalies]
-
-
-def _ranked(
-    a: SpendAnomaly, rows: Sequence[Mapping[str, Any]], history_days: int, top: int
-) -> list[dict[str, Any]]:
-    """One anomaly's causes: each other dimension's values ranked by the extra cost a day they
-    carry in the anomaly against the weeks before it, from its scope's daily sums."""
-    first = a.start - dt.timedelta(days=history_days)
-    sums: dict[tuple[str, str | None], list[Decimal]] = {}
-    for r in rows:
-        if first <= r["day"] <= a.last and r["cost"] is not None:
-            pair = sums.setdefault((r["dimension"], r["value"]), [Decimal(0), Decimal(0)])
-            pair[0 if r["day"] >= a.start else 1] += r["cost"]
-    span = (a.last - a.start).days + 1
-    ranked = sorted(
-        (-round(float(during) / span - float(before) / history_days, 2),
-         CAUSE_DIMENSIONS.index(dim), value is None, value or "", dim, value)
-        for (dim, value), (during, before) in sums.items()
-    )  # fmt: skip
-    return [{"dimension": dim, "value": value, "extra_per_day_usd": -minus}
-            for minus, _, _, _, dim, value in ranked if minus < 0][: top * 2]  # fmt: skip
-
-
-def _changes(annotations: ibis.Table | None, a: SpendAnomaly) -> list[dict[str, Any]]:
-    if annotations is None:
-        return []
-    n = annotations.filter(annotations.ts >= _at(a.start) - DAY, annotations.ts < _at(a.last) + DAY)
-    return [
-        {"ts": r["ts"].isoformat(), "kind": r["kind"], "text": r["text"]}
-        for r in fetch.rows(n.select("ts", "kind", "text").order_by("ts"))
-    ]
-
-
-def verdict(
-    metrics: ibis.Table | None,
-    a: SpendAnomaly,
-    causes: Sequence[Mapping[str, Any]],
-    history_days: int,
-) -> tuple[str, dict[str, Any]]:
-    """value, waste or unknown: did successful requests rise with the spend?
-
-    The success series are those of `VALUE_METRIC` whose labels match the scope and, for the
-    dimensions metrics carry (service, team, model), the anomaly's largest causes. Spend is
-    `value` when one of them rose at least 60% as much as the spend did against its expected
-    level, `waste` when none did, `unknown` without such series.
-    """
-    if metrics is None:
-        return "unknown", {}
-    wanted = {a.dimension: a.value} if a.dimension in VALUE_LABELS else {}
-    for c in causes:
-        if c["dimension"] in VALUE_LABELS and c["dimension"] not in wanted and c["value"]:
-            wanted[c["dimension"]] = c["value"]
-    if not wanted:
-        return "unknown", {}
-    before = _at(a.start) - dt.timedelta(days=history_days)
-    m = metrics.filter(metrics.metric == VALUE_METRIC, metrics.ts >= before,
-                       metrics.ts < _at(a.last) + DAY,
-                       *[metrics.labels.get(k) == v for k, v in wanted.items()])  # fmt: skip
-    sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for r in fetch.rows(m.select("ts", "value", "labels")):
-        key = repr(sorted(dict(r["labels"] or []).items()))
-        sums[key][0 if r["ts"] >= _at(a.start) else 1] += r["value"] or 0.0
-    span = (a.last - a.start).days + 1
-    ratios = [
-        during / span / (before_ / history_days) for during, before_ in sums.values() if before_
-    ]
-    if not ratios:
-        return "unknown", {}
-    cost_ratio = a.anomaly.observed / a.anomaly.expected if a.anomaly.expected > 0 else float("inf")
-    best = max(ratios)
-    call = "value" if best - 1 >= 0.6 * (cost_ratio - 1) else "waste"
-    return call, {"successes_vs_before": round(best, 3), "cost_vs_expected": round(cost_ratio, 3),
-                  "success_scope": dict(wanted)}  # fmt: skip
 
 
 MONTH_DAYS = 30
@@ -383,68 +283,3 @@ def shape_sentence(a: Anomaly) -> str:
                 f"${a.baseline:,.0f} from before it began, about "
                 f"${(a.level - a.baseline) * MONTH_DAYS:,.0f} a month.")  # fmt: skip
     return ""
-
-
-def _finding(
-    a: SpendAnomaly,
-    causes: list[dict[str, Any]],
-    rules: Rules,
-    clock: Clock,
-    annotations: ibis.Table | None,
-    metrics: ibis.Table | None,
-    settings: Settings,
-) -> Finding:
-    impact = Decimal(repr(a.anomaly.impact)).quantize(CENT)
-    call, value_evidence = verdict(metrics, a, causes, settings.history)
-    ratio = a.anomaly.observed / a.anomaly.expected if a.anomaly.expected > 0 else None
-    severity = (
-        "info"
-        if call == "value"
-        else "critical"
-        if impact >= 5000
-        else "warning"
-        if impact >= 1000
-        else "info"
-    )
-    times = f"{ratio:.1f}x its expected" if ratio else "new"
-    scope = {a.dimension: a.value}
-    teams = [c["value"] for c in causes if c["dimension"] == "team"]
-    team = a.value if a.dimension == "team" else teams[0] if teams else None
-    owner = rules.owner_of({**scope, **({"team": team} if team else {})}) or team
-    services = [c["value"] for c in causes if c["dimension"] == "service"]
-    label = f"{a.dimension} {a.value}" + (
-        f" ({services[0]})" if a.dimension not in ("service", "team") and services else ""
-    )
-    summary = (
-        f"{label} spent ${a.anomaly.observed:,.0f} over {a.days} day(s) from "
-        f"{a.start}, against ${a.anomaly.expected:,.0f} expected: ${impact:,} more"
-        + (f"; mostly {causes[0]['dimension']} {causes[0]['value']}" if causes else "")
-        + (". Successful requests rose with it: value, not waste." if call == "value" else ".")
-        + shape_sentence(a.anomaly)
-    )
-    return Finding.new(
-        kind=FindingKind.ANOMALY,
-        scope=scope,
-        dedup_key=f"spend:{a.start.isoformat()}",
-        clock=clock,
-        title=f"{label}: daily spend {times} since {a.start}",
-        severity=severity,
-        summary=summary,
-        owner=owner,
-        impact_usd=impact,
-        window=Window(start=_at(a.start), end=_at(a.last) + DAY),
-        evidence={
-            "signal": "daily_spend",
-            "start": a.start.isoformat(),
-            "last_seen": a.last.isoformat(),
-            "days": a.days,
-            "observed_usd": round(a.anomaly.observed, 2),
-            "expected_usd": round(a.anomaly.expected, 2),
-            "peak_z": round(a.anomaly.peak_z, 1) if a.anomaly.peak_z != float("inf") else None,
-            "verdict": call,
-            **shape_evidence(a.anomaly),
-            **value_evidence,
-            "root_cause": causes,
-            "changes": _changes(annotations, a),
-        },
-    )

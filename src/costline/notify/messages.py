@@ -119,7 +119,9 @@ def what_changed(evidence: dict[str, Any], top: int = TOP_CHANGES) -> tuple[str,
                 continue
             extra = c.get("extra_per_day_usd")
             money = f": {format_money(Decimal(str(extra)))} a day more" if extra is not None else ""
-            said.append(f"{c.get('dimension', '?')} {c.get('value', '?')}{money}")
+            share = f" ({float(c['share']):.0%} of it)" if c.get("share") is not None else ""
+            said.append(f"{c.get('dimension', '?')} {c.get('name') or c.get('value', '?')}"
+                        f"{money}{share}")  # fmt: skip
         return tuple(said)
     return ()
 

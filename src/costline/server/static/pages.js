@@ -324,12 +324,22 @@
     }));
   }
 
+  /** An incident's top causes: each value by name with its share of the excess and dollars a day. */
+  function rootCause(evidence, top = 3) {
+    const causes = ((evidence || {}).root_cause || []).filter((c) => c && typeof c === "object").slice(0, top);
+    if (!causes.length) return C.NONE;
+    return el("ul", { className: "causes" }, causes.map((c) => el("li", {},
+      ((c.dimension === "resource" || c.dimension === "usage_type") && c.name ? c.name : c.dimension.replaceAll("_", " ") + " " + c.value) + (c.share !== undefined && c.share !== null ? " " + Math.round(c.share * 100) + "%" : ""),
+      c.extra_per_day_usd !== undefined && c.extra_per_day_usd !== null ? " (" + C.usd(c.extra_per_day_usd) + "/day)" : null)));
+  }
+
   function findingColumns(onChange) {
     return [
       { label: "Severity", value: (f) => f.severity, cls: (f) => "sev-" + f.severity },
       { label: "Finding", value: (f) => el("div", {},
         el("a", { href: "/findings/" + encodeURIComponent(f.fingerprint) }, f.title),
         f.summary ? el("div", { className: "note" }, f.summary) : null) },
+      { label: "Root cause", value: (f) => rootCause(f.evidence) },
       { label: "Kind", value: (f) => f.kind.replaceAll("_", " ") },
       { label: "Owner", value: (f) => f.owner || "unowned" },
       { label: "Impact", num: true, value: (f) => f.impact_usd === null || f.impact_usd === undefined ? C.NONE : C.usd(f.impact_usd) },
@@ -389,6 +399,13 @@
       typeof a === "string" ? el("li", {}, a) : el("li", {}, a.text,
         a.estimated_monthly_savings_usd ? " (saves about " + C.usd(a.estimated_monthly_savings_usd) + "/month)" : null)));
     if (!(f.actions || []).length) document.getElementById("f-actions").append(el("li", {}, "none suggested"));
+    const causes = ((f.evidence || {}).root_cause || []).filter((c) => c && typeof c === "object");
+    C.table("f-causes", [
+      { label: "Dimension", value: (c) => c.dimension.replaceAll("_", " ") },
+      { label: "Value", value: (c) => c.name || c.value },
+      { label: "Share of the excess", num: true, value: (c) => c.share === undefined || c.share === null ? C.NONE : Math.round(c.share * 100) + "%" },
+      { label: "Extra per day", num: true, value: (c) => c.extra_per_day_usd === undefined || c.extra_per_day_usd === null ? C.NONE : C.usd(c.extra_per_day_usd) },
+    ], causes, "No single value stood out.");
     const pairs = (o) => Object.entries(o || {});
     const show = (v) => (v === null || v === undefined ? C.NONE : typeof v === "object" ? JSON.stringify(v) : String(v));
     C.table("f-scope", [{ label: "Dimension", value: (p) => p[0] }, { label: "Value", value: (p) => p[1] }], pairs(f.scope));
