@@ -355,10 +355,11 @@ def test_actions_follow_the_evidence_a_level_shift_a_sweep_and_a_drop() -> None:
     assert "TTL" in first.text and first.estimated_monthly_savings_usd is None
     creep = {**shift, "ongoing": False, "open": True, "pattern": "creep",
              "growth_pct_per_day": 3.0, "projected_month_excess": 41000.0}  # fmt: skip
+    # What to do about the cause comes first (open: still costing), then the creep's projection.
     first, second, *_ = anomaly_actions(creep, {"resource": "ep-1"})
-    assert first.text.startswith("Creep: resource chat-endpoint grows 3.0% a day")
-    assert first.estimated_monthly_savings_usd == Decimal("41000.00")
-    assert second.estimated_monthly_savings_usd == Decimal("30000.00")  # open: still costing
+    assert second.text.startswith("Creep: resource chat-endpoint grows 3.0% a day")
+    assert second.estimated_monthly_savings_usd == Decimal("41000.00")
+    assert first.estimated_monthly_savings_usd == Decimal("30000.00")
     drop = {**shift, "observed_usd": 500, "extra_per_day_usd": -150}
     [only] = anomaly_actions(drop, {"resource": "ep-1"})
     assert only.text.startswith("Check: resource chat-endpoint spends $150/day less")

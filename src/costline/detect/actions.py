@@ -93,7 +93,7 @@ def anomaly_actions(evidence: Mapping[str, Any], scope: Mapping[str, str]) -> li
            for t in _specific(evidence, scope)]  # fmt: skip
     if evidence.get("pattern") == "creep" and evidence.get("projected_month_excess") is not None:
         ahead = float(evidence["projected_month_excess"])
-        out.insert(0, Action(
+        out.insert(1, Action(  # after what to do about its cause itself
             text=f"Creep: {where} grows {evidence.get('growth_pct_per_day')}% a day; if it "
                  f"continues the next {MONTH_DAYS} days cost {_money(ahead)} over its baseline: "
                  "find what grows (retained data, replicas, traffic, retries) and cap it.",

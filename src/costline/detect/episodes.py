@@ -232,7 +232,13 @@ class _Row:
         a, s = self.found[-1], self.s
         w0 = max(0, t - s.creep_window + 1)
         if a.start <= w0 - max(s.season, 1):
-            return True
+            # The window lies inside it: a creep only if the window itself climbs (its last
+            # season well above its first), not a plateau or a step that came back down.
+            week = max(s.season, 1)
+            first, last = self.x[w0 : w0 + week], self.x[t - week + 1 : t + 1]
+            return bool(first) and statistics.fmean(last) > statistics.fmean(first) * (
+                1 + s.creep_pct / 200
+            )
         base, _ = frozen_baseline(self.x, w0, s)
         lifts = []
         for i in range(max(w0, a.start - max(s.season, 2 * s.sustain)), a.start):
@@ -242,8 +248,11 @@ class _Row:
         slopes = [
             (lj - li) / (j - i) for n, (i, li) in enumerate(lifts) for j, lj in lifts[n + 1 :]
         ]
+        # Rising, and at least at a creep's rate: noise that happens to climb is a step's eve.
+        rate = math.log(1 + s.creep_pct / 100) / max(s.creep_window, 1)
         return len(lifts) >= s.sustain and (
             sum(1 for x in slopes if x > 0) >= CONSISTENT * len(slopes)
+            and statistics.median(slopes) >= rate
         )
 
     def bursty(self, before: int) -> bool:
@@ -304,6 +313,9 @@ def assemble_row(
                 if start is not None:
                     anchor = max(t - s.creep_window + 1, row.busy_until + 1)
                     row.begin(start, anchor, "creep", creeps[t])
+    for a in row.found:  # a "creep" over in under two seasons was a step (a sweep): no trend
+        if a.pattern == "creep" and not a.open and a.end - a.start + 1 < 2 * max(s.season, 1):
+            a.pattern, a.growth = "spike", 0.0
     return [a for a in row.found if a.impact >= s.min_total_impact]
 
 
