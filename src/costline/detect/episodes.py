@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 from costline.detect.trend import CONSISTENT
 
 if TYPE_CHECKING:
-    from costline.detect.anomaly import Anomaly, Settings
+    from costline.detect.scan import Anomaly, Settings
 
 MAD_TO_SIGMA = 1.4826
 
@@ -87,7 +87,7 @@ class Follow:
 
 def follow(values: Sequence[float], x: Sequence[float], f: Follow, s: Settings) -> Anomaly:
     """The anomaly from `f.start`, followed against its frozen baseline until it ends."""
-    from costline.detect.anomaly import Anomaly
+    from costline.detect.scan import Anomaly
 
     sgn = -1.0 if s.direction == "down" else 1.0
     base, scale = frozen_baseline(x, f.anchor, s)

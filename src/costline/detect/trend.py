@@ -30,7 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 if TYPE_CHECKING:
-    from costline.detect.anomaly import Settings
+    from costline.detect.scan import Settings
 
 CONSISTENT = 0.75  # share of the pair slopes that must rise (or fall) with the trend
 
