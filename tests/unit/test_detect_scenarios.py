@@ -222,7 +222,10 @@ def held_out(tmp_path_factory: pytest.TempPathFactory) -> Scores:
                          for seed, shape in HELD_OUT])  # fmt: skip
 
 
-@pytest.mark.xfail(reason="issue 15: detectors being rebuilt", strict=True)
+@pytest.mark.xfail(
+    reason="issue 15: incident recall (77% on 1000-1009) and creep delay (24 days) below target",
+    strict=True,
+)
 def test_costline_meets_issue_15_targets_on_held_out_seeds(held_out: Scores) -> None:
     s = held_out
     assert s.incident_recall >= 0.90, s.summary()
