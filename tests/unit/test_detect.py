@@ -498,6 +498,12 @@ def test_detect_command_stores_findings_once_and_lists_them(tmp_path: Path) -> N
     assert len(rows) == len(json.loads(first.stdout)) > 0
     assert {"kind", "scope", "start", "impact_usd", "owner", "verdict"} <= set(rows[0])
     assert all(r["kind"] == "anomaly" for r in rows)
+    # `findings` lists the open ones: a resolved one is gone from it, not from `--status all`.
+    assert costline("resolve", rows[0]["fingerprint"]).returncode == 0
+    still = json.loads(costline("findings", "--format", "json").stdout)
+    every = json.loads(costline("findings", "--status", "all", "--format", "json").stdout)
+    assert rows[0]["fingerprint"] not in {r["fingerprint"] for r in still}
+    assert len(every) == len(rows) == len(still) + 1
     bad = costline("detect", "--by", "colour")
     assert bad.returncode == 2 and "--by 'colour'" in bad.stderr
 
@@ -551,10 +557,11 @@ def test_budgets_forecast_and_spike_review_commands(
     assert all(c["budget"] in rows and {"forecast_p90_usd", "actual_usd", "miss"} <= set(c)
                for c in report["forecast_checks"])  # fmt: skip
     assert report["experiments"] == []  # bills only here: no workloads, so no experiments
-    listed = json.loads(costline("findings", "--kind", "budget_threshold", "-f", "json").stdout)
+    every = ("findings", "--status", "all", "--kind", "budget_threshold", "-f", "json")
+    listed = json.loads(costline(*every).stdout)
     again = costline("budgets", "--since", since, "-f", "json")
     assert again.returncode == 0
-    relisted = json.loads(costline("findings", "--kind", "budget_threshold", "-f", "json").stdout)
+    relisted = json.loads(costline(*every).stdout)
     assert len(relisted) == len(listed) > 0  # evaluated twice, stored once
 
     for metric in ("cost_usd", "gpu_hours", "tokens", "inference_successes"):

@@ -78,19 +78,21 @@ def detect_cmd(
 
 def findings_cmd(
     status: Annotated[
-        str | None, typer.Option(help="open, acknowledged, resolved, snoozed")
-    ] = None,
+        str,
+        typer.Option(help="open, acknowledged, resolved, snoozed, or all (default: the open ones)"),
+    ] = "open",
     kind: Annotated[str | None, typer.Option(help="anomaly, budget_threshold, ...")] = None,
     fmt: FormatOpt = None,
 ) -> None:
-    """The findings in the ledger, largest impact first: kind, scope, start, impact, owner, title,
-    root cause (top values with their share of the excess) and suggested actions."""
+    """The open findings in the ledger (`--status` for others, `all` for every one), largest
+    impact first: kind, scope, start, impact, owner, title, root cause (top values with their
+    share of the excess) and suggested actions."""
     from costline.cli.context import open_ledger
     from costline.ledger import fetch
 
     with open_ledger(read_only=True) as ledger:
         t = ledger.table("findings")
-        if status:
+        if status != "all":
             t = t.filter(t.status == status)
         if kind:
             t = t.filter(t.kind == kind)
