@@ -61,6 +61,7 @@ def test_an_a100_pool_at_ten_percent_with_small_memory_moves_to_a_cheaper_gpu() 
     assert "no benchmark" in str(e["risk"])
     assert f.scope == {"pool": "aws/us-east-1/p4d.24xlarge", "team": "search",
                        "recommendation": "gpu_rightsizing"}  # fmt: skip
+    assert f.owner == "search"  # no owner configured: the team, as every recommendation says
     assert f.actions and "g4dn.metal" in f.actions[0].text
     assert f.actions[0].estimated_monthly_savings_usd == f.impact_usd
 

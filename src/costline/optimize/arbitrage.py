@@ -104,7 +104,7 @@ def _finding(
             f"{where} lists it at ${best.per_gpu_hour:,.2f}. Copying its {float(data_gb):,.0f} GB "
             f"of data costs about ${transfer:,.0f} once."
         ),
-        owner=(inputs.rules.owner_of({"team": team}) or team) if team else None,
+        owner=inputs.owner(team),
         current_monthly=held * per_month,
         savings=Savings(p50, min(low, p50), max(gap, p50)),
         method="same GPU model, cheapest on-demand GPU-hour in the catalog, less data transfer",

@@ -73,11 +73,12 @@ def recommend_spot(inputs: Inputs) -> list[Finding]:
 
 def _saving(members: list[dict[str, Any]], ratio: float, mtbi: float) -> Decimal:
     """Monthly-scaled dollars saved by moving the members' work to Spot at `mtbi`."""
-    total = 0.0
+    total = Decimal(0)
     for m in members:
         tau = (m["interval"] / 60) if m["interval"] else young_daly(mtbi)
-        total += float(m["usd"]) * (1 - ratio * (1 + overhead(tau, mtbi)))
-    return Decimal(repr(total))
+        paid = Decimal(repr(ratio * (1 + overhead(tau, mtbi))))  # Spot's cost per dollar now
+        total += Decimal(m["usd"]) * (1 - paid)
+    return total
 
 
 def _finding(
@@ -112,7 +113,7 @@ def _finding(
             f"checkpoints and work lost to interruptions (one every {MTBI_HOURS:.0f} h assumed), "
             f"it saves ${p50:,.0f} a month."
         ),
-        owner=(inputs.rules.owner_of({"team": team}) or team) if team else None,
+        owner=inputs.owner(team),
         current_monthly=cost,
         savings=Savings(p50, min(low, p50), max(high, p50)),
         method="spot price net of checkpoint and interruption overhead (Young/Daly)",

@@ -37,6 +37,7 @@ from costline.optimize.inputs import Inputs, pool_name, team_of
 from costline.optimize.recommend import Savings, recommendation
 
 KIND = "commitment"
+MICRO = Decimal("0.000001")
 VEHICLES = {
     "aws": "an EC2 Instance Savings Plan or a reserved instance",
     "azure": "an Azure reservation or savings plan",
@@ -80,9 +81,13 @@ def weighted_quantile(levels: list[tuple[float, float]], q: float) -> float:
     return ordered[-1][0] if ordered else 0.0
 
 
-def _cost(levels: list[tuple[float, float]], p: float, c: float, commit: int) -> float:
+def _cost(levels: list[tuple[float, float]], p: Decimal, c: Decimal, commit: int) -> Decimal:
     """On-demand cost at `p` above `commit` instances, plus the commitment at `c`, for the hours."""
-    return sum((commit * c + max(u - commit, 0.0) * p) * h for u, h in levels)
+    return sum(
+        ((commit * c + Decimal(repr(max(u - commit, 0.0))) * p) * Decimal(repr(h))
+         for u, h in levels),
+        Decimal(0),
+    )  # fmt: skip
 
 
 def recommend_commitment(inputs: Inputs) -> list[Finding]:
@@ -94,12 +99,14 @@ def recommend_commitment(inputs: Inputs) -> list[Finding]:
     return inputs.kept(_finding(k, rows, discounts, inputs) for k, rows in sorted(pools.items()))
 
 
-def _discount(key: tuple[str, str, str], discounts: dict[str, Decimal]) -> tuple[float, str] | None:
+def _discount(
+    key: tuple[str, str, str], discounts: dict[str, Decimal]
+) -> tuple[Decimal, str] | None:
     od, committed = price(*key_price(key)), price(*key_price(key), "commit_1y")
     if od is not None and committed is not None:
-        return float(1 - committed.price_usd_per_hour / od.price_usd_per_hour), "catalog commit_1y"
+        return 1 - committed.price_usd_per_hour / od.price_usd_per_hour, "catalog commit_1y"
     if key[0] in discounts and discounts[key[0]] > 0:
-        return float(discounts[key[0]]), "the organization's committed lines"
+        return discounts[key[0]], "the organization's committed lines"
     return None
 
 
@@ -117,7 +124,7 @@ def _finding(
     if found is None or hours <= 0:
         return None
     d, basis = found
-    p = float(sum(Decimal(r["cost"]) for r in rows)) / hours  # paid per on-demand instance-hour
+    p = sum((Decimal(r["cost"]) for r in rows), Decimal(0)) / Decimal(repr(hours))  # paid/hour
     c = p * (1 - d)
     by_start: dict[dt.datetime, list[float]] = defaultdict(lambda: [0.0, 0.0])
     for r in rows:
@@ -127,15 +134,15 @@ def _finding(
     span = (inputs.end - inputs.start).total_seconds() / 3600
     levels = [(u, h) for u, h in by_start.values()]
     levels.append((0.0, max(span - sum(h for _, h in levels), 0.0)))  # hours with none running
-    commit = math.floor(weighted_quantile(levels, d) + 1e-9)
+    commit = math.floor(weighted_quantile(levels, float(d)) + 1e-9)
     if commit < 1:
         return None
     now, then = _cost(levels, p, p, 0), _cost(levels, p, c, commit)
-    per_month = float(inputs.per_month)
+    per_month = inputs.per_month
     weeks = _weekly(by_start, inputs, p, c, commit)
-    p50 = Decimal(repr((now - then) * per_month))
-    low = Decimal(repr(min(weeks, default=now - then)))
-    high = Decimal(repr(max(weeks, default=now - then)))
+    p50 = (now - then) * per_month
+    low = min(weeks, default=p50)
+    high = max(weeks, default=p50)
     name = pool_name(key)
     team = team_of(rows)
     share = sum(h for u, h in levels if u >= commit) / span
@@ -150,16 +157,16 @@ def _finding(
             f"1-year commitment for {commit} at {d:.0%} off ({basis}) costs ${c:,.2f}/h each, "
             f"used or not, and saves ${float(p50):,.0f} a month."
         ),
-        owner=(inputs.rules.owner_of({"team": team}) or team) if team else None,
-        current_monthly=Decimal(repr(now * per_month)),
+        owner=inputs.owner(team),
+        current_monthly=now * per_month,
         savings=Savings(p50, min(low, p50), max(high, p50)),
         method="hourly usage quantile at the discount (commit where usage exceeds it 1-d of the time)",
         inputs={
             "instances": commit,
-            "discount": round(d, 4),
+            "discount": round(float(d), 4),
             "discount_basis": basis,
-            "paid_usd_per_hour": round(p, 6),
-            "committed_usd_per_hour": round(c, 6),
+            "paid_usd_per_hour": p.quantize(MICRO),
+            "committed_usd_per_hour": c.quantize(MICRO),
             "on_demand_hours": round(hours, 1),
             "share_of_hours_at_or_above": round(share, 3),
         },
@@ -174,8 +181,8 @@ def _finding(
 
 
 def _weekly(
-    by_start: dict[dt.datetime, list[float]], inputs: Inputs, p: float, c: float, commit: int
-) -> list[float]:
+    by_start: dict[dt.datetime, list[float]], inputs: Inputs, p: Decimal, c: Decimal, commit: int
+) -> list[Decimal]:
     """The saving of each whole week of the window, per 30 days."""
     out = []
     week = inputs.start

@@ -93,7 +93,7 @@ def _finding(
             f"${idle * per_month:,.0f} a month of ${cost * per_month:,.0f}. The pool mostly runs "
             f"{domain}, which needs at most {target:.0%} idle."
         ),
-        owner=(inputs.rules.owner_of({"team": team}) or team) if team else None,
+        owner=inputs.owner(team),
         current_monthly=cost * per_month,
         savings=Savings(excess, excess / 2, idle * per_month),
         method="allocation idle (unheld + held idle) above a target by workload type",

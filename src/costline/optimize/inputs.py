@@ -98,6 +98,13 @@ class Inputs:
                 out[(b["provider"], b["region"], b["instance_type"])].append({**r, **b})
         return dict(sorted(out.items()))
 
+    def owner(self, team: str | None, **scope: str) -> str | None:
+        """The owner of a recommendation about `team`'s resources: the configured owner of the
+        team (and `scope`), else the team itself; None without a team."""
+        if not team:
+            return None
+        return self.rules.owner_of({"team": team, **scope}) or team
+
     def kept(self, found: Iterable[Finding | None]) -> list[Finding]:
         """The findings saving at least `min_savings` (and something), largest saving first."""
         least = max(self.min_savings, Decimal("0.01"))

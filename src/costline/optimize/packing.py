@@ -99,7 +99,7 @@ def _finding(key: tuple[str, str, str], members: list[dict[str, Any]],
             f"and {TARGET_BUSY:.0%} compute: {math.ceil(len(small) / k)} GPUs instead of "
             f"{len(small)}."
         ),
-        owner=(inputs.rules.owner_of({"team": team}) or team) if team else None,
+        owner=inputs.owner(team),
         current_monthly=held,
         savings=Savings(p50, min(low, p50), p50),
         method=f"pack small workloads {k} per GPU by peak memory and p95 compute ({how})",

@@ -68,7 +68,7 @@ def _finding(r: dict[str, Any], inputs: Inputs) -> Finding | None:
             "training it. INT8/FP8 weights or a distilled model serve 2-4x more per GPU in the "
             "playbooks; at 3x the same traffic needs a third of the GPUs."
         ),
-        owner=(inputs.rules.owner_of({"team": team, "model": model}) or team) if team else None,
+        owner=inputs.owner(team, model=model),
         current_monthly=monthly,
         savings=Savings(save["p50"], save["low"], save["high"]),
         method="serving cost x (1 - 1/speedup), speedup 2-4x (P50 3x), for busy serving GPUs",

@@ -162,7 +162,7 @@ def _finding(
             f"that demand under {TARGET_BUSY:.0%} of its compute, for "
             f"${new.price_usd_per_hour:,.2f}/h list against ${now.price_usd_per_hour:,.2f}/h."
         ),
-        owner=inputs.rules.owner_of({"team": pool.team}) if pool.team else None,
+        owner=inputs.owner(pool.team),
         current_monthly=pool.paid_per_hour * monthly_hours,
         savings=savings,
         method="gpu memory peak + headroom and p95 compute demand against the catalog",
