@@ -42,13 +42,18 @@ def _inputs(lines: Sequence[dict[str, Any]], samples: Sequence[dict[str, Any]] =
     )  # fmt: skip
 
 
-def _idle_nights() -> list[dict[str, Any]]:
-    """A Savings Plan of $10 an hour, unused from 00:00 to 06:00 UTC every night, used by day."""
-    return [{**line(f"sp-{h}", "m7i.xlarge", h, Decimal(10)),
-             "CommitmentDiscountId": "arn:sp/1", "CommitmentDiscountName": "ml-sp",
-             "CommitmentDiscountStatus": "Unused" if h % 24 < 6 else "Used",
-             "PricingCategory": "Committed"}
-            for h in range(DAYS * 24)]  # fmt: skip
+def _idle_nights(idle_by_day: Decimal = Decimal(0)) -> list[dict[str, Any]]:
+    """A Savings Plan of $10 an hour, unused from 00:00 to 06:00 UTC every night, used by day
+    (but for `idle_by_day` dollars unused each hour from 12:00 to 18:00)."""
+    out = []
+    for h in range(DAYS * 24):
+        unused = Decimal(10) if h % 24 < 6 else idle_by_day if 12 <= h % 24 < 18 else 0
+        for status, usd in (("Unused", unused), ("Used", 10 - unused)):
+            if usd:
+                out.append({**line(f"sp-{h}", "m7i.xlarge", h, usd),
+                            "CommitmentDiscountId": "arn:sp/1", "CommitmentDiscountName": "ml-sp",
+                            "CommitmentDiscountStatus": status, "PricingCategory": "Committed"})  # fmt: skip
+    return out
 
 
 def _daily_job(kind: str = "batch_job", at: int = 14, hours: int = 2, host: str = "eval",
@@ -73,9 +78,9 @@ def _daily_job(kind: str = "batch_job", at: int = 14, hours: int = 2, host: str 
     return bills, samples, work
 
 
-def _eval_beside_idle_nights(**job: Any) -> list[Finding]:
+def _eval_beside_idle_nights(idle_by_day: Decimal = Decimal(0), **job: Any) -> list[Finding]:
     bills, samples, work = _daily_job(**job)
-    return recommend_windows(_inputs(_idle_nights() + bills, samples, work))
+    return recommend_windows(_inputs(_idle_nights(idle_by_day) + bills, samples, work))
 
 
 def test_an_eval_job_in_peak_hours_moves_into_idle_committed_nights() -> None:
@@ -96,9 +101,23 @@ def test_an_eval_job_in_peak_hours_moves_into_idle_committed_nights() -> None:
     assert inputs_["start_hour_now_utc"] == 14
     assert inputs_["start_hour_new_utc"] == 0
     assert inputs_["cron_utc"] == "0 0 * * *"
-    assert inputs_["deadline_hours"] == 24 and inputs_["deadline_tagged"] is False
+    assert inputs_["deadline_hours"] == [24.0] and inputs_["deadline_tagged"] is False
     assert inputs_["idle_commitments"] == ["ml-sp"]
     assert 'schedule: "0 0 * * *"' in f.actions[0].text
+
+
+def test_idle_in_the_hours_a_job_paid_on_demand_is_not_offered_and_leaves_the_low_at_zero() -> None:
+    # The plan sat $1 idle at 14:00 while the job paid on-demand then: it did not cover the job
+    # there, so that dollar is no saving, and the job may be outside the plan's scope.
+    found = _eval_beside_idle_nights(idle_by_day=Decimal(1))
+    assert len(found) == 1
+    e = found[0].evidence
+    assert e["savings_monthly_usd"] == {"p50": "48.29", "low": "0.00", "high": "48.29"}
+    inputs_ = e["inputs"]
+    assert isinstance(inputs_, dict)
+    # What the $1 idle hours could have taken of the runs there: $0.8048 an hour, 2 h a day.
+    assert inputs_["idle_usd_in_current_hours"] == str((L4 * 2 * DAYS).quantize(CENT))
+    assert "check the job's instance family" in str(e["risk"])
 
 
 def test_an_online_inference_endpoint_is_never_moved() -> None:

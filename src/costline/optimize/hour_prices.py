@@ -67,12 +67,17 @@ class Profile:
 
     def at_index(self, index: int, q: float = 0.5) -> Decimal | None:
         """`at` for the hour `index` hours after the Unix epoch (what loops over hours use)."""
-        day, hour = divmod(index, 24)
-        key = ((day + 3) % 7, hour, q)  # 1970-01-01 was a Thursday (weekday 3)
+        key = (*cell_of(index), q)
         if key not in self._memo:
-            samples = self.cells.get(key[:2]) or self.by_hour.get(hour)
+            samples = self.cells.get(key[:2]) or self.by_hour.get(key[1])
             self._memo[key] = quantile(samples, q) if samples else None
         return self._memo[key]
+
+
+def cell_of(index: int) -> Cell:
+    """The (weekday, hour) of the hour `index` hours after the Unix epoch (a Thursday)."""
+    day, hour = divmod(index, 24)
+    return (day + 3) % 7, hour
 
 
 def hour_index(when: dt.datetime) -> int:

@@ -18,16 +18,17 @@ suffix: `atlas-eval-20261031` -> `atlas-eval`) and pool. For each start hour `H`
 schedule, every run of a group moves to the first `H:00` at or after the hour it started, and
 only if it then ends by its deadline: the workload's tag `deadline_hours` (hours after it starts
 now by which it must finish; also `deadline-hours`, `costline.io/deadline-hours`), else
-`DEFAULT_DEADLINE_HOURS` (24) after its start. A group's saving at `H` is its cost at its own
-hours less its cost at the new ones, both by the same learned prices: on Spot, each run's billed
-dollars times the price of the new hours over the price of its own (P50: the median of each
-hour's samples; low at their 90th percentile, high at their 10th); on idle commitments, the
-dollars the idle hours take of the run's hourly cost (P50 at the median idle dollars of each
-hour, low at the 10th percentile, high at the 90th), less what they would take where it runs
-now. Idle dollars one group is given are not offered to the next (groups in order of their
-cost). The `H` saving most (the earliest after the runs' own start on a tie) is the
-recommendation, with its cron schedule. One group, one recommendation: its scope is the job
-name pattern (`workload`), the pool and the team.
+`DEFAULT_DEADLINE_HOURS` (24) after its start. A group's saving at `H` is what its runs paid at
+their own hours less their cost at the new ones: on Spot, each run's billed dollars times the
+learned price of the new hours over that of its own (P50: the median of each hour's samples;
+low at their 90th percentile, high at their 10th); on idle commitments, the dollars the idle
+hours take of the run's hourly cost (P50 at the median idle dollars of each hour, low at the
+10th percentile, high at the 90th); the hours of the week the runs already paid on-demand in
+offer nothing, and idle dollars there make the low end zero (`_plan`). Idle dollars one group
+is given are not offered to the next (groups in order of their cost). The `H` saving most (the
+earliest after the runs' own start on a tie) is the recommendation, with its cron schedule.
+One group, one recommendation: its scope is the job name pattern (`workload`), the pool and the
+team.
 """
 
 from __future__ import annotations
@@ -51,14 +52,16 @@ from costline.model import Finding, Window
 from costline.optimize.capacity import tolerant
 from costline.optimize.hour_prices import (
     SPOT,
+    Cell,
     Idle,
     Profile,
+    cell_of,
     hour_index,
     idle_commitments,
     spot_prices,
 )
 from costline.optimize.inputs import Inputs, pool_name
-from costline.optimize.recommend import Savings, recommendation
+from costline.optimize.recommend import CENT, Savings, recommendation
 from costline.optimize.token_windows import token_windows
 
 KIND = "cheaper_window"
@@ -119,8 +122,8 @@ class SpotMarket:
             total += price
         return total
 
-    def value(self, runs: list[Run], starts: list[int], q: float,
-              commit: bool = False) -> Decimal | None:  # fmt: skip
+    def value(self, runs: list[Run], starts: list[int], q: float, commit: bool = False,
+              own: frozenset[Cell] = frozenset()) -> Decimal | None:  # fmt: skip
         """What the runs cost less started at `starts` than at their own hours' P50 price."""
         total = Decimal(0)
         for run, at in zip(runs, starts, strict=True):
@@ -145,10 +148,11 @@ class IdleMarket:
     def learned_hours(self) -> int:
         return self.idle.dollars.hours
 
-    def value(self, runs: list[Run], starts: list[int], q: float,
-              commit: bool = False) -> Decimal | None:  # fmt: skip
+    def value(self, runs: list[Run], starts: list[int], q: float, commit: bool = False,
+              own: frozenset[Cell] = frozenset()) -> Decimal | None:  # fmt: skip
         """The dollars of the runs, started at `starts`, that idle committed hours take: in each
-        hour the lesser of what the runs spend and what sits idle (less what is given away)."""
+        hour the lesser of what the runs spend and what sits idle (less what is given away).
+        Hours of the week in `own` (where the runs paid on-demand already) offer nothing."""
         demand: dict[int, Decimal] = defaultdict(Decimal)
         for run, at in zip(runs, starts, strict=True):
             for index in range(at, at + run.hours):
@@ -156,6 +160,8 @@ class IdleMarket:
         taken = self.taken.setdefault(q, {})
         total = Decimal(0)
         for index, want in demand.items():
+            if cell_of(index) in own:
+                continue
             free = (self.idle.dollars.at_index(index, q) or Decimal(0)) - taken.get(index, 0)
             take = min(want, max(free, Decimal(0)))
             total += take
@@ -192,6 +198,7 @@ class Plan:
     hour: int
     starts: list[int]  # hour indexes
     savings: Savings  # over the window
+    idle_now: Decimal  # idle committed dollars in the runs' own hours (0 on Spot)
 
 
 def recommend_windows(inputs: Inputs) -> list[Finding]:
@@ -210,9 +217,16 @@ def recommend_windows(inputs: Inputs) -> list[Finding]:
 
 def _plan(g: Group) -> Plan | None:
     """The start hour saving the group most at P50, its deadlines kept (None: no cheaper hour);
-    the idle dollars it takes are given to it (`commit`)."""
-    now = g.market.value(g.runs, [r.first for r in g.runs], 0.5)  # on Spot, 0
-    if now is None:
+    the idle dollars it takes are given to it (`commit`).
+
+    The runs paid their bills at their own hours: that is their cost now (on Spot, the learned
+    price of those hours; on-demand, in full). So idle committed dollars in the hours of the week
+    they already run in are not offered to them: if the commitment sat idle while they paid
+    on-demand, it did not cover them there (commitments apply to eligible usage by themselves),
+    and the low end of the saving is then zero: the work may be outside its scope."""
+    own = frozenset(cell_of(i) for r in g.runs for i in range(r.first, r.first + r.hours))
+    idle_now = g.market.value(g.runs, [r.first for r in g.runs], 0.5)  # on Spot, 0
+    if idle_now is None:
         return None
     best: tuple[Decimal, int, int, list[int]] | None = None
     for hour in range(24):
@@ -220,16 +234,17 @@ def _plan(g: Group) -> Plan | None:
         kept = [s for s in moved if s is not None]
         if len(kept) < len(moved):
             continue
-        new = g.market.value(g.runs, kept, 0.5)
+        new = g.market.value(g.runs, kept, 0.5, own=own)
         delay = sum(s - r.first for s, r in zip(kept, g.runs, strict=True))
-        if new is not None and new > now and (best is None or (new, -delay) > (best[0], -best[1])):
+        if new is not None and new > 0 and (best is None or (new, -delay) > (best[0], -best[1])):
             best = (new, delay, hour, kept)
     if best is None:
         return None
     _, _, hour, starts = best
-    low, p50, high = ((g.market.value(g.runs, starts, q, commit=True) or now) - now
+    low, p50, high = (g.market.value(g.runs, starts, q, commit=True, own=own) or Decimal(0)
                       for q in (g.market.low_q, 0.5, g.market.high_q))  # fmt: skip
-    return Plan(hour, starts, Savings(p50, min(low, p50), max(high, p50)))
+    low = Decimal(0) if idle_now > 0 else min(low, p50)
+    return Plan(hour, starts, Savings(p50, low, max(high, p50)), idle_now)
 
 
 def _workload_runs(inputs: Inputs) -> list[dict[str, Any]]:
@@ -317,8 +332,10 @@ def _finding(g: Group, plan: Plan, inputs: Inputs) -> Finding:
     per_month = inputs.per_month
     name = pool_name(g.pool)
     now, new, length = g.hour_now, plan.hour, max(r.hours for r in g.runs)
-    deadline = (f"{', '.join(f'{d:g}' for d in sorted(g.deadlines))} h (tagged)" if g.deadlines
-                else f"{DEFAULT_DEADLINE_HOURS} h after it starts (default: no deadline tag)")  # fmt: skip
+    hours = ", ".join(f"{d:g}" for d in sorted(g.deadlines))
+    deadline = (f"{hours} h after each run starts, as tagged" if g.deadlines else
+                f"{DEFAULT_DEADLINE_HOURS} h after each run starts, the default without a "
+                "deadline_hours tag")  # fmt: skip
     spot = isinstance(g.market, SpotMarket)
     why, method, extra, risk = _market_words(g, plan)
     schedule = cron(new)
@@ -344,7 +361,7 @@ def _finding(g: Group, plan: Plan, inputs: Inputs) -> Finding:
             "start_hour_now_utc": now,
             "start_hour_new_utc": new,
             "cron_utc": schedule,
-            "deadline_hours": sorted(g.deadlines) or DEFAULT_DEADLINE_HOURS,
+            "deadline_hours": sorted(g.deadlines) or [float(DEFAULT_DEADLINE_HOURS)],
             "deadline_tagged": bool(g.deadlines),
             "workload_kind": g.kind,
             **extra,
@@ -383,12 +400,24 @@ def _market_words(g: Group, plan: Plan) -> tuple[str, str, dict[str, Any], str]:
             "at its 10th",
         )
     names = ", ".join(m.idle.commitments) or "a commitment"
+    scope = (
+        f"medium: {names} also sat idle in the hours the job runs now (${plan.idle_now:,.2f} in "
+        "the window) while it paid on-demand, and commitments cover eligible usage by "
+        "themselves: check the job's instance family, region and account are in its scope "
+        "(low is zero for this)"
+        if plan.idle_now > 0
+        else "low: the hours are paid for already; the work must match the commitment's scope "
+        "(a Savings Plan's instance families or a reservation's type); low is at each hour's "
+        "10th-percentile idle dollars"
+    )
     return (
         f"{names} sits idle then and the work costs nothing more in it",
         "idle committed hours (unused commitment dollars per hour of the week) filled with "
         "deferrable on-demand work",
-        {"idle_commitments": list(m.idle.commitments), "idle_hours_learned": m.learned_hours},
-        "low: the hours are paid for already; the work must match the commitment's scope (a "
-        "Savings Plan's instance families or a reservation's type); low is at each hour's "
-        "10th-percentile idle dollars",
+        {
+            "idle_commitments": list(m.idle.commitments),
+            "idle_hours_learned": m.learned_hours,
+            "idle_usd_in_current_hours": plan.idle_now.quantize(CENT),
+        },
+        scope,
     )
