@@ -42,17 +42,20 @@ def _inputs(lines: Sequence[dict[str, Any]], samples: Sequence[dict[str, Any]] =
     )  # fmt: skip
 
 
-def _idle_nights(idle_by_day: Decimal = Decimal(0)) -> list[dict[str, Any]]:
-    """A Savings Plan of $10 an hour, unused from 00:00 to 06:00 UTC every night, used by day
-    (but for `idle_by_day` dollars unused each hour from 12:00 to 18:00)."""
+def _idle_nights(idle_by_day: Decimal = Decimal(0), idle_at_night: Decimal = Decimal(10),
+                 listed: Decimal | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """A Savings Plan of $10 an hour, `idle_at_night` of it unused from 00:00 to 06:00 UTC every
+    night, used by day (but for `idle_by_day` unused each hour from 12:00 to 18:00); what it
+    covered lists at `listed` times its cost (no list cost when None)."""
     out = []
     for h in range(DAYS * 24):
-        unused = Decimal(10) if h % 24 < 6 else idle_by_day if 12 <= h % 24 < 18 else 0
+        unused = idle_at_night if h % 24 < 6 else idle_by_day if 12 <= h % 24 < 18 else 0
         for status, usd in (("Unused", unused), ("Used", 10 - unused)):
             if usd:
                 out.append({**line(f"sp-{h}", "m7i.xlarge", h, usd),
                             "CommitmentDiscountId": "arn:sp/1", "CommitmentDiscountName": "ml-sp",
-                            "CommitmentDiscountStatus": status, "PricingCategory": "Committed"})  # fmt: skip
+                            "CommitmentDiscountStatus": status, "PricingCategory": "Committed",
+                            "ListCost": usd * listed if listed and status == "Used" else None})  # fmt: skip
     return out
 
 
@@ -78,9 +81,9 @@ def _daily_job(kind: str = "batch_job", at: int = 14, hours: int = 2, host: str 
     return bills, samples, work
 
 
-def _eval_beside_idle_nights(idle_by_day: Decimal = Decimal(0), **job: Any) -> list[Finding]:
+def _eval_beside_idle_nights(idle: dict[str, Decimal] | None = None, **job: Any) -> list[Finding]:
     bills, samples, work = _daily_job(**job)
-    return recommend_windows(_inputs(_idle_nights(idle_by_day) + bills, samples, work))
+    return recommend_windows(_inputs(_idle_nights(**(idle or {})) + bills, samples, work))
 
 
 def test_an_eval_job_in_peak_hours_moves_into_idle_committed_nights() -> None:
@@ -109,7 +112,7 @@ def test_an_eval_job_in_peak_hours_moves_into_idle_committed_nights() -> None:
 def test_idle_in_the_hours_a_job_paid_on_demand_is_not_offered_and_leaves_the_low_at_zero() -> None:
     # The plan sat $1 idle at 14:00 while the job paid on-demand then: it did not cover the job
     # there, so that dollar is no saving, and the job may be outside the plan's scope.
-    found = _eval_beside_idle_nights(idle_by_day=Decimal(1))
+    found = _eval_beside_idle_nights({"idle_by_day": Decimal(1)})
     assert len(found) == 1
     e = found[0].evidence
     assert e["savings_monthly_usd"] == {"p50": "48.29", "low": "0.00", "high": "48.29"}
@@ -118,6 +121,19 @@ def test_idle_in_the_hours_a_job_paid_on_demand_is_not_offered_and_leaves_the_lo
     # What the $1 idle hours could have taken of the runs there: $0.8048 an hour, 2 h a day.
     assert inputs_["idle_usd_in_current_hours"] == str((L4 * 2 * DAYS).quantize(CENT))
     assert "check the job's instance family" in str(e["risk"])
+
+
+def test_an_idle_committed_dollar_covers_its_discount_in_on_demand_dollars() -> None:
+    # $0.50 of the plan idles each night hour; what it covered lists at 1.5x its cost, so those
+    # $0.50 cover $0.75 an hour of the job's $0.8048 on-demand: $0.75 of each of its 2 hours.
+    found = _eval_beside_idle_nights({"idle_at_night": Decimal("0.5"), "listed": Decimal("1.5")})
+    assert [f.impact_usd for f in found] == [(Decimal("0.75") * 2 * DAYS * MONTH).quantize(CENT)]
+    inputs_ = found[0].evidence["inputs"]
+    assert isinstance(inputs_, dict)
+    assert inputs_["on_demand_usd_per_committed_usd"] == "1.5000"
+    # Without list costs in the bills, a committed dollar covers one: $0.50 of each hour.
+    found = _eval_beside_idle_nights({"idle_at_night": Decimal("0.5")})
+    assert [f.impact_usd for f in found] == [(Decimal("0.5") * 2 * DAYS * MONTH).quantize(CENT)]
 
 
 def test_an_online_inference_endpoint_is_never_moved() -> None:

@@ -33,7 +33,8 @@ EXPIRING = dt.timedelta(days=90)
 
 
 def commitment_hours(inputs: Inputs) -> ibis.Table:
-    """Per commitment and charge period (`at`, an hour): its used and unused dollars and its
+    """Per commitment and charge period (`at`, an hour): its used and unused dollars, the list
+    (on-demand) cost of what it covered (`used_list`, NULL where the bills give none) and its
     provider, in the engine. The idle committed hours `cheaper_window` moves work into, too."""
     t = inputs.window_lines
     t = t.filter(
@@ -45,6 +46,7 @@ def commitment_hours(inputs: Inputs) -> ibis.Table:
     ).aggregate(
         used=t.EffectiveCost.sum(where=t.CommitmentDiscountStatus == "Used").fill_null(0),
         unused=t.EffectiveCost.sum(where=t.CommitmentDiscountStatus == "Unused").fill_null(0),
+        used_list=t.ListCost.sum(where=t.CommitmentDiscountStatus == "Used"),
     )  # fmt: skip
 
 

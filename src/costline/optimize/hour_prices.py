@@ -9,7 +9,8 @@ weekday), so a recommendation can take the median of the cheap hours and their s
   (`PricingCategory` Dynamic). Only where the organization ran Spot: nothing is invented.
 - **Idle committed dollars**, from the bills: per provider, each hour's unused commitment dollars
   (`held.commitment_hours`, the hours `commitment_use` reports idle), which work moved there
-  costs nothing more up to.
+  costs nothing more up to; in on-demand dollars, as a committed dollar covers more than one
+  (the list cost of what the commitments covered over what it cost them).
 - **Token prices by time of day**, from genai-prices (`catalog.token_prices`): a model whose
   price differs by hour of day (DeepSeek's off-peak hours, for one). A model priced the same all
   day has no cheaper hour; a model genai-prices does not know, or prices only in part, is
@@ -24,6 +25,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 import ibis
 
@@ -127,28 +129,46 @@ def spot_prices(inputs: Inputs) -> dict[tuple[str, str, str], Profile]:
 
 @dataclass(frozen=True)
 class Idle:
-    """A provider's idle committed dollars per hour, and the commitments they are unused in."""
+    """A provider's idle committed capacity per hour, in the on-demand dollars it would cover,
+    the commitments it is unused in, and what one committed dollar covers (`buys`)."""
 
     dollars: Profile
     commitments: tuple[str, ...]
+    buys: Decimal
+
+
+def _buys(used: Decimal, used_list: Decimal | None) -> Decimal:
+    """On-demand dollars one committed dollar covers: the list cost of what the commitments
+    covered over what it cost them (their discount); 1 where the bills give no list cost."""
+    return used_list / used if used > 0 and used_list else Decimal(1)
 
 
 def idle_commitments(inputs: Inputs) -> dict[str, Idle]:
-    """catalog provider (aws, azure, gcp) -> the unused dollars of its commitments per hour."""
+    """catalog provider (aws, azure, gcp) -> its commitments' idle capacity per hour: their
+    unused dollars times what a committed dollar covers at on-demand rates (`_buys`)."""
     h = commitment_hours(inputs)
     idle = h.filter(h.unused > 0)
     named = fetch.rows(idle.select("provider", label=ibis.coalesce(idle.name, idle.commitment))
                        .distinct())  # fmt: skip
-    samples: dict[str, list[tuple[dt.datetime, Decimal]]] = defaultdict(list)
-    names: dict[str, set[str]] = defaultdict(set)
-    for r in fetch.rows(h.group_by("provider", "at").aggregate(unused=h.unused.sum())):
+    rows = fetch.rows(h.group_by("provider", "at").aggregate(
+        unused=h.unused.sum(), used=h.used.sum(), used_list=h.used_list.sum()))  # fmt: skip
+    by: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
         provider = catalog_provider(r["provider"] or "")
         if provider is not None:
-            samples[provider].append((r["at"], Decimal(r["unused"])))
+            by[provider].append(r)
+    names: dict[str, set[str]] = defaultdict(set)
     for r in named:
         names[catalog_provider(r["provider"] or "") or ""].add(r["label"])
-    return {p: Idle(profile(v), tuple(sorted(names[p]))) for p, v in sorted(samples.items())
-            if any(value > 0 for _, value in v)}  # fmt: skip
+    out = {}
+    for provider, hours in sorted(by.items()):
+        used = sum((Decimal(r["used"]) for r in hours), Decimal(0))
+        listed = [Decimal(r["used_list"]) for r in hours if r["used_list"] is not None]
+        buys = _buys(used, sum(listed, Decimal(0)) if listed else None)
+        if any(r["unused"] > 0 for r in hours):
+            dollars = profile((r["at"], Decimal(r["unused"]) * buys) for r in hours)
+            out[provider] = Idle(dollars, tuple(sorted(names[provider])), buys)
+    return out
 
 
 def token_prices_by_hour(

@@ -418,6 +418,7 @@ def _market_words(g: Group, plan: Plan) -> tuple[str, str, dict[str, Any], str]:
             "idle_commitments": list(m.idle.commitments),
             "idle_hours_learned": m.learned_hours,
             "idle_usd_in_current_hours": plan.idle_now.quantize(CENT),
+            "on_demand_usd_per_committed_usd": m.idle.buys.quantize(Decimal("0.0001")),
         },
         scope,
     )
