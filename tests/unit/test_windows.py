@@ -15,7 +15,8 @@ from costline.clock import FixedClock
 from costline.model import Finding
 from costline.optimize.hour_prices import quantile
 from costline.optimize.inputs import Inputs
-from costline.optimize.windows import name_pattern, recommend_windows
+from costline.optimize.window_runs import name_pattern
+from costline.optimize.windows import recommend_windows
 from costline.schema import LLM_REQUESTS, WORKLOADS
 from costline.sources.dcgm import GPU_SAMPLE_ARROW
 from tests.unit.recommend_data import LINES, T0, line
@@ -109,6 +110,24 @@ def test_an_eval_job_in_peak_hours_moves_into_idle_committed_nights() -> None:
     assert 'schedule: "0 0 * * *"' in f.actions[0].text
 
 
+def test_a_run_that_cannot_wait_for_the_window_starts_when_it_did() -> None:
+    # An eighth run of the job, started at 10:00 and due 2 hours later, cannot wait for 00:00:
+    # it stays, paying what it paid; the other seven move.
+    bills, samples, work = _daily_job()
+    late, late_samples, late_work = _daily_job(at=10, tags={"deadline_hours": "2"})
+    late_samples = [{**x, "pod": "atlas-eval-20261001-late1"} for x in late_samples[:2]]
+    late_work = [{**late_work[0], "workload_id": "ml/atlas-eval-20261001-late1"}]
+    found = recommend_windows(_inputs(_idle_nights() + bills + late[:2], samples + late_samples,
+                                      work + late_work))  # fmt: skip
+    assert [f.impact_usd for f in found] == [Decimal("48.29")]
+    e = found[0].evidence
+    assert e["current_monthly_usd"] == str((L4 * 2 * 8 * MONTH).quantize(CENT))
+    inputs_ = e["inputs"]
+    assert isinstance(inputs_, dict)
+    assert (inputs_["runs"], inputs_["runs_moved"]) == (8, 7)
+    assert inputs_["deadline_hours"] == [2.0]
+
+
 def test_idle_in_the_hours_a_job_paid_on_demand_is_not_offered_and_leaves_the_low_at_zero() -> None:
     # The plan sat $1 idle at 14:00 while the job paid on-demand then: it did not cover the job
     # there, so that dollar is no saving, and the job may be outside the plan's scope.
@@ -134,6 +153,27 @@ def test_an_idle_committed_dollar_covers_its_discount_in_on_demand_dollars() -> 
     # Without list costs in the bills, a committed dollar covers one: $0.50 of each hour.
     found = _eval_beside_idle_nights({"idle_at_night": Decimal("0.5")})
     assert [f.impact_usd for f in found] == [(Decimal("0.5") * 2 * DAYS * MONTH).quantize(CENT)]
+
+
+EVAL_TAGS = {"Tags": [("team", "search"), ("workload-type", "evaluation")]}
+
+
+def test_a_job_seen_only_in_the_bills_is_moved_and_one_seen_twice_is_counted_once() -> None:
+    # No workload record, no telemetry: instances tagged as an evaluation, billed 14:00-16:00
+    # each day, are the runs.
+    bills, samples, work = _daily_job(host="atlas-eval-0", lines=EVAL_TAGS)
+    found = recommend_windows(_inputs(_idle_nights() + bills))
+    assert [(f.impact_usd, f.scope["workload"]) for f in found] == [(Decimal("48.29"),
+                                                                    "atlas-eval")]  # fmt: skip
+    inputs_ = found[0].evidence["inputs"]
+    assert isinstance(inputs_, dict)
+    assert inputs_["workload_kinds"] == ["evaluation"] and inputs_["start_hour_new_utc"] == 0
+    # The same runs recorded as workloads too: the workload runs count, the bills' do not.
+    found = recommend_windows(_inputs(_idle_nights() + bills, samples, work))
+    assert [f.impact_usd for f in found] == [Decimal("48.29")]
+    # Untagged instances billed the same way are nobody's deferrable work.
+    bills, _, _ = _daily_job(host="atlas-eval-0")
+    assert recommend_windows(_inputs(_idle_nights() + bills)) == []
 
 
 def test_an_online_inference_endpoint_is_never_moved() -> None:
@@ -184,6 +224,8 @@ def test_a_spot_job_moves_to_the_hours_the_learned_spot_price_is_lowest() -> Non
     inputs_ = f.evidence["inputs"]
     assert isinstance(inputs_, dict)
     assert inputs_["market"] == "spot"
+    assert f.scope == {"workload": "atlas-eval", "pool": "aws/us-east-1/g6.xlarge",
+                       "team": "search", "capacity": "spot", "recommendation": "cheaper_window"}  # fmt: skip
     assert inputs_["start_hour_new_utc"] == 20  # the first hour both run hours are cheap
     assert inputs_["spot_usd_per_hour_now"] == "0.5"
     assert inputs_["spot_usd_per_hour_new"] == "0.3"

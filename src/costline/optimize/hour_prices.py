@@ -101,14 +101,14 @@ def profile(samples: Iterable[tuple[dt.datetime, Decimal]]) -> Profile:
                    {h: tuple(sorted(v)) for h, v in hours.items()})  # fmt: skip
 
 
-def _hourly(t: ibis.Table) -> ibis.Table:
+def hourly(t: ibis.Table) -> ibis.Table:
     """Lines whose charge period is one hour or less: the ones an hour of day means something for."""
     return t.filter(t.ChargePeriodEnd <= t.ChargePeriodStart + ibis.interval(hours=1))
 
 
 def spot_lines(inputs: Inputs) -> ibis.Table:
     """The window's hour-long Spot lines of catalogued GPU instance types, with `instance_type`."""
-    t = _hourly(inputs.window_lines)
+    t = hourly(inputs.window_lines)
     g = gpu_lines(t.filter(t.PricingCategory == SPOT))
     return g.filter(g.instance_type.notnull(), g.ConsumedQuantity > 0)
 

@@ -10,15 +10,13 @@ less (`hour_prices`, learned per hour of the week) when:
   (`held.commitment_hours`): up to its unused dollars, the work costs nothing more there;
 - the work is **LLM traffic** on a model genai-prices prices by time of day (`token_windows`).
 
-GPU work comes as runs: a tolerant workload that started in the window, its hours its start to
-its end, its GPU dollars the allocation's (HELD_KINDS); on on-demand capacity, only the share of
-its host's dollars billed at on-demand rates (`Billing`: what no commitment covered already).
-Runs are grouped by team, kind, job name pattern (the name without its date, counter or hash
-suffix: `atlas-eval-20261031` -> `atlas-eval`) and pool. For each start hour `H` of a daily
-schedule, every run of a group moves to the first `H:00` at or after the hour it started, and
-only if it then ends by its deadline: the workload's tag `deadline_hours` (hours after it starts
-now by which it must finish; also `deadline-hours`, `costline.io/deadline-hours`), else
-`DEFAULT_DEADLINE_HOURS` (24) after its start. A group's saving at `H` is what its runs paid at
+GPU work comes as runs (`window_runs`: the workloads that started in the window, and the
+stretches of hours batch-tagged instances were billed that no workload covers), each with the
+dollars moving it can save (on on-demand capacity, those billed at on-demand rates). Runs are
+grouped by team, job name pattern (`atlas-eval-20261031` -> `atlas-eval`), pool and capacity
+(Spot or not). For each start hour `H` of a daily schedule, each run waits for the first `H:00`
+after the hour it started if it then still ends by its deadline (its tag `deadline_hours`, else
+24 hours after it starts), and starts when it did otherwise. A group's saving at `H` is what its runs paid at
 their own hours less their cost at the new ones: on Spot, each run's billed dollars times the
 learned price of the new hours over that of its own (P50: the median of each hour's samples;
 low at their 90th percentile, high at their 10th); on idle commitments, the dollars the idle
@@ -27,31 +25,21 @@ hours take of the run's hourly cost (P50 at the median idle dollars of each hour
 offer nothing, and idle dollars there make the low end zero (`_plan`). Idle dollars one group
 is given are not offered to the next (groups in order of their cost). The `H` saving most (the
 earliest after the runs' own start on a tie) is the recommendation, with its cron schedule.
-One group, one recommendation: its scope is the job name pattern (`workload`), the pool and the
-team.
+One group, one recommendation: its scope is the job name pattern (`workload`), the pool, the
+team, and `capacity: spot` for work on Spot.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable
 from dataclasses import astuple, dataclass, field
 from decimal import Decimal
 from typing import Any
 
-import ibis
-import pyarrow as pa
-
-from costline.allocation.allocate import HELD_KINDS
-from costline.allocation.gpu import with_host
-from costline.ledger import fetch
 from costline.model import Finding, Window
-from costline.optimize.capacity import tolerant
 from costline.optimize.hour_prices import (
-    SPOT,
     Cell,
     Idle,
     Profile,
@@ -63,23 +51,10 @@ from costline.optimize.hour_prices import (
 from costline.optimize.inputs import Inputs, pool_name
 from costline.optimize.recommend import CENT, Savings, recommendation
 from costline.optimize.token_windows import token_windows
+from costline.optimize.window_runs import DEFAULT_DEADLINE_HOURS, Pool, Seen, name_pattern, runs
 
 KIND = "cheaper_window"
-DEFAULT_DEADLINE_HOURS = 24
-DEADLINE_TAGS = ("costline.io/deadline-hours", "deadline-hours", "deadline_hours")
 HOUR = dt.timedelta(hours=1)
-_SUFFIX = re.compile(r"[-_.](?:\d+|(?=[a-z0-9]*\d)[a-z0-9]{4,})$", re.IGNORECASE)
-
-
-def name_pattern(name: str) -> str:
-    """A job's name without its run suffixes (dates, counters, hashes): what its runs share.
-
-    >>> name_pattern("atlas-eval-20261031"), name_pattern("ft-8b")
-    ('atlas-eval', 'ft-8b')
-    """
-    while (shorter := _SUFFIX.sub("", name)) != name and shorter:
-        name = shorter
-    return name
 
 
 @dataclass(frozen=True)
@@ -94,10 +69,16 @@ class Run:
     rate: Decimal  # dollars an hour
 
     def moved(self, hour: int) -> int | None:
-        """The first `hour`:00 at or after its start hour, if it still ends by its deadline."""
+        """The first `hour`:00 after its start hour, if it still ends by its deadline (None: it
+        does not, or `hour` is the hour it starts in)."""
         at = self.first - self.first % 24 + hour
         at += 24 if at < self.first else 0
-        return at if at + self.hours <= self.latest else None
+        return at if self.first < at and at + self.hours <= self.latest else None
+
+    def start_at(self, hour: int) -> int:
+        """Where it starts under "wait for `hour`:00, unless that misses the deadline"."""
+        moved = self.moved(hour)
+        return self.first if moved is None else moved
 
 
 @dataclass
@@ -175,11 +156,12 @@ class Group:
     """The runs of one job on one pool, and how their hours are priced."""
 
     team: str | None
-    kind: str
     pattern: str
-    pool: tuple[str, str, str]
+    pool: Pool
+    spot: bool
     market: SpotMarket | IdleMarket
     runs: list[Run] = field(default_factory=list)
+    kinds: set[str] = field(default_factory=set)  # workload kinds, or the bills' workload types
     deadlines: set[float] = field(default_factory=set)  # the tagged deadlines (hours) seen
 
     @property
@@ -230,14 +212,12 @@ def _plan(g: Group) -> Plan | None:
         return None
     best: tuple[Decimal, int, int, list[int]] | None = None
     for hour in range(24):
-        moved = [r.moved(hour) for r in g.runs]
-        kept = [s for s in moved if s is not None]
-        if len(kept) < len(moved):
-            continue
-        new = g.market.value(g.runs, kept, 0.5, own=own)
-        delay = sum(s - r.first for s, r in zip(kept, g.runs, strict=True))
+        # A run that would miss its deadline waiting for `hour` starts when it does now.
+        starts = [r.start_at(hour) for r in g.runs]
+        new = g.market.value(g.runs, starts, 0.5, own=own)
+        delay = sum(s - r.first for s, r in zip(starts, g.runs, strict=True))
         if new is not None and new > 0 and (best is None or (new, -delay) > (best[0], -best[1])):
-            best = (new, delay, hour, kept)
+            best = (new, delay, hour, starts)
     if best is None:
         return None
     _, _, hour, starts = best
@@ -247,80 +227,30 @@ def _plan(g: Group) -> Plan | None:
     return Plan(hour, starts, Savings(p50, low, max(high, p50)), idle_now)
 
 
-def _workload_runs(inputs: Inputs) -> list[dict[str, Any]]:
-    """Tolerant workloads that started in the window, with the GPU dollars they held (engine)."""
-    w = tolerant(inputs.workloads)
-    if not {"name", "start", "end"} <= set(w.columns):
-        return []
-    w = w.filter(w.start >= inputs.start, w.start < inputs.end)
-    tags = [w.tags.get(k) for k in DEADLINE_TAGS]
-    capacity = w.capacity_type if "capacity_type" in w.columns else ibis.null("string")
-    w = w.select(holder=w.workload_id, wkind=w.kind, name=ibis.coalesce(w.name, w.workload_id),
-                 start=w.start, finish=w.end, capacity=capacity.fill_null("on_demand"),
-                 deadline_hours=ibis.coalesce(*tags).try_cast("float64"))  # fmt: skip
-    a = inputs.allocation.table()
-    a = a.filter(a.kind.isin(list(HELD_KINDS)), a.host.notnull())
-    j = a.join(w, "holder")
-    return fetch.rows(j.group_by(["holder", "wkind", "name", "start", "finish", "capacity",
-                                  "deadline_hours"])
-                      .aggregate(host=j.host.min(), wteam=j.team.mode(), usd=j.amount.sum()))  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Billing:
-    """How a host was billed in the window: on Spot at all, and the share of its dollars paid at
-    on-demand rates (not Spot, not covered by a commitment): what idle committed hours can take."""
-
-    spot: bool
-    on_demand: Decimal
-
-
-def _billing(inputs: Inputs, hosts: Iterable[str]) -> dict[str, Billing]:
-    """host -> its `Billing`, for the hosts named (one engine query)."""
-    wanted = sorted(set(hosts))
-    if not wanted:
-        return {}
-    t = with_host(inputs.window_lines, ibis.memtable(pa.table({"host": wanted})))
-    t = t.filter(t.host.notnull())
-    category = t.PricingCategory.fill_null("Standard")
-    on_demand = t.CommitmentDiscountId.isnull() & ~category.isin(["Committed", SPOT])
-    rows = fetch.rows(t.group_by("host").aggregate(
-        spot=(category == SPOT).any(), total=t.EffectiveCost.sum(),
-        on_demand=t.EffectiveCost.sum(where=on_demand).fill_null(0)))  # fmt: skip
-    return {r["host"]: Billing(bool(r["spot"]), Decimal(r["on_demand"]) / Decimal(r["total"])
-                               if r["total"] else Decimal(0)) for r in rows}  # fmt: skip
-
-
-def _groups(inputs: Inputs, spot: dict[tuple[str, str, str], Profile],
+def _groups(inputs: Inputs, spot: dict[Pool, Profile],
             idle: dict[str, IdleMarket]) -> list[Group]:  # fmt: skip
-    """The window's runs gathered by team, kind, name pattern and pool, each with its market."""
-    rows = [r for r in _workload_runs(inputs) if Decimal(r["usd"] or 0) > 0]
-    billing = _billing(inputs, (str(r["host"]) for r in rows))
+    """The window's runs gathered by team, name pattern, pool and capacity (Spot or not), each
+    with its market."""
     spot_markets = {k: SpotMarket(p) for k, p in spot.items()}
     groups: dict[tuple[Any, ...], Group] = {}
-    for pool, members in inputs.pooled(rows).items():
-        for m in members:
-            billed = billing.get(m["host"], Billing(False, Decimal(1)))
-            is_spot = m["capacity"] == "spot" or billed.spot
-            market = spot_markets.get(pool) if is_spot else idle.get(pool[0])
-            usd = Decimal(m["usd"]) * (1 if is_spot else billed.on_demand)
-            if market is None or usd <= 0:
-                continue
-            team = m["wteam"] or m.get("team")
-            key = (team, m["wkind"], name_pattern(str(m["name"])), pool)
-            g = groups.setdefault(key, Group(*key, market=market))
-            g.runs.append(_run(m, usd, inputs.end))
-            if m["deadline_hours"] is not None:
-                g.deadlines.add(float(m["deadline_hours"]))
+    for seen in runs(inputs):
+        market = spot_markets.get(seen.pool) if seen.spot else idle.get(seen.pool[0])
+        if market is None:
+            continue
+        key = (seen.team, name_pattern(seen.name), seen.pool, seen.spot)
+        g = groups.setdefault(key, Group(*key, market=market))
+        g.runs.append(_run(seen))
+        g.kinds.add(seen.kind)
+        if seen.deadline_hours is not None:
+            g.deadlines.add(float(seen.deadline_hours))
     return list(groups.values())
 
 
-def _run(m: dict[str, Any], usd: Decimal, end: dt.datetime) -> Run:
-    start, finish = m["start"], m["finish"] or end
-    hours = max(1, math.ceil((finish - start) / HOUR))
-    deadline = m["deadline_hours"] if m["deadline_hours"] is not None else DEFAULT_DEADLINE_HOURS
-    latest = start.timestamp() / 3600 + float(deadline)
-    return Run(hour_index(start), hours, latest, usd, usd / hours)
+def _run(seen: Seen) -> Run:
+    hours = max(1, math.ceil((seen.finish - seen.start) / HOUR))
+    deadline = DEFAULT_DEADLINE_HOURS if seen.deadline_hours is None else seen.deadline_hours
+    latest = seen.start.timestamp() / 3600 + float(deadline)
+    return Run(hour_index(seen.start), hours, latest, seen.usd, seen.usd / hours)
 
 
 def cron(hour: int) -> str:
@@ -337,18 +267,26 @@ def _finding(g: Group, plan: Plan, inputs: Inputs) -> Finding:
                 f"{DEFAULT_DEADLINE_HOURS} h after each run starts, the default without a "
                 "deadline_hours tag")  # fmt: skip
     spot = isinstance(g.market, SpotMarket)
+    kinds = ", ".join(sorted(g.kinds))
+    moved = sum(1 for at, r in zip(plan.starts, g.runs, strict=True) if at != r.first)
     why, method, extra, risk = _market_words(g, plan)
     schedule = cron(new)
     window_hours = (inputs.end - inputs.start) / HOUR
     return recommendation(
         kind=KIND,
-        scope={"workload": g.pattern, "pool": name, **({"team": g.team} if g.team else {})},
+        scope={
+            "workload": g.pattern,
+            "pool": name,
+            **({"team": g.team} if g.team else {}),
+            **({"capacity": "spot"} if g.spot else {}),
+        },
         title=f"{g.pattern}: start at {new:02d}:00 UTC instead of {now:02d}:00, {why}",
         summary=(
-            f"{len(g.runs)} run(s) of {g.pattern} ({g.kind}) on {name}, mostly starting at "
+            f"{len(g.runs)} run(s) of {g.pattern} ({kinds}) on {name}, mostly starting at "
             f"{now:02d}:00 UTC for up to {length} h, cost ${g.usd * per_month:,.0f} a month. "
-            f"Started at {new:02d}:00 UTC they end within their deadline ({deadline}) and "
-            f"cost ${plan.savings.p50 * per_month:,.0f} a month less: {why}."
+            f"{moved} of them can wait for {new:02d}:00 UTC and still end by their deadline "
+            f"({deadline}); started then, they cost ${plan.savings.p50 * per_month:,.0f} a "
+            f"month less: {why}."
         ),
         owner=inputs.owner(g.team),
         current_monthly=g.usd * per_month,
@@ -357,13 +295,14 @@ def _finding(g: Group, plan: Plan, inputs: Inputs) -> Finding:
         inputs={
             "market": "spot" if spot else "idle_commitment",
             "runs": len(g.runs),
+            "runs_moved": moved,
             "run_hours_max": length,
             "start_hour_now_utc": now,
             "start_hour_new_utc": new,
             "cron_utc": schedule,
             "deadline_hours": sorted(g.deadlines) or [float(DEFAULT_DEADLINE_HOURS)],
             "deadline_tagged": bool(g.deadlines),
-            "workload_kind": g.kind,
+            "workload_kinds": sorted(g.kinds),
             **extra,
         },
         window=Window(start=inputs.start, end=inputs.end),
@@ -371,9 +310,10 @@ def _finding(g: Group, plan: Plan, inputs: Inputs) -> Finding:
         risk=risk,
         action=(
             f"Start {g.pattern} daily at {new:02d}:00 UTC (cron `{schedule}`) instead of around "
-            f"{now:02d}:00 UTC; it runs {new:02d}:00-{(new + length) % 24:02d}:00 UTC and ends "
-            f'within its deadline. Kubernetes CronJob: `spec: {{schedule: "{schedule}", '
-            f'timeZone: "Etc/UTC"}}`; a queue or Slurm `--begin` at the same hour works too.'
+            f"{now:02d}:00 UTC; it runs {new:02d}:00-{(new + length) % 24:02d}:00 UTC. "
+            f'Kubernetes CronJob: `spec: {{schedule: "{schedule}", timeZone: "Etc/UTC"}}`; for '
+            f"triggered runs, a queue that holds them until {new:02d}:00 UTC (or Slurm "
+            "`--begin`) and starts at once a run that would miss its deadline waiting."
         ),
         clock=inputs.clock,
     )
