@@ -136,9 +136,9 @@ def workload_runs(inputs: Inputs) -> list[Seen]:
 
 def _billed_rows(inputs: Inputs) -> list[dict[str, Any]]:
     """Stretches of consecutive billed hours of batch-tagged GPU instances (engine)."""
-    g = gpu_lines(derive_lines(hourly(inputs.window_lines), inputs.rules))
-    g = g.filter(g.cost_domain.isin(list(TOLERANT_DOMAINS)), g.instance_type.notnull(),
-                 g.ConsumedQuantity > 0)  # fmt: skip
+    d = derive_lines(hourly(inputs.window_lines), inputs.rules)
+    g = gpu_lines(d.filter(d.cost_domain.isin(list(TOLERANT_DOMAINS)), d.ConsumedQuantity > 0))
+    g = g.filter(g.instance_type.notnull())
     name = ibis.coalesce(*[g.Tags.get(k) for k in NAME_TAGS], g.ResourceName, g.ResourceId)
     per = g.group_by(resource=ibis.coalesce(g.ResourceId, g.ResourceName), at=g.ChargePeriodStart,
                      provider=g.type_provider, region=g.RegionId,
