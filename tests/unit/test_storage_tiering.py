@@ -108,35 +108,45 @@ def _lightning_run() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 
 
 def test_an_ended_run_keeps_its_last_two_and_best_checkpoints_and_tiers_them() -> None:
-    """Steps 100 and 200 are deleted ($0.02 x 2,000 GiB = $40); 300 (best), 400 and 500 move to
-    Coldline, priced over their 60-day age: 3,000 x (0.02 - 0.004 x 90/60) = $42 (Nearline saves
-    $30, Archive $38.10). Low: 30 days' life, 3,000 x (0.02 - 0.004 x 3) = $24; high: a year's,
-    3,000 x 0.016 = $48."""
+    """Steps 100 and 200 are deleted ($0.02 x 2,000 GiB = $40); 300 (best), 400 and 500 are kept
+    on purpose, so priced over a year: Archive saves 3,000 x (0.02 - 0.0012) = $56.40 (Coldline
+    $48, Nearline $30). Low, at their 60-day age: 3,000 x (0.02 - 0.0012 x 365/60) = $38.10."""
     objects, work = _lightning_run()
     [f] = run(objects, GCS_LINE, work)
-    assert money(f) == ("100.00", "82.00", "64.00", "88.00")
+    assert money(f) == ("100.00", "96.40", "78.10", "96.40")
     assert f.scope == {"resource": "gs://ckpt/runs/job-7/", "run": "job-7",
                        "recommendation": "storage_tiering"}  # fmt: skip
     got = inputs_of(f)
     assert got["deleted"] == ["runs/job-7/epoch=1-step=100-val_loss=0.90.ckpt",
                               "runs/job-7/epoch=2-step=200-val_loss=0.50.ckpt"]  # fmt: skip
-    assert len(got["kept"]) == 3 and got["target_tier"] == "COLDLINE"
+    assert len(got["kept"]) == 3 and got["target_tier"] == "ARCHIVE"
     assert got["target_price_source"] == "list: cyclenerd-gcp 2026-07-30"
-    assert got["life_days"] == "60" and got["retrieval_gb_month"] == "0.00"
+    assert got["life_days"] == "365" and got["retrieval_gb_month"] == "0.00"
     assert f.evidence["confidence"] == "high" and f.evidence["coverage"] == 1.0
     lifecycle = json.loads(f.actions[0].text.split(": ", 1)[1])
     assert lifecycle == got["lifecycle"]
     assert lifecycle["rule"][0] == {
         "action": {"type": "Delete"},
         "condition": {
-            "age": 30,
+            "age": 7,
             "matchesPrefix": ["runs/job-7/epoch=1-step=100-val_loss=0.90.ckpt"],
         },
     }
     assert lifecycle["rule"][2] == {
-        "action": {"type": "SetStorageClass", "storageClass": "COLDLINE"},
-        "condition": {"age": 30, "matchesPrefix": ["runs/job-7/"]}}  # fmt: skip
+        "action": {"type": "SetStorageClass", "storageClass": "ARCHIVE"},
+        "condition": {"age": 7, "matchesPrefix": ["runs/job-7/"]}}  # fmt: skip
     assert f.owner == "research"
+
+
+def test_a_run_ended_lately_keeps_off_tiers_whose_minimum_may_outlast_it() -> None:
+    """Checkpoints written 20 days ago, as the run ended: at that age (the low end's life)
+    Archive's 365-day minimum costs more than it saves, so Coldline, which loses nothing there:
+    $40 deleted + 3,000 x (0.02 - 0.004) = $48 (low 3,000 x (0.02 - 0.004 x 90/20) = $6)."""
+    objects, work = _lightning_run()
+    objects = [{**o, "last_modified": _ago(20), "last_accessed": _ago(20)} for o in objects]
+    [f] = run(objects, GCS_LINE, [{**work[0], "end": _ago(20)}])
+    assert money(f) == ("100.00", "88.00", "46.00", "88.00")
+    assert inputs_of(f)["target_tier"] == "COLDLINE"
 
 
 def test_a_running_run_deletes_nothing_and_read_checkpoints_stay() -> None:
@@ -246,7 +256,7 @@ def test_an_ended_runs_deletions_count_when_its_tiering_is_unpriced() -> None:
                                       "DEEP_ARCHIVE price"]  # fmt: skip
     assert f.evidence["confidence"] == "medium"  # high, a step down
     rules = inputs_of(f)["lifecycle"]["Rules"]
-    assert [r["Expiration"] for r in rules] == [{"Days": 30}, {"Days": 30}]
+    assert [r["Expiration"] for r in rules] == [{"Days": 7}, {"Days": 7}]
 
 
 def test_an_unpriced_current_tier_claims_nothing() -> None:
@@ -304,7 +314,7 @@ def test_a_name_several_runs_share_is_one_runs_and_none_while_one_still_runs() -
         for wid, days in (("a-1", 60), ("a-2", 40))
     ]
     [f] = run(objects, GCS_LINE, runs)
-    assert f.scope["run"] == "a-2" and money(f) == ("100.00", "82.00", "64.00", "88.00")
+    assert f.scope["run"] == "a-2" and money(f) == ("100.00", "96.40", "78.10", "96.40")
     running = {"workload_id": "a-3", "kind": "training_run", "name": "llm-pretrain",
                "start": _ago(2), "end": None}  # fmt: skip
     [f] = run(objects, GCS_LINE, [*runs, running])

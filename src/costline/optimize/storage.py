@@ -4,28 +4,22 @@ a colder tier or deleted, net of the target tier's minimum storage duration and 
 Read from each bucket's newest inventory (`storage_objects`) before the window ends, hot-tier
 objects only (S3 Standard, Cloud Storage Standard, Azure Hot):
 
-- **checkpoints of runs that ended** (`attribution.storage.ended_run_objects`, the rule zombie
-  detection uses too; ended at least `ended_days` ago): a run's checkpoints are its checkpoint
+- **checkpoints of runs that ended** at least `ended_days` ago (`attribution.storage.
+  ended_run_objects`, the rule zombie detection uses too): a run's checkpoints are its step
   folders (`global_step2000/`, `checkpoint-500/`) or files (`epoch=3-step=1200.ckpt`), ordered
   by step, then by last write. The last `keep_last` and the best (the best value of a metric the
-  names carry, `val_loss=0.31`, or one named `best`) are kept; the others not read for
-  `unread_days` are deleted. What is kept moves to a colder tier like data (below);
+  names carry, `val_loss=0.31`, or one named `best`) are kept; the others not read (not written)
+  for `ended_days` are deleted. The rest of the run moves to a colder tier, as kept on purpose;
 - **data not read for `unread_days`**: the other hot objects, by bucket and folder (the first
-  `prefix_depth` folders of their keys).
+  `prefix_depth` folders of their keys). Without access times for at least half its old bytes,
+  only data that registry entries declare, whose runs all ended `unread_days` ago, is moved:
+  costline cannot tell other data is cold (`_data_plan`).
 
 A lifecycle rule moves objects by age (days since their last write), so the rule for a prefix
-moves every object older than `unread_days`; those of them read within `unread_days` are read
-again from the colder tier: at that rate, each GB read pays the tier's retrieval fee. Without
-access times (most inventories have none) the last write stands in for the last read, and the
-confidence says so (coverage: the share of bytes whose access time is known).
-
-Each colder tier is priced for the data's expected remaining life: its mean age so far (an object
-kept this long is, at the median, kept as long again), no longer than an expiry rule the bucket
-already has. Monthly saving = GB x (current price - target price x max(life, minimum storage
-days) / life) - GB read a month x retrieval fee. The tier with the largest saving is proposed;
-P50 as above, low at half the life and twice the reads, high at a year's life. Deletion saves the
-current price of what it deletes. Prices: `storage_rates` (list, else the bill, else unpriced: no
-saving claimed for that tier).
+moves every object older than its days; those of them read lately are read again from the colder
+tier, each GB at its retrieval fee. The arithmetic, and how the tier is chosen, is
+`storage_plan.best_move`. Prices: `storage_rates` (list, else the bill, else unpriced: no saving
+claimed for that tier).
 """
 
 from __future__ import annotations
@@ -71,12 +65,13 @@ def recommend_storage_tiering(
     if inputs.storage is None:
         return []
     s = settings
-    cut = inputs.end - dt.timedelta(days=s.unread_days)
+    ended = inputs.end - dt.timedelta(days=s.ended_days)
     now = newest_inventory(inputs.storage, inputs.end.date())
     hot = now.filter(now.storage_class.upper().isin(hot_classes()))
-    runs = ended_run_objects(hot, inputs.workloads, inputs.end - dt.timedelta(days=s.ended_days))
-    ckpts = fetch.rows(_per_checkpoint(runs, cut, inputs.end))
+    runs = ended_run_objects(hot, inputs.workloads, ended)
+    ckpts = fetch.rows(_per_checkpoint(runs, ended, inputs.end))
     rest = hot.anti_join(runs, ["bucket", "key"])
+    cut = inputs.end - dt.timedelta(days=s.unread_days)
     data = fetch.rows(_per_folder(rest, cut, inputs.end, s.prefix_depth))
     buckets = sorted({r["bucket"] for r in [*ckpts, *data]})
     if not buckets:
@@ -204,14 +199,16 @@ def _run_plan(
     rules: dict[str, list[dict[str, Any]]], inputs: Inputs, s: TieringSettings,
 ) -> Plan | None:  # fmt: skip
     """An ended run's checkpoints: delete the superseded unread ones, tier what is kept."""
-    cut = inputs.end - dt.timedelta(days=s.unread_days)
+    cut = inputs.end - dt.timedelta(days=s.ended_days)
     ckpts = [r for r in rows if r["ckpt"]]
     keep = kept_checkpoints([(r["ckpt"], r["last_write"]) for r in ckpts], s.keep_last)
     gone = [r for r in ckpts if r["ckpt"] not in keep and _utc(r["touched"]) < cut]
     stays = [r for r in rows if r not in gone]
     prefix = min(str(r["prefix"]) for r in rows)
     where = _Prefix(str(rows[0]["provider"]), bucket, prefix.rstrip("/") + "/", _main_class(rows))
-    plan = _plan(where, _group(gone, whole=True), _group(stays), rates, rules, s)
+    plan = _plan(
+        where, _group(gone, whole=True), _group(stays), rates, rules, s.ended_days, kept=True
+    )
     if plan is not None:
         plan.run, plan.deleted = run, sorted(r["ckpt"] for r in gone)
         plan.kept = sorted(c for c in keep if c)
@@ -239,7 +236,7 @@ def _data_plan(
             f"by {last.date().isoformat()}"
         )
     where = _Prefix(str(row["provider"]), row["bucket"], folder, str(row["storage_class"]))
-    plan = _plan(where, Group(), _group([row]), rates, rules, s)
+    plan = _plan(where, Group(), _group([row]), rates, rules, s.unread_days, kept=False)
     if plan is not None:
         plan.why = why
     return plan
@@ -274,23 +271,25 @@ def _declared_owners(inputs: Inputs, buckets: Sequence[str]) -> dict[str, list[t
 
 def _plan(
     where: _Prefix, gone: Group, stays: Group, rates: StorageRates,
-    rules: dict[str, list[dict[str, Any]]], s: TieringSettings,
+    rules: dict[str, list[dict[str, Any]]], days: int, *, kept: bool,
 ) -> Plan | None:  # fmt: skip
-    """Delete `gone`, move the old part of `stays` to the tier saving most; None when the current
-    tier is unpriced (nothing can be claimed) or there is nothing to do."""
+    """Delete `gone`, move the part of `stays` older than `days` to the tier saving most (`kept`:
+    an ended run's, kept on purpose); None when the current tier is unpriced (nothing can be
+    claimed) or there is nothing to do."""
     now, targets, unpriced = _prices(where, rates)
     if now is None or provider_key(where.provider) is None:
         return None
     covering = [r for r in rules.get(where.bucket, [])
                 if where.prefix.startswith(r["prefix"] or "")]  # fmt: skip
-    choice, no_fee = best_move(stays, now, targets, expiry_days(r["actions"] for r in covering), s)
+    expires = expiry_days(r["actions"] for r in covering)
+    choice, no_fee = best_move(stays, now, targets, expires, days=days, kept=kept)
     if gone.moved <= 0 and choice is None:
         return None
     facts = rates.buckets.get(where.bucket)
     return Plan(where.provider, where.bucket, where.prefix,
                 storage_uri(where.provider, where.bucket, where.prefix), now, gone, stays,
                 choice, unpriced + no_fee, [r["rule_id"] for r in covering],
-                facts.team if facts else None)  # fmt: skip
+                facts.team if facts else None, days)  # fmt: skip
 
 
 def _main_class(rows: Sequence[dict[str, Any]]) -> str:

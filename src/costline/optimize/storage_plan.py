@@ -19,7 +19,7 @@ from costline.optimize.recommend import DAYS_PER_MONTH, Savings, recommendation
 from costline.optimize.storage_rates import TierPrice
 
 GIB = Decimal(2**30)  # a storage bill's GB (AWS, Google Cloud and Azure bill 2^30 bytes)
-LONG_LIFE_DAYS = Decimal(365)  # the high end: the data stays a year at least
+LONG_LIFE_DAYS = Decimal(365)  # data kept on purpose stays a year at least
 _STEP = re.compile(r"(?i)(?:global_step|step|iter|checkpoint|ckpt)[-_=]?(\d+)")
 _EPOCH = re.compile(r"(?i)epoch[-_=]?(\d+)")
 _METRIC = re.compile(r"(?i)(val[_-]?loss|eval[_-]?loss|valid[_-]?loss|loss|val[_-]?acc(?:uracy)?"
@@ -36,7 +36,8 @@ class TieringSettings:
 
     unread_days: int = 30  # data not read (without access times: not written) this long is cold
     keep_last: int = 2  # checkpoints an ended run keeps, besides its best
-    ended_days: int = 7  # a run ended this long ago is done with its checkpoints
+    ended_days: int = 7  # a run ended this long ago is done with its checkpoints: those not read
+    # (not written) for this long are deleted or moved
     prefix_depth: int = 2  # data is grouped by the first folders of its keys
 
 
@@ -89,6 +90,7 @@ class Plan:
     unpriced: list[str]  # colder tiers (or their retrieval fees) with no price
     existing: list[str]  # ids of lifecycle rules already covering the prefix
     team: str | None
+    days: int  # unread this long is cold (the rules act on objects older than this)
     run: dict[str, Any] | None = None  # the ended run's workloads row
     deleted: list[str] = field(default_factory=list)  # checkpoint prefixes deleted
     kept: list[str] = field(default_factory=list)  # checkpoint prefixes kept (last N, best)
@@ -151,32 +153,37 @@ def net_monthly(gb: Decimal, now: Decimal, to: TierPrice, life: Decimal, reads: 
 
 
 def best_move(stays: Group, now: TierPrice, targets: Sequence[TierPrice], expires: int | None,
-              s: TieringSettings) -> tuple[Choice | None, list[str]]:  # fmt: skip
-    """The colder tier saving most a month (P50) for the moved part of `stays`, if any saves;
-    and the targets left unpriced because reads need a retrieval fee nobody priced."""
+              *, days: int, kept: bool) -> tuple[Choice | None, list[str]]:  # fmt: skip
+    """The colder tier for the part of `stays` older than `days`, and the targets left unpriced
+    because reads need a retrieval fee nobody priced.
+
+    Remaining life: for data, its mean age so far (P50), half that (low), a year (high); for what
+    an ended run keeps on purpose (`kept`), a year (P50, high) and its mean age (low). Never past
+    an existing expiry. Reads: the bytes read within `days`, scaled from those with an access
+    time to all, each month. The tier proposed saves most at P50 among those that lose nothing
+    at the low end, else most at P50."""
     gb = stays.moved / GIB
     age = stays.mean_age_days
-    life = max(age, Decimal(s.unread_days))
-    bound = expires is not None and Decimal(expires) - age < life
-    if bound:
-        life = Decimal(expires or 0) - age
-    if gb <= 0 or life <= 0:
+    lindy = max(age, Decimal(days))
+    lives = [LONG_LIFE_DAYS, lindy, LONG_LIFE_DAYS] if kept else [lindy, lindy / 2,
+                                                                  max(lindy, LONG_LIFE_DAYS)]  # fmt: skip
+    if expires is not None:
+        lives = [min(life, Decimal(expires) - age) for life in lives]
+    if gb <= 0 or min(lives) <= 0:
         return None, []
-    # reads seen on the bytes with an access time, scaled to all the bytes moved
     seen = stays.read * stays.moved / stays.known if stays.known else Decimal(0)
-    reads = seen / GIB * DAYS_PER_MONTH / s.unread_days
-    best: Choice | None = None
+    reads = seen / GIB * DAYS_PER_MONTH / days
+    found: list[Choice] = []
     unpriced = []
     for t in targets:
-        p50 = net_monthly(gb, now.per_gb_month, t, life, reads)
-        if p50 is None:
+        p50, low, high = (net_monthly(gb, now.per_gb_month, t, life, r)
+                          for life, r in zip(lives, (reads, 2 * reads, reads), strict=True))  # fmt: skip
+        if p50 is None or low is None or high is None:
             unpriced.append(f"retrieval fee of {t.tier.name}")
-            continue
-        low = net_monthly(gb, now.per_gb_month, t, life if bound else life / 2, 2 * reads)
-        high = net_monthly(gb, now.per_gb_month, t, life if bound else max(life, LONG_LIFE_DAYS),
-                           reads)  # fmt: skip
-        if p50 > 0 and (best is None or p50 > best.savings.p50):
-            best = Choice(t, Savings(p50, min(low or p50, p50), max(high or p50, p50)), life, reads)
+        elif p50 > 0:
+            found.append(Choice(t, Savings(p50, min(low, p50), max(high, p50)), lives[0], reads))
+    safe = [c for c in found if c.savings.low >= 0] or found
+    best = max(safe, key=lambda c: c.savings.p50, default=None)
     return best, unpriced
 
 
@@ -194,8 +201,8 @@ def plan_finding(p: Plan, inputs: Inputs, s: TieringSettings, kind: str) -> Find
     moved = p.gone.moved + p.stays.moved
     known = p.gone.known + p.stays.known
     key = provider_key(p.provider) or "aws"
-    moves = [Move(d, None, s.unread_days) for d in p.deleted]
-    moves += [Move(p.prefix, c.target.tier.name, s.unread_days)] if c else []
+    moves = [Move(d, None, p.days) for d in p.deleted]
+    moves += [Move(p.prefix, c.target.tier.name, p.days)] if c else []
     both = p.stays.plus(p.gone)
     return recommendation(
         kind=kind,
@@ -234,7 +241,7 @@ def _title(p: Plan, deleted_gb: Decimal, s: TieringSettings) -> str:
         return head + (f"; move the rest{to}" if c else "")
     gb = p.stays.moved / GIB
     verb = "read" if p.stays.known >= p.stays.moved else "written"
-    return f"{p.uri}: {gb:,.0f} GB not {verb} in {s.unread_days}+ days in {p.now.tier.name}{to}"
+    return f"{p.uri}: {gb:,.0f} GB not {verb} in {p.days}+ days in {p.now.tier.name}{to}"
 
 
 def _summary(p: Plan, deleted_gb: Decimal, total_gb: Decimal, s: TieringSettings) -> str:
@@ -245,12 +252,12 @@ def _summary(p: Plan, deleted_gb: Decimal, total_gb: Decimal, s: TieringSettings
         count = len(p.kept) + len(p.recent) + len(p.deleted)
         parts.append(f"Run {p.run['name']} ended {_day(p.run['end'])}. Of its {count} "
                      f"checkpoints, {len(p.kept)} are kept (the last {s.keep_last} and the "
-                     f"best), {len(p.deleted)} unread for {s.unread_days} days are deleted "
+                     f"best), {len(p.deleted)} unread for {p.days} days are deleted "
                      f"({deleted_gb:,.0f} GB), {len(p.recent)} written or read since are left "
                      "for now.")  # fmt: skip
     c = p.choice
     if c is not None:
-        parts.append(f"{p.stays.moved / GIB:,.0f} GB older than {s.unread_days} days move to "
+        parts.append(f"{p.stays.moved / GIB:,.0f} GB older than {p.days} days move to "
                      f"{c.target.tier.name} at ${c.target.per_gb_month.normalize()}/GB-month, "
                      f"priced over {c.life_days:,.0f} more days (minimum "
                      f"{c.target.tier.min_storage_days}) with {c.reads_gb_month:,.1f} GB a month "
@@ -279,7 +286,7 @@ def _inputs(p: Plan, key: str, moves: list[Move], total_gb: Decimal, deleted_gb:
         "gb_moved": (p.stays.moved / GIB).quantize(Decimal("0.1")) if c else Decimal(0),
         "last_access": both.last_read.isoformat() if both.last_read else "unknown",
         "last_write": both.last_write.isoformat() if both.last_write else "unknown",
-        "unread_days": s.unread_days, "current_tier": p.now.tier.name,
+        "unread_days": p.days, "current_tier": p.now.tier.name,
         "current_usd_per_gb_month": p.now.per_gb_month, "current_price_source": p.now.source,
         "existing_rules": p.existing, "unpriced_tiers": p.unpriced,
         "lifecycle": rules(key, p.bucket, moves),
@@ -323,7 +330,7 @@ def _risk(p: Plan, unknown_access: bool, s: TieringSettings) -> str:
     if unknown_access:
         level = "medium"
         parts.append(
-            f"the inventory has no access times: not written for {s.unread_days} days "
+            f"the inventory has no access times: not written for {p.days} days "
             "stands in for not read"
         )
     return f"{level}: " + "; ".join(parts)
