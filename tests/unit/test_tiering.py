@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -219,11 +218,11 @@ def test_cost_per_accepted_answer_per_app_with_its_trend(tmp_path: Path) -> None
     assert every["outcomes"] == 1300 and every["source"] == "status"
     assert abs(every["cost_usd"] - (big + mini)) < Decimal("1e-12")
     said = unit_sentences(sections, "2026-10-02", (T0 + DAY, T0 + 2 * DAY))
-    assert any(s.startswith(f"ticket-router on {BIG} cost $") and "per accepted_answers" in s
+    assert any(s.startswith(f"ticket-router on {BIG} cost $") and "per accepted answer in" in s
                and "on the previous period" in s for s in said), said  # fmt: skip
     got = {(r["app"], r["model"], r["outcome"]) for r in api["sections"]["llm_outcomes"]}
     assert set(rows) == got
 
 
-def _sum(values: Sequence[Decimal]) -> Decimal:
-    return sum(values, Decimal(0))
+def test_no_llm_traffic_no_recommendation(ledger: Ledger) -> None:
+    assert _run(ledger) == []

@@ -195,6 +195,12 @@ def unit_sentences(
     return said
 
 
+def _singular(metric: str) -> str:
+    """An outcome metric's name as one outcome: `accepted_answers` -> `accepted answer`."""
+    words = metric.replace("_", " ")
+    return words[:-1] if words.endswith("s") and not words.endswith("ss") else words
+
+
 def _outcome_sentences(rows: list[dict[str, Any]], period: str) -> list[str]:
     """Cost per valuable output, for the outcome metrics (not the status-based successes, which
     the LLM sentences above already say), with its trend against the previous period."""
@@ -205,7 +211,8 @@ def _outcome_sentences(rows: list[dict[str, Any]], period: str) -> list[str]:
         on = f" on {r['model']}" if r["model"] else ""
         said.append(
             f"{r['app']}{on} cost "
-            f"{format_money(r['per_outcome_usd'], places=4)} per {r['outcome']} in {period} "
+            f"{format_money(r['per_outcome_usd'], places=4)} per {_singular(r['outcome'])} in "
+            f"{period} "
             f"({r['outcomes']:,.0f} of {r['requests']:,} requests){trend}."
         )
     return said

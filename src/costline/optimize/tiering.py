@@ -201,9 +201,23 @@ class Option:
     scaled: Decimal | None = None  # priced with its own tokens per request
 
 
-def _price_rows(a: Usage, targets: Sequence[tuple[str, str, Usage | None]]) -> pa.Table:
-    """`a`'s requests as one rollup row per target model (own first), and per target with traffic
-    again with that traffic's tokens per request."""
+Target = tuple[str, str, Usage | None]  # provider, model, its own traffic on the app and task
+
+
+def targets_of(a: Usage, peers: Sequence[Usage]) -> list[Target]:
+    """The models `a`'s requests are priced on: the app's others on the task, then `CANDIDATES`
+    (each model once, `a`'s own left out)."""
+    out: list[Target] = []
+    named = [(p.provider or "", p.model, p) for p in peers] + [(*c, None) for c in CANDIDATES]
+    for provider, model, seen in named:
+        if not same_model(model, a.model) and all(not same_model(model, t[1]) for t in out):
+            out.append((provider, model, seen))
+    return out
+
+
+def _price_rows(k: int, a: Usage, targets: Sequence[Target]) -> list[dict[str, Any]]:
+    """`a`'s requests as one rollup row per target model (own first, keys `k:i:0`), and per
+    target with traffic again with that traffic's tokens per request (`k:i:1`)."""
     rows = []
     for i, (provider, model, seen) in enumerate([(a.provider or "", a.model, None), *targets]):
         for scaled in (False, True) if seen is not None else (False,):
@@ -212,14 +226,14 @@ def _price_rows(a: Usage, targets: Sequence[tuple[str, str, Usage | None]]) -> p
             k_out = seen.per_request("output_tokens") / a.per_request("output_tokens") \
                 if scaled and seen and a.output_tokens else 1.0  # fmt: skip
             rows.append({
-                "key": f"{i}:{int(scaled)}", "ts": a.ts, "provider": provider, "model": model,
+                "key": f"{k}:{i}:{int(scaled)}", "ts": a.ts, "provider": provider, "model": model,
                 "input_tokens": round(a.input_tokens * k_in),
                 "cached_input_tokens": round(a.cached_input_tokens * k_in),
                 "cache_write_tokens": round(a.cache_write_tokens * k_in),
                 "output_tokens": round(a.output_tokens * k_out), "requests": a.requests,
                 "price_context": None, "cache_write_1h_tokens": 0,
             })  # fmt: skip
-    return pa.Table.from_pylist(rows, schema=_PRICE_INPUT)
+    return rows
 
 
 _PRICE_INPUT = pa.schema(
@@ -231,32 +245,27 @@ _PRICE_INPUT = pa.schema(
 )  # fmt: skip
 
 
-def options(a: Usage, peers: Sequence[Usage], quality: Quality) -> tuple[Decimal, list[Option]]:
-    """`a`'s requests priced on its own model, and the cheaper models with their verdicts."""
-    targets: list[tuple[str, str, Usage | None]] = []
-    for p in peers:
-        if not same_model(p.model, a.model) and all(not same_model(p.model, t[1]) for t in targets):
-            targets.append((p.provider or "", p.model, p))
-    for provider, model in CANDIDATES:
-        if not same_model(model, a.model) and all(not same_model(model, t[1]) for t in targets):
-            targets.append((provider, model, None))
-    priced, _ = price_arrow(_price_rows(a, targets))
-    cost = {r["key"]: r["cost_usd"] for r in priced.to_pylist()}
-    own = cost.get("0:0")
+def options(
+    k: int, a: Usage, targets: Sequence[Target], cost: dict[str, Decimal | None], quality: Quality
+) -> tuple[Decimal, list[Option]]:
+    """`a`'s requests priced on its own model, and the cheaper models with their verdicts
+    (`cost`: the priced rows of `_price_rows(k, a, targets)` by key)."""
+    own = cost.get(f"{k}:0:0")
     if own is None or own <= 0:
         return Decimal(0), []
     out = []
     for i, (provider, model, seen) in enumerate(targets, start=1):
-        c = cost.get(f"{i}:0")
+        c = cost.get(f"{k}:{i}:0")
         if c is None or c >= own:
             continue
         passed, rates = verdict(quality, a, model) if seen else (None, {})
-        out.append(Option(provider, model, c, seen, passed, rates, cost.get(f"{i}:1")))
+        out.append(Option(provider, model, c, seen, passed, rates, cost.get(f"{k}:{i}:1")))
     return own, sorted(out, key=lambda o: o.cost)
 
 
 def recommend_tiering(inputs: Inputs) -> list[Finding]:
-    """One routing or benchmark recommendation per app, task and model (see the module)."""
+    """One routing or benchmark recommendation per app, task and model (see the module): every
+    model's requests priced on every target in one genai-prices batch."""
     if inputs.llm_requests is None:
         return []
     usage = [Usage.of(r) for r in fetch.rows(usage_by_task(inputs.llm_requests, inputs.start,
@@ -265,17 +274,23 @@ def recommend_tiering(inputs: Inputs) -> list[Finding]:
     groups: dict[tuple[str, str], list[Usage]] = defaultdict(list)
     for u in usage:
         groups[(u.app, u.task)].append(u)
-    found: list[Finding | None] = []
+    judged: list[tuple[Usage, list[Target]]] = []
     for _, members in sorted(groups.items()):
         total = sum(u.requests for u in members)
         for a in sorted(members, key=lambda u: u.model):
             if a.requests >= MIN_SHARE * total and a.cost_usd is not None and a.cost_usd > 0:
-                found.append(_assess(a, members, quality, inputs))
-    return inputs.kept(found)
+                judged.append((a, targets_of(a, members)))
+    if not judged:
+        return []
+    rows = [r for k, (a, targets) in enumerate(judged) for r in _price_rows(k, a, targets)]
+    priced, _ = price_arrow(pa.Table.from_pylist(rows, schema=_PRICE_INPUT))
+    cost = {r["key"]: r["cost_usd"] for r in priced.to_pylist()}
+    return inputs.kept(_assess(*options(k, a, targets, cost, quality), a, inputs)
+                       for k, (a, targets) in enumerate(judged))  # fmt: skip
 
 
-def _assess(a: Usage, peers: list[Usage], quality: Quality, inputs: Inputs) -> Finding | None:
-    own, cheaper = options(a, peers, quality)
+def _assess(own: Decimal, cheaper: list[Option], a: Usage, inputs: Inputs) -> Finding | None:
+    """The routing recommendation for `a`, else the benchmark one, else none (see the module)."""
     gain = {id(o): (own - o.cost) / own for o in cheaper}
     route = [o for o in cheaper if o.passed and gain[id(o)] >= ROUTE_MIN_GAIN]
     if route:
