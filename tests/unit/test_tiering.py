@@ -23,8 +23,8 @@ from costline.economics.unit_report import unit_cost_report, unit_sentences
 from costline.ledger import fetch
 from costline.ledger.store import Ledger
 from costline.model import Finding
-from costline.optimize.inputs import Inputs
-from costline.optimize.tiering import recommend_tiering, task_of
+from costline.optimize.run import recommend
+from costline.optimize.tiering import KIND, task_of
 from costline.pipeline import ingest_files
 from costline.server.app import create_app
 from costline.sources.llm import llm_file_source
@@ -80,12 +80,10 @@ def _ledger(tmp: Path, traffic: dict[str, int], accepted: dict[str, float], *,
     return led
 
 
-def _run(led: Ledger, start: dt.datetime = T0, end: dt.datetime = T0 + DAY) -> list[Finding]:
-    lines = led.table("cost_lines")
-    return recommend_tiering(Inputs(lines, led.table("gpu_samples"), led.table("workloads"),
-                                    start, end, Rules(), FixedClock(end),
-                                    metrics=led.table("metrics"),
-                                    llm_requests=led.table("llm_requests")))  # fmt: skip
+def _run(led: Ledger) -> list[Finding]:
+    """`costline recommend --kind model_tiering` over the first day."""
+    return recommend(led, Rules(), end=T0 + DAY, days=1, clock=FixedClock(T0 + DAY),
+                     kinds=[KIND]).found  # fmt: skip
 
 
 def _priced(model: str, n: int) -> Decimal:

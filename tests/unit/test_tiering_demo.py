@@ -40,7 +40,7 @@ def _scored(root: Path, seed: int) -> tuple[dict[str, Any], list[Finding]]:
         found = recommend_tiering(Inputs(
             led.table("cost_lines"), led.table("gpu_samples"), led.table("workloads"), start, end,
             Rules(), FixedClock(end), metrics=led.table("metrics"),
-            llm_requests=led.table("llm_requests"),
+            llm=led.table("llm_requests"),
         ))  # fmt: skip
     return json.loads(billing.ground_truth.read_text()), found
 

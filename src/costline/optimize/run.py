@@ -73,7 +73,7 @@ def recommend(
                     ledger.table("workloads"), end - dt.timedelta(days=days), end, rules, clock,
                     min_savings, ledger.table("storage_objects"),
                     ledger.table("metrics"), ledger.table("contract_commitments"),
-                    ledger.table("llm_requests"))  # fmt: skip
+                    llm=ledger.table("llm_requests"))  # fmt: skip
     found: list[Finding] = []
     for kind in kinds:
         found += KINDS[kind](inputs)

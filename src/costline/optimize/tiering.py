@@ -266,9 +266,9 @@ def options(
 def recommend_tiering(inputs: Inputs) -> list[Finding]:
     """One routing or benchmark recommendation per app, task and model (see the module): every
     model's requests priced on every target in one genai-prices batch."""
-    if inputs.llm_requests is None:
+    if inputs.llm is None:
         return []
-    usage = [Usage.of(r) for r in fetch.rows(usage_by_task(inputs.llm_requests, inputs.start,
+    usage = [Usage.of(r) for r in fetch.rows(usage_by_task(inputs.llm, inputs.start,
                                                            inputs.end))]  # fmt: skip
     quality = quality_of(usage, outcomes(inputs.metrics, inputs.start, inputs.end))
     groups: dict[tuple[str, str], list[Usage]] = defaultdict(list)
