@@ -63,6 +63,7 @@ class Inputs:
     metrics: ibis.Table | None = None  # metrics, for endpoints' traffic
     contracts: ibis.Table | None = None  # FOCUS Contract Commitment rows, for commitments' ends
     lifecycle: ibis.Table | None = None  # storage_lifecycle, for the rules buckets already have
+    llm: ibis.Table | None = None  # llm_requests, for the token audit and model tiering
 
     @functools.cached_property
     def allocation(self) -> Allocation:

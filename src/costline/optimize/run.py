@@ -30,6 +30,7 @@ from costline.optimize import (
     quantize,
     rightsizing,
     storage,
+    tiering,
 )
 from costline.optimize.inputs import Inputs
 from costline.optimize.realized import with_realized
@@ -46,6 +47,7 @@ KINDS: dict[str, Recommender] = {
     packing.KIND: packing.recommend_packing,
     held.KIND: held.recommend_commitment_use,
     storage.KIND: storage.recommend_storage_tiering,
+    tiering.KIND: tiering.recommend_tiering,
 }
 LIVE = ("open", "acknowledged")
 
@@ -73,7 +75,7 @@ def recommend(
                     ledger.table("workloads"), end - dt.timedelta(days=days), end, rules, clock,
                     min_savings, ledger.table("storage_objects"),
                     ledger.table("metrics"), ledger.table("contract_commitments"),
-                    ledger.table("storage_lifecycle"))  # fmt: skip
+                    ledger.table("storage_lifecycle"), llm=ledger.table("llm_requests"))  # fmt: skip
     found: list[Finding] = []
     for kind in kinds:
         found += KINDS[kind](inputs)
