@@ -308,7 +308,7 @@ def _common(a: Usage, own: Decimal, inputs: Inputs) -> dict[str, Any]:
     return {
         "kind": KIND, "scope": {**scope, **({"team": a.team} if a.team else {})},
         "owner": inputs.owner(a.team, app=a.app) if a.team else None,
-        "current_monthly": (a.cost_usd or Decimal(0)) * inputs.per_month,
+        "current_monthly": (a.cost_usd or Decimal(0)) * inputs.llm_per_month,
         "window": Window(start=inputs.start, end=inputs.end), "clock": inputs.clock,
         "method": "the window's requests (input, cached and output tokens) priced by "
         f"genai-prices {GENAI_PRICES_VERSION} on each cheaper model; quality from outcome "
@@ -320,14 +320,14 @@ def _inputs(a: Usage, own: Decimal, shown: Sequence[Option], inputs: Inputs) -> 
     return {
         "requests": a.requests, "provider": a.provider, "window_cost_usd": a.cost_usd,
         "unpriced_requests": a.unpriced,
-        "repriced_monthly_usd": {a.model: own * inputs.per_month,
-                                 **{o.model: o.cost * inputs.per_month for o in shown}},
+        "repriced_monthly_usd": {a.model: own * inputs.llm_per_month,
+                                 **{o.model: o.cost * inputs.llm_per_month for o in shown}},
         "rule": RULE,
     }  # fmt: skip
 
 
 def _routing(a: Usage, own: Decimal, b: Option, inputs: Inputs) -> Finding:
-    pm = inputs.per_month
+    pm = inputs.llm_per_month
     p50 = (own - b.cost) * pm
     low = (own - b.scaled) * pm if b.scaled is not None else p50
     metric = sorted(b.rates)[0]
@@ -359,7 +359,7 @@ def _routing(a: Usage, own: Decimal, b: Option, inputs: Inputs) -> Finding:
 
 
 def _benchmark(a: Usage, own: Decimal, bench: list[Option], inputs: Inputs) -> Finding:
-    pm = inputs.per_month
+    pm = inputs.llm_per_month
     same = [o for o in bench if o.provider == (a.provider or "")]
     pick = (same or bench)[-1]  # the dearest qualifying: the smallest step down
     p50, high = (own - pick.cost) * pm, (own - bench[0].cost) * pm
