@@ -19,7 +19,6 @@ catalog leaves those unpriced.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import gzip
 import io
@@ -27,7 +26,9 @@ from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
-PACKAGE_DATA = Path(__file__).resolve().parents[1] / "src/costline/catalog/data"
+import catalog_csv  # tools/catalog_csv.py, beside this script
+
+PACKAGE_DATA = catalog_csv.PACKAGE_DATA
 HOURS_PER_MONTH = Decimal(730)  # the price list's month
 NINE = Decimal("0.000000001")
 AS_OF = {"karpenter-aws": "2026-07-20", "karpenter-azure": "2026-06-18"}
@@ -93,22 +94,7 @@ def build(data: Path) -> list[tuple[str, ...]]:
     return sorted(set(rows))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="the shared data/prices folder")
-    parser.add_argument("--out", type=Path, default=PACKAGE_DATA / "gpu_prices.csv")
-    args = parser.parse_args()
-    rows = build(args.data)
-    version = max(r[5] for r in rows)
-    buf = io.StringIO()
-    buf.write(f"# costline GPU price catalog, version {version}: built by "
-              "tools/build_gpu_prices.py from public price tables (SOURCES.md)\n")  # fmt: skip
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(HEADER)
-    writer.writerows(rows)
-    args.out.write_text(buf.getvalue(), encoding="utf-8")
-    print(f"{len(rows)} prices, version {version} -> {args.out}")
-
-
 if __name__ == "__main__":
-    main()
+    catalog_csv.main(
+        __doc__ or "", "gpu_prices.csv", "GPU price catalog", HEADER, build, "build_gpu_prices.py"
+    )

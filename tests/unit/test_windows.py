@@ -254,7 +254,10 @@ def test_batch_llm_requests_move_to_off_peak_token_prices_and_chat_does_not() ->
     f = found[0]
     assert f.scope == {"workload": "evals", "model": "deepseek-chat", "team": "search",
                        "recommendation": "cheaper_window"}  # fmt: skip
-    assert f.impact_usd == ((peak - Decimal("0.685")) * DAYS * MONTH).quantize(CENT)
+    # A month is counted from the first request in the window (10:00 on the first day).
+    logged_days = DAYS - Decimal(10) / 24
+    saving = (peak - Decimal("0.685")) * DAYS * 30 / logged_days
+    assert f.impact_usd == saving.quantize(CENT)
     inputs_ = f.evidence["inputs"]
     assert isinstance(inputs_, dict)
     assert inputs_["cheap_hours_utc"] == "17:00-00:00"

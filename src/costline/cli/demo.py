@@ -57,7 +57,11 @@ def _activity_parts(activity: ActivityManifest) -> list[tuple[str, list[Path], F
         ("llm", list(activity.llm_files), llm_file_source()),
         ("storage", list(activity.storage_manifests), STORAGE),
         ("lifecycle", list(activity.lifecycle_files), LIFECYCLE),
-        ("metrics", [activity.metrics_file], METRICS),
+        (
+            "metrics",
+            [activity.metrics_file, *sorted(activity.metrics_file.parent.glob("*.jsonl"))],
+            METRICS,
+        ),
         ("annotations", [activity.annotations_file], ANNOTATIONS),
     ]
 

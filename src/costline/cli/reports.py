@@ -172,7 +172,9 @@ def compliance_cmd(period: Period, top: Annotated[int, typer.Option(min=1)] = 10
 def unit_costs_cmd(period: Period, top: Annotated[int, typer.Option(min=1)] = 15,
                    cost: CostOpt = Cost.effective, fmt: FormatOpt = None) -> None:  # fmt: skip
     """Unit economics: per LLM model and app (cost per 1K requests, per successful request, per
-    1K tokens, cache-hit rate), per GPU workload (GPU-hours, cost, cost per GPU-hour, held-idle
+    1K tokens, cache-hit rate), per LLM app its cost per valuable output (per successful
+    request, and per outcome of each outcome metric labelled with the app: accepted answers,
+    resolved tickets), per GPU workload (GPU-hours, cost, cost per GPU-hour, held-idle
     share, SM-active efficiency) and per GPU pool (idle cost rate), each with its change against
     the previous period (month over month for a month, else the same length before); and a
     scorecard: cost per request, per 1K tokens, GPU utilization, p95 latency, queue depth and

@@ -24,6 +24,7 @@ import yaml
 
 from costline.demo.billing import BillingManifest
 from costline.demo.fleets import organization
+from costline.demo.llm_tiering import write_llm_tiering
 from costline.demo.llm_usage import (
     APPS,
     PROMPT_SPIKE_APP,
@@ -268,6 +269,7 @@ def generate_activity(
     write_sacct(out / "slurm" / "sacct.txt", jobs, manifest.window_end)
     registry = write_registry(out / "registry.yaml", hosts, jobs)
     requests = write_llm_usage(out / "llm", start, hours, manifest.scale, seed)
+    requests |= write_llm_tiering(out, start, hours, manifest.scale, seed, manifest.ground_truth)
     snapshot = manifest.window_end - dt.timedelta(hours=23)
     buckets = write_inventories(out / "storage", _buckets(resources), snapshot, seed)
     stores = [r.name or "" for r in resources if r.service.category == "Storage"]

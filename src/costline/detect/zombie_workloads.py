@@ -14,6 +14,7 @@ import ibis.expr.types as ir
 from costline.allocation.allocate import GPU_HELD_IDLE, allocate
 from costline.allocation.gpu import held_by_hour
 from costline.attribution.rules import Rules, bucket_of, fold_text
+from costline.attribution.storage import ended_run_objects, newest_inventory, storage_uri
 from costline.clock import Clock
 from costline.detect.spend import usage
 from costline.detect.zombie_core import (
@@ -22,9 +23,6 @@ from costline.detect.zombie_core import (
     GIB,
     HOUR,
     JOB_KINDS,
-    LIVE_KINDS,
-    RUN_TAGS,
-    SCHEMES,
     Zombie,
     ZombieSettings,
     as_utc,
@@ -181,37 +179,11 @@ def _idle_rates(
 def _run_objects(
     objects: ir.Table, workloads: ir.Table, cutoff: dt.datetime, upto: dt.date
 ) -> ir.Table:
-    """Objects of each bucket's newest inventory that name an ended run (a key segment, or a run
-    tag, equal to its id or name), not read since `cutoff`: one row per (bucket, run)."""
-    objects = objects.filter(objects.snapshot_date < upto)
-    newest = objects.group_by("bucket").aggregate(newest=objects.snapshot_date.max())
-    o = objects.join(newest, [objects.bucket == newest.bucket,
-                              objects.snapshot_date == newest.newest])  # fmt: skip
+    """Objects of each bucket's newest inventory that belong to a run ended before `cutoff`
+    (`attribution.storage.ended_run_objects`), not read since `cutoff`: one row per (bucket, run)."""
+    o = newest_inventory(objects, upto)
     o = o.filter(o.last_accessed.isnull() | (o.last_accessed < cutoff))
-    segs = o.mutate(ident=o.key.split("/").unnest())
-    tags = [o.mutate(ident=o.tags.get(k)) for k in RUN_TAGS]
-    cols = ["bucket", "provider", "key", "size_bytes", "storage_class", "snapshot_date", "ident"]
-    named = segs.select(*cols)
-    for t in tags:
-        named = named.union(t.select(*cols), distinct=False)
-    w = workloads.filter(workloads["end"].notnull(), workloads["end"] < cutoff,
-                         ~workloads.kind.fill_null("").isin(list(LIVE_KINDS)))  # fmt: skip
-    ids = w.select(wid=w.workload_id, ident=w.workload_id).union(
-        w.select(wid=w.workload_id, ident=w.name), distinct=True
-    )
-    ids = ids.filter(ids.ident.length() >= 4)
-    j = named.join(ids, named.ident == ids.ident)
-    j = j.select(
-        "bucket",
-        "provider",
-        "key",
-        "size_bytes",
-        "storage_class",
-        "snapshot_date",
-        "wid",
-        prefix=j.key.substr(0, j.key.find(j.ident) + j.ident.length()),
-    )
-    j = j.distinct()
+    j = ended_run_objects(o, workloads, cutoff)
     return j.group_by(["bucket", "wid"]).aggregate(
         bytes=j.size_bytes.sum(), objects=j.key.count(), prefix=j.prefix.min(),
         provider=j.provider.arbitrary(),
@@ -259,7 +231,7 @@ def ended_run_storage(
             continue  # under $10 a month: not worth a person's time
         ended = run["end"]
         accrued = (daily * Decimal((end - ended).days)) if daily is not None else None
-        where = f"{SCHEMES.get(f['provider'], 's3://')}{f['bucket']}/{f['prefix']}"
+        where = storage_uri(f["provider"], f["bucket"], f["prefix"])
         team, owner = _team_owner(run, rules)
         out.append(zombie_finding(Zombie(
             case="ended_run_storage", resource=where, name=f"{where} ({gb:,.0f} GB)",

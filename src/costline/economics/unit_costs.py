@@ -1,7 +1,8 @@
 """Unit economics of a period: what a request, a token, a GPU-hour and a training run cost.
 
 LLM API units come from `llm_requests` (priced at ingest, unpriced calls counted apart, never as
-zero). GPU units come from the period's allocation (docs/methodology/allocation.md), so a
+zero); what an app's calls bought, from the outcome metrics the user ingests (`outcomes`): cost
+per successful request, per accepted answer, per resolved ticket. GPU units come from the period's allocation (docs/methodology/allocation.md), so a
 training run's cost is the GPU-time it held at its hosts' real hourly cost. Each figure is
 compared with the period just before it (same length): `change_pct`.
 """
@@ -30,6 +31,7 @@ from costline.allocation.gpu import holder
 from costline.allocation.idle import pool_rows
 from costline.allocation.split import split
 from costline.config import BusinessUnit
+from costline.economics.outcomes import Outcome, same_model
 from costline.ledger import fetch
 from costline.money import MONEY_CONTEXT
 
@@ -52,17 +54,15 @@ def _change(now: Decimal | None, before: Decimal | None) -> Decimal | None:
     return ((Decimal(now) - Decimal(before)) / abs(Decimal(before)) * 100).quantize(Decimal("0.1"))
 
 
-def llm_units(requests: ibis.Table, start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]]:
-    """Per model and app: requests, success rate, tokens, cost, cost per 1K requests, per
-    successful request, per 1K tokens, per 1K input tokens (fresh, cached and cache-write input at
-    their prices, with any per-request fee) and per 1K output tokens, cache-hit rate, average
-    context; unpriced calls counted apart and left out of the per-token rates."""
+def llm_totals(requests: ibis.Table, start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]]:
+    """Per model and app over `[start, end)`: requests, successes (by status), tokens, cost and
+    unpriced requests; one engine query that `llm_units` and `llm_outcomes` both read."""
     r = requests.filter(requests.ts >= start, requests.ts < end)
     n = r.requests.fill_null(1)
     ok = r.status.isnull() | r.status.lower().isin(
         ["ok", "success", "succeeded", "200", "completed"]
     )
-    rows = fetch.rows(
+    return fetch.rows(
         r.group_by(["model", "app"]).aggregate(
             requests=n.sum(),
             successes=n.sum(where=ok),
@@ -76,6 +76,20 @@ def llm_units(requests: ibis.Table, start: dt.datetime, end: dt.datetime) -> lis
             unpriced=n.sum(where=r.cost_usd.isnull()),
         )
     )
+
+
+def llm_units(
+    requests: ibis.Table,
+    start: dt.datetime,
+    end: dt.datetime,
+    totals: Sequence[Mapping[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """Per model and app: requests, success rate, tokens, cost, cost per 1K requests, per
+    successful request, per 1K tokens, per 1K input tokens (fresh, cached and cache-write input at
+    their prices, with any per-request fee) and per 1K output tokens, cache-hit rate, average
+    context; unpriced calls counted apart and left out of the per-token rates. `totals`: the
+    window's `llm_totals`, when already read."""
+    rows = llm_totals(requests, start, end) if totals is None else totals
     out = []
     for row in rows:
         tokens = (row["input_tokens"] or 0) + (row["output_tokens"] or 0)
@@ -105,6 +119,58 @@ def llm_units(requests: ibis.Table, start: dt.datetime, end: dt.datetime) -> lis
             }
         )  # fmt: skip
     return sorted(out, key=lambda x: -(x["cost_usd"] or 0))
+
+
+SUCCESSFUL_REQUESTS = "successful_requests"  # the outcome every app has: calls that succeeded
+
+
+def llm_outcomes(
+    totals: Sequence[Mapping[str, Any]], found: Sequence[Outcome]
+) -> list[dict[str, Any]]:
+    """Cost per valuable output, per app: per successful request (by status, every app), and per
+    outcome of each outcome metric labelled with the app (`economics.outcomes`: accepted answers,
+    resolved tickets, passed evals), over the LLM cost of the app's requests, or of the model's
+    requests in the app when the metric names a model. A rate metric's outcomes are its mean
+    rate times those requests; points of several tasks add up (counts) or average (rates)."""
+    by_app: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for row in totals:
+        if row["app"] is not None:
+            by_app[row["app"]].append(row)
+    out = [_outcome_row(app, None, SUCCESSFUL_REQUESTS, "status", rows,
+                        sum(r["successes"] or 0 for r in rows))
+           for app, rows in by_app.items()]  # fmt: skip
+    merged: dict[tuple[str, str | None, str], list[Outcome]] = defaultdict(list)
+    for o in found:
+        merged[(o.app, o.model, o.metric)].append(o)
+    for (app, model, metric), parts in merged.items():
+        rows = [r for r in by_app.get(app, []) if model is None or same_model(model, r["model"])]
+        if not rows:
+            continue  # outcomes of an app (or model) with no LLM traffic in the window
+        n = sum(r["requests"] or 0 for r in rows)
+        rate = parts[0].rate
+        count = (math.fsum(p.value for p in parts) / len(parts) * n if rate
+                 else math.fsum(p.value for p in parts))  # fmt: skip
+        out.append(_outcome_row(app, model, metric, "rate" if rate else "count", rows, count))
+    return sorted(out, key=lambda x: (-(x["cost_usd"] or 0), x["app"], x["outcome"]))
+
+
+def _outcome_row(app: str, model: str | None, outcome: str, source: str,
+                 rows: Sequence[Mapping[str, Any]], count: float) -> dict[str, Any]:  # fmt: skip
+    requests = sum(r["requests"] or 0 for r in rows)
+    priced = [r["cost_usd"] for r in rows if r["cost_usd"] is not None]
+    cost = sum(priced, Decimal(0)) if priced else None
+    return {
+        "app": app,
+        "model": model,
+        "outcome": outcome,
+        "source": source,
+        "outcomes": int(count) if float(count).is_integer() else round(count, 2),
+        "requests": requests,
+        "outcome_pct": round(100 * count / requests, 2) if requests else None,
+        "cost_usd": cost,
+        "per_outcome_usd": per(cost, count),
+        "unpriced_requests": sum(r["unpriced"] or 0 for r in rows),
+    }
 
 
 def gpu_units(
@@ -259,6 +325,7 @@ def unit_costs(
     now = run(*period)
     before = run(*previous)
     keys = {"llm": (["model", "app"], "per_1k_requests_usd"), "workloads": (["workload"], "cost_usd"),
+            "llm_outcomes": (["app", "model", "outcome"], "per_outcome_usd"),
             "pools": (["pool"], "gpu_cost_usd"), "business_units": (["unit"], "per_unit_usd"),
             "declared": (["name"], "cost_usd")}  # fmt: skip
     return {

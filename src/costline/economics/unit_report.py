@@ -22,8 +22,16 @@ from costline.attribution.registry import Declared, declared, links
 from costline.attribution.rules import Rules, derive_requests
 from costline.config import Config
 from costline.economics.declared import declared_costs
+from costline.economics.outcomes import outcomes
 from costline.economics.scorecard import scorecard as scorecard_rows
-from costline.economics.unit_costs import business_units, gpu_units, llm_units, unit_costs
+from costline.economics.unit_costs import (
+    business_units,
+    gpu_units,
+    llm_outcomes,
+    llm_totals,
+    llm_units,
+    unit_costs,
+)
 from costline.ledger import fetch
 from costline.money import format_money
 
@@ -96,7 +104,8 @@ def unit_cost_report(
     cost: CostColumn = "effective",
     scorecard: bool = False,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Sections declared, llm, workloads, pools (and business_units when configured), each row
+    """Sections declared, llm, llm_outcomes (cost per valuable output of each app), workloads,
+    pools (and business_units when configured), each row
     with `change_pct` against `previous` when given. Empty sections are left out. LLM models are
     named as the bills name them (`models.aliases`). With `scorecard`, also the scorecard
     (`economics.scorecard`: the headline figures side by side, week and month over month)."""
@@ -107,9 +116,11 @@ def unit_cost_report(
     def run(start: dt.datetime, end: dt.datetime) -> dict[str, list[dict[str, Any]]]:
         a = run_allocation(tables, rules, start, end, cost)
         runs, workloads, pools = run_costs(tables, a, registry, cost)
+        totals = llm_totals(tables["llm_requests"], start, end)
         out = {
             "declared": runs,
-            "llm": llm_units(tables["llm_requests"], start, end),
+            "llm": llm_units(tables["llm_requests"], start, end, totals),
+            "llm_outcomes": llm_outcomes(totals, outcomes(tables["metrics"], start, end)),
             "workloads": workloads,
             "pools": pools,
         }
@@ -179,5 +190,29 @@ def unit_sentences(
             f"{r['app']} on {r['model']} cost {format_money(r['cost_usd'])} in {period} at its "
             f"traffic ({r['requests']:,} requests): {per} per 1K requests, {success} per "
             "successful request."
+        )
+    said += _outcome_sentences(sections.get("llm_outcomes", []), period)
+    return said
+
+
+def _singular(metric: str) -> str:
+    """An outcome metric's name as one outcome: `accepted_answers` -> `accepted answer`."""
+    words = metric.replace("_", " ")
+    return words[:-1] if words.endswith("s") and not words.endswith("ss") else words
+
+
+def _outcome_sentences(rows: list[dict[str, Any]], period: str) -> list[str]:
+    """Cost per valuable output, for the outcome metrics (not the status-based successes, which
+    the LLM sentences above already say), with its trend against the previous period."""
+    said = []
+    for r in [r for r in rows if r["source"] != "status" and r["per_outcome_usd"]][:3]:
+        trend = (f", {r['change_pct']:+}% on the previous period" if r.get("change_pct") is not None
+                 else "")  # fmt: skip
+        on = f" on {r['model']}" if r["model"] else ""
+        said.append(
+            f"{r['app']}{on} cost "
+            f"{format_money(r['per_outcome_usd'], places=4)} per {_singular(r['outcome'])} in "
+            f"{period} "
+            f"({r['outcomes']:,.0f} of {r['requests']:,} requests){trend}."
         )
     return said

@@ -12,6 +12,10 @@ once at `EGRESS_USD_PER_GB` (internet egress list price, the upper bound of a cr
 cross-cloud copy) and spread over `AMORTIZE_MONTHS`. The saving: held GPU-hours x the price gap
 per GPU-hour, at the organization's discount on its current price, less that transfer; low: at
 list prices (no discount carried over) less the transfer in one month; high: without transfer.
+
+When no inventory says how much data the team keeps in the region, the transfer is **unpriced**,
+not free: the P50 is the GPU price gap before transfer, the low end is zero (copying the data may
+cost the whole gain), the risk and the evidence say so, and the confidence drops a step.
 """
 
 from __future__ import annotations
@@ -41,7 +45,8 @@ def recommend_arbitrage(inputs: Inputs) -> list[Finding]:
 
 
 def _stored_gb(inputs: Inputs) -> dict[tuple[str, str], Decimal]:
-    """(team, region) -> GB in the newest inventory snapshot of the window."""
+    """(team, region) -> GB in the newest inventory snapshot of the window; a (team, region)
+    absent is one whose data size is unknown."""
     s = inputs.storage
     if s is None:
         return {}
@@ -82,12 +87,15 @@ def _finding(
     paid_per_gpu_hour = held / gpu_hours if gpu_hours else Decimal(0)
     ratio = paid_per_gpu_hour / now.per_gpu_hour
     team = team_of(members)
-    data_gb = stored.get((team or "", region), Decimal(0))
-    transfer = data_gb * EGRESS_USD_PER_GB
+    data_gb = stored.get((team or "", region))
+    transfer = data_gb * EGRESS_USD_PER_GB if data_gb is not None else None
     per_month = inputs.per_month
     gap = (paid_per_gpu_hour - best.per_gpu_hour * ratio) * gpu_hours * per_month
-    p50 = gap - transfer / AMORTIZE_MONTHS
-    low = (paid_per_gpu_hour - best.per_gpu_hour) * gpu_hours * per_month - transfer
+    if transfer is None:  # data size unknown: transfer unpriced, never free
+        p50, low = gap, Decimal(0)
+    else:
+        p50 = gap - transfer / AMORTIZE_MONTHS
+        low = (paid_per_gpu_hour - best.per_gpu_hour) * gpu_hours * per_month - transfer
     if p50 <= 0:
         return None
     where = f"{best.gpu.provider} {best.region} ({best.gpu.instance_type})"
@@ -101,8 +109,7 @@ def _finding(
         summary=(
             f"{float(gpu_hours):,.0f} GPU-hours of portable work ({', '.join(kinds)}) ran on "
             f"{now.gpu.gpu_model} at ${now.per_gpu_hour:,.2f}/GPU-hour list in {region}; "
-            f"{where} lists it at ${best.per_gpu_hour:,.2f}. Copying its {float(data_gb):,.0f} GB "
-            f"of data costs about ${transfer:,.0f} once."
+            f"{where} lists it at ${best.per_gpu_hour:,.2f}. " + _copying(data_gb, transfer)
         ),
         owner=inputs.owner(team),
         current_monthly=held * per_month,
@@ -114,17 +121,31 @@ def _finding(
             "current_usd_per_gpu_hour": now.per_gpu_hour,
             "target": where,
             "target_usd_per_gpu_hour": best.per_gpu_hour,
-            "data_gb": data_gb,
+            "data_gb": data_gb if data_gb is not None else "unknown",
             "egress_usd_per_gb": EGRESS_USD_PER_GB,
-            "transfer_usd": transfer,
+            "transfer_usd": transfer if transfer is not None else "unpriced",
             "amortize_months": AMORTIZE_MONTHS,
             "catalog_as_of": best.as_of,
         },
         window=Window(start=inputs.start, end=inputs.end),
         coverage=1.0,
         risk="medium: GPU availability and quotas in the target differ; data residency rules "
-        "may forbid the move; transfer priced at internet egress list",
+        f"may forbid the move; {_transfer_risk(transfer)}",
         action=f"Run the {', '.join(kinds)} work of {name} on {best.gpu.instance_type} in "
         f"{best.gpu.provider} {best.region}, after copying its data there once.",
         clock=inputs.clock,
+        unpriced=("data transfer",) if transfer is None else (),
     )
+
+
+def _transfer_risk(transfer: Decimal | None) -> str:
+    if transfer is None:
+        return ("transfer unpriced: no storage inventory says how much data the work reads, so "
+                "the saving is before copying it and the low end is zero")  # fmt: skip
+    return "transfer priced at internet egress list"
+
+
+def _copying(data_gb: Decimal | None, transfer: Decimal | None) -> str:
+    if data_gb is None or transfer is None:
+        return "How much data it reads is unknown (no storage inventory): moving it is unpriced."
+    return f"Copying its {float(data_gb):,.0f} GB of data costs about ${transfer:,.0f} once."

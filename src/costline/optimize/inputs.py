@@ -62,7 +62,8 @@ class Inputs:
     storage: ibis.Table | None = None  # storage_objects, for what moving work would move
     metrics: ibis.Table | None = None  # metrics, for endpoints' traffic
     contracts: ibis.Table | None = None  # FOCUS Contract Commitment rows, for commitments' ends
-    llm: ibis.Table | None = None  # llm_requests, for the token audit (`optimize.tokens`)
+    lifecycle: ibis.Table | None = None  # storage_lifecycle, for the rules buckets already have
+    llm: ibis.Table | None = None  # llm_requests, for the token audit and model tiering
 
     @functools.cached_property
     def allocation(self) -> Allocation:
@@ -75,10 +76,26 @@ class Inputs:
         t = self.lines
         return t.filter(t.ChargePeriodStart >= self.start, t.ChargePeriodStart < self.end)
 
-    @property
+    @functools.cached_property
     def per_month(self) -> Decimal:
-        """Multiply an amount of the window by this to get it per 30 days."""
-        return DAYS_PER_MONTH * 86400 / Decimal((self.end - self.start).total_seconds())
+        """Multiply an amount of the window's bills by this to get it per 30 days."""
+        return self.per_month_of(self.lines, "ChargePeriodStart")
+
+    @functools.cached_property
+    def llm_per_month(self) -> Decimal:
+        """`per_month` for amounts of the window's LLM requests (the logs may begin later)."""
+        return self.per_month if self.llm is None else self.per_month_of(self.llm, "ts")
+
+    def per_month_of(self, table: ibis.Table, column: str) -> Decimal:
+        """Multiply an amount of `table`'s rows in the window by this to get it per 30 days.
+
+        The window is counted from the table's first row in it, so data that began during the
+        window (a ledger with a week of bills, LLM logs kept for two days) is not spread over
+        days it does not cover and read as a smaller monthly amount."""
+        t = table.filter(table[column] >= self.start, table[column] < self.end)
+        first = fetch.value(t[column].min())
+        start = max(self.start, first) if isinstance(first, dt.datetime) else self.start
+        return DAYS_PER_MONTH * 86400 / Decimal(max((self.end - start).total_seconds(), 3600))
 
     def hosts(self, names: Iterable[str]) -> dict[str, dict[str, Any]]:
         """host -> its `billed_hosts` row, for the hosts named (one engine query)."""

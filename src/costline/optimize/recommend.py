@@ -3,12 +3,14 @@
 Every recommendation carries (DESIGN.md, "Acting on what costline sees"): its scope and resource,
 owner, current monthly cost, estimated monthly savings (P50 and a low-high range), the method
 and its inputs, the evidence (which metrics, which window, coverage), confidence, risk, and the
-exact change as its action. `impact_usd` is the P50 monthly saving.
+exact change as its action. `impact_usd` is the P50 monthly saving. A cost the estimate could not
+price (`unpriced`: the data a move copies, a tier's retrieval fee) is named in the evidence and
+lowers the confidence one step: the saving is then only as good as what was priced.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -38,6 +40,10 @@ def confidence(coverage: float, days: float) -> str:
     return "medium" if coverage >= 0.5 else "low"
 
 
+def _lowered(level: str) -> str:
+    return {"high": "medium"}.get(level, "low")
+
+
 def recommendation(
     *,
     kind: str,
@@ -54,6 +60,7 @@ def recommendation(
     risk: str,
     action: str,
     clock: Clock,
+    unpriced: Sequence[str] = (),
 ) -> Finding:
     """The Finding of one recommendation (see the module). Its identity is its kind and scope, so
     running again updates it rather than adding another."""
@@ -75,6 +82,9 @@ def recommendation(
         "confidence": confidence(coverage, days),
         "risk": risk,
     }
+    if unpriced:
+        evidence["unpriced"] = list(unpriced)
+        evidence["confidence"] = _lowered(confidence(coverage, days))
     return Finding.new(
         kind=FindingKind.RECOMMENDATION,
         scope=dict(scope, recommendation=kind),

@@ -29,6 +29,8 @@ from costline.optimize import (
     packing,
     quantize,
     rightsizing,
+    storage,
+    tiering,
     windows,
 )
 from costline.optimize.inputs import Inputs
@@ -45,6 +47,8 @@ KINDS: dict[str, Recommender] = {
     quantize.KIND: quantize.recommend_quantization,
     packing.KIND: packing.recommend_packing,
     held.KIND: held.recommend_commitment_use,
+    storage.KIND: storage.recommend_storage_tiering,
+    tiering.KIND: tiering.recommend_tiering,
     windows.KIND: windows.recommend_windows,
 }
 LIVE = ("open", "acknowledged")
@@ -73,7 +77,7 @@ def recommend(
                     ledger.table("workloads"), end - dt.timedelta(days=days), end, rules, clock,
                     min_savings, ledger.table("storage_objects"),
                     ledger.table("metrics"), ledger.table("contract_commitments"),
-                    llm=ledger.table("llm_requests"))  # fmt: skip
+                    ledger.table("storage_lifecycle"), llm=ledger.table("llm_requests"))  # fmt: skip
     found: list[Finding] = []
     for kind in kinds:
         found += KINDS[kind](inputs)

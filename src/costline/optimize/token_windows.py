@@ -96,7 +96,7 @@ def _window(hours: list[dict[str, Decimal]], best: int) -> tuple[int, int]:
 def _finding(key: Key, rows: list[dict[str, Any]], hours: list[dict[str, Decimal]], best: int,
              now: Decimal, saving: Decimal, inputs: Inputs, kind: str) -> Finding:  # fmt: skip
     team, app, provider, model = key
-    per_month = inputs.per_month
+    per_month = inputs.llm_per_month
     first, length = _window(hours, best)
     last = (first + length) % 24
     busy = max(rows, key=lambda r: Decimal(r["cost"]))["hour"]

@@ -280,8 +280,9 @@ def unit_costs(
     cost: Cost = "effective",
     top: Annotated[int, Query(ge=1, le=1000, description="rows kept per section")] = 15,
 ) -> Response:
-    """`costline report unit-costs` for the window: per LLM model and app, GPU workload, pool,
-    business unit and declared run, with change against the previous period; its sentences; and
+    """`costline report unit-costs` for the window: per LLM model and app, LLM app outcome (cost
+    per valuable output), GPU workload, pool, business unit and declared run, with change
+    against the previous period; its sentences; and
     cost per request, per 1K tokens, GPU utilization, p95 latency, queue depth and failed jobs
     side by side, week over week and month over month."""
     return _answer_data(request, "unit-costs", (f.key, cost, top), lambda: reports.unit_report(

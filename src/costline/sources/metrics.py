@@ -11,8 +11,8 @@ inference server's counters (`increase(vllm:request_success_total[1h])` by endpo
 `ts` is ISO 8601 (UTC when no zone) and `value` a number: the count in the interval that starts at
 `ts` (not a running counter). A later file with the same `ts`, `metric` and labels replaces the
 earlier value, so overlapping exports are not counted twice. Names costline reads: `inference_requests` and `inference_successes`
-labelled `endpoint` (see `costline.economics.declared`), and any metric a business unit names in the
-config. A bad row is named by file, line and column, and nothing of the file is written.
+labelled `endpoint` (see `costline.economics.declared`), any metric a business unit names in the
+config, and outcome metrics of LLM apps (labelled `app`, see `costline.economics.outcomes`). A bad row is named by file, line and column, and nothing of the file is written.
 """
 
 from __future__ import annotations

@@ -139,6 +139,15 @@
       { label: "Cache hits", num: true, value: (r) => C.pct(r.cache_hit_pct) },
       change("change_pct", "Change (per 1K requests)"),
     ], s.llm || []);
+    C.table("units-outcomes", [
+      { label: "App", value: (r) => r.app }, { label: "Model", value: (r) => r.model ?? "(all)" },
+      { label: "Outcome", value: (r) => String(r.outcome || "").replaceAll("_", " ") },
+      { label: "Outcomes", num: true, value: (r) => C.count(r.outcomes) },
+      { label: "Of requests", num: true, value: (r) => C.pct(r.outcome_pct, 2) },
+      { label: "Cost", num: true, value: (r) => C.usd(r.cost_usd) },
+      { label: "Per outcome", num: true, value: (r) => r.per_outcome_usd === null ? C.NONE : C.usd(r.per_outcome_usd, 6) },
+      change("change_pct", "Change (per outcome)"),
+    ], s.llm_outcomes || []);
     C.table("units-declared", [
       { label: "Name", value: (r) => r.name }, { label: "Kind", value: (r) => String(r.kind || "").replaceAll("_", " ") },
       { label: "Team", value: (r) => r.team },
