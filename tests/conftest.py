@@ -6,9 +6,17 @@ from pathlib import Path
 import pytest
 
 from costline.ledger.store import Ledger
+from tests.helpers import Mailbox, smtp_mailbox
 
 
 @pytest.fixture
 def ledger(tmp_path: Path) -> Iterator[Ledger]:
     with Ledger(f"duckdb:///{tmp_path / 'ledger.duckdb'}") as led:
         yield led
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    """A real SMTP server on 127.0.0.1 and the messages it accepted (the email notifier's tests)."""
+    with smtp_mailbox() as box:
+        yield box

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import re
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from decimal import Decimal
+from email import message_from_bytes, policy
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +103,36 @@ def api_ok(client: Any, path: str, **params: Any) -> dict[str, Any]:
     assert r.status_code == 200, (path, r.text)
     body: dict[str, Any] = r.json()
     return body
+
+
+@dataclass
+class Mailbox:
+    """An SMTP receiver's inbox (aiosmtpd's handler): every message it accepted."""
+
+    port: int
+    messages: list[Message] = field(default_factory=list)
+    transient: int = 0  # answer the next N messages with 451
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.transient > 0:
+            self.transient -= 1
+            return "451 4.3.0 mailbox busy, try again"
+        self.messages.append(message_from_bytes(envelope.original_content, policy=policy.default))
+        return "250 OK"
+
+
+@contextlib.contextmanager
+def smtp_mailbox() -> Iterator[Mailbox]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1, for the notifier tests."""
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    box = Mailbox(port)
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield box
+    finally:
+        controller.stop()

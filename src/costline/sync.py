@@ -14,7 +14,9 @@
    **settle**: resolve the findings whose period is over (`settle`: a budget's closed period, an
    anomaly that ended two weeks before the latest bills, a breach that ended a day before the
    latest telemetry, a TTL whose workload is gone, an experiment alert no longer reached);
-4. **notify**: queue the messages the outbox rule decides on, and deliver the due ones.
+4. **notify**: queue the messages the outbox rule decides on and, on the first sync of an ISO
+   week with bills, each owner's weekly review (`notify.weekly`: once a week, deduplicated in the
+   outbox by owner, week and route), and deliver the due ones.
 
 A source that cannot be read (bad input, a server down) is a `data_quality` finding on the source,
 so it reaches the dashboard and the routes like any other.
@@ -60,6 +62,7 @@ class SyncReport:
     pulled: list[dict[str, Any]] = field(default_factory=list)
     findings: dict[str, int] = field(default_factory=dict)  # kind -> count
     queued: int = 0
+    reviews: int = 0  # weekly reviews queued (each owner's, once per ISO week)
     sent: int = 0
     retrying: int = 0
     failed: int = 0
@@ -73,6 +76,7 @@ class SyncReport:
             "pulled": self.pulled,
             "findings": self.findings,
             "queued": self.queued,
+            "reviews_queued": self.reviews,
             "sent": self.sent,
             "retrying": self.retrying,
             "failed": self.failed,
@@ -126,6 +130,7 @@ def sync(
            telemetry_as_of=telemetry[0], ttl=by_step.get("ttl"),
            budgets=by_step.get("budgets"))  # fmt: skip
     if deliver:
+        step("weekly", lambda: _weekly(ledger, config, clock, report))
         step("notify", lambda: _notify(ledger, config, clock, env, report))
     report.finished = clock.now()
     marks = {LAST_SYNC: report.finished}
@@ -408,3 +413,9 @@ def _notify(
     report.sent = len(delivered.sent)
     report.retrying = len(delivered.retrying)
     report.failed = len(delivered.failed)
+
+
+def _weekly(ledger: Ledger, config: Config, clock: Clock, report: SyncReport) -> None:
+    from costline.notify.weekly import enqueue_reviews
+
+    report.reviews = len(enqueue_reviews(ledger, config, clock))

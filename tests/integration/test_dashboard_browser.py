@@ -32,7 +32,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 TOKEN = "operator-token-for-the-browser-test"
 PAGES = ("/", "/teams", "/models", "/gpus", "/tokens", "/showback", "/chargeback", "/unit-costs",
-         "/budgets", "/findings")  # fmt: skip
+         "/budgets", "/recommendations", "/findings")  # fmt: skip
 
 pytestmark = [
     pytest.mark.integration,
@@ -224,8 +224,8 @@ def test_every_page_loads_and_draws_its_charts_without_errors(
         _shot(tab, "finding" if path == detail else path.strip("/") or "overview")
     assert watch.problems == []
     assert drawn == {"/": 1, "/teams": 1, "/models": 1, "/gpus": 2, "/tokens": 3, "/showback": 1,
-                     "/chargeback": 1, "/unit-costs": 1, "/budgets": 1, "/findings": 0,
-                     detail: 0}  # fmt: skip
+                     "/chargeback": 1, "/unit-costs": 1, "/budgets": 1, "/recommendations": 1,
+                     "/findings": 0, detail: 0}  # fmt: skip
     # Numbers reached the page: the overview's cards, the heatmap's rows, the finding's title.
     tab.goto(server.url + "/")
     _loaded(tab)
@@ -418,3 +418,37 @@ def test_overview_gpus_models_and_tokens_read_as_the_issue_asks(
     logged = {r[0] for r in _cells(tab, "tokens-table")}
     assert "gpt-4o-mini" in logged and "gpt-4o-mini-2024-07-18" not in logged
     assert watch.problems == []
+
+
+def test_the_recommendations_page_shows_what_a_run_stored(
+    server: Server, page: tuple[Any, Watch]
+) -> None:
+    tab, watch = page
+    done = server.api("POST", "recommendations/run", json={"days": 14})
+    assert done.status_code == 200, done.text
+    api = server.api("GET", "recommendations").json()
+    assert api["rows"], "the demo organization should have recommendations"
+    tab.goto(server.url + "/recommendations")
+    _loaded(tab)
+    tab.wait_for_function("() => document.querySelector('#rec-table tbody tr[data-fingerprint]')")
+    kinds = [(r[0], r[1], r[3]) for r in _cells(tab, "rec-kinds")]
+    assert kinds == [(k["kind"].replace("_", " "), str(k["count"]), usd(k["savings_monthly_usd"]))
+                     for k in api["by_kind"]]  # fmt: skip
+    rows = _cells(tab, "rec-table")
+    assert [(r[2], r[3], r[4]) for r in rows] == [
+        (r["owner"] or "unowned", usd(r["current_monthly_usd"]), usd(r["savings_monthly_usd"]))
+        for r in api["rows"]]  # fmt: skip
+    assert [r[5] for r in rows] == [f"{usd(r['savings_low_usd'])}\u2013{usd(r['savings_high_usd'])}"
+                                    for r in api["rows"]]  # fmt: skip
+    total = tab.locator("#rec-total").text_content() or ""
+    assert f"saving {usd(api['totals']['savings_monthly_usd'])} a month" in total
+    snippets = [r["snippet"] for r in api["rows"] if r["snippet"]]
+    assert tab.locator("#rec-table pre code").all_text_contents() == snippets
+    # A kind chosen narrows the rows and is kept in the URL.
+    kind = api["by_kind"][-1]["kind"]
+    tab.select_option("#rec-kind", kind)
+    tab.wait_for_function("n => document.querySelectorAll('#rec-table tbody tr').length === n",
+                          arg=api["by_kind"][-1]["count"])  # fmt: skip
+    assert f"kind={kind}" in tab.url
+    _shot(tab, "recommendations")
+    assert _unlabelled(tab) == [] and watch.problems == []

@@ -12,22 +12,18 @@ import datetime as dt
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from email import message_from_bytes, policy
-from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -41,6 +37,7 @@ from costline.notify import deliver, enqueue
 from costline.notify.deliver import LEASE
 from costline.notify.messages import sign
 from costline.server.app import create_app
+from tests.helpers import Mailbox
 
 pytestmark = pytest.mark.integration
 
@@ -151,32 +148,6 @@ def receiver() -> Iterator[Receiver]:
     yield state
     server.shutdown()
     server.server_close()
-
-
-@dataclass
-class Mailbox:
-    port: int
-    messages: list[Message] = field(default_factory=list)
-    transient: int = 0  # answer the next N messages with 451
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.transient > 0:
-            self.transient -= 1
-            return "451 4.3.0 mailbox busy, try again"
-        self.messages.append(message_from_bytes(envelope.original_content, policy=policy.default))
-        return "250 OK"
-
-
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    box = Mailbox(port)
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield box
-    controller.stop()
 
 
 def config_data(receiver: Receiver, mailbox: Mailbox | None = None) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -35,43 +34,33 @@ def recommend_cmd(
     from costline.clock import SYSTEM_CLOCK
     from costline.config import load_config
     from costline.errors import CostlineError
-    from costline.ledger.findings import transition
     from costline.ledger.sql import last_bill_day
     from costline.optimize.run import KINDS, recommend
+    from costline.optimize.store import store, window_end
 
     if kind is not None and kind not in KINDS:
         raise CostlineError(f"--kind {kind!r}: choose from {', '.join(KINDS)}")
     rules = Rules.from_config(load_config(state.config_path))
     with open_ledger() as ledger:
         last = last_bill_day(ledger.con)
-        end = dt.datetime(last.year, last.month, last.day, tzinfo=dt.UTC) + dt.timedelta(days=1)
-        run = recommend(ledger, rules, end=end, days=days, clock=SYSTEM_CLOCK,
+        run = recommend(ledger, rules, end=window_end(last), days=days, clock=SYSTEM_CLOCK,
                         kinds=[kind] if kind else list(KINDS),
                         min_savings=Decimal(str(min_savings)))  # fmt: skip
-        ledger.write([], source="recommend", findings=[*run.found, *run.stale])
-        for stale in run.stale:
-            transition(ledger.con, stale.fingerprint, "resolve", clock=SYSTEM_CLOCK)
+        store(ledger.con, run, SYSTEM_CLOCK)
     rows = [_row(f.model_dump(mode="json")) for f in run.found]
     emit_rows(rows, default_format(fmt), title=f"Recommendations, {days} days to {last}")
 
 
+COLUMNS = ("fingerprint", "kind", "scope", "owner", "title", "current_monthly_usd",
+           "savings_monthly_usd", "savings_low_usd", "savings_high_usd", "confidence", "risk",
+           "action")  # fmt: skip
+
+
 def _row(body: dict[str, Any]) -> dict[str, Any]:
-    e = body["evidence"]
-    savings = e["savings_monthly_usd"]
-    return {
-        "fingerprint": body["fingerprint"],
-        "kind": e["recommendation"],
-        "scope": body["scope"],
-        "owner": body.get("owner"),
-        "title": body["title"],
-        "current_monthly_usd": e["current_monthly_usd"],
-        "savings_monthly_usd": savings["p50"],
-        "savings_low_usd": savings["low"],
-        "savings_high_usd": savings["high"],
-        "confidence": e["confidence"],
-        "risk": e["risk"],
-        "action": body["actions"][0]["text"] if body["actions"] else None,
-    }
+    from costline.optimize.store import row
+
+    full = row(body)
+    return {k: full[k] for k in COLUMNS}
 
 
 def register(app: typer.Typer) -> None:

@@ -16,6 +16,7 @@ from costline.errors import CostlineError
 
 if TYPE_CHECKING:
     from costline.allocation.allocate import Allocation
+    from costline.config import Config
     from costline.model import Window
 
 report_app = typer.Typer(
@@ -292,40 +293,72 @@ def weekly_cmd(
         str | None, typer.Option(help="Only this owner's (or team's) incidents, budgets, moves")
     ] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="markdown, html or json")] = "markdown",
+    send: Annotated[
+        bool,
+        typer.Option(
+            "--send",
+            help="Send each configured owner's review (only --owner's, when given) through their "
+            "alert routes, once per ISO week; print the messages",
+        ),
+    ] = False,
 ) -> None:
     """The weekly review of the last 7 billed days: top movers against the week before, open
     incidents, recommendations (new and acted on, with savings), budgets at risk, and the
-    playbooks' quick-win checklist on your own data."""
-    import dataclasses
-    import json
+    playbooks' quick-win checklist on your own data. With --send, each owner gets their own
+    through the routes of their alerts (not PagerDuty), at most once a week; `costline sync`
+    sends it on its first run of each week."""
     import sys
 
-    from costline.attribution.rules import Rules
-    from costline.budgets.evaluate import evaluate_budgets
     from costline.cli.context import open_ledger, state
+    from costline.cli.output import dumps
     from costline.clock import SYSTEM_CLOCK
     from costline.config import load_config
-    from costline.ledger.sql import last_bill_day
     from costline.optimize import weekly
+    from costline.optimize.reviews import as_json, reviews
 
     if fmt not in ("markdown", "html", "json"):
         raise CostlineError(f"--format {fmt!r}: choose from markdown, html, json")
     config = load_config(state.config_path)
-    rules = Rules.from_config(config)
+    if send:
+        _send_weekly(config, owner, Format.json if fmt == "json" else default_format(None))
+        return
     with open_ledger(read_only=True) as ledger:
-        last = last_bill_day(ledger.con)
-        end = last + dt.timedelta(days=1)
-        statuses = (evaluate_budgets(ledger, config, last, clock=SYSTEM_CLOCK, since=last).statuses
-                    if config.budgets else [])  # fmt: skip
-        tables = {t: ledger.table(t) for t in ("cost_lines", "findings", "gpu_samples",
-                                               "workloads", "llm_requests")}  # fmt: skip
-        review = weekly.gather(tables, end, rules, owner=owner,
-                               budgets=weekly.budgets_at_risk(statuses))  # fmt: skip
+        review = reviews(ledger, config, SYSTEM_CLOCK, [owner])[owner]
     if fmt == "json":
-        body = dataclasses.asdict(review)
-        sys.stdout.write(json.dumps(body, default=str, indent=2) + "\n")
+        sys.stdout.write(dumps(as_json(review)) + "\n")
     else:
         sys.stdout.write(weekly.markdown(review) if fmt == "markdown" else weekly.html(review))
+
+
+SENT_COLUMNS = ["message", "route", "channel", "status", "attempts", "last_error", "title"]
+
+
+def _send_weekly(config: Config, owner: str | None, fmt: Format) -> None:
+    """Queue this week's reviews not yet queued, deliver the outbox, print what became of them."""
+    from costline.cli.context import open_ledger
+    from costline.cli.output import err_console
+    from costline.clock import SYSTEM_CLOCK
+    from costline.errors import DeliveryError
+    from costline.ledger import outbox
+    from costline.notify import deliver
+    from costline.notify.weekly import enqueue_reviews, targets, week_of
+
+    week = week_of(SYSTEM_CLOCK.now())
+    if not targets(config, [owner] if owner else None):
+        err_console().print("No owner with a route to send to: give owners `routes:` in "
+                            "costline.yaml (docs/methodology/alerts.md).")  # fmt: skip
+    with open_ledger() as ledger:
+        queued = enqueue_reviews(ledger, config, SYSTEM_CLOCK, [owner] if owner else None)
+        report = deliver(ledger, config, SYSTEM_CLOCK)
+        ids = list(dict.fromkeys([m.message_id for m in (*queued, *report.attempted)]))
+        rows = [m.row() for m in outbox.messages(ledger.con, ids=ids)]
+    emit_rows(rows, fmt, title=f"Weekly reviews, {week}", columns=SENT_COLUMNS)
+    err_console().print(f"{len(queued)} review(s) queued for {week} (each owner's at most once a "
+                        f"week), {len(report.sent)} message(s) sent, {len(report.retrying)} to "
+                        f"retry, {len(report.failed)} failed", soft_wrap=True, highlight=False)  # fmt: skip
+    if report.failed:
+        raise DeliveryError(f"{len(report.failed)} message(s) failed for good (see last_error); "
+                            "fix the route, then `costline notify --retry-failed`")  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:

@@ -18,7 +18,8 @@ def sync_cmd(
     fmt: FormatOpt = None,
 ) -> None:
     """Pull the sources of costline.yaml (watched folders, Prometheus), check thresholds, budgets,
-    spend anomalies and TTLs, store the findings, queue alerts by the outbox rule and deliver them.
+    spend anomalies and TTLs, store the findings, queue alerts by the outbox rule (and, once per
+    ISO week, each owner's weekly review) and deliver them.
     `costline serve` runs this every few minutes; run it from cron when there is no server.
     Exits 2 when a source's input is bad (that source writes nothing; the others run), 1 when a
     source or a check failed otherwise."""
@@ -36,8 +37,9 @@ def sync_cmd(
     else:
         emit_rows(report.pulled, out, title="Sources pulled")
         rows = [{"kind": k, "findings": n} for k, n in sorted(report.findings.items())]
-        emit_rows(rows, out, title=f"Findings evaluated; {report.queued} alert(s) queued, "
-                  f"{report.sent} sent, {report.retrying} retrying, {report.failed} failed")  # fmt: skip
+        emit_rows(rows, out, title=f"Findings evaluated; {report.queued} alert(s) and "
+                  f"{report.reviews} weekly review(s) queued, {report.sent} sent, "
+                  f"{report.retrying} retrying, {report.failed} failed")  # fmt: skip
     failed = [p for p in report.pulled if p["status"] == "error"]
     for p in failed:
         sys.stderr.write(f"error: source {p['source']}: {p['error']}\n")

@@ -7,6 +7,9 @@ Deciding to alert is separate from delivering (docs/methodology/alerts.md):
   outbox in one transaction (`costline.notify.outbox`);
 - `deliver(ledger, config, clock)` sends the due messages over Slack, PagerDuty Events v2, SMTP
   and signed webhooks, with retries and exponential backoff (`costline.notify.deliver`).
+
+Each owner's weekly review goes through the same outbox, once per ISO week
+(`costline.notify.weekly.enqueue_reviews`).
 """
 
 from __future__ import annotations

@@ -270,6 +270,8 @@ def email_message(
         message["Message-ID"] = f"<{message_id}@costline>"
         message[MESSAGE_ID_HEADER] = message_id
     message.set_content(content["text"])
+    if content.get("html"):  # a weekly review: its page beside the text
+        message.add_alternative(content["html"], subtype="html")
     return message
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -216,8 +216,16 @@ def enqueue(
     ledger: Ledger, findings: Sequence[Finding], config: Config, clock: Clock
 ) -> list[OutboxMessage]:
     """Queue the messages `plan` decides on, in one transaction; returns those newly written."""
+    return queue(ledger, lambda: plan(ledger, findings, config, clock), "alerts")
+
+
+def queue(
+    ledger: Ledger, planned: Callable[[], Sequence[OutboxMessage]], what: str
+) -> list[OutboxMessage]:
+    """Write the messages `planned()` gives (alerts, weekly reviews) in one transaction; an id
+    already in the outbox is skipped. Returns those newly written."""
     if ledger.read_only:
-        raise LedgerError("the ledger was opened read-only: open it for writing to queue alerts")
-    planned = plan(ledger, findings, config, clock)
-    written = set(ledger_outbox.insert(ledger.con, planned))
-    return [m for m in planned if m.message_id in written]
+        raise LedgerError(f"the ledger was opened read-only: open it for writing to queue {what}")
+    messages = planned()
+    written = set(ledger_outbox.insert(ledger.con, messages))
+    return [m for m in messages if m.message_id in written]

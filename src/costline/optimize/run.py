@@ -13,11 +13,13 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Protocol
+
+import ibis
 
 from costline.attribution.rules import Rules
 from costline.clock import Clock
 from costline.ledger import fetch
-from costline.ledger.store import Ledger
 from costline.model import Finding
 from costline.optimize import (
     arbitrage,
@@ -54,6 +56,12 @@ KINDS: dict[str, Recommender] = {
 LIVE = ("open", "acknowledged")
 
 
+class Tables(Protocol):
+    """Where a run reads the ledger's tables: a `Ledger`, or the server's `Reader` of it."""
+
+    def table(self, name: str) -> ibis.Table: ...
+
+
 @dataclass(frozen=True)
 class Run:
     found: list[Finding]
@@ -63,7 +71,7 @@ class Run:
 
 
 def recommend(
-    ledger: Ledger,
+    ledger: Tables,
     rules: Rules,
     *,
     end: dt.datetime,

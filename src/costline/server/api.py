@@ -22,10 +22,10 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from costline.config import load_config
@@ -44,6 +44,7 @@ from costline.server.filters import (
 
 if TYPE_CHECKING:
     from costline.server import queries, reports, telemetry
+    from costline.server import recommendations as recs
     from costline.server.reader import Reader
     from costline.server.shared import Served
 else:
@@ -59,6 +60,7 @@ else:
             return getattr(importlib.import_module(self._name), attr)
 
     queries = _Later("costline.server.queries")
+    recs = _Later("costline.server.recommendations")
     reports = _Later("costline.server.reports")
     telemetry = _Later("costline.server.telemetry")
 
@@ -298,9 +300,6 @@ def budgets(request: Request, f: Common) -> Response:
 METRIC_HELP = "cost_usd, gpu_hours, tokens, storage_gb, training_jobs or a metric's name"
 
 
-METRIC_HELP = "cost_usd, gpu_hours, tokens, storage_gb, training_jobs or a metric's name"
-
-
 @router.get("/forecast")
 def forecast(
     request: Request,
@@ -417,6 +416,51 @@ def reopen(request: Request, fingerprint: str) -> Response:
 def snooze(request: Request, fingerprint: str, body: Snooze) -> Response:
     """Snooze a finding until a time in the future (JSON `{"until": "2026-11-08T00:00:00Z"}`)."""
     return _move(request, fingerprint, "snooze", body.until)
+
+
+# -- recommendations -----------------------------------------------------------------------------
+
+
+@router.get("/recommendations")
+def recommendation_list(
+    request: Request,
+    f: Common,
+    kind: Choices = None,
+    owner: Choices = None,
+    status: Choices = None,
+    min_savings: Annotated[Decimal | None, Query(ge=0, description="P50 a month, USD")] = None,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 500,
+) -> Response:
+    """Stored recommendations (`costline recommend`), largest P50 saving a month first: current
+    monthly cost, saving P50 and low-high, confidence, risk, method, evidence, the action (and its
+    config snippet) and, for one acted on, the realized saving; with totals by kind. `status`:
+    open|acknowledged by default, snoozed or resolved."""
+    chosen = (_split(kind), _split(owner), _split(status) or recs.LIVE)
+    return _answer(request, "recommendations", (f.key, chosen, min_savings, limit),
+                   lambda: recs.listing(_reader(request), f, kind=chosen[0], owner=chosen[1],
+                                        status=chosen[2], min_savings=min_savings,
+                                        limit=limit))  # fmt: skip
+
+
+class RecommendRun(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: list[str] | None = None
+    days: int = Field(default=14, ge=1, le=366)
+    min_savings: Decimal = Field(default=Decimal(100), ge=0)
+
+
+@router.post("/recommendations/run", dependencies=[operator])
+def recommendation_run(
+    request: Request, body: Annotated[RecommendRun | None, Body()] = None
+) -> Response:
+    """Run the recommenders now, as `costline recommend` does (JSON `{"kind": [...], "days": 14,
+    "min_savings": 100}`, all optional): store what they find, resolve the stored ones they no
+    longer find (with their realized saving); answers the stored rows of both."""
+    check_known(request.query_params.keys(), ())
+    b = body or RecommendRun()
+    done = recs.run(_served(request), kinds=b.kind, days=b.days, min_savings=b.min_savings)
+    return _json(encode(done))
 
 
 @router.get("/annotations")

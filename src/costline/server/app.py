@@ -186,6 +186,7 @@ def warm_views(app: FastAPI, reader: Reader, current: Callable[[], bool] = lambd
         lambda: api.spend(request, f, by="team", top=DASHBOARD_TOP),
         lambda: api.spend(request, f, by="model", top=DASHBOARD_TOP),
         lambda: api.findings(request, f, status=["open"]),
+        lambda: api.recommendation_list(request, f),
         lambda: api.budgets(request, f),
         lambda: api.tokens(request, f),
         lambda: api.gpu_utilization(request, f, by="pool"),

@@ -54,6 +54,7 @@ PAGES = (
     ("/chargeback", "Chargeback", "report.html", "chargeback"),
     ("/unit-costs", "Unit costs", "unit_costs.html", "unit-costs"),
     ("/budgets", "Budgets", "budgets.html", "budgets"),
+    ("/recommendations", "Recommendations", "recommendations.html", "recommendations"),
     ("/findings", "Findings", "findings.html", "findings"),
 )
 _HERE = Path(__file__).parent
