@@ -14,7 +14,7 @@ def recommend_cmd(
     kind: Annotated[
         str | None,
         typer.Option(
-            help="Only this kind: gpu_rightsizing, idle_capacity, spot_capacity, commitment, gpu_arbitrage, autoscaling, quantization, gpu_packing, commitment_use, storage_tiering or model_tiering"
+            help="Only this kind: gpu_rightsizing, idle_capacity, spot_capacity, commitment, gpu_arbitrage, autoscaling, quantization, gpu_packing, commitment_use, storage_tiering, model_tiering or cheaper_window"
         ),
     ] = None,
     days: Annotated[

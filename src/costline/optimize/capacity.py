@@ -37,6 +37,9 @@ from costline.optimize.recommend import Savings, recommendation
 
 KIND = "spot_capacity"
 TOLERANT = ("training_run", "sweep_trial", "fine_tune", "batch_job", "evaluation", "embedding")
+# LLM traffic of these cost domains (evaluations, embeddings, batch inference) can wait for a
+# cheaper hour; online inference (a user waits) never.
+TOLERANT_DOMAINS = ("batch_ai",)
 MTBI_HOURS = 24.0  # mean time between Spot interruptions assumed for GPU instances
 CHECKPOINT_HOURS = 5 / 60  # time to write a checkpoint
 RESTART_HOURS = 10 / 60  # time to get a new instance and load the last checkpoint
@@ -53,10 +56,16 @@ def overhead(tau: float, mtbi: float) -> float:
     return CHECKPOINT_HOURS / tau + (tau / 2 + RESTART_HOURS) / mtbi
 
 
+def tolerant(workloads: ibis.Table) -> ibis.Table:
+    """The workloads whose kind tolerates interruption and waiting (`TOLERANT`): the one place
+    that decides it, for Spot, for arbitrage and for cheaper windows alike."""
+    return workloads.filter(workloads.kind.isin(list(TOLERANT)))
+
+
 def held_by_tolerant(rows: ibis.Table, workloads: ibis.Table) -> list[dict[str, Any]]:
     """host, workload kind, checkpoint interval, GPU-hours and dollars held by tolerant work."""
-    w = workloads.filter(workloads.kind.isin(list(TOLERANT)),
-                         workloads.capacity_type.fill_null("on_demand") != "spot")  # fmt: skip
+    w = tolerant(workloads)
+    w = w.filter(w.capacity_type.fill_null("on_demand") != "spot")
     w = w.select(workload_id=w.workload_id, wkind=w.kind,
                  interval=w.tags.get(INTERVAL_TAG).cast("float64"))  # fmt: skip
     r = rows.filter(rows.kind.isin(list(HELD_KINDS)), rows.host.notnull())
@@ -142,4 +151,12 @@ def _finding(
     )
 
 
-__all__ = ["KIND", "TOLERANT", "overhead", "recommend_spot", "young_daly"]
+__all__ = [
+    "KIND",
+    "TOLERANT",
+    "TOLERANT_DOMAINS",
+    "overhead",
+    "recommend_spot",
+    "tolerant",
+    "young_daly",
+]

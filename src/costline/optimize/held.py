@@ -19,6 +19,8 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
+import ibis
+
 from costline.ledger import fetch
 from costline.model import Finding, Window
 from costline.optimize.capacity import held_by_tolerant
@@ -30,19 +32,29 @@ MIN_UNUSED = Decimal("0.05")  # share of a commitment's cost paid for nothing
 EXPIRING = dt.timedelta(days=90)
 
 
-def _use(inputs: Inputs) -> list[dict[str, Any]]:
-    """Per commitment and hour of day: used and unused dollars, and its provider."""
+def commitment_hours(inputs: Inputs) -> ibis.Table:
+    """Per commitment and charge period (`at`, an hour): its used and unused dollars, the list
+    (on-demand) cost of what it covered (`used_list`, NULL where the bills give none) and its
+    provider, in the engine. The idle committed hours `cheaper_window` moves work into, too."""
     t = inputs.window_lines
     t = t.filter(
         t.CommitmentDiscountId.notnull(), t.CommitmentDiscountStatus.isin(["Used", "Unused"])
     )
-    return fetch.rows(t.group_by(
+    return t.group_by(
         commitment=t.CommitmentDiscountId, name=t.CommitmentDiscountName,
-        provider=t.ProviderName, hour=t.ChargePeriodStart.hour(),
+        provider=t.ProviderName, at=t.ChargePeriodStart,
     ).aggregate(
         used=t.EffectiveCost.sum(where=t.CommitmentDiscountStatus == "Used").fill_null(0),
         unused=t.EffectiveCost.sum(where=t.CommitmentDiscountStatus == "Unused").fill_null(0),
-    ))  # fmt: skip
+        used_list=t.ListCost.sum(where=t.CommitmentDiscountStatus == "Used"),
+    )  # fmt: skip
+
+
+def _use(inputs: Inputs) -> list[dict[str, Any]]:
+    """Per commitment and hour of day: used and unused dollars, and its provider."""
+    h = commitment_hours(inputs)
+    return fetch.rows(h.group_by("commitment", "name", "provider", hour=h.at.hour())
+                      .aggregate(used=h.used.sum(), unused=h.unused.sum()))  # fmt: skip
 
 
 def _on_demand_compute(inputs: Inputs) -> dict[str, Decimal]:
@@ -85,7 +97,7 @@ def recommend_commitment_use(inputs: Inputs) -> list[Finding]:
 PROVIDERS = {"aws": ("aws", "amazon"), "azure": ("azure", "microsoft"), "gcp": ("google", "gcp")}
 
 
-def _catalog_provider(name: str) -> str | None:
+def catalog_provider(name: str) -> str | None:
     low = name.lower()
     return next((p for p, words in PROVIDERS.items() if any(w in low for w in words)), None)
 
@@ -100,7 +112,7 @@ def _finding(
     if used + unused <= 0 or unused / (used + unused) < MIN_UNUSED:
         return None
     per_month = inputs.per_month
-    fill = deferrable.get(_catalog_provider(provider) or "", Decimal(0))
+    fill = deferrable.get(catalog_provider(provider) or "", Decimal(0))
     p50 = min(unused, fill) * per_month
     if p50 <= 0:
         return None

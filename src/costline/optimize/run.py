@@ -33,6 +33,7 @@ from costline.optimize import (
     rightsizing,
     storage,
     tiering,
+    windows,
 )
 from costline.optimize.inputs import Inputs
 from costline.optimize.realized import with_realized
@@ -50,6 +51,7 @@ KINDS: dict[str, Recommender] = {
     held.KIND: held.recommend_commitment_use,
     storage.KIND: storage.recommend_storage_tiering,
     tiering.KIND: tiering.recommend_tiering,
+    windows.KIND: windows.recommend_windows,
 }
 LIVE = ("open", "acknowledged")
 
