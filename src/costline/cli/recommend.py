@@ -15,7 +15,7 @@ def recommend_cmd(
     kind: Annotated[
         str | None,
         typer.Option(
-            help="Only this kind: gpu_rightsizing, idle_capacity, spot_capacity, commitment, gpu_arbitrage, autoscaling, quantization, gpu_packing or commitment_use"
+            help="Only this kind: gpu_rightsizing, idle_capacity, spot_capacity, commitment, gpu_arbitrage, autoscaling, quantization, gpu_packing, commitment_use or tokens"
         ),
     ] = None,
     days: Annotated[
@@ -36,14 +36,13 @@ def recommend_cmd(
     from costline.config import load_config
     from costline.errors import CostlineError
     from costline.ledger.findings import transition
-    from costline.ledger.sql import last_bill_day
     from costline.optimize.run import KINDS, recommend
 
     if kind is not None and kind not in KINDS:
         raise CostlineError(f"--kind {kind!r}: choose from {', '.join(KINDS)}")
     rules = Rules.from_config(load_config(state.config_path))
     with open_ledger() as ledger:
-        last = last_bill_day(ledger.con)
+        last = _last_day(ledger.con, kind)
         end = dt.datetime(last.year, last.month, last.day, tzinfo=dt.UTC) + dt.timedelta(days=1)
         run = recommend(ledger, rules, end=end, days=days, clock=SYSTEM_CLOCK,
                         kinds=[kind] if kind else list(KINDS),
@@ -53,6 +52,22 @@ def recommend_cmd(
             transition(ledger.con, stale.fingerprint, "resolve", clock=SYSTEM_CLOCK)
     rows = [_row(f.model_dump(mode="json")) for f in run.found]
     emit_rows(rows, default_format(fmt), title=f"Recommendations, {days} days to {last}")
+
+
+def _last_day(con: Any, kind: str | None) -> dt.date:
+    """The window's last day: the last bill's; for the token audit of a ledger of LLM logs
+    alone, the last request's."""
+    from costline.errors import CostlineError
+    from costline.ledger.sql import last_bill_day, run_one
+
+    try:
+        return last_bill_day(con)
+    except CostlineError:
+        row = run_one(con, "SELECT max(ts) FROM llm_requests")
+        if kind != "tokens" or not row or row[0] is None:
+            raise
+        day: dt.date = row[0].astimezone(dt.UTC).date()
+        return day
 
 
 def _row(body: dict[str, Any]) -> dict[str, Any]:

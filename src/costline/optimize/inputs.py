@@ -62,6 +62,7 @@ class Inputs:
     storage: ibis.Table | None = None  # storage_objects, for what moving work would move
     metrics: ibis.Table | None = None  # metrics, for endpoints' traffic
     contracts: ibis.Table | None = None  # FOCUS Contract Commitment rows, for commitments' ends
+    llm: ibis.Table | None = None  # llm_requests, for the token audit (`optimize.tokens`)
 
     @functools.cached_property
     def allocation(self) -> Allocation:

@@ -29,6 +29,7 @@ from costline.optimize import (
     packing,
     quantize,
     rightsizing,
+    tokens,
 )
 from costline.optimize.inputs import Inputs
 from costline.optimize.realized import with_realized
@@ -44,6 +45,7 @@ KINDS: dict[str, Recommender] = {
     quantize.KIND: quantize.recommend_quantization,
     packing.KIND: packing.recommend_packing,
     held.KIND: held.recommend_commitment_use,
+    tokens.KIND: tokens.recommend_tokens,
 }
 LIVE = ("open", "acknowledged")
 
@@ -70,7 +72,8 @@ def recommend(
     inputs = Inputs(ledger.table("cost_lines"), ledger.table("gpu_samples"),
                     ledger.table("workloads"), end - dt.timedelta(days=days), end, rules, clock,
                     min_savings, ledger.table("storage_objects"),
-                    ledger.table("metrics"), ledger.table("contract_commitments"))  # fmt: skip
+                    ledger.table("metrics"), ledger.table("contract_commitments"),
+                    llm=ledger.table("llm_requests"))  # fmt: skip
     found: list[Finding] = []
     for kind in kinds:
         found += KINDS[kind](inputs)
