@@ -146,7 +146,8 @@ def _both_pulls() -> list[PullKind]:
 TraceField = Literal[
     "ts", "request_id", "provider", "model", "input_tokens", "output_tokens",
     "cached_input_tokens", "cache_write_tokens", "reasoning_tokens", "latency_ms", "status",
-    "max_tokens", "app", "user", "team", "tenant", "endpoint", "prompt_id",
+    "max_tokens", "app", "user", "team", "tenant", "endpoint", "prompt_id", "conversation_id",
+    "turn", "prompt_hash", "stop_reason", "prefix_hashes",
 ]  # fmt: skip
 TRACE_FIELDS: tuple[str, ...] = typing.get_args(TraceField)
 TimeUnit = Literal["s", "ms", "us", "ns"]
@@ -180,6 +181,9 @@ class LlmTrace(_Section):
     )
     time_unit: TimeUnit | None = Field(
         None, description="unit of numeric times (default: s with an origin, else guessed)"
+    )
+    block_tokens: int = Field(
+        512, ge=1, description="tokens per block of prefix_hashes (Mooncake's hash_ids: 512)"
     )
 
     @field_validator("time_origin")

@@ -298,6 +298,13 @@ LLM_REQUESTS = _attributed(
         # (fresh, cached and cache-write input, and any per-request fee). Null when unpriced.
         "output_cost_usd": MONEY_DTYPE,
         "price_version": STR,
+        # What the token audit (`optimize/tokens`) reads when a log carries it; NULL when not.
+        "conversation_id": STR,  # the conversation, session or thread the call belongs to
+        "turn": dt.int64,  # the call's turn in its conversation (1 = first); NULL: by time
+        "prompt_hash": STR,  # a hash of the whole prompt: identical requests share it
+        "stop_reason": STR,  # why the output ended: stop, end_turn, length, max_tokens, ...
+        "prefix_hashes": dt.Array(dt.string),  # ids of the prompt's prefix blocks, in order
+        "prefix_block_tokens": dt.int64,  # tokens per prefix block (Mooncake: 512)
     }
 )
 

@@ -232,3 +232,18 @@ def test_declared_runs_and_endpoints_cost_whole(
     [summary] = coverage["storage_lifecycle"]
     assert 0 < summary["under_rules_pct"] < 100
     assert "ml-model-artifacts" in {b["bucket"] for b in coverage["storage_outside_lifecycle"]}
+
+
+def test_ground_truth_lists_the_token_waste_planted_in_the_llm_traffic(
+    demo: tuple[Path, ActivityManifest, Ledger],
+) -> None:
+    """The activity adds `token_waste` to the bills' ground truth: each lever's true saving."""
+    out, _, _ = demo
+    truth = json.loads((out / "ground_truth.json").read_text())
+    waste = {(w["lever"], w["app"]): float(w["savings_usd_month"]) for w in truth["token_waste"]}
+    assert set(waste) == {
+        ("prompt_caching", "contract-qa"), ("recurring_prompt", "contract-qa"),
+        ("output_limit", "ticket-summary"), ("context_window", "tutor-chat"),
+        ("duplicate_calls", "faq-bot"), ("model_tiering", "intent-classifier"),
+    }  # fmt: skip
+    assert all(v > 0 for v in waste.values()) and "per_team" in truth  # the bills' truth kept

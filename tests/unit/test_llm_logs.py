@@ -96,7 +96,7 @@ def test_a_bare_response_with_its_timestamp_beside_it_is_one_request(ledger: Led
         4000,
         "search",
     )
-    assert epoch["tags"]["stop_reason"] == "max_tokens"
+    assert epoch["stop_reason"] == "max_tokens"
     assert iso["cost_usd"] == price(
         "claude-haiku-4-5", "anthropic", when, input_tokens=820, output_tokens=96
     )
@@ -119,14 +119,14 @@ def test_streaming_events_are_summed_into_one_request_per_message(ledger: Ledger
     a = got["msg_01StreamA"]  # bare events, each with its own timestamp
     assert a["ts"] == dt.datetime(2025, 10, 3, 9, 0, 0, 120000, tzinfo=dt.UTC)
     assert (a["input_tokens"], a["cached_input_tokens"], a["output_tokens"]) == (4200, 3000, 412)
-    assert (a["status"], a["tags"]["stop_reason"]) == ("ok", "end_turn")
+    assert (a["status"], a["stop_reason"]) == ("ok", "end_turn")
     b = got["msg_01StreamB"]  # interleaved with C, matched by the request_id beside each event
     # message_delta usage is cumulative: 120 then 260 is 260 output tokens, not 380.
     assert (b["input_tokens"], b["cache_write_tokens"], b["output_tokens"]) == (2300, 2000, 260)
     assert (b["app"], b["team"], b["max_tokens"]) == ("chat-ui", "growth", 1024)
     assert b["ts"] == dt.datetime(2025, 10, 3, 9, 0, 0, 500000, tzinfo=dt.UTC)
     c = got["msg_01StreamC"]
-    assert (c["output_tokens"], c["max_tokens"], c["tags"]["stop_reason"]) == (
+    assert (c["output_tokens"], c["max_tokens"], c["stop_reason"]) == (
         300,
         300,
         "max_tokens",

@@ -293,6 +293,38 @@ def _batch_prices(resolutions: Sequence[Resolution]) -> pa.Table:
     return pa.concat_tables([PRICE_SCHEMA.empty_table()] + [model_prices(*m) for m in models])
 
 
+@dataclass(frozen=True)
+class UnitPrices:
+    """A model's standard prices in force at one instant, USD per token: what a change to its
+    requests (caching a prefix, trimming a prompt) is priced at. 5-minute cache writes."""
+
+    input: Decimal
+    cache_read: Decimal
+    cache_write: Decimal
+    output: Decimal
+    version: str
+
+
+def unit_prices(provider: str, model: str, at: dt.datetime) -> UnitPrices | None:
+    """The standard (no batch or tier) prices of `model` at `at`, below any long-context tier
+    and, for time-of-day prices, those of the longest part of the day; None when unpriced."""
+    hit = resolve_model(provider, model)
+    if hit is None:
+        return None
+    rows = [
+        r
+        for r in model_prices(hit[0], hit[1]).to_pylist()
+        if r["context"] == STANDARD
+        and r["band_above"] < 0
+        and r["valid_from"] <= at < r["valid_to"]
+    ]
+    if not rows:
+        return None
+    r = max(rows, key=lambda r: (r["tod_to"] - r["tod_from"], -r["tod_from"]))
+    return UnitPrices(r["input_price"], r["cache_read_price"], r["cache_write_price"],
+                      r["output_price"], str(r["price_version"]))  # fmt: skip
+
+
 # -- resolving a batch's models -------------------------------------------------------------------
 
 

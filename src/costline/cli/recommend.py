@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -14,7 +15,7 @@ def recommend_cmd(
     kind: Annotated[
         str | None,
         typer.Option(
-            help="Only this kind: gpu_rightsizing, idle_capacity, spot_capacity, commitment, gpu_arbitrage, autoscaling, quantization, gpu_packing, commitment_use, storage_tiering, model_tiering or cheaper_window"
+            help="Only this kind: gpu_rightsizing, idle_capacity, spot_capacity, commitment, gpu_arbitrage, autoscaling, quantization, gpu_packing, commitment_use, storage_tiering, model_tiering, cheaper_window or tokens"
         ),
     ] = None,
     days: Annotated[
@@ -34,7 +35,6 @@ def recommend_cmd(
     from costline.clock import SYSTEM_CLOCK
     from costline.config import load_config
     from costline.errors import CostlineError
-    from costline.ledger.sql import last_bill_day
     from costline.optimize.run import KINDS, recommend
     from costline.optimize.store import store, window_end
 
@@ -42,13 +42,29 @@ def recommend_cmd(
         raise CostlineError(f"--kind {kind!r}: choose from {', '.join(KINDS)}")
     rules = Rules.from_config(load_config(state.config_path))
     with open_ledger() as ledger:
-        last = last_bill_day(ledger.con)
+        last = _last_day(ledger.con, kind)
         run = recommend(ledger, rules, end=window_end(last), days=days, clock=SYSTEM_CLOCK,
                         kinds=[kind] if kind else list(KINDS),
                         min_savings=Decimal(str(min_savings)))  # fmt: skip
         store(ledger.con, run, SYSTEM_CLOCK)
     rows = [_row(f.model_dump(mode="json")) for f in run.found]
     emit_rows(rows, default_format(fmt), title=f"Recommendations, {days} days to {last}")
+
+
+def _last_day(con: Any, kind: str | None) -> dt.date:
+    """The window's last day: the last bill's; for the token audit of a ledger of LLM logs
+    alone, the last request's."""
+    from costline.errors import CostlineError
+    from costline.ledger.sql import last_bill_day, run_one
+
+    try:
+        return last_bill_day(con)
+    except CostlineError:
+        row = run_one(con, "SELECT max(ts) FROM llm_requests")
+        if kind != "tokens" or not row or row[0] is None:
+            raise
+        day: dt.date = row[0].astimezone(dt.UTC).date()
+        return day
 
 
 COLUMNS = ("fingerprint", "kind", "scope", "owner", "title", "current_monthly_usd",

@@ -24,6 +24,7 @@ import yaml
 
 from costline.demo.billing import BillingManifest
 from costline.demo.fleets import organization
+from costline.demo.ground_truth import add_token_waste
 from costline.demo.llm_tiering import write_llm_tiering
 from costline.demo.llm_usage import (
     APPS,
@@ -268,7 +269,9 @@ def generate_activity(
     write_pods(out / "kubernetes" / "pods.json", pods)
     write_sacct(out / "slurm" / "sacct.txt", jobs, manifest.window_end)
     registry = write_registry(out / "registry.yaml", hosts, jobs)
-    requests = write_llm_usage(out / "llm", start, hours, manifest.scale, seed)
+    usage = write_llm_usage(out / "llm", start, hours, manifest.scale, seed)
+    requests = usage.per_app
+    add_token_waste(manifest.ground_truth, usage.waste)
     requests |= write_llm_tiering(out, start, hours, manifest.scale, seed, manifest.ground_truth)
     snapshot = manifest.window_end - dt.timedelta(hours=23)
     buckets = write_inventories(out / "storage", _buckets(resources), snapshot, seed)

@@ -7,9 +7,11 @@ Amounts are decimal strings, exact to the last decimal of the files.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 
 from costline.demo.commitment import CommitmentPlan
 from costline.demo.org import Resource
@@ -153,3 +155,12 @@ def build_ground_truth(
         "commitments": [_commitment_entry(plan, timeline.hours)] if plan else [],
         "resources": [_resource_entry(r, per_resource.get(r.key, CostTotals())) for r in resources],
     }
+
+
+def add_token_waste(path: Path, waste: list[dict[str, str]]) -> None:
+    """Add `token_waste` to the ground truth at `path`: the waste planted in the LLM traffic
+    ({lever, app, model, savings_usd_month}, `demo.token_waste`), which the activity writes after
+    the bills."""
+    truth = json.loads(path.read_text(encoding="utf-8"))
+    truth["token_waste"] = waste
+    path.write_text(json.dumps(truth, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -160,6 +160,15 @@ def _v7_shape_tables(con: duckdb.DuckDBPyConnection) -> None:
     parts.rebuild_view(con, canonical)
 
 
+def _v8_llm_token_audit(con: duckdb.DuckDBPyConnection) -> None:
+    """llm_requests gains what the token audit reads when logs carry it: conversation_id, turn,
+    prompt_hash, stop_reason, prefix_hashes and prefix_block_tokens (NULL in older rows)."""
+    for name in ("conversation_id", "turn", "prompt_hash", "stop_reason", "prefix_hashes",
+                 "prefix_block_tokens"):  # fmt: skip
+        sql_type = DuckDBType.to_string(schema.LLM_REQUESTS[name])
+        run(con, f'ALTER TABLE llm_requests ADD COLUMN IF NOT EXISTS "{name}" {sql_type}')
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "create the canonical ledger tables", _v1_create_tables),
     (2, "gpu_samples without stored attribution columns", _v2_gpu_samples_unattributed),
@@ -168,6 +177,11 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (5, "FOCUS 1.4 datasets and Cost and Usage columns", _v5_focus_1_4),
     (6, "workloads.observed_at and source_path; one row per workload", _v6_workload_state),
     (7, "cost lines in one table per shape, not per file", _v7_shape_tables),
+    (
+        8,
+        "llm_requests: conversation, turn, prompt hash, stop reason, prefix blocks",
+        _v8_llm_token_audit,
+    ),
 ]
 LATEST = MIGRATIONS[-1][0]
 

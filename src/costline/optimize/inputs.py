@@ -27,7 +27,7 @@ from costline.attribution.rules import Rules, derive_lines
 from costline.clock import Clock
 from costline.ledger import fetch
 from costline.model import Finding
-from costline.optimize.recommend import DAYS_PER_MONTH
+from costline.optimize.recommend import per_month
 
 Pooled = dict[tuple[str, str, str], list[dict[str, Any]]]  # (provider, region, type) -> hosts
 
@@ -95,7 +95,7 @@ class Inputs:
         t = table.filter(table[column] >= self.start, table[column] < self.end)
         first = fetch.value(t[column].min())
         start = max(self.start, first) if isinstance(first, dt.datetime) else self.start
-        return DAYS_PER_MONTH * 86400 / Decimal(max((self.end - start).total_seconds(), 3600))
+        return per_month(start, self.end)
 
     def hosts(self, names: Iterable[str]) -> dict[str, dict[str, Any]]:
         """host -> its `billed_hosts` row, for the hosts named (one engine query)."""

@@ -10,6 +10,7 @@ lowers the confidence one step: the saving is then only as good as what was pric
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -22,6 +23,12 @@ from costline.model import Action, Finding, FindingKind, Window
 
 CENT = Decimal("0.01")
 DAYS_PER_MONTH = Decimal(30)
+
+
+def per_month(start: dt.datetime, end: dt.datetime) -> Decimal:
+    """Multiply an amount over `start`-`end` (the span the data covers, at least an hour) by
+    this to get it per 30 days: every recommendation's monthly figure comes through here."""
+    return DAYS_PER_MONTH * 86400 / Decimal(max((end - start).total_seconds(), 3600))
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from costline.optimize import (
     rightsizing,
     storage,
     tiering,
+    tokens,
     windows,
 )
 from costline.optimize.inputs import Inputs
@@ -51,6 +52,7 @@ KINDS: dict[str, Recommender] = {
     held.KIND: held.recommend_commitment_use,
     storage.KIND: storage.recommend_storage_tiering,
     tiering.KIND: tiering.recommend_tiering,
+    tokens.KIND: tokens.recommend_tokens,
     windows.KIND: windows.recommend_windows,
 }
 LIVE = ("open", "acknowledged")

@@ -68,8 +68,8 @@ def parse_messages(env: Envelope) -> LlmRecord:
     )
     if tier is not None:
         record.tags["service_tier"] = tier
-    if response.get("stop_reason") is not None:  # end_turn, max_tokens (truncated), tool_use, ...
-        record.tags["stop_reason"] = str(response["stop_reason"])
+    # end_turn, max_tokens (truncated), stop_sequence, tool_use, refusal, ...
+    record.stop_reason = text(response.get("stop_reason"))
     if write_1h:
         record.tags["cache_write_1h_tokens"] = str(write_1h)
     return env.finish(record)

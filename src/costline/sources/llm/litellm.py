@@ -73,9 +73,13 @@ def _tags(row: Mapping[str, Any], record: LlmRecord) -> None:
     for tag in tags:
         key, _, value = str(tag).partition(":")
         record.tags.setdefault(key, value)
-    for key in ("api_key", "call_type", "model_group", "session_id", "end_user"):
+    for key in ("api_key", "call_type", "model_group", "end_user"):
         if text(row.get(key)):
             record.tags.setdefault(key, str(row[key]))
+    record.conversation_id = text(row.get("session_id"))
+    # LiteLLM's response-cache key is a hash of the request; "Cache OFF" when caching is off.
+    cache_key = text(row.get("cache_key"))
+    record.prompt_hash = cache_key if cache_key and cache_key.lower() != "cache off" else None
     if text(row.get("spend")) is not None:
         record.tags["litellm_spend"] = str(row["spend"])
 

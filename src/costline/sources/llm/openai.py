@@ -16,6 +16,7 @@ from costline.sources.llm.records import (
     Envelope,
     LlmRecord,
     RecordError,
+    conversation_of,
     count,
     mapping,
     optional_count,
@@ -70,6 +71,9 @@ def parse_chat(env: Envelope) -> LlmRecord:
     )
     if response.get("service_tier") is not None:
         record.tags["service_tier"] = str(response["service_tier"])
+    choices = response.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], Mapping):
+        record.stop_reason = text(choices[0].get("finish_reason"))  # stop, length, tool_calls
     record.attribute(mapping(response.get("metadata"), "metadata"))
     record.user = record.user or text(response.get("user"))
     return env.finish(record)
@@ -96,6 +100,9 @@ def parse_responses(env: Envelope) -> LlmRecord:
     )
     if response.get("service_tier") is not None:
         record.tags["service_tier"] = str(response["service_tier"])
+    incomplete = mapping(response.get("incomplete_details"), "incomplete_details")
+    record.stop_reason = text(incomplete.get("reason")) or text(response.get("status"))
+    record.conversation_id = conversation_of(response)
     record.attribute(mapping(response.get("metadata"), "metadata"))
     record.user = (
         record.user or text(response.get("user")) or text(response.get("safety_identifier"))

@@ -84,7 +84,10 @@ def parse_span(resource: Mapping[str, Any], span: Mapping[str, Any]) -> LlmRecor
     )
     if attrs.get("gen_ai.operation.name"):
         record.tags["operation"] = str(attrs["gen_ai.operation.name"])
-    for key in ("error.type", "gen_ai.conversation.id", "gen_ai.agent.name", "server.address"):
+    reasons = attrs.get("gen_ai.response.finish_reasons")
+    if isinstance(reasons, list) and reasons:
+        record.stop_reason = text(reasons[0])
+    for key in ("error.type", "gen_ai.agent.name", "server.address"):
         if attrs.get(key) is not None:
             record.tags[key] = str(attrs[key])
     record.attribute(attrs, tag_rest=False)

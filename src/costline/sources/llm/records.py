@@ -10,6 +10,7 @@ adds the three. `check()` refuses a record whose parts exceed their total.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -46,7 +47,23 @@ ATTRIBUTION_KEYS: dict[str, tuple[str, ...]] = {
     "prompt_id": ("prompt_id", "prompt_name"),
     "endpoint": ("endpoint", "route", "feature"),
     "system_prompt_tokens": ("system_prompt_tokens",),
+    # What the token audit reads (docs/llm-usage.md): LiteLLM and Langfuse call a conversation a
+    # session, OpenAI Assistants a thread, OpenTelemetry `gen_ai.conversation.id`.
+    "conversation_id": (
+        "conversation_id",
+        "session_id",
+        "sessionId",
+        "thread_id",
+        "chat_id",
+        "gen_ai.conversation.id",
+    ),
+    "turn": ("turn", "turn_number"),
+    "prompt_hash": ("prompt_hash",),
+    "stop_reason": ("stop_reason", "finish_reason"),
 }
+_INT_ATTRIBUTES = ("system_prompt_tokens", "turn")
+# Stop reasons that mean the output limit cut the answer (OpenAI, Anthropic, Responses, Gemini).
+TRUNCATED = ("length", "max_tokens", "max_output_tokens")
 
 
 @dataclass
@@ -74,6 +91,12 @@ class LlmRecord:
     tenant: str | None = None
     endpoint: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    conversation_id: str | None = None
+    turn: int | None = None
+    prompt_hash: str | None = None
+    stop_reason: str | None = None
+    prefix_hashes: list[str] | None = None
+    prefix_block_tokens: int | None = None
     # Pricing only, not ledger columns: 1h cache writes (a part of cache_write_tokens) and the
     # genai-prices price context ("processing=batch", "service_tier=priority").
     cache_write_1h_tokens: int | None = None
@@ -107,8 +130,9 @@ class LlmRecord:
                 used.add(key)
                 if getattr(self, column) is None:
                     setattr(
-                        self, column, _as_int(value) if column.endswith("_tokens") else str(value)
-                    )
+                        self, column,
+                        _as_int(value, column) if column in _INT_ATTRIBUTES else str(value),
+                    )  # fmt: skip
                 break
         if tag_rest:
             for key, value in metadata.items():
@@ -116,10 +140,10 @@ class LlmRecord:
                     self.tags[key] = value if isinstance(value, str) else json.dumps(value)
 
 
-def _as_int(value: object) -> int:
+def _as_int(value: object, name: str) -> int:
     if isinstance(value, str) and value.isdigit():
         return int(value)
-    return count(value, "system_prompt_tokens")
+    return count(value, name)
 
 
 def count(value: object, name: str, *, required: bool = True) -> int:
@@ -273,4 +297,30 @@ class Envelope:
         record.attribute(mapping(self.request.get("metadata"), "request.metadata"))
         if self.request.get("user") is not None and record.user is None:
             record.user = text(self.request.get("user"))
+        record.conversation_id = record.conversation_id or conversation_of(self.request)
+        record.prompt_hash = record.prompt_hash or prompt_hash(self.request)
         return record.check()
+
+
+# The request fields that make two calls the same question: the prompt, the tools and the
+# output format (not the model, which the audit groups by, nor metadata, user or streaming).
+PROMPT_FIELDS = ("system", "messages", "input", "instructions", "prompt", "tools",
+                 "tool_choice", "response_format", "text")  # fmt: skip
+
+
+def prompt_hash(request: Mapping[str, Any]) -> str | None:
+    """sha256 (first 32 hex digits) of the request's prompt fields as canonical JSON; None when
+    the log kept no prompt. Only the hash reaches the ledger, never the text."""
+    content = {k: request[k] for k in PROMPT_FIELDS if request.get(k) is not None}
+    if not any(k in content for k in ("messages", "input", "prompt", "system", "instructions")):
+        return None
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def conversation_of(obj: Mapping[str, Any]) -> str | None:
+    """OpenAI's `conversation` (an id, or an object with one) of a request or a response."""
+    value = obj.get("conversation")
+    if isinstance(value, Mapping):
+        value = value.get("id")
+    return text(value) if isinstance(value, str | int) else None

@@ -19,6 +19,7 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import json
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
@@ -38,12 +39,18 @@ from costline.sources.llm.records import (
 )
 
 REQUIRED = ("ts", "input_tokens", "output_tokens")
-_COUNTS = ("cached_input_tokens", "cache_write_tokens", "reasoning_tokens", "max_tokens")
-_TEXTS = ("request_id", "status", "user", "team", "tenant", "endpoint", "prompt_id")
+_COUNTS = ("cached_input_tokens", "cache_write_tokens", "reasoning_tokens", "max_tokens", "turn")
+_TEXTS = ("request_id", "status", "user", "team", "tenant", "endpoint", "prompt_id",
+          "conversation_id", "prompt_hash", "stop_reason")  # fmt: skip
 _DEFAULTED = {"model": "default_model", "provider": "provider", "app": "app"}
 _UNIT_SECONDS = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
 # The columns an unmapped field is read from: its own name, and for the time the usual ones.
-_UNMAPPED = {"ts": ("ts", "timestamp", "time", "start_time", "created_at")}
+_UNMAPPED = {
+    "ts": ("ts", "timestamp", "time", "start_time", "created_at"),
+    "conversation_id": ("conversation_id", "session_id"),
+    "stop_reason": ("stop_reason", "finish_reason"),
+    "prefix_hashes": ("prefix_hashes", "hash_ids"),  # Mooncake's prefix block ids
+}
 # A numeric time before this is not a unix time but an offset from the trace's start.
 _EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 # What makes two rows the same request when the trace has no request id.
@@ -200,11 +207,14 @@ class RowReader:
         values |= {f: self._count(row, f, optional_count) for f in _COUNTS}
         ts_column, ts = self.find(row, "ts")
         latency = self.get(row, "latency_ms")
+        blocks = _hash_list(*self.find(row, "prefix_hashes"))
         record = LlmRecord(
             ts=trace_time(ts, ts_column, spec),
             input_tokens=self._count(row, "input_tokens", count),
             output_tokens=self._count(row, "output_tokens", count),
             latency_ms=None if latency is None else _number(latency, self.column("latency_ms")),
+            prefix_hashes=blocks,
+            prefix_block_tokens=None if blocks is None else spec.block_tokens,
             **values,
         )
         record.status = record.status or "ok"
@@ -218,6 +228,25 @@ class RowReader:
         n = self.seen[digest]
         self.seen[digest] += 1
         return f"trace-{digest}-{n}"
+
+
+def _hash_list(column: str, value: object) -> list[str] | None:
+    """Prefix block ids: a JSON array (Mooncake's `hash_ids`), or in a CSV cell a JSON array or
+    ids separated by spaces, commas or semicolons."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        cell = value.strip()
+        if cell.startswith("["):
+            try:
+                value = json.loads(cell)
+            except json.JSONDecodeError:
+                raise TraceError(column, f"not a JSON array: {value!r}") from None
+        else:
+            value = [v for v in cell.replace(",", " ").replace(";", " ").split() if v]
+    if not isinstance(value, list) or any(isinstance(v, dict | list) for v in value):
+        raise TraceError(column, f"prefix block ids must be a list of ids, got {value!r}")
+    return [str(v) for v in value]
 
 
 def _csv_items(reader: csv.DictReader[str]) -> Iterator[tuple[str, int, object]]:
