@@ -241,6 +241,7 @@ def _register_source_commands() -> None:
         budgets,
         detect,
         forecast,
+        govern,
         notify,
         prices,
         recommend,
@@ -261,6 +262,7 @@ def _register_source_commands() -> None:
     triage.register(app)
     budgets.register(app)
     forecast.register(app)
+    govern.register(app)
     notify.register(app)
     prices.register(app)
     recommend.register(app)
