@@ -125,10 +125,13 @@ def estimate(
     gpu_hours = hours * gpus * manifest.trials
     storage, storage_note = checkpoint_storage(manifest, place, hours * factors.p90)
     options = capacity_options(manifest, place, gpu_hours, factors, storage, paid)
+    spot = any(o.capacity == "spot" for o in options)
     notes = (
         f"P50 = {factors.p50}x and P90 = {factors.p90}x the stated hours ({factors.basis})",
         f"Spot: one interruption every {MTBI_HOURS:.0f} h on average, resumed from the last "
-        "checkpoint",
+        "checkpoint"
+        if spot
+        else "Spot: the catalog has no Spot price here (unpriced)",
         storage_note,
         "egress not estimated",
     )
