@@ -7,8 +7,7 @@ import json
 import textwrap
 from pathlib import Path
 
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from costline.cli.main import app
 from tests.helpers import FOCUS_SAMPLE
@@ -22,7 +21,7 @@ project: ranking
 purpose: instruction-tune the ranker
 environment: dev
 ttl_hours: 24
-budget_usd: 4
+budget_usd: 8
 resources: {provider: aws, region: us-east-1, instance_type: g6.xlarge}
 steps: 3000
 steps_per_hour: 500

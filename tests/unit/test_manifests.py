@@ -38,7 +38,7 @@ def test_ttl_defaults_only_outside_production_and_null_means_none(tmp_path: Path
     [p, n] = read_manifests([prod, none], parse_config(""))
     assert effective_ttl_hours(p.manifest) is None and not p.manifest.ttl_stated
     assert effective_ttl_hours(n.manifest) is None and n.manifest.ttl_stated
-    assert effective_budget(p.manifest, Decimal(1000)) == Decimal(4)
+    assert effective_budget(p.manifest, Decimal(1000)) == Decimal(8)
 
 
 def test_manifests_from_costline_yaml_and_the_default_cap(tmp_path: Path) -> None:
