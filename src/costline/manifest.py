@@ -11,6 +11,7 @@ Per-environment limits (the longest TTL, the GPUs and instance types allowed, a 
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import Annotated, Literal, Self
 
@@ -66,7 +67,7 @@ class Approval(_Strict):
 
     by: Annotated[str, Field(min_length=1)]
     role: str | None = None
-    on: str | None = Field(default=None, description="YYYY-MM-DD")
+    date: dt.date | None = None
 
 
 class ExperimentManifest(_Strict):

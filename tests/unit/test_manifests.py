@@ -101,3 +101,20 @@ def test_manifest_names_repeat_across_files_is_an_error(tmp_path: Path) -> None:
     one, two = manifest(tmp_path, "one", GOOD), manifest(tmp_path, "two", GOOD)
     with pytest.raises(ConfigValidationError, match="'ranker-sft' repeats"):
         read_manifests([one, two], parse_config(""))
+
+
+def test_the_documented_manifests_load() -> None:
+    import re
+
+    import yaml
+
+    from costline.config import example_yaml
+    from costline.manifest import ExperimentManifest, default_environments
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "config.md").read_text()
+    block = re.search(r"```yaml\n(name: llama-8b-sft.*?)```", docs, re.DOTALL)
+    assert block is not None, "docs/config.md lost its manifest example"
+    for text in (block.group(1), example_yaml(ExperimentManifest)):
+        m = ExperimentManifest.model_validate(yaml.safe_load(text))
+        assert (m.name, m.hours, m.checkpoint.keep_last) == ("llama-8b-sft", Decimal(15), 3)
+    assert set(default_environments()) == {"dev", "staging", "production"}
