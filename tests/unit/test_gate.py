@@ -144,3 +144,17 @@ def test_endpoints_need_max_tokens_and_required_tags() -> None:
     fixed = m.model_copy(update={"max_tokens": 1024, "tags": {"cost_center": "cc1"}})
     ok = check(gate_input(estimate(fixed, "chat.yaml", ASSUMED), config, None))
     assert exit_code(ok) == EXIT_PASS
+
+
+def test_a_run_its_own_ttl_would_stop_fails(tmp_path: Path) -> None:
+    # 3,000 steps at 500 an hour: 6 h at P50, 7.8 h at P90 (1.3x, no history)
+    short = manifest(tmp_path, "short", GOOD, name="short", ttl_hours=5)
+    edge = manifest(tmp_path, "edge", GOOD, name="edge", ttl_hours=7)
+    code, rows = _gate(tmp_path, short, edge)
+    assert code == EXIT_FAIL
+    assert _failed(rows["short"]) == {"run_within_ttl": (
+        "P50 6.0 h, P90 7.8 h against a 5 h TTL",
+        "the TTL would stop the run: set ttl_hours to 8, or shorten it")}  # fmt: skip
+    assert rows["edge"]["exit"] == EXIT_PASS
+    warned = next(r for r in rows["edge"]["rules"] if r["rule"] == "run_within_ttl")
+    assert warned["status"] == "warn"

@@ -59,6 +59,8 @@ def gate_input(
         "estimate": {
             "p50_usd": _str(_p50(estimate)),
             "p90_usd": _str(estimate.p90_usd),
+            "hours_p50": _str(_hours(estimate, estimate.factors.p50)),
+            "hours_p90": _str(_hours(estimate, estimate.factors.p90)),
             "unpriced": estimate.unpriced,
         },
         "environment_rules": None if rules is None else rules.model_dump(mode="json"),
@@ -92,6 +94,21 @@ def ttl(d: Mapping[str, Any]) -> Verdict:
                        f"set ttl_hours to {most} or less")  # fmt: skip
     stated = "" if "ttl_hours" in m and m["ttl_hours"] is not None else " (default)"
     return Verdict("ttl", "pass", f"{hours} h{stated}")
+
+
+def run_within_ttl(d: Mapping[str, Any]) -> Verdict:
+    """A run its own TTL would stop: the P50 hours over it fail, the P90 hours warn."""
+    ttl_hours, est = d["ttl_hours"], d["estimate"]
+    if ttl_hours is None or est["hours_p50"] is None:
+        return Verdict("run_within_ttl", "pass", "no TTL or no duration to compare")
+    p50, p90, most = Decimal(est["hours_p50"]), Decimal(est["hours_p90"]), Decimal(ttl_hours)
+    seen = f"P50 {p50:,.1f} h, P90 {p90:,.1f} h against a {most} h TTL"
+    if p50 > most:
+        return Verdict("run_within_ttl", "fail", seen,
+                       f"the TTL would stop the run: set ttl_hours to {p90:.0f}, or shorten it")  # fmt: skip
+    if p90 > most:
+        return Verdict("run_within_ttl", "warn", seen, f"ttl_hours {p90:.0f} leaves room")
+    return Verdict("run_within_ttl", "pass", seen)
 
 
 def environment_known(d: Mapping[str, Any]) -> Verdict:
@@ -191,8 +208,19 @@ def max_tokens(d: Mapping[str, Any]) -> Verdict:
     return Verdict("max_tokens", "pass", str(m["max_tokens"] or "not an endpoint"))
 
 
-RULES: tuple[Rule, ...] = (required_fields, environment_known, ttl, instance_allowed, gpu_ceiling,
-                           team_budget, within_budget, approval, spot_for_tolerant, max_tokens)  # fmt: skip
+RULES: tuple[Rule, ...] = (
+    required_fields,
+    environment_known,
+    ttl,
+    run_within_ttl,
+    instance_allowed,
+    gpu_ceiling,
+    team_budget,
+    within_budget,
+    approval,
+    spot_for_tolerant,
+    max_tokens,
+)
 
 
 def check(d: Mapping[str, Any]) -> list[Verdict]:
@@ -224,6 +252,11 @@ def _gpus(e: Estimate) -> tuple[str | None, int | None]:
     chip = r.gpu_type.split("-")[0] if r.gpu_type else (inst.chip if inst else None)
     per_node = r.gpus or (inst.gpu_count if inst else None)
     return chip, None if per_node is None else per_node * r.nodes
+
+
+def _hours(e: Estimate, factor: Decimal) -> Decimal | None:
+    hours = e.manifest.hours
+    return None if hours is None else (hours * factor).quantize(Decimal("0.1"))
 
 
 def _p50(e: Estimate) -> Decimal | None:
