@@ -45,10 +45,10 @@ def estimate_cmd(manifests: ManifestArgs = None, no_ledger: NoLedgerOpt = False,
 def gate_cmd(manifests: ManifestArgs = None, no_ledger: NoLedgerOpt = False,
              fmt: FormatOpt = None) -> None:  # fmt: skip
     """Check each manifest before launch (for CI): required fields and tags, TTL within the
-    environment's maximum and long enough for the run, GPUs and instance types allowed in the environment, GPU ceiling, the
-    budget within the team's remaining budget, the estimate within the budget, approval above
-    the threshold, Spot for interruption-tolerant kinds, max_tokens on endpoints. Exit 0 pass,
-    1 fail, 3 needs approval, 2 a bad manifest."""
+    environment's maximum and long enough for the run, GPUs and instance types allowed in the
+    environment, GPU ceiling, the budget within the team's remaining budget, the estimate within
+    the budget, approval above the threshold, Spot for interruption-tolerant kinds, max_tokens on
+    endpoints. Exit 0 pass, 1 fail, 3 needs approval, 2 a bad manifest."""
     from costline.governance.gate import check, exit_code, gate_input, markdown
 
     found, config, teams = _assess(manifests or [], no_ledger, budgets=True)
