@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from costline.model import Usd
+from costline.model import JSON_SCHEMA_DIALECT, Usd
 
 DEFAULT_TTL_HOURS = Decimal(24)
 PRODUCTION = "production"
@@ -176,6 +176,11 @@ def default_environments() -> dict[str, EnvironmentRules]:
     }
 
 
+def manifest_json_schema() -> dict[str, Any]:
+    """The JSON Schema of one manifest file (printed by `costline schema manifest`)."""
+    return {"$schema": JSON_SCHEMA_DIALECT, **ExperimentManifest.model_json_schema()}
+
+
 def effective_budget(manifest: ExperimentManifest, cap_usd: Decimal | None) -> Decimal | None:
     """The manifest's own budget, else the configured experiment cap (`experiments.cap_usd`)."""
     return manifest.budget_usd if manifest.budget_usd is not None else cap_usd
@@ -201,4 +206,5 @@ __all__ = [
     "default_environments",
     "effective_budget",
     "effective_ttl_hours",
+    "manifest_json_schema",
 ]

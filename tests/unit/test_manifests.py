@@ -118,3 +118,15 @@ def test_the_documented_manifests_load() -> None:
         m = ExperimentManifest.model_validate(yaml.safe_load(text))
         assert (m.name, m.hours, m.checkpoint.keep_last) == ("llama-8b-sft", Decimal(15), 3)
     assert set(default_environments()) == {"dev", "staging", "production"}
+
+
+def test_costline_schema_manifest_prints_the_manifest_schema() -> None:
+    import json
+
+    result = cli("schema", "manifest")
+    assert result.exit_code == 0, result.output
+    schema = json.loads(result.output)
+    assert schema["$schema"].startswith("https://json-schema.org/")
+    assert schema["required"] == ["name"] and schema["additionalProperties"] is False
+    assert schema["$defs"]["Resources"]["properties"]["capacity_type"]["enum"] == [
+        "on_demand", "spot", "commit_1y", "commit_3y"]  # fmt: skip
