@@ -142,3 +142,14 @@ def test_the_cli_prints_the_comment_and_json(tmp_path: Path) -> None:
         "p90_usd": "23014.39", "note": "catalog list"}  # fmt: skip
     assert data[0]["history"] == ASSUMED.basis and data[0]["checkpoint_storage_usd"] == "6.99"
     assert markdown([]) == "\n"
+
+
+def test_formats_other_than_markdown_and_json_are_refused(tmp_path: Path) -> None:
+    from costline.errors import CostlineError
+
+    path = manifest(tmp_path, "a3", json.dumps(A3))
+    result = cli(
+        "--ledger", f"duckdb:///{tmp_path / 'n.duckdb'}", "estimate", str(path), "-f", "csv"
+    )
+    assert isinstance(result.exception, CostlineError) and result.exception.exit_code == 2
+    assert "markdown (default, for a pull-request comment) or json" in str(result.exception)

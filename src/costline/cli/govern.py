@@ -97,8 +97,12 @@ def _ledger() -> Ledger | None:
 
 
 def _write(text: str, rows: list[dict[str, object]], fmt: object) -> None:
+    """Markdown (the default; `table` too) or JSON; csv and html are refused (exit 2)."""
     from costline.cli.output import Format, dumps
+    from costline.errors import CostlineError
 
+    if fmt in (Format.csv, Format.html):
+        raise CostlineError(f"--format {fmt}: {FORMAT_HELP}")
     sys.stdout.write(dumps(rows) + "\n" if fmt == Format.json else text)
 
 
