@@ -55,6 +55,15 @@ def test_an_estimate_by_hand_from_catalog_prices() -> None:
         "This training will cost $17,705 (P90 $23,014) on-demand, $11,992 on spot. Approve?"
     )
     assert e.p90_usd == by["on_demand"].p90_usd  # the capacity it asks for
+    # the same H100-80GB elsewhere: AWS p5.48xlarge lists $55.04/h for 8 GPUs, $6.88/GPU-hour
+    first = e.alternatives[0]
+    assert (first["provider"], first["region"], first["instance_type"]) == (
+        "aws", "us-east-1", "p5.48xlarge")  # fmt: skip
+    assert first["on_demand_p50_usd"] == Decimal("55.04") / 8 * 1600 == Decimal("11008")
+    assert len(e.alternatives) == 5
+    assert "Elsewhere in the catalog (on-demand, P50): aws us-east-1 p5.48xlarge $11,008;" in (
+        markdown([e])
+    )
 
 
 def test_the_rate_the_organization_paid_and_history_scale_the_estimate() -> None:

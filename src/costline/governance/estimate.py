@@ -135,7 +135,7 @@ def estimate(
         storage_note,
         "egress not estimated",
     )
-    alternatives = tuple(_alternative(p, gpu_hours, factors) for p in places[1 : ALTERNATIVES + 1])
+    alternatives = tuple(_alternative(p, gpu_hours, factors) for p in elsewhere(place))
     return Estimate(manifest, source, factors, place, gpus, _q(gpu_hours), tuple(options),
                     storage, alternatives, None, notes)  # fmt: skip
 
@@ -151,6 +151,16 @@ def placements(manifest: ExperimentManifest) -> list[GpuPrice]:
     if r.gpu_type is None:
         return []
     return matching(r.gpu_type, provider=r.provider, region=r.region, capacity="on_demand")
+
+
+def elsewhere(place: GpuPrice) -> list[GpuPrice]:
+    """The cheapest on-demand GPU-hours of the same GPU model in other providers, regions or
+    instance types of the catalog (`ALTERNATIVES` of them)."""
+    same = (place.gpu.provider, place.region, place.gpu.instance_type)
+    found = matching(place.gpu.gpu_model, capacity="on_demand")
+    return [p for p in found if (p.gpu.provider, p.region, p.gpu.instance_type) != same][
+        :ALTERNATIVES
+    ]
 
 
 def _no_place(manifest: ExperimentManifest) -> str:
@@ -256,6 +266,11 @@ def markdown(estimates: Sequence[Estimate]) -> str:
             out += ["", "| capacity | $/GPU-hour | P50 | P90 | basis |", "|---|---:|---:|---:|---|"]
             out += [f"| {o.capacity} | {o.usd_per_gpu_hour:,.2f} | ${o.p50_usd:,.0f} | "
                     f"${o.p90_usd:,.0f} | {o.note} |" for o in e.options]  # fmt: skip
+            out.append("")
+        if e.alternatives:
+            out.append("Elsewhere in the catalog (on-demand, P50): " + "; ".join(
+                f"{a['provider']} {a['region']} {a['instance_type']} ${a['on_demand_p50_usd']:,.0f}"
+                for a in e.alternatives) + ".")  # fmt: skip
             out.append("")
         out += [f"- {a}" for a in e.assumptions] + [""]
     return "\n".join(out).rstrip() + "\n"
