@@ -122,8 +122,30 @@ def test_approval_and_the_worst_exit_code(tmp_path: Path) -> None:
     assert _gate(tmp_path, approved)[0] == EXIT_PASS
     tight = manifest(tmp_path, "tight", GOOD, name="tight", budget_usd=1100, trials=200,
                      approvals=[{"by": "lead@example.com"}])  # fmt: skip
-    code, rows = _gate(tmp_path, tight)  # P90 over its own budget, P50 within: approve the risk
+    code, rows = _gate(tmp_path, tight)  # P90 over its own budget, P50 within: approved
+    assert code == EXIT_PASS
+    within = next(r for r in rows["tight"]["rules"] if r["rule"] == "estimate_within_budget")
+    assert within["value"] == (
+        "P50 $966, P90 $1,255 against a $1,100 budget; approved by lead@example.com"
+    )
+    unapproved = manifest(tmp_path, "tight2", GOOD, name="tight2", budget_usd=1100, trials=200)
+    config = tmp_path / "high.yaml"
+    config.write_text("experiments: {approve_above_usd: 5000}\n")
+    code, rows = _gate(tmp_path, unapproved, config=config)
+    assert code == EXIT_APPROVAL  # P90 over its own budget, though under the approval threshold
+    assert {r["rule"]: r["status"] for r in rows["tight2"]["rules"]}["approval"] == "pass"
+    unpriced = manifest(
+        tmp_path,
+        "unpriced",
+        GOOD,
+        name="unpriced",
+        environment="staging",
+        resources={"gpu_type": "Z9"},
+    )
+    code, rows = _gate(tmp_path, unpriced)
     assert code == EXIT_APPROVAL
+    assert next(r for r in rows["unpriced"]["rules"] if r["rule"] == "estimate_within_budget")[
+        "value"] == "unpriced: the price catalog has no on-demand price for Z9 in any provider"  # fmt: skip
     no_ttl = manifest(tmp_path, "nottl", GOOD, name="nottl", ttl_hours=None)
     assert _gate(tmp_path, costly, no_ttl)[0] == EXIT_FAIL  # a failure outranks an approval
 

@@ -165,30 +165,41 @@ def team_budget(d: Mapping[str, Any]) -> Verdict:
 
 
 def within_budget(d: Mapping[str, Any]) -> Verdict:
+    """P50 over the budget fails; P90 over it, or a cost that cannot be estimated, needs an
+    approval (an entry in `approvals` gives it)."""
     budget, est = d["budget_usd"], d["estimate"]
-    if budget is None or est["p90_usd"] is None:
-        return Verdict("estimate_within_budget", "pass", est["unpriced"] or "no budget")
+    if est["p90_usd"] is None:
+        return _approved(d, Verdict("estimate_within_budget", "approval",
+                                    f"unpriced: {est['unpriced']}", "give resources and a "
+                                    "duration the catalog can price, or add approvals"))  # fmt: skip
+    if budget is None:
+        return Verdict("estimate_within_budget", "pass", "no budget (experiments.cap_usd: null)")
     p50, p90, cap = Decimal(est["p50_usd"]), Decimal(est["p90_usd"]), Decimal(budget)
     seen = f"P50 ${p50:,.0f}, P90 ${p90:,.0f} against a ${cap:,.0f} budget"
     if p50 > cap:
         return Verdict("estimate_within_budget", "fail", seen,
                        f"set budget_usd to at least {p90:.0f}, or shorten the run")  # fmt: skip
     if p90 > cap:
-        return Verdict("estimate_within_budget", "approval", seen,
-                       f"approve the risk, or set budget_usd to {p90:.0f}")  # fmt: skip
+        return _approved(d, Verdict("estimate_within_budget", "approval", seen,
+                                    f"add approvals, or set budget_usd to {p90:.0f}"))  # fmt: skip
     return Verdict("estimate_within_budget", "pass", seen)
+
+
+def _approved(d: Mapping[str, Any], verdict: Verdict) -> Verdict:
+    """An approval-needing verdict passes when the manifest lists who approved it."""
+    approvals = d["manifest"]["approvals"]
+    if not approvals:
+        return verdict
+    names = ", ".join(a["by"] for a in approvals)
+    return Verdict(verdict.rule, "pass", f"{verdict.value}; approved by {names}")
 
 
 def approval(d: Mapping[str, Any]) -> Verdict:
     above, p90 = d["approve_above_usd"], d["estimate"]["p90_usd"]
-    approvals = d["manifest"]["approvals"]
     if above is None or p90 is None or Decimal(p90) <= Decimal(above):
         return Verdict("approval", "pass", "under the approval threshold")
     seen = f"P90 ${Decimal(p90):,.0f} over ${Decimal(above):,.0f}"
-    if approvals:
-        return Verdict("approval", "pass", f"{seen}; approved by "
-                       + ", ".join(a["by"] for a in approvals))  # fmt: skip
-    return Verdict("approval", "approval", seen, "add approvals: [{by: <approver>}]")
+    return _approved(d, Verdict("approval", "approval", seen, "add approvals: [{by: <approver>}]"))
 
 
 def spot_for_tolerant(d: Mapping[str, Any]) -> Verdict:
