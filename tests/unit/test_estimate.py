@@ -145,7 +145,9 @@ def test_the_cli_prints_the_comment_and_json(tmp_path: Path) -> None:
     assert text.exit_code == 0, text.output
     assert "**This training will cost $17,705 (P90 $23,014) on-demand" in text.output
     assert "| spot | 7.49 | $11,992 | $15,587 |" in text.output
-    data = json.loads(cli("--ledger", none, "estimate", str(path), "-f", "json").output)
+    out = json.loads(cli("--ledger", none, "estimate", str(path), "-f", "json").output)
+    assert out["version"] == 1
+    data = out["estimates"]
     assert data[0]["options"][0] == {
         "capacity": "on_demand", "usd_per_gpu_hour": "11.06", "p50_usd": "17704.99",
         "p90_usd": "23014.39", "note": "catalog list"}  # fmt: skip

@@ -33,7 +33,9 @@ def _gate(
     if config is not None:
         args += ["--config", str(config)]
     result = cli(*args, "gate", *map(str, paths), "-f", "json")
-    return result.exit_code, {r["manifest"]: r for r in json.loads(result.output)}
+    data = json.loads(result.output)
+    assert data["version"] == 1 and data["exit"] == result.exit_code
+    return result.exit_code, {r["manifest"]: r for r in data["manifests"]}
 
 
 def _failed(row: dict[str, object]) -> dict[str, tuple[str, str]]:

@@ -39,7 +39,7 @@ def estimate_cmd(manifests: ManifestArgs = None, no_ledger: NoLedgerOpt = False,
     from costline.governance.estimate import markdown
 
     found, _, _ = _assess(manifests or [], no_ledger, budgets=False)
-    _write(markdown(found), [e.row() for e in found], fmt)
+    _write(markdown(found), {"version": 1, "estimates": [e.row() for e in found]}, fmt)
 
 
 def gate_cmd(manifests: ManifestArgs = None, no_ledger: NoLedgerOpt = False,
@@ -58,8 +58,8 @@ def gate_cmd(manifests: ManifestArgs = None, no_ledger: NoLedgerOpt = False,
     ]
     rows = [{"manifest": name, "exit": exit_code(v), "rules": [vars(x) for x in v]}
             for name, v in results]  # fmt: skip
-    _write(markdown(results), rows, fmt)
     worst = max((exit_code(v) for _, v in results), default=0, key=lambda c: (c == 1, c == 3))
+    _write(markdown(results), {"version": 1, "exit": worst, "manifests": rows}, fmt)
     raise typer.Exit(worst)
 
 
@@ -96,14 +96,14 @@ def _ledger() -> Ledger | None:
     return open_ledger(read_only=True)
 
 
-def _write(text: str, rows: list[dict[str, object]], fmt: object) -> None:
+def _write(text: str, data: dict[str, object], fmt: object) -> None:
     """Markdown (the default; `table` too) or JSON; csv and html are refused (exit 2)."""
     from costline.cli.output import Format, dumps
     from costline.errors import CostlineError
 
     if fmt in (Format.csv, Format.html):
         raise CostlineError(f"--format {fmt}: {FORMAT_HELP}")
-    sys.stdout.write(dumps(rows) + "\n" if fmt == Format.json else text)
+    sys.stdout.write(dumps(data) + "\n" if fmt == Format.json else text)
 
 
 def register(app: typer.Typer) -> None:
