@@ -182,3 +182,16 @@ def test_a_run_its_own_ttl_would_stop_fails(tmp_path: Path) -> None:
     assert rows["edge"]["exit"] == EXIT_PASS
     warned = next(r for r in rows["edge"]["rules"] if r["rule"] == "run_within_ttl")
     assert warned["status"] == "warn"
+
+
+def test_a_ledger_without_bills_gates_on_the_catalog(tmp_path: Path) -> None:
+    from costline.ledger.store import Ledger
+
+    url = f"duckdb:///{tmp_path / 'empty.duckdb'}"
+    Ledger(url).close()  # migrated, no cost lines, no workloads
+    config = tmp_path / "costline.yaml"
+    config.write_text("budgets:\n  - {name: search, scope: {team: search}, amount_usd: 20}\n")
+    code, rows = _gate(tmp_path, manifest(tmp_path, "good", GOOD), url=url, config=config)
+    assert code == EXIT_PASS
+    team = next(r for r in rows["ranker-sft"]["rules"] if r["rule"] == "team_budget")
+    assert team["value"] == "no team budget to check against"

@@ -8,6 +8,7 @@ the budgets whose scope is exactly one team). Without one: the catalog and state
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -32,8 +33,11 @@ def estimates(
         from costline.optimize.rates import effective_rates
 
         workloads = ledger.table("workloads")
-        start, end = paid_window(_last_day(ledger))
-        paid = effective_rates(ledger.table("cost_lines"), start, end, Rules.from_config(config))
+        last = _last_day(ledger)
+        if last is not None:
+            start, end = paid_window(last)
+            rules = Rules.from_config(config)
+            paid = effective_rates(ledger.table("cost_lines"), start, end, rules)
     return [
         estimate(d.manifest, d.source,
                  duration_factors(workloads, d.manifest.team, d.manifest.kind)
@@ -52,13 +56,14 @@ def team_budgets(config: Config, ledger: Ledger | None) -> dict[str, dict[str, A
             names = [teams] if isinstance(teams, str) else list(teams)
             if len(names) == 1:
                 chosen.setdefault(names[0], b)
-    if ledger is None or not chosen:
+    last = None if ledger is None or not chosen else _last_day(ledger)
+    if ledger is None or last is None:
         return {}
     from costline.attribution.rules import Rules
     from costline.budgets.evaluate import evaluate
     from costline.budgets.status import current
 
-    statuses = evaluate(ledger.table("cost_lines"), list(chosen.values()), _last_day(ledger),
+    statuses = evaluate(ledger.table("cost_lines"), list(chosen.values()), last,
                         rules=Rules.from_config(config), forecast=False)  # fmt: skip
     by_name = {s.budget.name: s for s in current(statuses)}
     return {
@@ -69,7 +74,8 @@ def team_budgets(config: Config, ledger: Ledger | None) -> dict[str, dict[str, A
     }  # fmt: skip
 
 
-def _last_day(ledger: Ledger) -> Any:
-    from costline.ledger.sql import last_bill_day
+def _last_day(ledger: Ledger) -> dt.date | None:
+    """The last day billed; None for a ledger without bills (no paid rates, no budgets)."""
+    from costline.ledger.sql import bill_days
 
-    return last_bill_day(ledger.con)
+    return bill_days(ledger.con)[1]
