@@ -39,6 +39,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from costline.errors import ConfigError
+from costline.manifest import EnvironmentRules, ExperimentManifest, default_environments
 from costline.model import JSON_SCHEMA_DIALECT, Selector, Severity, Usd
 from costline.yamlfile import (
     Loc,
@@ -631,7 +632,13 @@ class Experiments(_Section):
     ```yaml
     cap_usd: 1000
     alert_at: [80, 100]
+    required_tags: [cost_center]
+    environments:
+      dev: {max_ttl_hours: 72, allowed_gpus: [T4, L4, A10G], max_gpus: 8}
     ```
+
+    `manifests` lists experiments declared before launch (`ExperimentManifest`); `costline
+    estimate` prices them and `costline gate` checks them against these rules.
     """
 
     cap_usd: Annotated[Usd, Field(gt=0)] | None = Field(
@@ -641,6 +648,21 @@ class Experiments(_Section):
         default_factory=lambda: [Decimal(80), Decimal(100)],
         min_length=1,
         description="percents of the cap; default [80, 100]",
+    )
+    manifests: list[ExperimentManifest] = Field(
+        default_factory=list, description="experiments declared before launch (costline gate)"
+    )
+    environments: dict[str, EnvironmentRules] = Field(
+        default_factory=default_environments,
+        description="per environment: longest TTL, GPUs and instance types allowed, GPU ceiling",
+    )
+    required_tags: list[str] = Field(
+        default_factory=list, description="tags every manifest must carry (costline gate)"
+    )
+    approve_above_usd: Annotated[Usd, Field(gt=0)] | None = Field(
+        default=None,
+        description="a manifest whose P90 estimate is above this needs an approval; "
+        "default: cap_usd",
     )
 
 
@@ -909,6 +931,8 @@ class Config(_Section):
         problems += _duplicates("shared_pools", [p.name for p in self.shared_pools])
         problems += _duplicates("units", [u.name for u in self.units])
         problems += _duplicates("thresholds", [t.name for t in self.thresholds])
+        names = [m.name for m in self.experiments.manifests]
+        problems += [(("experiments", *loc), m) for loc, m in _duplicates("manifests", names)]
         defined = sorted({r.name for r in self.routes})
         named: list[tuple[Loc, str]] = [
             (("owners", i, "routes", j), route)

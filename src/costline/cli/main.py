@@ -227,6 +227,14 @@ def schema_config_cmd() -> None:
     sys.stdout.write(json.dumps(config_json_schema(), indent=2) + "\n")
 
 
+@schema_app.command("manifest")
+def schema_manifest_cmd() -> None:
+    """The JSON Schema of an experiment manifest file (costline estimate, costline gate)."""
+    from costline.manifest import manifest_json_schema
+
+    sys.stdout.write(json.dumps(manifest_json_schema(), indent=2) + "\n")
+
+
 @schema_app.command("finding")
 def schema_finding_cmd() -> None:
     """The JSON Schema of a Finding, as emitted in JSON output and webhooks."""
@@ -241,6 +249,7 @@ def _register_source_commands() -> None:
         budgets,
         detect,
         forecast,
+        govern,
         notify,
         prices,
         recommend,
@@ -261,6 +270,7 @@ def _register_source_commands() -> None:
     triage.register(app)
     budgets.register(app)
     forecast.register(app)
+    govern.register(app)
     notify.register(app)
     prices.register(app)
     recommend.register(app)
