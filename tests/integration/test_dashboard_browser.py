@@ -452,3 +452,13 @@ def test_the_recommendations_page_shows_what_a_run_stored(
     assert f"kind={kind}" in tab.url
     _shot(tab, "recommendations")
     assert _unlabelled(tab) == [] and watch.problems == []
+    # The Tokens page lists the token and model-tiering ones the same run stored.
+    tokens = server.api("GET", "recommendations", params={"kind": "tokens|model_tiering"}).json()
+    tab.goto(server.url + "/tokens")
+    _loaded(tab)
+    tab.wait_for_function("() => document.querySelector('#tokens-recs tbody tr')")
+    shown = [(r[2], r[4]) for r in _cells(tab, "tokens-recs")]
+    assert shown == [(r["owner"] or "unowned", usd(r["savings_monthly_usd"]))
+                     for r in tokens["rows"]]  # fmt: skip
+    assert {r["kind"] for r in tokens["rows"]} <= {"tokens", "model_tiering"}
+    assert watch.problems == []

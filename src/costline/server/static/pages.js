@@ -194,8 +194,10 @@
 
   async function tokens(current) {
     const by = C.param("by", "model");
-    const data = await C.get("tokens", { by });
+    const [data, advice] = await Promise.all([C.get("tokens", { by }),
+      C.get("recommendations", { kind: "tokens|model_tiering" })]);
     if (!current()) return;
+    window.CostlineRecs.tokenTable(advice); // recommendations.js, loaded after this file
     const rows = data.rows || [];
     C.setText("tokens-total", C.count(rows.reduce((a, r) => a + (C.number(r.requests) || 0), 0)) +
       " requests · " + C.usd(C.sum(rows.map((r) => r.cost_usd))));

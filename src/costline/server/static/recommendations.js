@@ -103,6 +103,26 @@
     ], acted, "None acted on yet: a recommendation resolves once a run no longer finds it.");
   }
 
+  /** The Tokens page's section (pages.js asks for the rows): the stored token and
+   * model-tiering recommendations. */
+  function tokenTable(data) {
+    const t = data.totals;
+    C.setText("tokens-recs-total", C.count(t.count) + " · saving " + C.usd(t.savings_monthly_usd) +
+      " a month (P50)");
+    C.table("tokens-recs", [
+      { label: "Lever", value: (r) => kindLabel((r.scope || {}).lever || r.kind) },
+      { label: "Recommendation", value: title },
+      { label: "Owner", value: (r) => r.owner || "unowned" },
+      { label: "Current cost/month", num: true, value: (r) => C.usd(r.current_monthly_usd) },
+      { label: "Saving/month (P50)", num: true, value: (r) => C.usd(r.savings_monthly_usd) },
+      { label: "Low–high", num: true, value: range },
+      { label: "Confidence", value: (r) => r.confidence || C.NONE },
+      { label: "Action", value: action },
+    ], data.rows, "No token recommendations stored: run costline recommend --kind tokens.");
+  }
+
+  window.CostlineRecs = { tokenTable };
+
   if (body.dataset.page === "recommendations") {
     const reload = C.start(recommendations);
     C.bindSelect("rec-kind", "kind", reload);
