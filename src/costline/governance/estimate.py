@@ -196,12 +196,10 @@ def capacity_options(
 ) -> list[Option]:
     """On-demand, Spot net of interruptions, committed at the paid rate, and list commitments."""
     g = place.gpu
-    listed = (
-        "catalog list"
-        if place.source != PAID_SOURCE
-        else ("what your bills show you paid; the catalog has no price")
-    )
-    rates: list[tuple[str, Decimal, str]] = [("on_demand", place.per_gpu_hour, listed)]
+    basis = "catalog list"
+    if place.source == PAID_SOURCE:
+        basis = "what your bills show you paid; the catalog has no price"
+    rates: list[tuple[str, Decimal, str]] = [("on_demand", place.per_gpu_hour, basis)]
     spot = price(g.provider, g.instance_type, place.region, "spot")
     if spot is not None:
         interval = manifest.checkpoint.interval_minutes
