@@ -14,10 +14,12 @@ from typing import Any
 import pytest
 import yaml
 
+from costline.cli.demo import estimate_comment
+from costline.cli.progress import Bar
 from costline.config import load_config
 from costline.demo.activity import generate_activity
 from costline.demo.billing import generate_billing
-from costline.demo.manifests import BAD, MANIFEST_DIR
+from costline.demo.manifests import BAD, MANIFEST_DIR, showcase
 from costline.governance.assess import estimates
 from costline.governance.estimate import Estimate
 from costline.governance.manifests import read_manifests
@@ -129,3 +131,12 @@ def test_estimates_against_the_runs_billed_cost(org: Path, ledger: Ledger) -> No
     within = sum(c["p50"] <= Decimal("0.15") for c in checked) / len(checked)
     covered = sum(c["covered"] for c in checked) / len(checked)
     assert within >= 0.8 and covered >= 0.9, (within, covered)
+
+
+def test_the_demo_prints_one_manifests_estimate_as_a_comment(org: Path, ledger: Ledger) -> None:
+    text = estimate_comment(ledger, org, org / "costline.yaml", Bar(None, None))
+    biggest = showcase(org / MANIFEST_DIR)
+    assert biggest is not None and text.startswith(f"### {biggest.stem}\n")
+    assert "will cost $" in text and "Approve?**" in text
+    assert "finished runs of" in text  # P50/P90 from the organization's history
+    assert "committed | " in text  # and the rate its bills show it paid

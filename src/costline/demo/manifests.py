@@ -129,3 +129,15 @@ def write_manifests(
         text = yaml.safe_dump(doc, sort_keys=False)
         (out / f"{doc['name']}.yaml").write_text(text, encoding="utf-8")
     return tags
+
+
+def showcase(out: Path) -> Path | None:
+    """The run manifest the demo prints an estimate for: the most GPUs, then the newest run."""
+
+    def size(path: Path) -> tuple[int, str]:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        r = doc.get("resources", {})
+        return int(r.get("gpus") or 0) * int(r.get("nodes") or 1), str(doc["tags"]["slurm_job"])
+
+    runs = [p for p in sorted(out.glob("*.yaml")) if not p.stem.startswith(BAD)]
+    return max(runs, key=size, default=None)
