@@ -4,7 +4,6 @@ checked against what the demo's own runs were billed."""
 from __future__ import annotations
 
 import datetime as dt
-import fnmatch
 import json
 from collections.abc import Iterator
 from decimal import Decimal
@@ -12,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from costline.cli.demo import estimate_comment
 from costline.cli.progress import Bar
@@ -25,7 +23,7 @@ from costline.governance.estimate import Estimate
 from costline.governance.manifests import read_manifests
 from costline.ledger.store import Ledger
 from costline.pipeline import ingest_files, ingest_focus
-from costline.sources.workloads import SLURM
+from costline.sources.workloads import REGISTRY, SLURM
 from costline.sources.workloads.hostlist import expand
 from tests.unit.governance_data import cli
 
@@ -42,6 +40,7 @@ def org(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with Ledger(_url(out)) as ledger:
         ingest_focus(ledger, [out / f.path for f in billing.files])
         ingest_files(ledger, [activity.sacct_file], SLURM)
+        ingest_files(ledger, [activity.registry_file], REGISTRY)
     return out
 
 
@@ -86,9 +85,13 @@ def test_runs_carry_their_plan_and_the_registry_matches_them_by_name(
     ).fetchall()
     names = {p.stem for p in _manifests(out)}
     assert runs and all(m in names and Decimal(h) > 0 for _, m, h in runs)
-    registry = yaml.safe_load((out / "registry.yaml").read_text(encoding="utf-8"))["workloads"]
-    globs = [e["match"]["name"] for e in registry if "name" in e.get("match", {})]
-    assert all(any(fnmatch.fnmatchcase(m, g) for g in globs) for _, m, _ in runs)
+    config = load_config(out / "costline.yaml")
+    found = estimates(read_manifests(_manifests(out), config), config, ledger)
+    # each run's manifest is matched to its registry entry (the group) by name: `vista-880103`
+    # to `vista`, through the entry's `match: {name: "vista*"}`
+    matched = {e.manifest.name: e.registry for e in found}
+    assert all(matched[m] == m.rsplit("-", 1)[0] for _, m, _ in runs)
+    assert matched[next(n for n in matched if n.startswith("h100-in-dev"))] is None
 
 
 def _billed(ledger: Ledger, node: str, start: dt.datetime, end: dt.datetime) -> Decimal:

@@ -66,6 +66,7 @@ class Estimate:
     alternatives: tuple[dict[str, Any], ...] = ()
     unpriced: str | None = None  # why no price could be given
     assumptions: tuple[str, ...] = field(default=())
+    registry: str | None = None  # the registry entry whose `match.name` glob names the manifest
 
     def option(self, capacity: str) -> Option | None:
         return next((o for o in self.options if o.capacity == capacity), None)
@@ -102,6 +103,7 @@ class Estimate:
             "alternatives": list(self.alternatives),
             "unpriced": self.unpriced,
             "assumptions": list(self.assumptions),
+            "registry": self.registry,
             "comment": headline(self),
         }
 
