@@ -42,7 +42,7 @@ class Resources(_Strict):
     """What one trial runs on: an instance type (its GPUs from the catalog), or a GPU type and
     count per node; `nodes` of them; on which capacity."""
 
-    provider: Literal["aws", "azure", "gcp"] | None = None
+    provider: Literal["aws", "azure", "gcp", "lambda"] | None = None
     region: str | None = None
     instance_type: str | None = Field(default=None, description="e.g. p5.48xlarge")
     gpu_type: str | None = Field(default=None, description="e.g. H100, A100-80GB, L4")

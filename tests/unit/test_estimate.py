@@ -9,9 +9,10 @@ from pathlib import Path
 
 import ibis
 import pyarrow as pa
+import pytest
 
 from costline.governance.estimate import estimate, headline, markdown
-from costline.governance.history import ASSUMED, Factors, duration_factors
+from costline.governance.history import ASSUMED, Factors, duration_factors, predictive
 from costline.manifest import ExperimentManifest
 from costline.optimize.rates import PaidRate
 from tests.unit.governance_data import cli, manifest
@@ -123,8 +124,9 @@ def test_history_gives_p50_and_p90_of_actual_over_expected_hours() -> None:
     sweeps = [("fm", "sweep_trial", 1.0, 1.0) for _ in range(4)]
     runs = _runs(search + others + sweeps)
     mine = duration_factors(runs, "search", "training_run")
-    # ratios 1.0 1.1 1.2 1.3 1.4 2.0: median 1.25; 90th percentile 1.4 + 0.5 x 0.6 = 1.7
-    assert (mine.p50, mine.p90, mine.runs) == (Decimal("1.25"), Decimal("1.7"), 6)
+    # ratios 1.0 1.1 1.2 1.3 1.4 2.0: median 1.25; the P90 at rank (6 + 1) x 0.9 = 6.3 of 6 is
+    # the largest, 2.0 (the plain sample quantile, 1.7, is one a next run exceeds 2 times in 7)
+    assert (mine.p50, mine.p90, mine.runs) == (Decimal("1.25"), Decimal("2.0"), 6)
     assert (
         mine.basis == "6 finished runs of team search, kind training_run: actual / expected hours"
     )
@@ -132,7 +134,9 @@ def test_history_gives_p50_and_p90_of_actual_over_expected_hours() -> None:
     fm = duration_factors(runs, "fm", "training_run")
     assert (fm.p50, fm.runs) == (Decimal("1.0"), 5)
     # a new team: the kind's history across teams (11 runs)
-    assert duration_factors(runs, "new", "training_run").runs == 11
+    new = duration_factors(runs, "new", "training_run")
+    # 1 1 1 1 1 1.1 1.2 1.3 1.4 2 3: rank 12 x 0.9 = 10.8, between 2.0 and 3.0: 2.8
+    assert (new.runs, new.p50, new.p90) == (11, Decimal("1.1"), Decimal("2.8"))
     # a sweep: four trials are too few; the assumption is stated
     assert duration_factors(runs, "fm", "sweep") == ASSUMED
     assert ASSUMED.p90 == Decimal("1.3") and "1.3x" in ASSUMED.basis
@@ -164,3 +168,25 @@ def test_formats_other_than_markdown_and_json_are_refused(tmp_path: Path) -> Non
     )
     assert isinstance(result.exception, CostlineError) and result.exception.exit_code == 2
     assert "markdown (default, for a pull-request comment) or json" in str(result.exception)
+
+
+def test_predictive_level_puts_the_quantile_at_rank_n_plus_1_p() -> None:
+    assert predictive(0.5, 7) == 0.5  # the median is the plain one
+    assert predictive(0.9, 10) == pytest.approx(8.9 / 9)  # rank 9.9 of 10, not 9.1
+    assert predictive(0.9, 5) == 1.0  # rank 5.4 of 5: the largest
+
+
+def test_a_cloud_the_catalog_lacks_is_priced_at_what_the_bills_show_was_paid() -> None:
+    lam = ExperimentManifest.model_validate({
+        "name": "ft", "resources": {"provider": "lambda", "region": "us-south-1",
+                                    "instance_type": "gpu_8x_h100_sxm5", "gpu_type": "H100-80GB"},
+        "duration_hours": 10})  # fmt: skip
+    assert estimate(lam, "ft.yaml", ASSUMED).unpriced is not None  # no catalog price, no bills
+    paid = PaidRate("lambda", "us-south-1", "gpu_8x_h100_sxm5", 8, Decimal(100), Decimal(2392),
+                    None, None)  # fmt: skip
+    e = estimate(lam, "ft.yaml", ASSUMED, [paid])
+    od = e.option("on_demand")
+    assert od is not None and od.usd_per_gpu_hour == Decimal("2.99")  # 2392 / 100 h / 8 GPUs
+    assert od.p50_usd == Decimal("239.20") and od.p90_usd == Decimal("310.96")  # x 1.3
+    assert "bills" in od.note and [o.capacity for o in e.options] == ["on_demand"]
+    assert all(a["provider"] != "lambda" for a in e.alternatives)  # H100s elsewhere in the catalog

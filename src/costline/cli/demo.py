@@ -137,6 +137,23 @@ def _thresholds(ledger: Ledger, manifest: BillingManifest, bar: Bar) -> list[dic
     return [breach_row(f) for f in found]
 
 
+def estimate_comment(ledger: Ledger, out: Path, config_file: Path | None, bar: Bar) -> str:
+    """`costline estimate` of one of the demo's manifests (`demo.manifests.showcase`), with the
+    organization's history and paid rates: the comment a pull request would get."""
+    from costline.config import Config, load_config
+    from costline.demo.manifests import MANIFEST_DIR, showcase
+    from costline.governance.assess import estimates
+    from costline.governance.estimate import markdown
+    from costline.governance.manifests import read_manifests
+
+    chosen = showcase(out / MANIFEST_DIR)
+    if chosen is None:
+        return ""
+    bar.step(f"Estimating {chosen.name} before launch (costline estimate) ...")
+    config = load_config(config_file) if config_file else Config()
+    return markdown(estimates(read_manifests([chosen], config), config, ledger))
+
+
 def _settle(ledger: Ledger, manifest: BillingManifest) -> None:
     """Resolve what is over, as a sync would: past months' budgets, anomalies long ended."""
     from costline.clock import SYSTEM_CLOCK
@@ -238,11 +255,13 @@ class DemoRun:
     budgets: BudgetReport | None
     breaches: list[dict[str, Any]]
     agreement: dict[str, Any]
+    estimate: str  # one manifest's pre-launch estimate, as a pull-request comment
 
 
 # The demo's steps, as its progress bar counts them: bills written, bills ingested, activity
-# written, each activity source ingested, then showback, detect, budgets, thresholds, agreement.
-STEPS = 3 + 9 + 5
+# written, each activity source ingested, then showback, detect, budgets, thresholds, agreement,
+# one manifest's estimate.
+STEPS = 3 + 9 + 6
 
 
 def run_demo(
@@ -306,8 +325,9 @@ def _run_steps(out: Path, ledger_url: str, seed: int, days: int, scale: float, e
         breaches = _thresholds(ledger, manifest, bar)
         _settle(ledger, manifest)
         agreement = _agreement(ledger, manifest, budgets, bar)
+        comment = estimate_comment(ledger, out, manifest.config_file, bar)
     return DemoRun(manifest, by, activity, activity_rows, showback, findings, budgets, breaches,
-                   agreement)  # fmt: skip
+                   agreement, comment)  # fmt: skip
 
 
 def _report(run: DemoRun, *, out: Path, ledger_url: str, seed: int, days: int,
@@ -345,6 +365,7 @@ def _summary(run: DemoRun, *, out: Path, ledger_url: str, seed: int, days: int,
         "budgets": [s.row() for s in current(run.budgets.statuses)] if run.budgets else [],
         "threshold_breaches": run.breaches,
         "views_agree": run.agreement,
+        "estimate_comment": run.estimate,
         "activity": {
             "window_start": run.activity.window_start.isoformat(),
             "window_end": run.activity.window_end.isoformat(),
@@ -399,6 +420,10 @@ def _print_tables(run: DemoRun, report: dict[str, Any], fmt: Format) -> None:
         )  # fmt: skip
     for line in _agreement_sentences(run.agreement):
         Console().print(line)
+    if run.estimate:
+        Console().print(f"Pre-launch estimate, as a pull-request comment (costline estimate "
+                        f"{report['out']}/experiments/*.yaml; costline gate fails three):")  # fmt: skip
+        Console().print(run.estimate, markup=False, highlight=False, soft_wrap=True)
     verdict = "matches" if matches else "DOES NOT match"
     Console().print(
         f"Billed total {format_money(ledger_total)} {verdict} the ground truth "

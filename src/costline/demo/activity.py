@@ -33,6 +33,7 @@ from costline.demo.llm_usage import (
     prompt_spike_start,
     write_llm_usage,
 )
+from costline.demo.manifests import MANIFEST_DIR, write_manifests
 from costline.demo.org import Resource
 from costline.demo.schedule import Timeline, UsageSeries
 from costline.demo.storage import BucketInventory, write_inventories, write_lifecycles
@@ -267,7 +268,10 @@ def generate_activity(
     jobs = slurm_jobs(training, manifest.window_start)
     dcgm_files, pods, samples, held = _dcgm(out, hosts, jobs, start, seed)
     write_pods(out / "kubernetes" / "pods.json", pods)
-    write_sacct(out / "slurm" / "sacct.txt", jobs, manifest.window_end)
+    planned = write_manifests(
+        out / MANIFEST_DIR, jobs, manifest.window_end, seed, manifest.config_file
+    )
+    write_sacct(out / "slurm" / "sacct.txt", jobs, manifest.window_end, planned)
     registry = write_registry(out / "registry.yaml", hosts, jobs)
     usage = write_llm_usage(out / "llm", start, hours, manifest.scale, seed)
     requests = usage.per_app

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from random import Random
@@ -118,8 +118,14 @@ def _elapsed(seconds: int) -> str:
     return f"{days}-{text}" if days else text
 
 
-def write_sacct(path: Path, jobs: Sequence[SlurmJob], window_end: dt.datetime) -> int:
-    """`sacct -P` with a `.batch` step under each job; return the job rows written."""
+def write_sacct(
+    path: Path,
+    jobs: Sequence[SlurmJob],
+    window_end: dt.datetime,
+    planned: Mapping[str, str] | None = None,
+) -> int:
+    """`sacct -P` with a `.batch` step under each job; return the job rows written. `planned`:
+    job id -> `key=value` tags its Comment adds (what a run launched from a manifest says)."""
     header = "JobID|JobName|User|Account|Partition|AllocTRES|Start|End|State|Elapsed|NodeList|WCKey|Comment"
     lines = [header]
     for j in jobs:
@@ -133,6 +139,8 @@ def write_sacct(path: Path, jobs: Sequence[SlurmJob], window_end: dt.datetime) -
         comment = f"workload-type={kind},team={who.team},project={who.project}"
         if who.model:
             comment += f",model={who.model}"
+        if planned and j.job_id in planned:
+            comment += f",{planned[j.job_id]}"
         user = f"svc-{who.project}"
         partition = f"{j.resource.account.provider}-{j.gpu_type}"
         row = [j.job_id, j.name, user, who.team, partition, tres, _slurm_time(j.start)]

@@ -9,13 +9,17 @@ the budgets whose scope is exactly one team). Without one: the catalog and state
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from costline.governance.estimate import Estimate, estimate, paid_window
 from costline.governance.history import ASSUMED, duration_factors
 
 if TYPE_CHECKING:
+    import ibis
+
     from costline.config import Budget, Config
     from costline.governance.manifests import Declared
     from costline.ledger.store import Ledger
@@ -38,12 +42,27 @@ def estimates(
             start, end = paid_window(last)
             rules = Rules.from_config(config)
             paid = effective_rates(ledger.table("cost_lines"), start, end, rules)
+    entries = [] if workloads is None else registry_globs(workloads)
     return [
-        estimate(d.manifest, d.source,
-                 duration_factors(workloads, d.manifest.team, d.manifest.kind)
-                 if workloads is not None else ASSUMED, paid)
+        replace(estimate(d.manifest, d.source,
+                         duration_factors(workloads, d.manifest.team, d.manifest.kind)
+                         if workloads is not None else ASSUMED, paid),
+                registry=next((name for name, glob in entries
+                               if fnmatch.fnmatchcase(d.manifest.name, glob)), None))
         for d in declared
     ]  # fmt: skip
+
+
+def registry_globs(workloads: ibis.Table) -> list[tuple[str, str]]:
+    """(entry name, its `match.name` glob) of every registry entry, by name: what a manifest's
+    name is matched against (the registry's own rule for observed workloads, `GLOB`)."""
+    from costline.ledger import fetch
+    from costline.sources.workloads.registry import MATCH_NAME_TAG
+
+    w = workloads.filter(workloads.source == "registry")
+    glob = w.tags.get(MATCH_NAME_TAG)
+    rows = fetch.rows(w.filter(glob.notnull()).select(w.name, glob=glob).order_by("name"))
+    return [(r["name"], r["glob"]) for r in rows]
 
 
 def team_budgets(config: Config, ledger: Ledger | None) -> dict[str, dict[str, Any]]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from costline.catalog.gpu_prices import GpuPrice, gpu_prices, matching, price
+from costline.catalog.gpu_prices import GpuInstance, GpuPrice, gpu_prices, matching, price
 from costline.catalog.storage_prices import list_price
 from costline.governance.history import Factors
 from costline.manifest import ExperimentManifest
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from costline.optimize.rates import PaidRate
 
 CENT = Decimal("0.01")
+PAID_SOURCE = "your bills"  # a placement at the organization's paid rate (no catalog price)
 HOURS_PER_MONTH = Decimal(730)
 HOT_TIER = {"gcp": "STANDARD", "aws": "STANDARD", "azure": "Hot"}
 ALTERNATIVES = 5
@@ -65,6 +66,7 @@ class Estimate:
     alternatives: tuple[dict[str, Any], ...] = ()
     unpriced: str | None = None  # why no price could be given
     assumptions: tuple[str, ...] = field(default=())
+    registry: str | None = None  # the registry entry whose `match.name` glob names the manifest
 
     def option(self, capacity: str) -> Option | None:
         return next((o for o in self.options if o.capacity == capacity), None)
@@ -101,6 +103,7 @@ class Estimate:
             "alternatives": list(self.alternatives),
             "unpriced": self.unpriced,
             "assumptions": list(self.assumptions),
+            "registry": self.registry,
             "comment": headline(self),
         }
 
@@ -116,7 +119,7 @@ def estimate(
     if hours is None:
         return Estimate(manifest, source, factors, unpriced="the manifest gives no duration_hours "
                         "nor steps with steps_per_hour")  # fmt: skip
-    places = placements(manifest)
+    places = placements(manifest) or paid_placement(manifest, paid)
     if not places:
         return Estimate(manifest, source, factors, unpriced=_no_place(manifest))
     place = places[0]
@@ -153,6 +156,19 @@ def placements(manifest: ExperimentManifest) -> list[GpuPrice]:
     return matching(r.gpu_type, provider=r.provider, region=r.region, capacity="on_demand")
 
 
+def paid_placement(manifest: ExperimentManifest, paid: Sequence[PaidRate]) -> list[GpuPrice]:
+    """Where the catalog has no price for the manifest's provider and instance type (a GPU cloud
+    it does not carry, e.g. Lambda) but the organization's bills show what it paid for that
+    instance type: a placement at that rate, so the estimate is the organization's own."""
+    r = manifest.resources
+    own = next((p for p in paid if (p.provider, p.instance_type) == (r.provider, r.instance_type)
+                and r.region in (None, p.region)), None)  # fmt: skip
+    if own is None or r.instance_type is None:
+        return []
+    gpu = GpuInstance(own.provider, own.instance_type, r.gpu_type or "unknown", own.gpus, 0)
+    return [GpuPrice(gpu, own.region or "*", "on_demand", own.per_hour, "", PAID_SOURCE)]
+
+
 def elsewhere(place: GpuPrice) -> list[GpuPrice]:
     """The cheapest on-demand GPU-hours of the same GPU model in other providers, regions or
     instance types of the catalog (`ALTERNATIVES` of them)."""
@@ -182,7 +198,10 @@ def capacity_options(
 ) -> list[Option]:
     """On-demand, Spot net of interruptions, committed at the paid rate, and list commitments."""
     g = place.gpu
-    rates: list[tuple[str, Decimal, str]] = [("on_demand", place.per_gpu_hour, "catalog list")]
+    basis = "catalog list"
+    if place.source == PAID_SOURCE:
+        basis = "what your bills show you paid; the catalog has no price"
+    rates: list[tuple[str, Decimal, str]] = [("on_demand", place.per_gpu_hour, basis)]
     spot = price(g.provider, g.instance_type, place.region, "spot")
     if spot is not None:
         interval = manifest.checkpoint.interval_minutes
@@ -193,7 +212,7 @@ def capacity_options(
                       f"(checkpoint every {tau * 60:.0f} min)"))  # fmt: skip
     own = next((p for p in paid if (p.provider, p.region, p.instance_type)
                 == (g.provider, place.region, g.instance_type)), None)  # fmt: skip
-    if own is not None:
+    if own is not None and place.source != PAID_SOURCE:
         rates.append(("committed", own.per_gpu_hour, f"what your bills show you paid over "
                       f"{own.hours:,.0f} instance-hours"))  # fmt: skip
     for term in ("commit_1y", "commit_3y"):
