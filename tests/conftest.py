@@ -7,6 +7,7 @@ import pytest
 
 from costline.ledger.store import Ledger
 from tests.helpers import Mailbox, smtp_mailbox
+from tests.unit.demo_orgs import DemoOrgs
 
 
 @pytest.fixture
@@ -20,3 +21,9 @@ def mailbox() -> Iterator[Mailbox]:
     """A real SMTP server on 127.0.0.1 and the messages it accepted (the email notifier's tests)."""
     with smtp_mailbox() as box:
         yield box
+
+
+@pytest.fixture(scope="session")
+def demo_orgs(tmp_path_factory: pytest.TempPathFactory) -> DemoOrgs:
+    """The demo's bills per seed (tests/unit/demo_orgs.py), generated once a session."""
+    return DemoOrgs(tmp_path_factory.mktemp("demo-orgs"))

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from costline.model import Finding
-from costline.optimize.autoscale import Policy, recommend_autoscaling, replay
+from costline.optimize.autoscale import Policy, recommend_autoscaling, replay, sample_step
 from costline.optimize.inputs import Inputs
 from costline.schema import METRICS
 from tests.unit.recommend_data import T0, inputs, line
@@ -37,20 +37,25 @@ def test_an_overloaded_fleet_queues() -> None:
     assert r.p95_wait_s == pytest.approx(9 * 10 / 20 * 60)  # the backlog grows 10 a minute
 
 
-def _inputs(rate: Any) -> Inputs:
-    """Four g6.xlarge replicas of endpoint `chat` held all day; `rate(minute)` requests a minute."""
+def _inputs(rate: Any, *, labelled: bool = False, every: int = 1) -> Inputs:
+    """Four g6.xlarge replicas of endpoint `chat` held all day; `rate(minute)` requests a minute,
+    recorded every `every` minutes (the sum of those minutes); `labelled`: the pods say their
+    endpoint only by their `app` label, as a Kubernetes dump does (no `endpoint` column)."""
     hosts = [f"ep-{i}" for i in range(4)]
     lines = [line(h, "g6.xlarge", t, L4) for h in hosts for t in range(24)]
     samples = [{"ts": T0 + dt.timedelta(hours=t), "host": h, "gpu_uuid": f"{h}-0",
                 "gpu_index": 0, "gpu_model": "NVIDIA L4", "sample_seconds": 3600.0,
                 "gr_engine_active": 0.5, "namespace": "serve", "pod": f"chat-{h}"}
                for h in hosts for t in range(24)]  # fmt: skip
+    tags = [("team", "search"), ("app", "chat")] if labelled else [("team", "search")]
     work = [{"workload_id": f"serve/chat-{h}", "kind": "inference_endpoint", "owner": "ana",
-             "tags": [("team", "search")], "namespace": "serve", "capacity_type": None,
-             "endpoint": "chat", "gpus_requested": 1.0} for h in hosts]  # fmt: skip
+             "tags": tags, "namespace": "serve", "capacity_type": None,
+             "endpoint": None if labelled else "chat", "gpus_requested": 1.0}
+            for h in hosts]  # fmt: skip
     metrics = [{"ts": T0 + dt.timedelta(minutes=m), "metric": "inference_requests",
-                "value": float(rate(m)), "labels": [("endpoint", "chat")]}
-               for m in range(1440)]  # fmt: skip
+                "value": float(sum(rate(m + k) for k in range(every))),
+                "labels": [("endpoint", "chat")]}
+               for m in range(0, 1440, every)]  # fmt: skip
     return inputs(
         lines, samples, work,
         metrics=ibis.memtable(pa.Table.from_pylist(metrics, schema=METRICS.to_pyarrow())),
@@ -81,3 +86,21 @@ def test_a_daytime_endpoint_scales_with_its_traffic_for_less() -> None:
 
 def test_steady_traffic_at_capacity_keeps_its_fleet() -> None:
     assert recommend_autoscaling(_inputs(lambda m: 60)) == []
+
+
+def test_a_pod_named_by_its_app_label_and_hourly_counts_replay_as_per_minute_ones() -> None:
+    """Kubernetes pods carry their endpoint as the `app` label (no source fills an `endpoint`
+    column), and an export may count requests per hour: an hour's requests are spread over
+    its minutes, not replayed as one minute's burst. Both give the per-minute answer."""
+    daytime = lambda m: 60 if 8 * 60 <= m < 20 * 60 else 0  # noqa: E731
+    [minutely] = recommend_autoscaling(_inputs(daytime))
+    [labelled] = recommend_autoscaling(_inputs(daytime, labelled=True))
+    [hourly] = recommend_autoscaling(_inputs(daytime, labelled=True, every=60))
+    assert labelled.impact_usd == hourly.impact_usd == minutely.impact_usd
+    assert labelled.scope["endpoint"] == hourly.scope["endpoint"] == "chat"
+
+
+def test_the_step_of_a_series_is_its_most_common_gap() -> None:
+    assert sample_step([0, 60, 120, 180, 200]) == 60
+    assert sample_step([0, 1, 2, 3]) == 1
+    assert sample_step([5]) == 1

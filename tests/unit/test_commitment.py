@@ -66,3 +66,21 @@ def test_the_discount_is_learned_from_the_organizations_committed_lines() -> Non
 
 def test_bursty_usage_commits_nothing() -> None:
     assert _run(_lines(lambda h: 4 if h % 24 == 0 else 0)) == []
+
+
+def test_a_short_window_is_judged_on_a_month_of_bills() -> None:
+    """A training pool that ran all of the last two days, but 12 of the 30 before: committing on
+    the two days alone would pay for 18 idle days a month. A steady pool is still committed,
+    on the month it shows."""
+    end = T0 + dt.timedelta(days=30)
+    runs = [line("a2-run-0", "a2-highgpu-1g", h, A2, "Google Cloud", "us-central1")
+            for h in range(720) if h >= 720 - 12 * 24]  # fmt: skip
+    steady = [line(f"a2-steady-{i}", "a2-highgpu-1g", h, A2, "Google Cloud", "us-central1")
+              for i in range(2) for h in range(720)]  # fmt: skip
+    two_days = end - dt.timedelta(days=2)
+    web = [line("web-0", "m7i.xlarge", 0, Decimal("0.2016"))]  # the bills begin 30 days back
+    assert recommend_commitment(inputs(web + runs, start=two_days, end=end)) == []
+    [found] = recommend_commitment(inputs(runs + steady, start=two_days, end=end))
+    evidence = found.evidence
+    assert isinstance(evidence["inputs"], dict) and evidence["inputs"]["instances"] == 2
+    assert isinstance(evidence["window"], dict) and evidence["window"]["days"] == 30

@@ -86,6 +86,7 @@ def _all_rows(manifest: BillingManifest) -> str:
     parts = [
         f"SELECT '{f.provider}' AS provider, ResourceId, CAST(Tags AS VARCHAR) AS Tags, "
         "ChargeCategory, PricingCategory, PricingUnit, CommitmentDiscountStatus, "
+        "CommitmentDiscountId, "
         "CAST(ListUnitPrice AS DECIMAL(38,18)) AS ListUnitPrice, "
         "CAST(PricingQuantity AS DECIMAL(38,18)) AS PricingQuantity, "
         + ", ".join(f"CAST({m} AS DECIMAL(38,18)) AS {m}" for m in MONEY)
@@ -252,15 +253,19 @@ def test_instance_list_prices_come_from_the_catalogue(
 def test_savings_plan_conserves_money_and_discounts_the_covered_hours(
     lines: duckdb.DuckDBPyConnection, truth: dict[str, Any]
 ) -> None:
-    fee, used, unused = _one(
-        lines,
-        "SELECT sum(BilledCost) FILTER (WHERE ChargeCategory = 'Purchase'), "
-        "sum(EffectiveCost) FILTER (WHERE CommitmentDiscountStatus = 'Used'), "
-        "sum(EffectiveCost) FILTER (WHERE CommitmentDiscountStatus = 'Unused') FROM lines",
-    )
-    plan = truth["commitments"][0]
-    assert fee == used + unused == Decimal(plan["committed"])
-    assert unused == Decimal(plan["unused"])
+    # The Savings Plan, and the committed use discount the planted waste brings (demo.waste).
+    assert [c["type"] for c in truth["commitments"]] == [
+        "Compute Savings Plan", "Committed Use Discount"]  # fmt: skip
+    for plan in truth["commitments"]:
+        fee, used, unused = _one(
+            lines,
+            "SELECT sum(BilledCost) FILTER (WHERE ChargeCategory = 'Purchase'), "
+            "sum(EffectiveCost) FILTER (WHERE CommitmentDiscountStatus = 'Used'), "
+            "sum(EffectiveCost) FILTER (WHERE CommitmentDiscountStatus = 'Unused') FROM lines "
+            f"WHERE CommitmentDiscountId = '{plan['id']}'",
+        )
+        assert fee == used + unused == Decimal(plan["committed"]), plan["name"]
+        assert unused == Decimal(plan["unused"]) > 0, plan["name"]
     billed, cheaper = _one(
         lines,
         "SELECT sum(BilledCost), bool_and(EffectiveCost < ListCost) "

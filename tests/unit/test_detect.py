@@ -16,18 +16,15 @@ from typing import Any
 import pytest
 
 from costline.clock import FixedClock
-from costline.demo.billing import generate_billing
 from costline.detect.anomaly import Settings, scan
 from costline.detect.spend import detect_spend
 from costline.ledger.store import Ledger
 from costline.model import Finding
-from costline.pipeline import ingest_files, ingest_focus
-from costline.sources.metrics import METRICS
+from tests.unit.demo_orgs import DemoOrgs, billed_org
 
 SEEDS = (1, 2, 3, 4, 5)
 SPEND_KINDS = {"token_spike", "runaway_sweep", "checkpoint_jump", "replication_left_on",
                "traffic_surge"}  # fmt: skip
-DAYS = 84  # six weeks of history, then five incidents a week apart
 
 
 def _weekly(days: int, rng: Random, level: float = 1000.0) -> list[float]:
@@ -78,13 +75,8 @@ def test_gates_dollars_percent_and_history() -> None:
 
 
 def _org(root: Path, seed: int) -> tuple[Path, dict[str, Any]]:
-    out = root / f"org-{seed}"
-    manifest = generate_billing(out, seed=seed, days=DAYS)
-    with Ledger(f"duckdb://{out / 'ledger.duckdb'}") as ledger:
-        ingest_focus(ledger, [out / f.path for f in manifest.files])
-        assert manifest.successes_file is not None
-        ingest_files(ledger, [manifest.successes_file], METRICS)
-    return out, json.loads(manifest.ground_truth.read_text())
+    org = billed_org(root / f"org-{seed}", seed)
+    return org.out, org.truth
 
 
 def _at(text: str) -> dt.datetime:
@@ -115,10 +107,10 @@ def matches(finding: Finding, incident: dict[str, Any]) -> bool:
 
 
 @pytest.fixture(scope="module")
-def orgs(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Path, dict[str, Any]]]:
-    """The demo organization of each seed, its bills ingested, with its ground truth."""
-    root = tmp_path_factory.mktemp("detect")
-    return [_org(root, seed) for seed in SEEDS]
+def orgs(demo_orgs: DemoOrgs) -> list[tuple[Path, dict[str, Any]]]:
+    """The demo organization of each seed, its bills ingested, with its ground truth (made once
+    a session: `test_recommend_demo` adds telemetry to copies of the same ledgers)."""
+    return [(demo_orgs.bills(seed).out, demo_orgs.bills(seed).truth) for seed in SEEDS]
 
 
 def spend_incidents(truth: dict[str, Any]) -> list[dict[str, Any]]:

@@ -36,8 +36,15 @@ from costline.demo.llm_usage import (
 from costline.demo.manifests import MANIFEST_DIR, write_manifests
 from costline.demo.org import Resource
 from costline.demo.schedule import Timeline, UsageSeries
-from costline.demo.storage import BucketInventory, write_inventories, write_lifecycles
-from costline.demo.telemetry import Device, GpuHost, plan_hosts, write_fleet, write_host
+from costline.demo.storage import (
+    BucketInventory,
+    RunCheckpoints,
+    write_gcs_inventory,
+    write_inventories,
+    write_lifecycles,
+)
+from costline.demo.telemetry import Device, GpuHost, group_of, plan_hosts, write_fleet, write_host
+from costline.demo.waste import Waste, finished_runs, plant_waste, run_checkpoints, with_waste
 from costline.demo.workloads import (
     Pod,
     SlurmJob,
@@ -94,6 +101,25 @@ def _window(
 
 def _buckets(resources: list[Resource]) -> list[Resource]:
     return [r for r in resources if r.resource_type == "Bucket" and r.service.category == "Storage"]
+
+
+def _planted_bucket(
+    out: Path, waste: Waste, jobs: list[SlurmJob], series: UsageSeries, manifest: BillingManifest
+) -> BucketInventory:
+    """The inventory of the planted checkpoint bucket (`demo.waste`, `storage_tiering`): each
+    run of the fine-tuning cluster that ended 8-29 days ago, under a folder named by its job."""
+    plant, cluster = waste.plant("storage_tiering"), waste.plant("spot_capacity").members[0]
+    group = getattr(cluster.usage, "group", "")
+    origin = manifest.window_start
+    starts = {int((j.start - origin).total_seconds() // 3600): j for j in jobs if j.group == group}
+    runs = finished_runs(series.active(cluster), manifest.days)
+    found = [(starts[a], checkpoints) for (a, _), checkpoints
+             in zip(runs, run_checkpoints(plant, runs), strict=True) if a in starts]  # fmt: skip
+    checkpoints = [RunCheckpoints(f"{plant.facts['prefix']}{j.job_id}/", count, 500, j.end, gib)
+                   for j, (count, gib) in found if j.end is not None]  # fmt: skip
+    project = plant.members[0].sub_account.id or "demo"
+    snapshot = manifest.window_end - dt.timedelta(hours=23)
+    return write_gcs_inventory(out, project, plant.resource, checkpoints, snapshot)
 
 
 def _annotations(start: dt.datetime, hours: int, jobs: list[SlurmJob]) -> list[dict[str, object]]:
@@ -256,7 +282,8 @@ def generate_activity(
     first_hour, hours = _window(manifest, telemetry_days, telemetry_hours)
     timeline = Timeline.of(manifest.window_start.date(), manifest.days)
     series = UsageSeries(timeline, manifest.seed)
-    resources = organization(manifest.scale)
+    waste = plant_waste(manifest.seed, manifest.scale)
+    resources = with_waste(organization(manifest.scale), waste)
     start = manifest.window_start + dt.timedelta(hours=first_hour)
     hosts = plan_hosts(resources, series, first_hour, hours)
     training = [
@@ -279,10 +306,14 @@ def generate_activity(
     requests |= write_llm_tiering(out, start, hours, manifest.scale, seed, manifest.ground_truth)
     snapshot = manifest.window_end - dt.timedelta(hours=23)
     buckets = write_inventories(out / "storage", _buckets(resources), snapshot, seed)
+    buckets.append(_planted_bucket(out / "storage", waste, jobs, series, manifest))
     stores = [r.name or "" for r in resources if r.service.category == "Storage"]
     lifecycles = write_lifecycles(out / "storage" / "lifecycle", stores)
     metrics_file = out / "metrics" / "inference.csv"
-    metrics_rows = write_inference_metrics(metrics_file, endpoint_names(hosts), start, hours, seed)
+    traffic = {group_of(h.resource).split("/")[-1]: h.resource.traits for h in hosts
+               if h.resource.traits is not None and h.resource.traits.office is not None}  # fmt: skip
+    metrics_rows = write_inference_metrics(metrics_file, endpoint_names(hosts), start, hours, seed,
+                                           traffic)  # fmt: skip
     notes = _annotations(start, hours, jobs)
     annotations = out / "annotations.yaml"
     annotations.write_text(yaml.safe_dump({"annotations": notes}, sort_keys=False), "utf-8")

@@ -35,6 +35,8 @@ from costline.demo.org import Account
 from costline.demo.schedule import Timeline, UsageSeries
 from costline.demo.totals import CostTotals, sum_totals
 from costline.demo.usage import Volume
+from costline.demo.waste import plant_waste, with_waste
+from costline.demo.waste_truth import Drawn, gpu_pools, recommendations_truth
 
 # The window ends here unless told otherwise: fixed, so runs never depend on the wall clock.
 DEFAULT_END = dt.date(2026, 11, 1)
@@ -128,9 +130,10 @@ def generate_billing(
     timeline = Timeline.of(end - dt.timedelta(days=days), days)
     resources = organization(scale)
     incidents = plan_incidents(resources, timeline, seed)
-    resources = [*resources, *incidents.added]
+    waste = plant_waste(seed, scale)
+    resources = with_waste([*resources, *incidents.added], waste)
     sink = BillSink(timeline)
-    plan = charge(resources, sink, seed, incidents)
+    plans = charge(resources, sink, seed, incidents, waste.reservations)
     series = UsageSeries(timeline, seed)
     levels = {r.key: series.levels(r) for r in resources
               if r.kind == "usage" and isinstance(r.usage, Volume)}  # fmt: skip
@@ -147,7 +150,7 @@ def generate_billing(
         resources=resources,
         per_resource=per_resource,
         files=files,
-        plan=plan,
+        plans=plans,
     )
     budgets, overruns = plan_budgets(resources, sink.per_day, incidents)
     config = out / CONFIG_FILE
@@ -171,6 +174,10 @@ def generate_billing(
         *incidents.truth(levels, {key: t.effective for key, t in per_resource.items()}),
         *overruns,
     ]
+    active = {r.key: series.active(r) for r in resources if r.kind == "usage" and r.instance}
+    drawn = Drawn(timeline, seed, active, plans)
+    truth["recommendations"] = recommendations_truth(waste, drawn)
+    truth["gpu_pools"] = gpu_pools(resources, drawn)
     truth_path = out / GROUND_TRUTH_FILE
     truth_path.write_text(json.dumps(truth, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     origin = dt.datetime(

@@ -10,11 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from costline.demo.commitment import CENT, COST_QUANTUM, CommitmentPlan, plan_commitment, plan_rate
+from costline.demo.commitment import (
+    CENT,
+    COST_QUANTUM,
+    CommitmentPlan,
+    Reservation,
+    plan_commitment,
+    plan_reservation,
+)
 from costline.demo.focus_files import FOCUS_COLUMNS, MONEY_COLUMNS, FocusTable, Row
 from costline.demo.org import InstanceMeter, RateMeter, Resource, sku_id
 from costline.demo.rates import (
@@ -132,13 +139,21 @@ def _day_span(timeline: Timeline, provider: str, day: int) -> MutableRow:
     return _period(timeline, provider, day, marks[day], marks[day + 1])
 
 
+def charged_rate(resource: Resource) -> Decimal:
+    """What one on-demand hour of an instance is billed: its list price, less Azure's EA discount."""
+    price = resource.instance
+    if price is None:
+        raise ValueError(f"{resource.key}: not an instance")
+    if resource.account.provider == "azure":
+        return price.price_usd_per_hour * (1 - AZURE_EA_COMPUTE_DISCOUNT)
+    return price.price_usd_per_hour
+
+
 def _instance_base(resource: Resource, meter: InstanceMeter) -> tuple[MutableRow, Decimal]:
     """Columns shared by every line of an instance, and its contracted unit price."""
     price = meter.price
     provider = resource.account.provider
-    contracted = price.price_usd_per_hour
-    if provider == "azure":
-        contracted = price.price_usd_per_hour * (1 - AZURE_EA_COMPUTE_DISCOUNT)
+    contracted = charged_rate(resource)
     descriptions = {
         "aws": f"${price.price_usd_per_hour} per On Demand Linux {price.instance_type} Instance Hour",
         "azure": f"{price.instance_type} - Linux virtual machine hours",
@@ -204,18 +219,18 @@ def emit_instance(
 
 
 def _covered(resource: Resource, plan: CommitmentPlan, on_demand: MutableRow) -> MutableRow:
-    amortized = plan_rate(resource)
+    amortized = plan.rates[resource.key]
     return on_demand | {
         "BilledCost": ZERO,
         "EffectiveCost": amortized,
         "PricingCategory": "Committed",
-        "CommitmentDiscountCategory": "Spend",
+        "CommitmentDiscountCategory": plan.category,
         "CommitmentDiscountId": plan.commitment_id,
-        "CommitmentDiscountName": "ml-serving-compute-sp-1yr",
-        "CommitmentDiscountQuantity": amortized,
+        "CommitmentDiscountName": plan.name,
+        "CommitmentDiscountQuantity": plan.quantity(amortized, resource.key),
         "CommitmentDiscountStatus": "Used",
-        "CommitmentDiscountType": "Compute Savings Plan",
-        "CommitmentDiscountUnit": "USD",
+        "CommitmentDiscountType": plan.type,
+        "CommitmentDiscountUnit": plan.unit,
     }
 
 
@@ -263,13 +278,15 @@ def emit_commitment(resource: Resource, plan: CommitmentPlan, sink: BillSink) ->
     """The plan's hourly fee (Purchase) and, where the hour left some, its unused commitment."""
     timeline = sink.timeline
     provider = resource.account.provider
-    static = _static(resource) | {"x_UsageType": "ComputeSP:1yrNoUpfront"}
+    static = _static(resource)
+    if provider == "aws":
+        static["x_UsageType"] = "ComputeSP:1yrNoUpfront"
     commitment = {
-        "CommitmentDiscountCategory": "Spend",
+        "CommitmentDiscountCategory": plan.category,
         "CommitmentDiscountId": plan.commitment_id,
         "CommitmentDiscountName": resource.name,
-        "CommitmentDiscountType": "Compute Savings Plan",
-        "CommitmentDiscountUnit": "USD",
+        "CommitmentDiscountType": plan.type,
+        "CommitmentDiscountUnit": plan.unit,
     }
     fee = plan.hourly
     purchase = (
@@ -278,13 +295,13 @@ def emit_commitment(resource: Resource, plan: CommitmentPlan, sink: BillSink) ->
         | {
             "ChargeCategory": "Purchase",
             "ChargeFrequency": "Recurring",
-            "ChargeDescription": "1 year No Upfront Compute Savings Plan, hourly commitment fee",
+            "ChargeDescription": plan.description,
             "PricingCategory": "Standard",
             "PricingQuantity": ONE_HOUR,
             "PricingUnit": "Hours",
             "ListUnitPrice": fee,
             "ContractedUnitPrice": fee,
-            "CommitmentDiscountQuantity": fee,
+            "CommitmentDiscountQuantity": plan.quantity(fee),
             "BilledCost": money(fee),
             "EffectiveCost": money(ZERO),
             "ListCost": money(fee),
@@ -297,17 +314,19 @@ def emit_commitment(resource: Resource, plan: CommitmentPlan, sink: BillSink) ->
         span = _hour_span(timeline, provider, hour)
         sink.emit(resource, month, purchase | span)
         if unused > 0:
-            sink.emit(resource, month, static | commitment | span | _unused(money(unused)))
+            amount = money(unused)
+            row = _unused(amount, plan.quantity(amount), f"Unused {plan.type} commitment")
+            sink.emit(resource, month, static | commitment | span | row)
 
 
-def _unused(amount: Decimal) -> MutableRow:
+def _unused(amount: Decimal, quantity: Decimal, description: str) -> MutableRow:
     return {
         "ChargeCategory": "Usage",
         "ChargeFrequency": "Usage-Based",
-        "ChargeDescription": "Unused Compute Savings Plan commitment",
+        "ChargeDescription": description,
         "PricingCategory": "Committed",
         "CommitmentDiscountStatus": "Unused",
-        "CommitmentDiscountQuantity": amount,
+        "CommitmentDiscountQuantity": quantity,
         "BilledCost": money(ZERO),
         "EffectiveCost": amount,
         "ListCost": money(ZERO),
@@ -334,30 +353,46 @@ def emit_month_adjustments(resource: Resource, sink: BillSink) -> None:
         sink.emit(resource, index, row)
 
 
+def plan_commitments(
+    resources: list[Resource], active: dict[str, list[bool]], hours: int,
+    reservations: Sequence[Reservation] = (),
+) -> list[CommitmentPlan]:  # fmt: skip
+    """One plan per commitment the resources name: the Savings Plan first (spend-based, see
+    `plan_commitment`), then the `reservations` (resource-based) in order."""
+    held = {r.commitment_id: r for r in reservations}
+    by_id: dict[str, list[Resource]] = {}
+    for r in resources:
+        if r.commitment:
+            by_id.setdefault(r.commitment, []).append(r)
+    plans = [plan_commitment(cid, members, active, hours)
+             for cid, members in by_id.items() if cid not in held]  # fmt: skip
+    if len(plans) > 1:
+        raise ValueError("the demo supports one spend-based commitment discount")
+    return plans + [plan_reservation(r, by_id.get(r.commitment_id, []), active, hours)
+                    for r in reservations]  # fmt: skip
+
+
 def charge(
-    resources: Iterable[Resource], sink: BillSink, seed: int, incidents: Incidents | None = None
-) -> CommitmentPlan | None:
+    resources: Iterable[Resource], sink: BillSink, seed: int, incidents: Incidents | None = None,
+    reservations: Sequence[Reservation] = (),
+) -> list[CommitmentPlan]:  # fmt: skip
     """Emit every line of every resource: usage first, then commitments, credits and taxes;
-    `incidents` change the volume levels they strike (see `costline.demo.incidents`)."""
+    `incidents` change the volume levels they strike (see `costline.demo.incidents`). Returns
+    the commitments' plans (`plan_commitments`)."""
     ordered = list(resources)
     series = UsageSeries(sink.timeline, seed)
     active = {r.key: series.active(r) for r in ordered if r.kind == "usage" and r.instance}
-    eligible = [r for r in ordered if r.commitment]
-    plan = None
-    if eligible:
-        ids = {r.commitment for r in eligible}
-        if len(ids) != 1:
-            raise ValueError("the demo supports one commitment discount")
-        plan = plan_commitment(eligible[0].commitment or "", eligible, active, sink.timeline.hours)
+    plans = plan_commitments(ordered, active, sink.timeline.hours, reservations)
+    by_id = {p.commitment_id: p for p in plans}
     for r in ordered:
         if r.kind == "usage" and r.instance:
-            emit_instance(r, active[r.key], plan, sink)
+            emit_instance(r, active[r.key], by_id.get(r.commitment or ""), sink)
         elif r.kind == "usage":
             levels = series.levels(r)
             emit_volume(r, incidents.levels(r, levels) if incidents else levels, sink)
     for r in ordered:
-        if r.kind == "commitment" and plan is not None:
-            emit_commitment(r, plan, sink)
+        if r.kind == "commitment" and r.resource_id in by_id:
+            emit_commitment(r, by_id[r.resource_id or ""], sink)
         elif r.kind in ("credit", "tax"):
             emit_month_adjustments(r, sink)
-    return plan
+    return plans

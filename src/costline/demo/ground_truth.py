@@ -93,6 +93,8 @@ def _commitment_entry(plan: CommitmentPlan, hours: int) -> dict[str, object]:
     unused = total(plan.unused)
     return {
         "id": plan.commitment_id,
+        "name": plan.name,
+        "type": plan.type,
         "hourly_commitment": format(plan.hourly, "f"),
         "hours": hours,
         "committed": format(committed, "f"),
@@ -110,7 +112,7 @@ def build_ground_truth(
     resources: list[Resource],
     per_resource: dict[str, CostTotals],
     files: list[BillingFile],
-    plan: CommitmentPlan | None,
+    plans: list[CommitmentPlan],
 ) -> dict[str, object]:
     """The ground-truth document; raises if the files and the per-resource totals disagree."""
     total = sum_totals([f.totals for f in files])
@@ -152,7 +154,7 @@ def build_ground_truth(
         },
         "teams": sorted({r.owner.team for r in resources}),
         "models": sorted({r.owner.model for r in resources if r.owner.model}),
-        "commitments": [_commitment_entry(plan, timeline.hours)] if plan else [],
+        "commitments": [_commitment_entry(plan, timeline.hours) for plan in plans],
         "resources": [_resource_entry(r, per_resource.get(r.key, CostTotals())) for r in resources],
     }
 

@@ -15,7 +15,7 @@ from typing import Literal
 
 from costline.catalog.instances import InstancePrice
 from costline.demo.rates import Rate
-from costline.demo.usage import Activity, Volume
+from costline.demo.usage import Activity, Traits, Volume
 
 FileFormat = Literal["parquet", "csv", "csv.gz"]
 TagStyle = Literal["aws", "aws-legacy", "azure", "gcp", "lambda"]
@@ -124,6 +124,7 @@ class Resource:
     commitment: str | None = None  # id of the commitment discount that may cover its hours
     extra: tuple[tuple[str, str], ...] = ()  # provider-specific x_ columns
     kind: ChargeKind = "usage"
+    traits: Traits | None = None  # how its telemetry looks, when planted (`demo.waste`)
 
     @property
     def tagged(self) -> bool:

@@ -93,6 +93,8 @@ RATES: dict[str, Rate] = {
         # Google Cloud, us-central1 (cloud.google.com/<product>/pricing)
         _rate("gcp.gke", "Regional Kubernetes Clusters", "Hours", "0.10"),
         _storage("gcp.gcs", "Standard Storage US Central 1", "0.02", source=_CYCLENERD),
+        # Not billed: the tier the planted checkpoints belong in (`demo.waste_truth`).
+        _storage("gcp.gcs.coldline", "Coldline Storage US Central 1", "0.004", source=_CYCLENERD),
         _rate("gcp.egress", "Network Internet Egress Americas", "GB", "0.12", source=_CYCLENERD),
         _rate("gcp.logging", "Log Storage cost", "GB", "0.50"),
         _tokens("gcp.flash.in", "Gemini 2.0 Flash Text Input - Predictions", "0.00015"),

@@ -204,3 +204,47 @@ def write_lifecycles(out: Path, buckets: Sequence[str]) -> list[Path]:
             path.write_text(json.dumps(LIFECYCLE[name], indent=2) + "\n", encoding="utf-8")
             paths.append(path)
     return paths
+
+
+GCS_COLUMNS = ("project", "bucket", "name", "location", "size", "timeCreated", "updated",
+               "storageClass", "contentType")  # fmt: skip
+SHARD_FILES = (*(f"model-{k:05d}-of-00004.safetensors" for k in range(1, 5)), "optimizer.pt",
+               "scheduler.pt", "trainer_state.json")  # fmt: skip
+SHARD_WEIGHTS = (1.0, 1.0, 1.0, 1.0, 8.0, 0.001, 0.0001)  # Adam's states are twice the weights
+
+
+@dataclass(frozen=True)
+class RunCheckpoints:
+    """A finished run's checkpoints in a bucket: under `prefix`, `checkpoints` of them written
+    every `every` steps until `ended`, `gib` in all."""
+
+    prefix: str
+    checkpoints: int
+    every: int
+    ended: dt.datetime
+    gib: float
+
+
+def write_gcs_inventory(
+    out: Path, project: str, bucket: str, runs: Sequence[RunCheckpoints], snapshot: dt.datetime
+) -> BucketInventory:
+    """A Cloud Storage Insights inventory report (CSV with a header) of `bucket` holding `runs`'
+    Hugging Face checkpoints in the Standard class, as `<bucket>/<bucket>_inventory_<date>.csv`."""
+    lines = [",".join(GCS_COLUMNS)]
+    total = 0
+    for run in runs:
+        unit = run.gib * 2**30 / (run.checkpoints * sum(SHARD_WEIGHTS))
+        for c in range(run.checkpoints):
+            step = (c + 1) * run.every
+            written = run.ended - dt.timedelta(hours=3 * (run.checkpoints - c))
+            stamp = written.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+            for name, weight in zip(SHARD_FILES, SHARD_WEIGHTS, strict=True):
+                size = int(unit * weight)
+                key = f"{run.prefix}checkpoint-{step}/{name}"
+                lines.append(",".join((project, bucket, key, "US-CENTRAL1", str(size), stamp,
+                                       stamp, "STANDARD", "application/octet-stream")))  # fmt: skip
+                total += size
+    path = out / bucket / f"{bucket}_inventory_{snapshot:%Y-%m-%d}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return BucketInventory(bucket, path, len(lines) - 1, total, len(lines) - 1, total)

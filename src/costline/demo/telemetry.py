@@ -16,6 +16,7 @@ split into MIG slices, and GPU 0 of the notebook host is time-sliced between two
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,7 +29,15 @@ import pyarrow.parquet as pq
 from costline.demo.fleets.base import stable_guid, stable_hex
 from costline.demo.org import Resource
 from costline.demo.schedule import UsageSeries
-from costline.demo.usage import DIURNAL, Bursts, Runs, Slot
+from costline.demo.usage import (
+    DIURNAL,
+    Bursts,
+    Runs,
+    Slot,
+    Traits,
+    office_minutes,
+    traffic_key,
+)
 
 Shape = Literal["training", "inference", "batch", "notebook", "idle"]
 Scheduler = Literal["slurm", "kubernetes", "none"]
@@ -210,15 +219,22 @@ class Reading:
     power_share: float
 
 
-def reading(shape: Shape, hour_of_day: int, minute: int, peak: float, rng: Random) -> Reading:
-    """One minute of one GPU in `shape`; `peak` scales inference load (its busiest hour)."""
+def reading(
+    shape: Shape, hour_of_day: int, minute: int, peak: float, rng: Random,
+    level: float | None = None,
+) -> Reading:  # fmt: skip
+    """One minute of one GPU in `shape`; `peak` scales inference load (its busiest hour), and
+    `level` (the minute's share of the peak's traffic) replaces the diurnal curve when given."""
     noise = rng.random()
     if shape == "training":
         gr = 0.85 + 0.13 * noise if minute % 30 else 0.35 + 0.2 * noise  # a checkpoint stall
         return Reading(gr, gr * 0.93, gr * 0.68, 0.45 + 0.1 * noise, 0.9, 0.55 + 0.4 * gr)
+    if shape == "inference" and level is not None:
+        gr = min(1.0, peak * level * (1 - NOISE + 2 * NOISE * noise))
+        return Reading(gr, gr * SM_PER_ENGINE, gr * 0.45, gr * 0.6, 0.72, 0.2 + 0.7 * gr)
     if shape == "inference":
-        gr = peak * DIURNAL[hour_of_day] * (0.85 + 0.3 * noise)
-        return Reading(gr, gr * 0.8, gr * 0.45, gr * 0.6, 0.72, 0.2 + 0.7 * gr)
+        gr = peak * DIURNAL[hour_of_day] * (1 - NOISE + 2 * NOISE * noise)
+        return Reading(gr, gr * SM_PER_ENGINE, gr * 0.45, gr * 0.6, 0.72, 0.2 + 0.7 * gr)
     if shape == "batch":
         gr = 0.7 + 0.2 * noise
         return Reading(gr, gr * 0.85, gr * 0.5, 0.35 + 0.1 * noise, 0.6, 0.3 + 0.6 * gr)
@@ -227,6 +243,17 @@ def reading(shape: Shape, hour_of_day: int, minute: int, peak: float, rng: Rando
         gr = 0.3 + 0.3 * rng.random() if working else 0.0
         return Reading(gr, gr * 0.7, gr * 0.2, gr * 0.3, 0.55, 0.12 + 0.5 * gr)
     return Reading(0.0, 0.0, 0.0, 0.0, 0.31, 0.1)
+
+
+# An inference GPU's engine activity is its peak x the hour's diurnal level x 1 +- NOISE; SM
+# activity is SM_PER_ENGINE of it: the busiest SM minute is at most `inference_sm_ceiling(peak)`.
+NOISE = 0.15
+SM_PER_ENGINE = 0.8
+
+
+def inference_sm_ceiling(peak: float) -> float:
+    """The largest SM activity an inference GPU of busiest-hour activity `peak` shows."""
+    return peak * max(DIURNAL) * (1 + NOISE) * SM_PER_ENGINE
 
 
 INFERENCE_PEAK: dict[str, float] = {
@@ -266,8 +293,10 @@ def _series(host: GpuHost, devices: Sequence[Device]) -> list[tuple[Device, list
     return out
 
 
-def _values(r: Reading, fb_total: int, power_w: float, mig: bool) -> tuple[str | None, ...]:
-    used = int(fb_total * r.fb_used_share)
+def _values(
+    r: Reading, fb_total: int, power_w: float, mig: bool, fb_used: int | None = None
+) -> tuple[str | None, ...]:
+    used = int(fb_total * r.fb_used_share) if fb_used is None else min(fb_used, fb_total)
     return (
         None if mig else f"{min(100, round(r.util * 100))}",
         f"{fb_total - used}",
@@ -286,24 +315,37 @@ def _scrapes(
     """Per running minute: its time (ms) and each device's values in `METRICS` order (None: not exported)."""
     rng = Random(f"{seed}/dcgm/{host.name}")
     group = group_of(host.resource).split("/")[-1]
-    peak = INFERENCE_PEAK.get(group, DEFAULT_PEAK)
+    traits = host.resource.traits or Traits()
+    peak = traits.peak if traits.peak is not None else INFERENCE_PEAK.get(group, DEFAULT_PEAK)
     for hour, running in enumerate(host.hours):
         if not running:
             continue
         hour_of_day = (start_ms // 3_600_000 + hour) % 24
+        levels = _office_levels(traits, start_ms + hour * 3_600_000, traffic_key(seed, group))
+        flat = None if traits.swing is None else 1 - traits.swing * (1 - DIURNAL[hour_of_day])
         for minute in range(60):
+            level = levels[minute] if levels else flat
             yield (
                 start_ms + (hour * 60 + minute) * SAMPLE_SECONDS * 1000,
                 [
                     _values(
-                        reading(host.shape, hour_of_day, minute, peak, rng),
+                        reading(host.shape, hour_of_day, minute, peak, rng, level),
                         d.fb_total_mib or host.fb_total_mib,
                         host.power_w,
                         bool(d.mig_profile),
+                        traits.fb_used_mib,
                     )
                     for d in devices
                 ],
             )
+
+
+def _office_levels(traits: Traits, hour_ms: int, key: str) -> list[float] | None:
+    """Each minute's share of the peak's requests, for an endpoint with office-hours traffic."""
+    if traits.office is None or not traits.peak_rpm:
+        return None
+    hour = dt.datetime.fromtimestamp(hour_ms / 1000, dt.UTC)
+    return [n / traits.peak_rpm for n in office_minutes(traits.office, traits.peak_rpm, hour, key)]
 
 
 def write_host(

@@ -9,6 +9,7 @@ same seed gives the same series on every machine.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from random import Random
 from typing import Literal
@@ -78,6 +79,54 @@ Activity = Always | Runs | Slot | Bursts
 
 
 @dataclass(frozen=True)
+class Office:
+    """Requests of a tool used in office hours: weekdays from `start` (UTC hour) for `hours`
+    hours at full level (half in the first and last hour), `weekend` of it in the same hours of
+    Saturday and Sunday, `night` of it at every other hour."""
+
+    start: int
+    hours: int
+    night: float
+    weekend: float
+
+    def level(self, at: dt.datetime) -> float:
+        """The share of the weekday peak at `at`."""
+        hour = (at.hour - self.start) % HOURS_PER_DAY
+        if hour >= self.hours:
+            return self.night
+        edge = 0.5 if hour in (0, self.hours - 1) else 1.0
+        return edge * (self.weekend if at.weekday() >= 5 else 1.0)
+
+
+def traffic_key(seed: int, endpoint: str) -> str:
+    """The draw key of an endpoint's per-minute requests (`office_minutes`)."""
+    return f"{seed}/office/{endpoint}"
+
+
+def office_minutes(office: Office, peak_rpm: float, hour: dt.datetime, key: str) -> list[int]:
+    """Requests in each minute of the hour that starts at `hour` (UTC): `peak_rpm` x the hour's
+    level, +-15% a minute; drawn from `key` and the hour, so every caller gets the same."""
+    rng = Random(f"{key}/{int(hour.timestamp()) // 3600}")
+    base = peak_rpm * office.level(hour)
+    return [round(base * _uniform(rng, 0.85, 1.15)) for _ in range(60)]
+
+
+@dataclass(frozen=True)
+class Traits:
+    """What the telemetry and the workload records show of a planted resource (`demo.waste`);
+    a field left None takes its shape's default."""
+
+    peak: float | None = None  # engine activity in its busiest hour (0-1)
+    swing: float | None = None  # share of its load that follows the diurnal curve (the rest flat)
+    fb_used_mib: int | None = None  # framebuffer used on each GPU
+    office: Office | None = None  # office-hours traffic instead of the diurnal curve
+    peak_rpm: float | None = None  # requests a minute at the peak (written per minute)
+    checkpoint_min: int | None = None  # its jobs checkpoint this often (a Slurm comment tag)
+    budget_usd: int | None = None  # its registry budget
+    storage: tuple[str, ...] = ()  # the storage its runs declare in the registry
+
+
+@dataclass(frozen=True)
 class Volume:
     """Daily metered volume relative to the meter's `per_day` quantity.
 
@@ -96,6 +145,19 @@ def _uniform(rng: Random, low: float, high: float) -> float:
 
 def _is_weekend(start: dt.date, day: int) -> bool:
     return (start + dt.timedelta(days=day)).weekday() >= 5
+
+
+def stretches(active: Sequence[bool]) -> list[tuple[int, int]]:
+    """Contiguous running stretches as (first hour, hour after the last)."""
+    out: list[tuple[int, int]] = []
+    start: int | None = None
+    for h, on in enumerate([*active, False]):
+        if on and start is None:
+            start = h
+        elif not on and start is not None:
+            out.append((start, h))
+            start = None
+    return out
 
 
 def always_hours(activity: Always, days: int) -> list[bool]:

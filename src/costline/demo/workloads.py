@@ -33,7 +33,7 @@ from costline.demo.telemetry import (
     group_of,
     pod_suffix,
 )
-from costline.demo.usage import Runs
+from costline.demo.usage import Runs, Traits, office_minutes, stretches, traffic_key
 
 FIRST_JOB_ID = 880100
 MIG_FB_MIB = 19968
@@ -54,19 +54,6 @@ class SlurmJob:
     resource: Resource
 
 
-def _runs(active: Sequence[bool]) -> list[tuple[int, int]]:
-    """Contiguous running stretches as (first hour, hour after the last)."""
-    out: list[tuple[int, int]] = []
-    start: int | None = None
-    for h, on in enumerate([*active, False]):
-        if on and start is None:
-            start = h
-        elif not on and start is not None:
-            out.append((start, h))
-            start = None
-    return out
-
-
 def slurm_jobs(
     training: Sequence[tuple[Resource, list[bool]]], origin: dt.datetime
 ) -> list[SlurmJob]:
@@ -81,7 +68,7 @@ def slurm_jobs(
         price = first.instance
         assert price is not None and price.gpu_model is not None
         hours = len(active)
-        for i, (a, b) in enumerate(_runs(active)):
+        for i, (a, b) in enumerate(stretches(active)):
             start = origin + dt.timedelta(
                 hours=a, minutes=int(stable_hex(f"{group}/{i}", 2), 16) % 7
             )
@@ -139,6 +126,8 @@ def write_sacct(
         comment = f"workload-type={kind},team={who.team},project={who.project}"
         if who.model:
             comment += f",model={who.model}"
+        if j.resource.traits and j.resource.traits.checkpoint_min:
+            comment += f",checkpoint_interval_min={j.resource.traits.checkpoint_min}"
         if planned and j.job_id in planned:
             comment += f",{planned[j.job_id]}"
         user = f"svc-{who.project}"
@@ -402,6 +391,13 @@ def endpoint_names(hosts: Sequence[GpuHost]) -> list[str]:
     return names
 
 
+def _budget(j: SlurmJob) -> int:
+    """A training group's registry budget: its planted one, else by its GPUs."""
+    if j.resource.traits and j.resource.traits.budget_usd:
+        return j.resource.traits.budget_usd
+    return 250000 if j.gpus_per_node * len(j.nodes) >= 32 else 40000
+
+
 def write_registry(path: Path, hosts: Sequence[GpuHost], jobs: Sequence[SlurmJob]) -> int:
     """Declared owners, budgets, TTLs and storage of the training groups and the endpoints."""
     entries: list[dict[str, object]] = []
@@ -414,13 +410,15 @@ def write_registry(path: Path, hosts: Sequence[GpuHost], jobs: Sequence[SlurmJob
             "owner": f"{who.project}-lead@costline.example",
             "team": who.team,
             "purpose": f"{who.workload_type} of {who.model}",
-            "budget_usd": 250000 if j.gpus_per_node * len(j.nodes) >= 32 else 40000,
+            "budget_usd": _budget(j),
             "ttl": "21d",
             "tags": {"project": who.project},
             "match": {"name": f"{j.name}*"},
         }
-        if j.name in RUN_STORAGE:
-            entry["storage"] = RUN_STORAGE[j.name]
+        storage = RUN_STORAGE.get(j.name) or list(j.resource.traits.storage if j.resource.traits
+                                                  else ())  # fmt: skip
+        if storage:
+            entry["storage"] = storage
         entries.append(entry)
     names = endpoint_names(hosts)
     for h in hosts:
@@ -448,21 +446,36 @@ def write_registry(path: Path, hosts: Sequence[GpuHost], jobs: Sequence[SlurmJob
 
 
 def write_inference_metrics(
-    path: Path, endpoints: Sequence[str], start: dt.datetime, hours: int, seed: int
-) -> int:
-    """Hourly `inference_requests` and `inference_successes` per endpoint (what a Prometheus
-    query of the servers' counters exports), with a daily cycle; returns the rows written."""
+    path: Path, endpoints: Sequence[str], start: dt.datetime, hours: int, seed: int,
+    traffic: Mapping[str, Traits] | None = None,
+) -> int:  # fmt: skip
+    """`inference_requests` and `inference_successes` per endpoint (what a Prometheus query of
+    the servers' counters exports): hourly with a daily cycle, or, for an endpoint `traffic`
+    gives office hours (`usage.Office`), every minute; returns the rows written."""
     rng = Random(f"{seed}/inference")
     rows = ["ts,metric,value,endpoint"]
     for name in endpoints:
         base = rng.uniform(20_000, 400_000)
         errors = rng.uniform(0.001, 0.02)
+        office = (traffic or {}).get(name)
+        served = 0
         for h in range(hours):
             ts = start + dt.timedelta(hours=h)
-            n = round(base * (0.55 + 0.45 * math.sin(math.pi * ((ts.hour - 6) % 24) / 24)))
-            stamp = ts.strftime("%Y-%m-%dT%H:%M:%SZ")
-            rows.append(f"{stamp},inference_requests,{n},{name}")
-            rows.append(f"{stamp},inference_successes,{round(n * (1 - errors))},{name}")
+            if office is not None and office.office is not None and office.peak_rpm:
+                minutes = office_minutes(
+                    office.office, office.peak_rpm, ts, traffic_key(seed, name)
+                )
+                counts = [(ts + dt.timedelta(minutes=m), n) for m, n in enumerate(minutes)]
+            else:
+                n = round(base * (0.55 + 0.45 * math.sin(math.pi * ((ts.hour - 6) % 24) / 24)))
+                counts = [(ts, n)]
+            for at, n in counts:
+                # Failures so far, rounded: a minute's few requests fail as a whole request.
+                failed = round((served + n) * errors) - round(served * errors)
+                served += n
+                stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+                rows.append(f"{stamp},inference_requests,{n},{name}")
+                rows.append(f"{stamp},inference_successes,{n - failed},{name}")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     return len(rows) - 1

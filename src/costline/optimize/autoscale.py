@@ -1,9 +1,11 @@
 """Autoscaling replay: an endpoint's real traffic through candidate policies, priced.
 
 The traffic is the endpoint's requests per minute over the window: the `inference_requests`
-metric labelled `endpoint` (summed per minute in the engine). The cost of a replica is the
-allocation's: the GPU dollars the endpoint's workloads (kind `inference_endpoint`, column
-`endpoint`) held, per GPU-hour held, times the GPUs a replica requests. The replicas running
+metric labelled `endpoint` (summed per minute in the engine; a series sampled coarser than a
+minute has each sample spread over its interval, `sample_step`). The cost of a replica is the
+allocation's: the GPU dollars the endpoint's workloads (kind `inference_endpoint`; the
+`endpoint` column, else the pod's `endpoint` or `app` label) held, per GPU-hour held, times the
+GPUs a replica requests. The replicas running
 today are the GPU-hours held over the window's hours, per replica.
 
 A replica's capacity is what the endpoint served at its busiest: the 99th percentile minute's
@@ -20,12 +22,14 @@ recommended, with the KEDA ScaledObject that implements it. Today's fixed fleet 
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import ibis
 import numpy as np
 
 from costline.allocation.allocate import HELD_KINDS
@@ -117,28 +121,56 @@ def candidates(fleet: int, peak_needed: int) -> list[Policy]:
 
 
 def _traffic(inputs: Inputs) -> dict[str, np.ndarray]:
-    """endpoint -> requests per minute over the window (zeros where none were recorded)."""
+    """endpoint -> requests per minute over the window (zeros where none were recorded). A
+    series sampled every `k` minutes (its most common gap: hourly rows, 5-minute scrapes) has
+    each sample's requests spread evenly over the `k` minutes from its timestamp, so an hour's
+    requests are not replayed as one minute's burst."""
     m = inputs.metrics
     if m is None:
         return {}
     m = m.filter(m.metric == METRIC, m.ts >= inputs.start, m.ts < inputs.end,
                  m.labels.get("endpoint").notnull())  # fmt: skip
     minute = (m.ts.epoch_seconds() // 60).cast("int64")
-    t = m.group_by(endpoint=m.labels.get("endpoint"), minute=minute).aggregate(n=m.value.sum())
+    t = m.group_by(endpoint=inputs.rules.value(m.labels.get("endpoint")), minute=minute).aggregate(
+        n=m.value.sum()
+    )
     minutes = int((inputs.end - inputs.start).total_seconds() // 60)
-    out: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(minutes))
+    first = int(inputs.start.timestamp()) // 60
+    samples: dict[str, list[tuple[int, float]]] = defaultdict(list)
     for r in fetch.rows(t):
-        i = int(r["minute"]) - int(inputs.start.timestamp()) // 60
-        if 0 <= i < minutes:
-            out[r["endpoint"]][i] += float(r["n"] or 0)
-    return dict(out)
+        samples[r["endpoint"]].append((int(r["minute"]) - first, float(r["n"] or 0)))
+    out = {}
+    for endpoint, points in samples.items():
+        points.sort()
+        step = sample_step([i for i, _ in points])
+        series = np.zeros(minutes)
+        for i, n in points:
+            span = series[max(i, 0) : min(i + step, minutes)]
+            span += n / step
+        out[endpoint] = series
+    return out
+
+
+def sample_step(minutes: list[int]) -> int:
+    """The minutes between a series' samples: its most common gap (the shortest of the most
+    common), 1 for a single sample."""
+    gaps = Counter(b - a for a, b in itertools.pairwise(minutes) if b > a)
+    if not gaps:
+        return 1
+    top = max(gaps.values())
+    return min(g for g, n in gaps.items() if n == top)
 
 
 def _held(inputs: Inputs) -> dict[str, dict[str, Any]]:
-    """endpoint -> GPU-hours and dollars its workloads held, and GPUs per replica."""
+    """endpoint -> GPU-hours and dollars its workloads held, and GPUs per replica. A workload's
+    endpoint is its `endpoint` column, else its endpoint tag (`endpoint`, `Endpoint` or `app`
+    label, folded as the rules fold tags): no source fills the column for Kubernetes pods."""
     w = inputs.workloads
-    w = w.filter(w.kind == "inference_endpoint", w.endpoint.notnull())
-    w = w.select(workload_id=w.workload_id, ep=w.endpoint, gpus=w.gpus_requested.cast("float64"))
+    endpoint = ibis.coalesce(inputs.rules.value(w.endpoint),
+                             inputs.rules.tag(w, "endpoint", tags="tags"))  # fmt: skip
+    w = w.mutate(ep=endpoint)
+    w = w.filter(w.kind == "inference_endpoint", w.ep.notnull())
+    w = w.select(workload_id=w.workload_id, ep=w.ep, gpus=w.gpus_requested.cast("float64"))
     rows = inputs.allocation.table()
     r = rows.filter(rows.kind.isin(list(HELD_KINDS)))
     j = r.join(w, r.holder == w.workload_id)

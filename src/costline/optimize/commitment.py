@@ -15,11 +15,14 @@ instances. The discount is the catalog's 1-year committed price against its on-d
 their list cost. With neither, the pool is not recommended on: unpriced.
 
 Saving per month: the window's cost on-demand less its cost with the commitment, per 30 days
-(P50); low and high: the same on the window's worst and best week, per 30 days.
+(P50); low and high: the same on the window's worst and best week, per 30 days. A window shorter
+than `LOOKBACK` (30 days) is widened to it, as far as the bills go back: a commitment lasts a
+year, and a training pool whose runs filled a few days may sit idle the weeks between them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from collections import defaultdict
@@ -44,6 +47,7 @@ VEHICLES = {
     "gcp": "a Google Cloud committed use discount",
 }
 WEEK = dt.timedelta(days=7)
+LOOKBACK = dt.timedelta(days=30)  # the shortest history a commitment is sized on
 
 
 def _levels(inputs: Inputs) -> ibis.Table:
@@ -90,8 +94,26 @@ def _cost(levels: list[tuple[float, float]], p: Decimal, c: Decimal, commit: int
     )  # fmt: skip
 
 
+def lookback(inputs: Inputs) -> Inputs:
+    """The run's inputs over `LOOKBACK` of bills before its end when its window is shorter (from
+    the first bill in that month when the ledger starts later): a year's commitment sized on a
+    few days of a training pool that ran through them would pay for the idle weeks between its
+    runs."""
+    since = inputs.end - LOOKBACK
+    if inputs.start <= since:
+        return inputs
+    t = inputs.lines
+    first = fetch.value(t.filter(t.ChargePeriodStart >= since,
+                                 t.ChargePeriodStart < inputs.start).ChargePeriodStart.min())  # fmt: skip
+    if first is None:
+        return inputs
+    return dataclasses.replace(inputs, start=max(since, first))
+
+
 def recommend_commitment(inputs: Inputs) -> list[Finding]:
-    """One recommendation per pool with steady on-demand usage worth committing (see the module)."""
+    """One recommendation per pool with steady on-demand usage worth committing (see the module),
+    judged on a month of bills at least (`lookback`)."""
+    inputs = lookback(inputs)
     pools: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in fetch.rows(_levels(inputs)):
         pools[(r["provider"], r["region"], r["instance_type"])].append(r)

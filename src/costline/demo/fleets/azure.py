@@ -28,7 +28,7 @@ from costline.demo.org import (
     Service,
     SubAccount,
 )
-from costline.demo.usage import Activity, Always, Bursts, Runs, Volume
+from costline.demo.usage import Activity, Always, Bursts, Runs, Traits, Volume
 
 ACCOUNT = Account(
     provider="azure",
@@ -65,7 +65,7 @@ _PROVIDER_PATH = {
 
 
 @dataclass(frozen=True)
-class _Place:
+class Place:
     """Where a resource lives: resource group, region, subscription."""
 
     group: str
@@ -73,26 +73,27 @@ class _Place:
     sub: SubAccount
 
 
-ATLAS = _Place("rg-atlas-train", "eastus", RESEARCH)
-VOICE_TRAIN = _Place("rg-voice-train", "westeurope", RESEARCH)
-VOICE_PROD = _Place("rg-voice-prod", "westeurope", PROD)
-SCRATCH = _Place("rg-scratch", "eastus", RESEARCH)
-AOAI = _Place("rg-aoai", "eastus", PROD)
-SEARCH_RG = _Place("rg-search", "eastus", PROD)
-PLATFORM = _Place("rg-platform", "eastus", SHARED)
-INTRANET = _Place("rg-intranet", "eastus", CORP)
+ATLAS = Place("rg-atlas-train", "eastus", RESEARCH)
+VOICE_TRAIN = Place("rg-voice-train", "westeurope", RESEARCH)
+VOICE_PROD = Place("rg-voice-prod", "westeurope", PROD)
+SCRATCH = Place("rg-scratch", "eastus", RESEARCH)
+AOAI = Place("rg-aoai", "eastus", PROD)
+SEARCH_RG = Place("rg-search", "eastus", PROD)
+PLATFORM = Place("rg-platform", "eastus", SHARED)
+INTRANET = Place("rg-intranet", "eastus", CORP)
 
 
 def _add(
     f: FleetBuilder,
     name: str,
-    at: _Place,
+    at: Place,
     service: Service,
     meters: tuple[InstanceMeter | RateMeter, ...],
     usage: Activity | Volume,
     who: Owner,
     *,
     tagged: bool = True,
+    traits: Traits | None = None,
 ) -> None:
     path, rtype = _PROVIDER_PATH[service.name]
     rid = f"/subscriptions/{at.sub.id}/resourcegroups/{at.group}/providers/{path}/{name}".lower()
@@ -109,21 +110,23 @@ def _add(
         who=who,
         tagged=tagged,
         extra=(("x_ResourceGroupName", at.group),),
+        traits=traits,
     )
 
 
-def _vm(
+def vm(
     f: FleetBuilder,
     name: str,
-    at: _Place,
+    at: Place,
     sku: str,
     usage: Activity,
     who: Owner,
     *,
     tagged: bool = True,
+    traits: Traits | None = None,
 ) -> None:
     meter = (InstanceMeter(catalogued("azure", sku, at.region)),)
-    _add(f, name, at, VMS, meter, usage, who, tagged=tagged)
+    _add(f, name, at, VMS, meter, usage, who, tagged=tagged, traits=traits)
 
 
 def _gpu(f: FleetBuilder) -> None:
@@ -132,18 +135,18 @@ def _gpu(f: FleetBuilder) -> None:
     )
     cluster = Runs("azure/atlas-moe", duty=0.6, min_days=3, max_days=9)
     for i in range(f.count(2)):
-        _vm(f, f"ndh100-atlas-moe-{i}", ATLAS, "Standard_ND96isr_H100_v5", cluster, moe)
+        vm(f, f"ndh100-atlas-moe-{i}", ATLAS, "Standard_ND96isr_H100_v5", cluster, moe)
     tune = owner("assistant", "voice", "whisper-large-v3", "fine-tuning", "training", "gpu_compute")
     runs = Runs("azure/whisper-ft", duty=0.3, min_days=1, max_days=3)
-    _vm(f, "nca100-whisper-ft", VOICE_TRAIN, "Standard_NC24ads_A100_v4", runs, tune)
+    vm(f, "nca100-whisper-ft", VOICE_TRAIN, "Standard_NC24ads_A100_v4", runs, tune)
     asr = owner(
         "assistant", "voice", "whisper-large-v3", "inference", "online_inference", "gpu_compute"
     )
     for name, slot in slots(f.pool("whisper-asr", 1, 4)):
-        _vm(f, name, VOICE_PROD, "Standard_NC24ads_A100_v4", slot, asr)
+        vm(f, name, VOICE_PROD, "Standard_NC24ads_A100_v4", slot, asr)
     evals = owner("assistant", "voice", "whisper-large-v3", "evaluation", "batch_ai", "gpu_compute")
     batch = Bursts("azure/whisper-eval", 0.3, 3, 8, weekdays_only=True)
-    _vm(f, "nca100-whisper-eval", VOICE_TRAIN, "Standard_NC48ads_A100_v4", batch, evals)
+    vm(f, "nca100-whisper-eval", VOICE_TRAIN, "Standard_NC48ads_A100_v4", batch, evals)
     # An H100 VM someone started on day 20 for an experiment and never tagged.
     scratch = owner(
         "foundation-models",
@@ -155,7 +158,7 @@ def _gpu(f: FleetBuilder) -> None:
         env="dev",
     )
     later = Always(start_day=20)
-    _vm(f, "h100-scratch", SCRATCH, "Standard_NC40ads_H100_v5", later, scratch, tagged=False)
+    vm(f, "h100-scratch", SCRATCH, "Standard_NC40ads_H100_v5", later, scratch, tagged=False)
 
 
 def _ai_services(f: FleetBuilder) -> None:
@@ -184,7 +187,7 @@ def _platform(f: FleetBuilder) -> None:
     fee = (f.volume("azure.aks", "24", scaled=False),)
     _add(f, "aks-ml", PLATFORM, AKS, fee, Volume("flat"), PLATFORM_CONTROL)
     for i in range(f.count(3)):
-        _vm(f, f"aks-sys-{i}", PLATFORM, "Standard_D8s_v5", Always(), PLATFORM_CPU)
+        vm(f, f"aks-sys-{i}", PLATFORM, "Standard_D8s_v5", Always(), PLATFORM_CPU)
     logs = (f.volume("azure.logs", "40"),)
     _add(f, "law-ml-platform", PLATFORM, MONITOR, logs, Volume("traffic", 0.002), PLATFORM_OBS)
     ckpt = owner(
@@ -194,7 +197,7 @@ def _platform(f: FleetBuilder) -> None:
     _add(f, "stgatlasckpt", ATLAS, STORAGE, blob, Volume("steady", 0.006), ckpt)
     corp = owner("web", "intranet", None, "web", "non_ai", "cpu_compute")
     for i in range(f.count(6)):
-        _vm(f, f"corp-app-{i}", INTRANET, "Standard_D8s_v5", Always(), corp)
+        vm(f, f"corp-app-{i}", INTRANET, "Standard_D8s_v5", Always(), corp)
 
 
 def build(scale: float) -> list[Resource]:

@@ -26,7 +26,7 @@ from costline.demo.org import (
     render_tags,
 )
 from costline.demo.rates import RATES
-from costline.demo.usage import Activity, Pool, Slot, Volume
+from costline.demo.usage import Activity, Pool, Slot, Traits, Volume
 
 
 def stable_hex(key: str, length: int) -> str:
@@ -113,6 +113,7 @@ class FleetBuilder:
         commitment: str | None = None,
         extra: tuple[tuple[str, str], ...] = (),
         kind: ChargeKind = "usage",
+        traits: Traits | None = None,
     ) -> Resource:
         tags = render_tags(style or self.account.tag_style, who, tagged=tagged, name=name)
         resource = Resource(
@@ -131,6 +132,7 @@ class FleetBuilder:
             commitment=commitment,
             extra=extra,
             kind=kind,
+            traits=traits,
         )
         self.resources.append(resource)
         return resource

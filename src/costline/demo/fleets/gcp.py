@@ -25,7 +25,7 @@ from costline.demo.org import (
     Service,
     SubAccount,
 )
-from costline.demo.usage import Activity, Always, Runs, Volume
+from costline.demo.usage import Activity, Always, Runs, Traits, Volume
 
 ACCOUNT = Account(
     provider="gcp",
@@ -53,7 +53,7 @@ LOGGING = Service("Cloud Logging", "Management and Governance", "Observability")
 VERTEX = Service("Vertex AI", "AI and Machine Learning", "Generative AI")
 
 
-def _vm(
+def vm(
     f: FleetBuilder,
     name: str,
     machine: str,
@@ -62,6 +62,8 @@ def _vm(
     sub: SubAccount,
     *,
     tagged: bool = True,
+    commitment: str | None = None,
+    traits: Traits | None = None,
 ) -> None:
     f.add(
         name,
@@ -75,10 +77,12 @@ def _vm(
         usage=usage,
         who=who,
         tagged=tagged,
+        commitment=commitment,
+        traits=traits,
     )
 
 
-def _service(
+def metered(
     f: FleetBuilder,
     name: str,
     rid: str | None,
@@ -107,21 +111,21 @@ def _gpu(f: FleetBuilder) -> None:
     atlas = owner("foundation-models", "atlas", "atlas-8b", "training", "training", "gpu_compute")
     cluster = Runs("gcp/atlas-8b", duty=0.55, min_days=3, max_days=8)
     for i in range(f.count(2)):
-        _vm(f, f"a3-atlas-8b-{i}", "a3-highgpu-8g", cluster, atlas, TRAINING)
+        vm(f, f"a3-atlas-8b-{i}", "a3-highgpu-8g", cluster, atlas, TRAINING)
     vista = owner("vision", "vision-research", "vista-vit-l", "training", "training", "gpu_compute")
     runs = Runs("gcp/vista", duty=0.5, min_days=2, max_days=6)
     for i in range(f.count(1)):
-        _vm(f, f"a2u-vista-{i}", "a2-ultragpu-8g", runs, vista, VISION)
+        vm(f, f"a2u-vista-{i}", "a2-ultragpu-8g", runs, vista, VISION)
     sdxl = owner(
         "vision", "image-gen", "sdxl-turbo", "inference", "online_inference", "gpu_compute"
     )
     for name, slot in slots(f.pool("sdxl-l4", 2, 8)):
-        _vm(f, name, "g2-standard-8", slot, sdxl, VISION)
+        vm(f, name, "g2-standard-8", slot, sdxl, VISION)
     encoder = owner(
         "search", "semantic-search", "e5-large-v2", "inference", "online_inference", "gpu_compute"
     )
     for name, slot in slots(f.pool("query-encoder-a100", 1, 3)):
-        _vm(f, name, "a2-highgpu-1g", slot, encoder, SEARCH)
+        vm(f, name, "a2-highgpu-1g", slot, encoder, SEARCH)
     demo = owner(
         "vision",
         "image-gen",
@@ -131,23 +135,23 @@ def _gpu(f: FleetBuilder) -> None:
         "gpu_compute",
         env="staging",
     )
-    _vm(f, "sdxl-demo-endpoint", "g2-standard-24", Always(), demo, VISION, tagged=False)
+    vm(f, "sdxl-demo-endpoint", "g2-standard-24", Always(), demo, VISION, tagged=False)
 
 
 def _ai_services(f: FleetBuilder) -> None:
     captions = owner("vision", "image-gen", "gemini-2.0-flash", "captioning", "batch_ai", "tokens")
     flash = (f.volume("gcp.flash.in", "400000"), f.volume("gcp.flash.out", "60000"))
     bursty = Volume("bursty")
-    _service(f, "vertex-gemini-captions", None, None, VERTEX, flash, bursty, captions, VISION)
+    metered(f, "vertex-gemini-captions", None, None, VERTEX, flash, bursty, captions, VISION)
     reindex = owner(
         "search", "semantic-search", "text-embedding-005", "embeddings", "batch_ai", "tokens"
     )
     embed = (f.volume("gcp.embed", "2000000"),)
-    _service(f, "vertex-embeddings", None, None, VERTEX, embed, bursty, reindex, SEARCH)
+    metered(f, "vertex-embeddings", None, None, VERTEX, embed, bursty, reindex, SEARCH)
     egress = owner("vision", "image-gen", None, "inference", "online_inference", "network_egress")
     out = (f.volume("gcp.egress", "1500"),)
     traffic = Volume("traffic", 0.003)
-    _service(f, "image-gen-egress", None, None, NETWORK, out, traffic, egress, VISION)
+    metered(f, "image-gen-egress", None, None, NETWORK, out, traffic, egress, VISION)
 
 
 def _platform(f: FleetBuilder) -> None:
@@ -156,12 +160,12 @@ def _platform(f: FleetBuilder) -> None:
     )
     fee = (f.volume("gcp.gke", "24", scaled=False),)
     kind = "container.googleapis.com/Cluster"
-    _service(f, "ml-gke", cluster, kind, GKE, fee, Volume("flat"), PLATFORM_CONTROL, PLATFORM)
+    metered(f, "ml-gke", cluster, kind, GKE, fee, Volume("flat"), PLATFORM_CONTROL, PLATFORM)
     for i in range(f.count(3)):
-        _vm(f, f"gke-ml-gke-pool-{i}", "n2-standard-8", Always(), PLATFORM_CPU, PLATFORM)
+        vm(f, f"gke-ml-gke-pool-{i}", "n2-standard-8", Always(), PLATFORM_CPU, PLATFORM)
     logs = (f.volume("gcp.logging", "60"),)
     traffic = Volume("traffic", 0.002)
-    _service(f, "platform-logs", None, None, LOGGING, logs, traffic, PLATFORM_OBS, PLATFORM)
+    metered(f, "platform-logs", None, None, LOGGING, logs, traffic, PLATFORM_OBS, PLATFORM)
 
 
 def _data(f: FleetBuilder) -> None:
@@ -174,11 +178,11 @@ def _data(f: FleetBuilder) -> None:
     ):
         rid = f"//storage.googleapis.com/projects/_/buckets/{bucket}"
         meter = (f.volume("gcp.gcs", gb),)
-        _service(f, bucket, rid, kind, GCS, meter, Volume("steady", 0.003), who, sub)
+        metered(f, bucket, rid, kind, GCS, meter, Volume("steady", 0.003), who, sub)
     etl = owner("data-platform", "warehouse", None, "etl", "non_ai", "cpu_compute")
     for i in range(f.count(4)):
-        _vm(f, f"dwh-etl-{i}", "n2-standard-16", Always(), etl, WAREHOUSE)
-    _vm(f, "dwh-mem-0", "n2-highmem-8", Always(), etl, WAREHOUSE)
+        vm(f, f"dwh-etl-{i}", "n2-standard-16", Always(), etl, WAREHOUSE)
+    vm(f, "dwh-mem-0", "n2-highmem-8", Always(), etl, WAREHOUSE)
 
 
 def build(scale: float) -> list[Resource]:
