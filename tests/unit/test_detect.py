@@ -431,7 +431,7 @@ def test_root_causes_of_all_incidents_in_one_query_equal_the_per_anomaly_query_t
     from ibis.backends.sql import SQLBackend
 
     from costline.attribution.rules import derive_lines
-    from costline.detect.spend import usage
+    from costline.detect.usage_sums import usage
 
     history = Settings().history
     compiled: list[str] = []

@@ -266,34 +266,27 @@ def explain(
     return incidents
 
 
-def names(
-    lines: ibis.Table, keys: Iterable[Key], start: dt.datetime, end: dt.datetime
-) -> dict[Key, str]:
+def names(sums: ibis.Table, keys: Iterable[Key]) -> dict[Key, str]:
     """Names a person knows for resources and SKUs: a resource's `ResourceName`, a SKU's usage
     type (`x_UsageType`), its `ChargeDescription` without the price, `SkuPriceDetails` or its
-    meter; one query over the lines of [start, end) for all of them."""
+    meter; one query over the window's `usage_sums` (`detect.usage_sums`) for all of them."""
     wanted: dict[str, set[str]] = defaultdict(set)
     for dim, value in keys:
         if dim in COLUMNS and value:
             wanted[dim].add(value)
-    t = lines.filter(lines.ChargePeriodStart >= start, lines.ChargePeriodStart < end)
+    t = sums
     null = ibis.null().cast("string")
-
-    def text(name: str) -> Any:
-        return t[name].cast("string").max() if name in t.columns else null
-
     parts = []
     if wanted["usage_type"]:
-        extra = t.x_extra.get("x_UsageType").max() if "x_extra" in t.columns else null
-        parts.append(t.filter(t.SkuId.isin(sorted(wanted["usage_type"])))
-                     .group_by(key=t.SkuId)
-                     .aggregate(a=extra, b=text("ChargeDescription"), c=text("SkuPriceDetails"),
-                                d=text("SkuMeter"))
+        parts.append(t.filter(t.usage_type.isin(sorted(wanted["usage_type"])))
+                     .group_by(key=t.usage_type)
+                     .aggregate(a=t.sku_usage_type.max(), b=t.sku_description.max(),
+                                c=t.sku_price.max(), d=t.sku_meter.max())
                      .mutate(dimension=ibis.literal("usage_type")))  # fmt: skip
     if wanted["resource"]:
-        parts.append(t.filter(t.ResourceId.isin(sorted(wanted["resource"])))
-                     .group_by(key=t.ResourceId)
-                     .aggregate(a=text("ResourceName"), b=null, c=null, d=null)
+        parts.append(t.filter(t.resource.isin(sorted(wanted["resource"])))
+                     .group_by(key=t.resource)
+                     .aggregate(a=t.name.max(), b=null, c=null, d=null)
                      .mutate(dimension=ibis.literal("resource")))  # fmt: skip
     if not parts:
         return {}

@@ -87,12 +87,18 @@ def metric_series(
     )
     points = int((end - start) / width)
     out: dict[Key, list[float | None]] = {}
+    labels: dict[str | None, tuple[tuple[str, str], ...]] = {}  # each label set parsed once
+    means: dict[str, bool] = {}
     for r in rows:
-        key = (r["metric"], _labels(r["labels"]))
-        series = out.setdefault(key, [None] * points)
+        text, metric = r["labels"], r["metric"]
+        if text not in labels:
+            labels[text] = _labels(text)
+        if metric not in means:
+            means[metric] = aggregation(metric) == "mean"
+        series = out.setdefault((metric, labels[text]), [None] * points)
         i = int((_utc(r["bucket"]) - start) / width)
         if 0 <= i < points:
-            series[i] = r["mean"] if aggregation(r["metric"]) == "mean" else r["total"]
+            series[i] = r["mean"] if means[metric] else r["total"]
     return {k: _filled(v) for k, v in out.items()}
 
 

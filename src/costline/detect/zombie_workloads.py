@@ -15,7 +15,7 @@ from costline.allocation.allocate import GPU_HELD_IDLE, allocate
 from costline.allocation.gpu import held_by_hour
 from costline.attribution.rules import Rules, bucket_of, fold_text
 from costline.clock import Clock
-from costline.detect.spend import usage
+from costline.detect.usage_sums import usage
 from costline.detect.zombie_core import (
     CENT,
     DAYS_PER_MONTH,
