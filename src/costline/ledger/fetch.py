@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import ibis
@@ -94,20 +95,29 @@ def rows(expr: ir.Table) -> list[dict[str, Any]]:
 
 def pylist(column: pa.ChunkedArray | pa.Array) -> list[Any]:
     """`column.to_pylist()`, with UTC timestamps made 20-100x faster: Arrow converts each one
-    through `zoneinfo` (0.6 s for 30,000 of them); here each distinct instant is made once."""
+    through `zoneinfo` (0.6 s for 30,000 of them); here each distinct instant is made once, and
+    so is each distinct date (a column of days repeats a few hundred of them)."""
     kind = column.type
+    if pa.types.is_date32(kind):
+        return _distinct(column.cast(pa.int32()).to_pylist(), lambda n: _DAY0 + dt.timedelta(n))
     if not (pa.types.is_timestamp(kind) and kind.tz in _UTC and kind.unit in _MICROS):
         return column.to_pylist()
     scale = _MICROS[kind.unit]
-    made: dict[int, dt.datetime] = {}
+    return _distinct(column.cast(pa.int64()).to_pylist(),
+                     lambda n: _EPOCH + dt.timedelta(microseconds=n * scale))  # fmt: skip
+
+
+def _distinct(numbers: list[int | None], make: Callable[[int], Any]) -> list[Any]:
+    """`make(n)` for each number (None for None), made once per distinct number."""
+    made: dict[int, Any] = {}
     out: list[Any] = []
-    for n in column.cast(pa.int64()).to_pylist():
+    for n in numbers:
         if n is None:
             out.append(None)
             continue
         at = made.get(n)
         if at is None:
-            at = made[n] = _EPOCH + dt.timedelta(microseconds=n * scale)
+            at = made[n] = make(n)
         out.append(at)
     return out
 
@@ -115,6 +125,7 @@ def pylist(column: pa.ChunkedArray | pa.Array) -> list[Any]:
 _UTC = ("UTC", "utc", "Etc/UTC", "+00:00")
 _MICROS = {"s": 1_000_000, "ms": 1_000, "us": 1}
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_DAY0 = dt.date(1970, 1, 1)
 
 
 def value(expr: ir.Scalar) -> Any:
