@@ -245,7 +245,7 @@ def test_contributions_rank_the_value_that_explains_everything_first() -> None:
         for dim, value, cost in (("resource", "r1", 100 if k < 0 else 300),
                                  ("resource", "r2", 50), ("account", "a", 100 if k < 0 else 300),
                                  ("account", "b", 50), ("service", "s", 150 if k < 0 else 350)):  # fmt: skip
-            rows.append({"day": day, "dimension": dim, "value": value, "cost": Decimal(cost)})
+            rows.append((day, dim, value, Decimal(cost)))
     causes = ranked(contributions(rows, ("team", "t"), start, start + dt.timedelta(days=4), 28))
     assert [(c.dimension, c.value) for c in causes] == [
         ("resource", "r1"), ("team", "t"), ("account", "a"), ("service", "s")]  # fmt: skip

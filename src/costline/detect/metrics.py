@@ -80,7 +80,7 @@ def metric_series(
     width = dt.timedelta(hours=1) if hourly else dt.timedelta(days=1)
     m = metrics.filter(metrics.ts >= start, metrics.ts < end, metrics.value.notnull())
     bucket = m.ts.truncate("h" if hourly else "D").name("bucket")
-    rows = fetch.rows(
+    table = fetch.arrow(
         m.group_by([m.metric, m.labels.cast("json").cast("string").name("labels"), bucket])
         .aggregate(total=m.value.sum(), mean=m.value.mean())
         .order_by(["metric", "labels", "bucket"])
@@ -89,16 +89,16 @@ def metric_series(
     out: dict[Key, list[float | None]] = {}
     labels: dict[str | None, tuple[tuple[str, str], ...]] = {}  # each label set parsed once
     means: dict[str, bool] = {}
-    for r in rows:
-        text, metric = r["labels"], r["metric"]
+    columns = (fetch.pylist(table[n]) for n in ("metric", "labels", "bucket", "total", "mean"))
+    for metric, text, at, total, mean in zip(*columns, strict=True):
         if text not in labels:
             labels[text] = _labels(text)
         if metric not in means:
             means[metric] = aggregation(metric) == "mean"
         series = out.setdefault((metric, labels[text]), [None] * points)
-        i = int((_utc(r["bucket"]) - start) / width)
+        i = int((_utc(at) - start) / width)
         if 0 <= i < points:
-            series[i] = r["mean"] if means[metric] else r["total"]
+            series[i] = mean if means[metric] else total
     return {k: _filled(v) for k, v in out.items()}
 
 

@@ -70,11 +70,13 @@ def _daily(
         part = kept.group_by([kept[name].name("value"), "day"])
         parts.append(part.aggregate(cost=kept.cost.sum().cast("float64"))
                      .mutate(dimension=ibis.literal(name)))  # fmt: skip
-    for r in fetch.rows(_union(parts)):
-        series = out.setdefault((r["dimension"], r["value"]), [0.0] * days)
-        i = (r["day"] - start.date()).days
+    table = fetch.arrow(_union(parts))
+    columns = (fetch.pylist(table[n]) for n in ("dimension", "value", "day", "cost"))
+    for dimension, value, day, cost in zip(*columns, strict=True):
+        series = out.setdefault((dimension, value), [0.0] * days)
+        i = (day - start.date()).days
         if 0 <= i < days:
-            series[i] += r["cost"] or 0.0
+            series[i] += cost or 0.0
     # In the dimensions' order, then by value: anomalies of equal impact keep this order, which
     # must not depend on the order the engine returns rows in.
     order = {name: n for n, name in enumerate(dimensions)}

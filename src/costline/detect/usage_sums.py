@@ -15,9 +15,12 @@ lines, so each reader's totals equal what a query over the lines themselves give
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 
 import ibis
+import ibis.expr.operations as ops
 
 from costline.attribution.rules import Rules, bucket_of, derive_lines, instance_text
 from costline.detect.incidents import CAUSE_DIMENSIONS
@@ -46,6 +49,25 @@ def usage(lines: ibis.Table) -> ibis.Table:
     return lines.filter(lines.ChargeCategory.fill_null("Usage") == "Usage")
 
 
+_DERIVED: OrderedDict[tuple[ops.Node, str], ibis.Table] = OrderedDict()
+_LOCK = threading.Lock()
+
+
+def derived(lines: ibis.Table, rules: Rules) -> ibis.Table:
+    """`derive_lines(usage(lines), rules)`, built once for the same lines and rules: a daily run
+    asks for it again with only the window's dates moved, and building it costs more than
+    running the query on a day's lines (the dates filter the derived lines, row by row alike)."""
+    key = (lines.op(), repr(rules))  # the rules' fields, all of them, as text: hashable
+    with _LOCK:
+        found = _DERIVED.get(key)
+        if found is None:
+            found = _DERIVED[key] = derive_lines(usage(lines), rules)
+            while len(_DERIVED) > 8:
+                _DERIVED.popitem(last=False)
+        _DERIVED.move_to_end(key)
+    return found
+
+
 def usage_sums(
     lines: ibis.Table,
     history: dt.datetime,
@@ -58,8 +80,8 @@ def usage_sums(
     series or a root cause reads (as text) and of `RESOURCE_KEYS`: `cost` (EffectiveCost), `qty`
     (ConsumedQuantity) and the SKU's names (`SKU_TEXT`); `in_window` tells the lines of
     [start, end) from the history."""
-    d = derive_lines(usage(lines).filter(lines.ChargePeriodStart >= history,
-                                         lines.ChargePeriodStart < end), rules)  # fmt: skip
+    d = derived(lines, rules)
+    d = d.filter(d.ChargePeriodStart >= history, d.ChargePeriodStart < end)
     names = list(dict.fromkeys([*dimensions, *CAUSE_DIMENSIONS]))
     units = d.PricingUnit.fill_null("") + " " + d.ConsumedUnit.fill_null("")
     keys = {"day": d.ChargePeriodStart.date(), "in_window": d.ChargePeriodStart >= start,

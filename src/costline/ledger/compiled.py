@@ -6,8 +6,8 @@ its dates moved (the window's start and end, the history before it) and its temp
 renamed (`fetch.kept`); the scenario scorer runs detection once a day over months of days.
 
 `sql(backend, table)` is `backend.compiler.to_sqlglot(table)` as text. It keys the expression by
-its *shape*: the expression with each distinct date or timestamp literal and each kept temporary
-table named by its position. The second time a shape is asked for, the expression is compiled
+its *shape*: the expression with each distinct date, timestamp or text-list literal, each kept temporary
+table and each in-memory table (whose rows the SQL does not hold) named by its position. The second time a shape is asked for, the expression is compiled
 once more with a distinct sentinel date in place of each literal, and the sentinels' SQL is cut
 out of it into a template, which is checked to give, filled with this call's literals, the SQL
 compiling this call's expression gives (else the shape is never templated): the same text,
@@ -99,8 +99,17 @@ def _render(backend: SQLBackend, literal: ops.Literal) -> str:
     return str(node.sql(backend.dialect))
 
 
+def _varies(literal: ops.Literal) -> bool:
+    """Whether a literal is one a run moves: a date, a timestamp, a list of text values."""
+    kind = literal.dtype
+    return kind.is_date() or kind.is_timestamp() or (kind.is_array() and kind.value_type.is_string())
+
+
 def _sentinel(literal: ops.Literal, n: int) -> ops.Literal:
-    """A date of the same type no window holds (the year 1001 + n, at odd hours)."""
+    """A value of the same type no query holds: a list of one odd text, a date in the year
+    1001 + n at odd hours."""
+    if literal.dtype.is_array():
+        return ops.Literal((f"costline-sentinel-{n}",), literal.dtype)
     if literal.dtype.is_date():
         return ops.Literal(dt.date(1001 + n, 2, 3), literal.dtype)
     tz = dt.UTC if getattr(literal.dtype, "timezone", None) else None
@@ -148,8 +157,8 @@ def _unordered(text: str) -> str:
 
 
 def _shape(op: ops.Node) -> tuple[Hashable, list[ops.Literal], list[str]]:
-    """(the shape of `op`'s graph, its distinct date and timestamp literals in the order the
-    shape numbers them, its kept tables' names in that order). Each distinct node is one record
+    """(the shape of `op`'s graph, its distinct literals that vary (`_varies`) in the order the
+    shape numbers them, its kept and in-memory tables' names in that order). Each distinct node is one record
     of its type and arguments, nodes named by their number: a flat key that hashes in time
     linear in the graph, however much of it is shared."""
     number: dict[ops.Node, int] = {}
@@ -161,10 +170,12 @@ def _shape(op: ops.Node) -> tuple[Hashable, list[ops.Literal], list[str]]:
         found = number.get(node)
         if found is not None:
             return found
-        if isinstance(node, ops.Literal) and (node.dtype.is_date() or node.dtype.is_timestamp()):
+        if isinstance(node, ops.Literal) and _varies(node):
             record: Hashable = ("literal", literals.setdefault(node, len(literals)), node.dtype)
         elif isinstance(node, ops.DatabaseTable) and node.name.startswith(KEPT_PREFIX):
             record = ("kept", kept.setdefault(node.name, len(kept)), node.schema, node.namespace)
+        elif isinstance(node, ops.InMemoryTable):  # named at random, its rows not in the SQL
+            record = ("memtable", kept.setdefault(node.name, len(kept)), node.schema)
         elif isinstance(node, ops.DatabaseTable):
             record = ("table", node.name, node.schema, node.namespace)
         else:
