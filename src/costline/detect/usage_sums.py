@@ -49,23 +49,25 @@ def usage(lines: ibis.Table) -> ibis.Table:
     return lines.filter(lines.ChargeCategory.fill_null("Usage") == "Usage")
 
 
-_DERIVED: OrderedDict[tuple[ops.Node, str], ibis.Table] = OrderedDict()
+_DERIVED: OrderedDict[tuple[int, ops.Node, str], tuple[object, ibis.Table]] = OrderedDict()
 _LOCK = threading.Lock()
 
 
 def derived(lines: ibis.Table, rules: Rules) -> ibis.Table:
     """`derive_lines(usage(lines), rules)`, built once for the same lines and rules: a daily run
     asks for it again with only the window's dates moved, and building it costs more than
-    running the query on a day's lines (the dates filter the derived lines, row by row alike)."""
-    key = (lines.op(), repr(rules))  # the rules' fields, all of them, as text: hashable
+    running the query on a day's lines (the dates filter the derived lines, row by row alike).
+    Kept per engine connection: Ibis holds the tables of two ledgers' connections equal."""
+    backend = ibis.get_backend(lines)
+    key = (id(backend), lines.op(), repr(rules))  # the rules' fields, all of them, as text
     with _LOCK:
         found = _DERIVED.get(key)
-        if found is None:
-            found = _DERIVED[key] = derive_lines(usage(lines), rules)
+        if found is None or found[0] is not backend:
+            found = _DERIVED[key] = (backend, derive_lines(usage(lines), rules))
             while len(_DERIVED) > 8:
                 _DERIVED.popitem(last=False)
         _DERIVED.move_to_end(key)
-    return found
+    return found[1]
 
 
 def usage_sums(

@@ -197,7 +197,10 @@ def idle_endpoints(
     if not use_rows:
         return []  # no requests name a billed resource: nothing to judge endpoints by
     alive_rows = fetch.rows(alive)
-    bill = narrow.filter(narrow.rid.isin(sorted({r["rid"] for r in use_rows})))
+    # The resources as one list of text, not one literal each: the query's SQL is then the same
+    # from one run to the next (`ledger.compiled`).
+    billed = ibis.literal(sorted({r["rid"] for r in use_rows}), type="array<string>")
+    bill = narrow.filter(billed.contains(narrow.rid))
     bill_rows = fetch.rows(_bill(bill, "rid"))
     costs, info = _billed(bill_rows, start, n)
     up = {(r["source"], (r["day"] - start.date()).days) for r in alive_rows}
