@@ -89,6 +89,7 @@ def metric_series(
     out: dict[Key, list[float | None]] = {}
     labels: dict[str | None, tuple[tuple[str, str], ...]] = {}  # each label set parsed once
     means: dict[str, bool] = {}
+    index: dict[dt.datetime, int] = {}  # each bucket's position, worked out once
     columns = (fetch.pylist(table[n]) for n in ("metric", "labels", "bucket", "total", "mean"))
     for metric, text, at, total, mean in zip(*columns, strict=True):
         if text not in labels:
@@ -96,7 +97,9 @@ def metric_series(
         if metric not in means:
             means[metric] = aggregation(metric) == "mean"
         series = out.setdefault((metric, labels[text]), [None] * points)
-        i = int((_utc(at) - start) / width)
+        i = index.get(at)
+        if i is None:
+            i = index[at] = int((_utc(at) - start) / width)
         if 0 <= i < points:
             series[i] = mean if means[metric] else total
     return {k: _filled(v) for k, v in out.items()}

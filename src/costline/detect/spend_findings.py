@@ -9,7 +9,6 @@ successful requests (value) or not (waste), and its suggested actions (`detect.a
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -68,6 +67,9 @@ def _wanted(a: Scanned, causes: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     return wanted
 
 
+Series = tuple[Mapping[str, str], list[tuple[dt.datetime, float | None]]]  # labels, samples
+
+
 def verdicts(
     metrics: ibis.Table | None,
     judged: Sequence[tuple[Scanned, Sequence[Mapping[str, Any]]]],
@@ -82,32 +84,42 @@ def verdicts(
     lo = min(_at(a.start) for a, _ in asked) - dt.timedelta(days=history_days)
     hi = max(_at(a.last) for a, _ in asked) + DAY
     m = metrics.filter(metrics.metric == VALUE_METRIC, metrics.ts >= lo, metrics.ts < hi)
-    rows = [(r["ts"], r["value"], dict(r["labels"] or []))
-            for r in fetch.rows(m.select("ts", "value", "labels"))]  # fmt: skip
-    return [verdict(a, w, rows, history_days) if w else ("unknown", {})
+    table = fetch.arrow(m.select("ts", "value", "labels"))
+    series: dict[str, Series] = {}  # per label set, in the order the engine returned them
+    for ts, value, labels in zip(*(fetch.pylist(table[n]) for n in ("ts", "value", "labels")),
+                                 strict=True):  # fmt: skip
+        found = dict(labels or [])
+        key = repr(sorted(found.items()))
+        if key not in series:
+            series[key] = (found, [])
+        series[key][1].append((ts, value))
+    return [verdict(a, w, series, history_days) if w else ("unknown", {})
             for (a, _), w in zip(judged, wanted, strict=True)]  # fmt: skip
 
 
 def verdict(
     a: Scanned,
     wanted: Mapping[str, str],
-    samples: Sequence[tuple[dt.datetime, float | None, Mapping[str, str]]],
+    series: Mapping[str, Series],
     history_days: int,
 ) -> tuple[str, dict[str, Any]]:
     """value, waste or unknown: did successful requests rise with the spend?
 
     The success series are those of `VALUE_METRIC` whose labels match `wanted` (`_wanted`: the
     scope and, for the dimensions metrics carry (service, team, model), the anomaly's largest
-    causes), from `samples` (ts, value, labels) of that metric. Spend is `value` when one of
-    them rose at least 60% as much as the spend did against its expected level, `waste` when
-    none did, `unknown` without such series.
+    causes), from `series` (label set -> its labels and (ts, value) samples). Spend is `value`
+    when one of them rose at least 60% as much as the spend did against its expected level,
+    `waste` when none did, `unknown` without such series.
     """
-    before = _at(a.start) - dt.timedelta(days=history_days)
-    sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for ts, value, labels in samples:
-        if before <= ts < _at(a.last) + DAY and all(labels.get(k) == v for k, v in wanted.items()):
-            key = repr(sorted(labels.items()))
-            sums[key][0 if ts >= _at(a.start) else 1] += value or 0.0
+    start, stop = _at(a.start), _at(a.last) + DAY
+    before = start - dt.timedelta(days=history_days)
+    sums: dict[str, list[float]] = {}
+    for key, (labels, samples) in series.items():
+        if not all(labels.get(k) == v for k, v in wanted.items()):
+            continue
+        for ts, value in samples:
+            if before <= ts < stop:
+                sums.setdefault(key, [0.0, 0.0])[0 if ts >= start else 1] += value or 0.0
     span = (a.last - a.start).days + 1
     ratios = [
         during / span / (before_ / history_days) for during, before_ in sums.values() if before_

@@ -107,6 +107,8 @@ def idle_gpu_holders(
     (notebooks, endpoints, anything else) up to the telemetry's last hour, priced by the
     allocation's held-idle dollars of those hours."""
     start = end - dt.timedelta(hours=s.gpu_hours)
+    if not fetch.value(samples.filter(samples.ts >= start, samples.ts < end).count()):
+        return []  # no telemetry of these hours: nothing to build the hourly query for
     runs = fetch.rows(_idle_runs(samples, start, end, s))
     if not runs:
         return []
