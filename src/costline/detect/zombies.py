@@ -168,14 +168,15 @@ def _use_keys(metrics: ir.Table, requests: ir.Table, start: dt.datetime, end: dt
     m = metrics.filter(metrics.metric.isin(list(REQUEST_METRICS)), metrics.ts >= start,
                        metrics.ts < end)  # fmt: skip
     m = m.mutate(day=m.ts.date(), source="metric:" + m.metric)
-    parts = [m.select("source", "day", ident=m.labels.get(k), use=m.value) for k in USE_LABELS]
     q = requests.filter(requests.ts >= start, requests.ts < end)
     q = q.mutate(day=q.ts.date(), source=ibis.literal("llm_requests"),
                  use=q.requests.fill_null(1).cast("float64"))  # fmt: skip
-    parts += [q.select("source", "day", ident=q[k], use=q.use) for k in ("endpoint", "app")]
-    u = parts[0]
-    for p in parts[1:]:
-        u = u.union(p, distinct=False)
+    # One row per identity a row names (each label, the endpoint and the app), in one scan.
+    labels = ibis.array([m.labels.get(k) for k in USE_LABELS]).unnest()
+    u = m.select("source", "day", ident=labels, use=m.value).union(
+        q.select("source", "day", ident=ibis.array([q.endpoint, q.app]).unnest(), use=q.use),
+        distinct=False,
+    )
     u = u.filter(u.ident.notnull() & (u.ident != ""))
     use = u.group_by(["source", "ident", "day"]).aggregate(use=u.use.sum())
     alive = m.select("source", "day").union(q.select("source", "day")).distinct()
