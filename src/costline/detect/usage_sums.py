@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 import ibis
 import ibis.expr.operations as ops
 
-from costline.attribution.rules import Rules, bucket_of, derive_lines, instance_text
+from costline.attribution.rules import DERIVED, Rules, bucket_of, derive_lines, instance_text
 from costline.detect.incidents import CAUSE_DIMENSIONS
 from costline.detect.zombie_core import meter_of
 
@@ -49,21 +49,24 @@ def usage(lines: ibis.Table) -> ibis.Table:
     return lines.filter(lines.ChargeCategory.fill_null("Usage") == "Usage")
 
 
-_DERIVED: OrderedDict[tuple[int, ops.Node, str], tuple[object, ibis.Table]] = OrderedDict()
+_DERIVED: OrderedDict[tuple[int, ops.Node, str, tuple[str, ...]], tuple[object, ibis.Table]] = (
+    OrderedDict()
+)
 _LOCK = threading.Lock()
 
 
-def derived(lines: ibis.Table, rules: Rules) -> ibis.Table:
-    """`derive_lines(usage(lines), rules)`, built once for the same lines and rules: a daily run
-    asks for it again with only the window's dates moved, and building it costs more than
-    running the query on a day's lines (the dates filter the derived lines, row by row alike).
-    Kept per engine connection: Ibis holds the tables of two ledgers' connections equal."""
+def derived(lines: ibis.Table, rules: Rules, only: Sequence[str]) -> ibis.Table:
+    """`derive_lines(usage(lines), rules, only=only)`, built once for the same lines and rules:
+    a daily run asks for it again with only the window's dates moved, and building it costs
+    more than running the query on a day's lines (the dates filter the derived lines, row by
+    row alike). Kept per engine connection: Ibis holds the tables of two ledgers' connections
+    equal."""
     backend = ibis.get_backend(lines)
-    key = (id(backend), lines.op(), repr(rules))  # the rules' fields, all of them, as text
+    key = (id(backend), lines.op(), repr(rules), tuple(only))  # the rules' fields, as text
     with _LOCK:
         found = _DERIVED.get(key)
         if found is None or found[0] is not backend:
-            found = _DERIVED[key] = (backend, derive_lines(usage(lines), rules))
+            found = _DERIVED[key] = (backend, derive_lines(usage(lines), rules, only=only))
             while len(_DERIVED) > 8:
                 _DERIVED.popitem(last=False)
         _DERIVED.move_to_end(key)
@@ -82,9 +85,10 @@ def usage_sums(
     series or a root cause reads (as text) and of `RESOURCE_KEYS`: `cost` (EffectiveCost), `qty`
     (ConsumedQuantity) and the SKU's names (`SKU_TEXT`); `in_window` tells the lines of
     [start, end) from the history."""
-    d = derived(lines, rules)
-    d = d.filter(d.ChargePeriodStart >= history, d.ChargePeriodStart < end)
     names = list(dict.fromkeys([*dimensions, *CAUSE_DIMENSIONS]))
+    made = [DIMENSIONS[n] for n in names if DIMENSIONS[n] in DERIVED]  # team, model
+    d = derived(lines, rules, list(dict.fromkeys([*made, "team", "endpoint", "owner"])))
+    d = d.filter(d.ChargePeriodStart >= history, d.ChargePeriodStart < end)
     units = d.PricingUnit.fill_null("") + " " + d.ConsumedUnit.fill_null("")
     keys = {"day": d.ChargePeriodStart.date(), "in_window": d.ChargePeriodStart >= start,
             **{n: d[DIMENSIONS[n]].cast("string") for n in names},
