@@ -102,7 +102,9 @@ def _render(backend: SQLBackend, literal: ops.Literal) -> str:
 def _varies(literal: ops.Literal) -> bool:
     """Whether a literal is one a run moves: a date, a timestamp, a list of text values."""
     kind = literal.dtype
-    return kind.is_date() or kind.is_timestamp() or (kind.is_array() and kind.value_type.is_string())
+    return (
+        kind.is_date() or kind.is_timestamp() or (kind.is_array() and kind.value_type.is_string())
+    )
 
 
 def _sentinel(literal: ops.Literal, n: int) -> ops.Literal:

@@ -26,6 +26,7 @@ from ibis.formats.pyarrow import PyArrowData
 from ibis.util import gen_name
 
 from costline.ledger import compiled
+from costline.ledger.sql import run
 
 
 class _DuckDBArrow(PyArrowData):  # type: ignore[misc]
@@ -88,9 +89,9 @@ def kept(stack: contextlib.ExitStack, table: ir.Table) -> ir.Table:
         for n, t in schema.items()
     )  # fmt: skip
     query = compiled.sql(backend, table)
-    backend.con.execute(f"CREATE TEMP TABLE {quoted} ({columns})")
-    stack.callback(backend.con.execute, f"DROP TABLE IF EXISTS temp.main.{quoted}")
-    backend.con.execute(f"INSERT INTO temp.main.{quoted} {query}")
+    run(backend.con, f"CREATE TEMP TABLE {quoted} ({columns})")
+    stack.callback(run, backend.con, f"DROP TABLE IF EXISTS temp.main.{quoted}")
+    run(backend.con, f"INSERT INTO temp.main.{quoted} {query}")
     namespace = ops.Namespace(catalog="temp", database="main")
     return ops.DatabaseTable(name, schema=schema, source=backend, namespace=namespace).to_expr()
 
