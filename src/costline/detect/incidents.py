@@ -117,10 +117,7 @@ def cause_rows(
     last = max(a.last for a in anomalies)
     parts = []
     for dim in dict.fromkeys(a.dimension for a in anomalies):
-        # One list of values rather than one literal each: the query's shape, and so its SQL
-        # (`ledger.compiled`), stays the same from one run to the next.
-        values = ibis.literal(sorted({a.value for a in anomalies if a.dimension == dim}),
-                              type="array<string>")  # fmt: skip
+        values = _listed({a.value for a in anomalies if a.dimension == dim})
         d = narrow.filter(values.contains(narrow[dim]), narrow.day >= first, narrow.day <= last)
         parts += [
             d.group_by(anomaly_value=d[dim], day=d.day, value=d[name])
@@ -289,13 +286,13 @@ def names(sums: ibis.Table, keys: Iterable[Key]) -> dict[Key, str]:
     null = ibis.null().cast("string")
     parts = []
     if wanted["usage_type"]:
-        parts.append(t.filter(t.usage_type.isin(sorted(wanted["usage_type"])))
+        parts.append(t.filter(_listed(wanted["usage_type"]).contains(t.usage_type))
                      .group_by(key=t.usage_type)
                      .aggregate(a=t.sku_usage_type.max(), b=t.sku_description.max(),
                                 c=t.sku_price.max(), d=t.sku_meter.max())
                      .mutate(dimension=ibis.literal("usage_type")))  # fmt: skip
     if wanted["resource"]:
-        parts.append(t.filter(t.resource.isin(sorted(wanted["resource"])))
+        parts.append(t.filter(_listed(wanted["resource"]).contains(t.resource))
                      .group_by(key=t.resource)
                      .aggregate(a=t.name.max(), b=null, c=null, d=null)
                      .mutate(dimension=ibis.literal("resource")))  # fmt: skip
@@ -310,6 +307,12 @@ def names(sums: ibis.Table, keys: Iterable[Key]) -> dict[Key, str]:
         elif r["dimension"] == "resource":
             out[(r["dimension"], r["key"])] = r["key"].rstrip("/").rsplit("/", 1)[-1]
     return out
+
+
+def _listed(values: Iterable[str]) -> ibis.ArrayValue:
+    """Values as one list literal, not one literal each: a query naming them keeps its shape,
+    and its SQL (`ledger.compiled`), from one run to the next."""
+    return ibis.literal(sorted(values), type="array<string>")
 
 
 def as_dicts(causes: Iterable[Cause]) -> list[dict[str, Any]]:
