@@ -237,7 +237,7 @@ def test_contributions_rank_the_value_that_explains_everything_first() -> None:
         for dim, value, cost in (("resource", "r1", 100 if k < 0 else 300),
                                  ("resource", "r2", 50), ("account", "a", 100 if k < 0 else 300),
                                  ("account", "b", 50), ("service", "s", 150 if k < 0 else 350)):  # fmt: skip
-            rows.append({"day": day, "dimension": dim, "value": value, "cost": Decimal(cost)})
+            rows.append((day, dim, value, Decimal(cost)))
     causes = ranked(contributions(rows, ("team", "t"), start, start + dt.timedelta(days=4), 28))
     assert [(c.dimension, c.value) for c in causes] == [
         ("resource", "r1"), ("team", "t"), ("account", "a"), ("service", "s")]  # fmt: skip
@@ -420,19 +420,17 @@ def test_root_causes_of_all_incidents_in_one_query_equal_the_per_anomaly_query_t
     """detect_spend asks the engine one root-cause query for all incidents (it compiled one per
     anomaly once) and one for the names: the same cents, and the queries do not grow with the
     incidents. Each listed value carries its share of the scope's excess."""
-    from ibis.backends.sql import SQLBackend
-
     from costline.attribution.rules import derive_lines
-    from costline.detect.spend import usage
+    from costline.detect.usage_sums import usage
+    from costline.ledger import fetch
 
     history = Settings().history
-    compiled: list[str] = []
-    original = SQLBackend.compile
+    compiled: list[Any] = []  # the queries whose rows the engine is asked for
+    original = fetch.arrow
 
-    def counting(self: SQLBackend, expr: Any, *args: Any, **kwargs: Any) -> Any:
-        sql = original(self, expr, *args, **kwargs)
-        compiled.append(str(sql))
-        return sql
+    def counting(expr: Any) -> Any:
+        compiled.append(expr)
+        return original(expr)
 
     checked = 0
     for org, truth in orgs[:3]:
@@ -442,7 +440,7 @@ def test_root_causes_of_all_incidents_in_one_query_equal_the_per_anomaly_query_t
             lines = ledger.table("cost_lines")
             compiled.clear()
             with pytest.MonkeyPatch.context() as mp:
-                mp.setattr(SQLBackend, "compile", counting)
+                mp.setattr(fetch, "arrow", counting)
                 found = detect_spend(lines, _at(window["start"]), end, clock=FixedClock(end))
             assert found
             # the daily series, the root causes and the names: three queries, whatever the

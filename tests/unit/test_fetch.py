@@ -72,3 +72,17 @@ def test_a_report_reads_the_ledger_without_importing_pandas(tmp_path: Path) -> N
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_dates_read_back_as_arrow_gives_them_each_made_once() -> None:
+    """A column of days (a few hundred distinct in many thousand rows) is read back as Arrow's
+    `to_pylist` reads it, each distinct day made once."""
+    con = ibis.duckdb.connect()
+    con.raw_sql("CREATE TABLE d AS SELECT DATE '2026-10-01' + (i % 7)::INTEGER AS day "
+                "FROM range(1000) r(i) UNION ALL SELECT NULL UNION ALL SELECT DATE '1969-12-31'"
+                ).fetchall()  # fmt: skip
+    t = con.table("d")
+    column = fetch.arrow(t)["day"]
+    days = fetch.pylist(column)
+    assert days == column.to_pylist() and days.count(None) == 1
+    assert len({id(d) for d in days if d is not None}) == 8

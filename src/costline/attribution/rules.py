@@ -16,7 +16,7 @@ follow the configuration as it changes and run where the data is:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import ibis
@@ -223,18 +223,47 @@ def cost_layer(lines: ibis.Table) -> ibis.StringValue:
     )
 
 
-def derive_lines(lines: ibis.Table, rules: Rules | None = None) -> ibis.Table:
-    """Cost lines with the derived attribution columns of DESIGN.md (replacing stored ones)."""
+def derive_lines(
+    lines: ibis.Table, rules: Rules | None = None, *, only: Collection[str] | None = None
+) -> ibis.Table:
+    """Cost lines with the derived attribution columns of DESIGN.md (replacing stored ones).
+
+    `only`: the derived columns a caller reads; the others are left out (with the stored ones),
+    a smaller query to build and to run: each is a lookup of every tag alias, folded. Those
+    columns are the same as deriving all of them gives (`owner` reads what its rules select on).
+    """
     rules = rules or Rules()
-    derived: dict[str, ibis.Value] = {c: rules.tag(lines, c) for c in TAG_COLUMNS}
-    derived["region"] = lines.RegionId if "RegionId" in lines.columns else ibis.null("string")
-    drop = [c for c in (*derived, "owner", "cost_domain", "cost_layer") if c in lines.columns]
-    out = lines.drop(*drop).mutate(**derived)
+    need = _needed(rules, only)
+    derived: dict[str, ibis.Value] = {c: rules.tag(lines, c) for c in TAG_COLUMNS if c in need}
+    if "region" in need:
+        derived["region"] = lines.RegionId if "RegionId" in lines.columns else ibis.null("string")
+    stored = (*TAG_COLUMNS, "region", "owner", "cost_domain", "cost_layer")
+    out = lines.drop(*[c for c in stored if c in lines.columns]).mutate(**derived)
     # Read back from the columns just made, not rebuilt from the tags: aliases and domains
     # compare a tag with many values, and each comparison would repeat its whole lookup.
-    out = out.mutate(model=rules.model_name(out.model), cost_domain=domain_of(out.workload_type),
-                     cost_layer=cost_layer(out))  # fmt: skip
-    return out.mutate(owner=rules.owner(out))
+    later: dict[str, Callable[[], ibis.Value]] = {
+        "model": lambda: rules.model_name(out.model),
+        "cost_domain": lambda: domain_of(out.workload_type),
+        "cost_layer": lambda: cost_layer(out),
+    }
+    made = {c: make() for c, make in later.items() if c in need}
+    out = out.mutate(**made) if made else out
+    return out.mutate(owner=rules.owner(out)) if "owner" in need else out
+
+
+DERIVED = (*TAG_COLUMNS, "region", "cost_domain", "cost_layer", "owner")
+
+
+def _needed(rules: Rules, only: Collection[str] | None) -> set[str]:
+    """The derived columns to make for `only` (all of them for None): what is asked for, the
+    team and the columns the owner rules select on for `owner`, the workload type for
+    `cost_domain`."""
+    need = set(DERIVED if only is None else only)
+    if "owner" in need:
+        need |= {"team", *(d for o in rules.owners for d in o.match.root)}
+    if "cost_domain" in need:
+        need.add("workload_type")
+    return need
 
 
 def derive_requests(requests: ibis.Table, rules: Rules | None = None) -> ibis.Table:

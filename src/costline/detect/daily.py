@@ -8,6 +8,7 @@ scenario scorer) goes through it, so what a user sees is what the scores measure
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Sequence
 
@@ -16,7 +17,8 @@ from costline.clock import Clock
 from costline.config import Config
 from costline.detect.anomaly import Settings
 from costline.detect.metrics import detect_metrics
-from costline.detect.spend import DEFAULT_DIMENSIONS, detect_spend
+from costline.detect.spend import detect_spend, first_day
+from costline.detect.usage_sums import DEFAULT_DIMENSIONS, usage_sums
 from costline.detect.zombies import detect_zombies
 from costline.ledger import fetch
 from costline.ledger.store import Ledger
@@ -35,16 +37,21 @@ def detect_all(
     dimensions: Sequence[str] = DEFAULT_DIMENSIONS,
     settings: Settings | None = None,
 ) -> list[Finding]:
-    """The findings of one detection run over the `days` whole UTC days before `end`."""
-    start, rules = end - dt.timedelta(days=days), Rules.from_config(config)
-    return detect_spend(
-        ledger.table("cost_lines"), start, end,
-        rules=rules, clock=clock, dimensions=dimensions,
-        settings=settings, annotations=ledger.table("annotations"),
-        metrics=ledger.table("metrics"), renewed=acknowledged(ledger),
-    ) + detect_metrics(ledger.table("metrics"), start, end, clock=clock, rules=rules) + (
-        detect_zombies(ledger.table, start, end, rules=rules, clock=clock)
-    )  # fmt: skip
+    """The findings of one detection run over the `days` whole UTC days before `end`. The usage
+    lines are derived once (`usage_sums`), for spend and zombies alike."""
+    start, rules, table = end - dt.timedelta(days=days), Rules.from_config(config), ledger.table
+    with contextlib.ExitStack() as stack:
+        first = first_day(start, settings or Settings())
+        sums = fetch.kept(stack, usage_sums(table("cost_lines"), first, start, end, rules,
+                                            dimensions))  # fmt: skip
+        return detect_spend(
+            table("cost_lines"), start, end,
+            rules=rules, clock=clock, dimensions=dimensions,
+            settings=settings, annotations=table("annotations"),
+            metrics=table("metrics"), renewed=acknowledged(ledger), sums=sums,
+        ) + detect_metrics(table("metrics"), start, end, clock=clock, rules=rules) + (
+            detect_zombies(table, start, end, rules=rules, clock=clock, sums=sums)
+        )  # fmt: skip
 
 
 def acknowledged(ledger: Ledger) -> dict[tuple[str, str], list[dt.date]]:

@@ -103,9 +103,12 @@ class Incident:
         return max(a.last for a in self.members)
 
 
+Row = tuple[dt.date, str, str | None, Decimal | None]  # day, cause dimension, its value, cost
+
+
 def cause_rows(
     narrow: ibis.Table, anomalies: Sequence[Scanned], history_days: int
-) -> dict[Key, list[dict[str, Any]]]:
+) -> dict[Key, list[Row]]:
     """(anomaly dimension, value) -> its daily cost per value of every other cause dimension,
     from `history_days` before the first anomaly to the last one's end: one query for all."""
     if not anomalies:
@@ -114,8 +117,8 @@ def cause_rows(
     last = max(a.last for a in anomalies)
     parts = []
     for dim in dict.fromkeys(a.dimension for a in anomalies):
-        values = sorted({a.value for a in anomalies if a.dimension == dim})
-        d = narrow.filter(narrow[dim].isin(values), narrow.day >= first, narrow.day <= last)
+        values = _listed({a.value for a in anomalies if a.dimension == dim})
+        d = narrow.filter(values.contains(narrow[dim]), narrow.day >= first, narrow.day <= last)
         parts += [
             d.group_by(anomaly_value=d[dim], day=d.day, value=d[name])
             .aggregate(cost=d.cost.sum())
@@ -123,16 +126,20 @@ def cause_rows(
             for name in CAUSE_DIMENSIONS
             if name != dim and name in narrow.columns
         ]
-    out: dict[Key, list[dict[str, Any]]] = defaultdict(list)
+    out: dict[Key, list[Row]] = defaultdict(list)
     if parts:
-        union = functools.reduce(lambda x, y: x.union(y, distinct=False), parts)
-        for r in fetch.rows(union):
-            out[(r["anomaly_dimension"], r["anomaly_value"])].append(r)
+        table = fetch.arrow(functools.reduce(lambda x, y: x.union(y, distinct=False), parts))
+        scope = zip(fetch.pylist(table["anomaly_dimension"]), fetch.pylist(table["anomaly_value"]),
+                    strict=True)  # fmt: skip
+        rows = zip(*(fetch.pylist(table[n]) for n in ("day", "dimension", "value", "cost")),
+                   strict=True)  # fmt: skip
+        for key, row in zip(scope, rows, strict=True):
+            out[key].append(row)
     return out
 
 
 def contributions(
-    rows: Sequence[Mapping[str, Any]],
+    rows: Iterable[Row],
     scope: Key,
     start: dt.date,
     last: dt.date,
@@ -141,13 +148,14 @@ def contributions(
     """Each value's extra cost a day in [start, last] against the `history_days` before, and its
     share of the scope's whole extra (the sum over the values of any one dimension): the scope's
     own value first, with all of it. For a drop the whole is negative, and so are the values
-    that carry it: their shares are positive all the same."""
+    that carry it: their shares are positive all the same. `rows`: (day, dimension, value, cost)
+    of the scope's daily costs per value (`cause_rows`)."""
     first = start - dt.timedelta(days=history_days)
     sums: dict[tuple[str, str | None], list[Decimal]] = {}
-    for r in rows:
-        if first <= r["day"] <= last and r["cost"] is not None:
-            pair = sums.setdefault((r["dimension"], r["value"]), [Decimal(0), Decimal(0)])
-            pair[0 if r["day"] >= start else 1] += r["cost"]
+    for day, dimension, value, cost in rows:
+        if first <= day <= last and cost is not None:
+            pair = sums.setdefault((dimension, value), [Decimal(0), Decimal(0)])
+            pair[0 if day >= start else 1] += cost
     span = (last - start).days + 1
     extra = {k: float(during) / span - float(before) / history_days
              for k, (during, before) in sums.items()}  # fmt: skip
@@ -244,7 +252,7 @@ def _place(a: Scanned, shares: Mapping[Any, float], incidents: list[Incident]) -
 
 def explain(
     anomalies: Sequence[Scanned],
-    rows: Mapping[Key, Sequence[Mapping[str, Any]]],
+    rows: Mapping[Key, Sequence[Row]],
     history: int,
     drop: Callable[[Scanned, list[dict[str, Any]]], bool] | None = None,
 ) -> list[Incident]:
@@ -266,34 +274,27 @@ def explain(
     return incidents
 
 
-def names(
-    lines: ibis.Table, keys: Iterable[Key], start: dt.datetime, end: dt.datetime
-) -> dict[Key, str]:
+def names(sums: ibis.Table, keys: Iterable[Key]) -> dict[Key, str]:
     """Names a person knows for resources and SKUs: a resource's `ResourceName`, a SKU's usage
     type (`x_UsageType`), its `ChargeDescription` without the price, `SkuPriceDetails` or its
-    meter; one query over the lines of [start, end) for all of them."""
+    meter; one query over the window's `usage_sums` (`detect.usage_sums`) for all of them."""
     wanted: dict[str, set[str]] = defaultdict(set)
     for dim, value in keys:
         if dim in COLUMNS and value:
             wanted[dim].add(value)
-    t = lines.filter(lines.ChargePeriodStart >= start, lines.ChargePeriodStart < end)
+    t = sums
     null = ibis.null().cast("string")
-
-    def text(name: str) -> Any:
-        return t[name].cast("string").max() if name in t.columns else null
-
     parts = []
     if wanted["usage_type"]:
-        extra = t.x_extra.get("x_UsageType").max() if "x_extra" in t.columns else null
-        parts.append(t.filter(t.SkuId.isin(sorted(wanted["usage_type"])))
-                     .group_by(key=t.SkuId)
-                     .aggregate(a=extra, b=text("ChargeDescription"), c=text("SkuPriceDetails"),
-                                d=text("SkuMeter"))
+        parts.append(t.filter(_listed(wanted["usage_type"]).contains(t.usage_type))
+                     .group_by(key=t.usage_type)
+                     .aggregate(a=t.sku_usage_type.max(), b=t.sku_description.max(),
+                                c=t.sku_price.max(), d=t.sku_meter.max())
                      .mutate(dimension=ibis.literal("usage_type")))  # fmt: skip
     if wanted["resource"]:
-        parts.append(t.filter(t.ResourceId.isin(sorted(wanted["resource"])))
-                     .group_by(key=t.ResourceId)
-                     .aggregate(a=text("ResourceName"), b=null, c=null, d=null)
+        parts.append(t.filter(_listed(wanted["resource"]).contains(t.resource))
+                     .group_by(key=t.resource)
+                     .aggregate(a=t.name.max(), b=null, c=null, d=null)
                      .mutate(dimension=ibis.literal("resource")))  # fmt: skip
     if not parts:
         return {}
@@ -306,6 +307,12 @@ def names(
         elif r["dimension"] == "resource":
             out[(r["dimension"], r["key"])] = r["key"].rstrip("/").rsplit("/", 1)[-1]
     return out
+
+
+def _listed(values: Iterable[str]) -> ibis.ArrayValue:
+    """Values as one list literal, not one literal each: a query naming them keeps its shape,
+    and its SQL (`ledger.compiled`), from one run to the next."""
+    return ibis.literal(sorted(values), type="array<string>")
 
 
 def as_dicts(causes: Iterable[Cause]) -> list[dict[str, Any]]:

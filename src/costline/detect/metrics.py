@@ -80,19 +80,28 @@ def metric_series(
     width = dt.timedelta(hours=1) if hourly else dt.timedelta(days=1)
     m = metrics.filter(metrics.ts >= start, metrics.ts < end, metrics.value.notnull())
     bucket = m.ts.truncate("h" if hourly else "D").name("bucket")
-    rows = fetch.rows(
+    table = fetch.arrow(
         m.group_by([m.metric, m.labels.cast("json").cast("string").name("labels"), bucket])
         .aggregate(total=m.value.sum(), mean=m.value.mean())
         .order_by(["metric", "labels", "bucket"])
     )
     points = int((end - start) / width)
     out: dict[Key, list[float | None]] = {}
-    for r in rows:
-        key = (r["metric"], _labels(r["labels"]))
-        series = out.setdefault(key, [None] * points)
-        i = int((_utc(r["bucket"]) - start) / width)
+    labels: dict[str | None, tuple[tuple[str, str], ...]] = {}  # each label set parsed once
+    means: dict[str, bool] = {}
+    index: dict[dt.datetime, int] = {}  # each bucket's position, worked out once
+    columns = (fetch.pylist(table[n]) for n in ("metric", "labels", "bucket", "total", "mean"))
+    for metric, text, at, total, mean in zip(*columns, strict=True):
+        if text not in labels:
+            labels[text] = _labels(text)
+        if metric not in means:
+            means[metric] = aggregation(metric) == "mean"
+        series = out.setdefault((metric, labels[text]), [None] * points)
+        i = index.get(at)
+        if i is None:
+            i = index[at] = int((_utc(at) - start) / width)
         if 0 <= i < points:
-            series[i] = r["mean"] if aggregation(r["metric"]) == "mean" else r["total"]
+            series[i] = mean if means[metric] else total
     return {k: _filled(v) for k, v in out.items()}
 
 

@@ -27,25 +27,15 @@ from typing import Any
 import ibis
 import numpy as np
 
-from costline.attribution.rules import Rules, derive_lines
+from costline.attribution.rules import Rules
 from costline.clock import Clock
 from costline.detect import incidents
 from costline.detect.anomaly import Anomaly, Settings, monthly_lags, scan_many
-from costline.detect.incidents import CAUSE_DIMENSIONS
-from costline.detect.spend_findings import incident_finding
+from costline.detect.spend_findings import incident_findings
+from costline.detect.usage_sums import DEFAULT_DIMENSIONS, usage_sums
+from costline.detect.usage_sums import DIMENSIONS as DIMENSIONS  # where the CLI reads them
 from costline.ledger import fetch
 from costline.model import Finding
-
-DIMENSIONS: Mapping[str, str] = {
-    "service": "ServiceName",
-    "team": "team",
-    "account": "SubAccountName",
-    "region": "RegionId",
-    "model": "model",
-    "usage_type": "SkuId",  # the SKU: an instance type in a region, a storage class, a token meter
-    "resource": "ResourceId",
-}
-DEFAULT_DIMENSIONS = ("service", "team", "usage_type")
 
 
 @dataclass(frozen=True)
@@ -65,20 +55,7 @@ def daily_series(
     lines: ibis.Table, start: dt.datetime, end: dt.datetime, dimensions: Sequence[str], rules: Rules
 ) -> dict[tuple[str, str], list[float]]:
     """(dimension, value) -> daily effective cost over [start, end), one float per day."""
-    return _daily(_narrow(usage(lines), start, end, dimensions, rules), start, end, dimensions)
-
-
-def _narrow(
-    used: ibis.Table, start: dt.datetime, end: dt.datetime, dimensions: Sequence[str], rules: Rules
-) -> ibis.Table:
-    """Usage lines of [start, end), derived, summed per day and per value of every dimension a
-    series or a root cause reads (as text): all `detect_spend` asks the engine about, small."""
-    d = derive_lines(used.filter(used.ChargePeriodStart >= start, used.ChargePeriodStart < end),
-                     rules)  # fmt: skip
-    names = list(dict.fromkeys([*dimensions, *CAUSE_DIMENSIONS]))
-    keys = [d.ChargePeriodStart.date().name("day"),
-            *[d[DIMENSIONS[n]].cast("string").name(n) for n in names]]  # fmt: skip
-    return d.group_by(keys).aggregate(cost=d.EffectiveCost.sum())
+    return _daily(usage_sums(lines, start, start, end, rules, dimensions), start, end, dimensions)
 
 
 def _daily(
@@ -93,20 +70,17 @@ def _daily(
         part = kept.group_by([kept[name].name("value"), "day"])
         parts.append(part.aggregate(cost=kept.cost.sum().cast("float64"))
                      .mutate(dimension=ibis.literal(name)))  # fmt: skip
-    for r in fetch.rows(_union(parts)):
-        series = out.setdefault((r["dimension"], r["value"]), [0.0] * days)
-        i = (r["day"] - start.date()).days
+    table = fetch.arrow(_union(parts))
+    columns = (fetch.pylist(table[n]) for n in ("dimension", "value", "day", "cost"))
+    for dimension, value, day, cost in zip(*columns, strict=True):
+        series = out.setdefault((dimension, value), [0.0] * days)
+        i = (day - start.date()).days
         if 0 <= i < days:
-            series[i] += r["cost"] or 0.0
+            series[i] += cost or 0.0
     # In the dimensions' order, then by value: anomalies of equal impact keep this order, which
     # must not depend on the order the engine returns rows in.
     order = {name: n for n, name in enumerate(dimensions)}
     return dict(sorted(out.items(), key=lambda kv: (order[kv[0][0]], kv[0][1])))
-
-
-def usage(lines: ibis.Table) -> ibis.Table:
-    """Usage lines only: a month's tax, a credit or a commitment purchase is not an anomaly."""
-    return lines.filter(lines.ChargeCategory.fill_null("Usage") == "Usage")
 
 
 def _union(parts: Sequence[ibis.Table]) -> ibis.Table:
@@ -153,6 +127,7 @@ def detect_spend(
     annotations: ibis.Table | None = None,
     metrics: ibis.Table | None = None,
     renewed: Mapping[tuple[str, str], Sequence[dt.date]] | None = None,
+    sums: ibis.Table | None = None,
 ) -> list[Finding]:
     """Findings for the spend anomalies of [start, end) (whole UTC days).
 
@@ -161,31 +136,42 @@ def detect_spend(
     run, and an anomaly keeps its start day (and its fingerprint) from one daily run to the next.
     Anomalies that ended before `start` are left out. `renewed`: per (dimension, value), days
     from which the level is the new normal (an owner acknowledged it); announced launches in
-    `annotations` are added (`renewals`).
+    `annotations` are added (`renewals`). `sums`: the lines' `usage_sums` from `first_day`, when
+    the caller has derived them already (`detect_all`, for zombies too).
     """
     rules = rules or Rules()
     settings = settings or Settings()
     origin = start - dt.timedelta(days=lookback(settings))
-    history = origin - dt.timedelta(days=settings.history)
+    history = first_day(start, settings)
     with contextlib.ExitStack() as stack:
-        # Derived once into the engine's memory, read by the series and every root cause.
-        narrow = fetch.kept(stack, _narrow(usage(lines), history, end, dimensions, rules))
-        series, first = _trimmed(_daily(narrow, origin, end, dimensions), origin.date())
+        # Derived once into the engine's memory, read by the series, root causes and names.
+        if sums is None:
+            sums = fetch.kept(stack, usage_sums(lines, history, start, end, rules, dimensions))
+        series, first = _trimmed(_daily(sums, origin, end, dimensions), origin.date())
         launches = new_normal(annotations)
         found = find_anomalies(series, first, settings, renewals(launches, series, renewed))
         anomalies = [a for a in found if a.last >= start.date()]
-        rows = incidents.cause_rows(narrow, anomalies, settings.history)
-    explained = incidents.explain(anomalies, rows, settings.history,
-                                  drop=lambda a, c: announced(launches, a, c))  # fmt: skip
-    keys = {(c.dimension, c.value) for n in explained for c in n.causes if c.value is not None}
-    keys |= {n.lead for n in explained} | {(a.dimension, a.value) for n in explained
-                                            for a in n.members}  # fmt: skip
-    known = incidents.names(usage(lines), keys, history, end)
-    return [incident_finding(n, known, end=end.date(), rules=rules, clock=clock,
+        rows = incidents.cause_rows(sums, anomalies, settings.history)
+        explained = incidents.explain(anomalies, rows, settings.history,
+                                      drop=lambda a, c: announced(launches, a, c))  # fmt: skip
+        known = incidents.names(sums, _named(explained))
+    return incident_findings(explained, known, end=end.date(), rules=rules, clock=clock,
                              annotations=annotations, metrics=metrics, history=settings.history,
-                             shape=shape_evidence(n.frame.anomaly),
-                             said=shape_sentence(n.frame.anomaly))
-            for n in explained]  # fmt: skip
+                             shape=lambda n: (shape_evidence(n.frame.anomaly),
+                                              shape_sentence(n.frame.anomaly)))  # fmt: skip
+
+
+def _named(explained: Sequence[incidents.Incident]) -> set[tuple[str, str]]:
+    """The values the findings of `explained` name: causes, leads and the anomalies' scopes."""
+    keys = {(c.dimension, c.value) for n in explained for c in n.causes if c.value is not None}
+    return keys | {n.lead for n in explained} | {(a.dimension, a.value) for n in explained
+                                                 for a in n.members}  # fmt: skip
+
+
+def first_day(start: dt.datetime, settings: Settings) -> dt.datetime:
+    """The first day `detect_spend` reads for a window starting `start`: its `lookback`, and the
+    history of the first anomaly that could begin there (`usage_sums`' `history`)."""
+    return start - dt.timedelta(days=lookback(settings) + settings.history)
 
 
 def lookback(settings: Settings) -> int:

@@ -9,8 +9,7 @@ successful requests (value) or not (waste), and its suggested actions (`detect.a
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -41,45 +40,86 @@ def _at(day: dt.date) -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
 
 
-def changes(annotations: ibis.Table | None, a: Scanned) -> list[dict[str, Any]]:
-    if annotations is None:
-        return []
-    n = annotations.filter(annotations.ts >= _at(a.start) - DAY, annotations.ts < _at(a.last) + DAY)
+def changes(
+    annotations: ibis.Table | None, frames: Sequence[Scanned]
+) -> list[list[dict[str, Any]]]:
+    """Per anomaly, what changed around it: the annotations from the day before its first day to
+    the day after its last, oldest first; one query for all of them."""
+    if annotations is None or not frames:
+        return [[] for _ in frames]
+    lo, hi = min(_at(a.start) for a in frames) - DAY, max(_at(a.last) for a in frames) + DAY
+    n = annotations.filter(annotations.ts >= lo, annotations.ts < hi)
+    rows = fetch.rows(n.select("ts", "kind", "text").order_by("ts"))
     return [
-        {"ts": r["ts"].isoformat(), "kind": r["kind"], "text": r["text"]}
-        for r in fetch.rows(n.select("ts", "kind", "text").order_by("ts"))
-    ]
+        [{"ts": r["ts"].isoformat(), "kind": r["kind"], "text": r["text"]} for r in rows
+         if _at(a.start) - DAY <= r["ts"] < _at(a.last) + DAY]
+        for a in frames
+    ]  # fmt: skip
 
 
-def verdict(
-    metrics: ibis.Table | None,
-    a: Scanned,
-    causes: Sequence[Mapping[str, Any]],
-    history_days: int,
-) -> tuple[str, dict[str, Any]]:
-    """value, waste or unknown: did successful requests rise with the spend?
-
-    The success series are those of `VALUE_METRIC` whose labels match the scope and, for the
-    dimensions metrics carry (service, team, model), the anomaly's largest causes. Spend is
-    `value` when one of them rose at least 60% as much as the spend did against its expected
-    level, `waste` when none did, `unknown` without such series.
-    """
-    if metrics is None:
-        return "unknown", {}
+def _wanted(a: Scanned, causes: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """The labels a success series must carry to speak for an anomaly: its own value where
+    metrics carry its dimension, and its largest cause on each other dimension they carry."""
     wanted = {a.dimension: a.value} if a.dimension in VALUE_LABELS else {}
     for c in causes:
         if c["dimension"] in VALUE_LABELS and c["dimension"] not in wanted and c["value"]:
             wanted[c["dimension"]] = c["value"]
-    if not wanted:
-        return "unknown", {}
-    before = _at(a.start) - dt.timedelta(days=history_days)
-    m = metrics.filter(metrics.metric == VALUE_METRIC, metrics.ts >= before,
-                       metrics.ts < _at(a.last) + DAY,
-                       *[metrics.labels.get(k) == v for k, v in wanted.items()])  # fmt: skip
-    sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for r in fetch.rows(m.select("ts", "value", "labels")):
-        key = repr(sorted(dict(r["labels"] or []).items()))
-        sums[key][0 if r["ts"] >= _at(a.start) else 1] += r["value"] or 0.0
+    return wanted
+
+
+Series = tuple[Mapping[str, str], list[tuple[dt.datetime, float | None]]]  # labels, samples
+
+
+def verdicts(
+    metrics: ibis.Table | None,
+    judged: Sequence[tuple[Scanned, Sequence[Mapping[str, Any]]]],
+    history_days: int,
+) -> list[tuple[str, dict[str, Any]]]:
+    """value, waste or unknown for each (anomaly, its causes): did successful requests rise with
+    the spend? (`verdict`). The success samples of all of them are read in one query."""
+    wanted = [_wanted(a, causes) for a, causes in judged]
+    asked = [(a, w) for (a, _), w in zip(judged, wanted, strict=True) if w]
+    if metrics is None or not asked:
+        return [("unknown", {}) for _ in judged]
+    lo = min(_at(a.start) for a, _ in asked) - dt.timedelta(days=history_days)
+    hi = max(_at(a.last) for a, _ in asked) + DAY
+    m = metrics.filter(metrics.metric == VALUE_METRIC, metrics.ts >= lo, metrics.ts < hi)
+    table = fetch.arrow(m.select("ts", "value", "labels"))
+    series: dict[str, Series] = {}  # per label set, in the order the engine returned them
+    for ts, value, labels in zip(*(fetch.pylist(table[n]) for n in ("ts", "value", "labels")),
+                                 strict=True):  # fmt: skip
+        found = dict(labels or [])
+        key = repr(sorted(found.items()))
+        if key not in series:
+            series[key] = (found, [])
+        series[key][1].append((ts, value))
+    return [verdict(a, w, series, history_days) if w else ("unknown", {})
+            for (a, _), w in zip(judged, wanted, strict=True)]  # fmt: skip
+
+
+def verdict(
+    a: Scanned,
+    wanted: Mapping[str, str],
+    series: Mapping[str, Series],
+    history_days: int,
+) -> tuple[str, dict[str, Any]]:
+    """value, waste or unknown: did successful requests rise with the spend?
+
+    The success series are those of `VALUE_METRIC` whose labels match `wanted` (`_wanted`: the
+    scope and, for the dimensions metrics carry (service, team, model), the anomaly's largest
+    causes), from `series` (label set -> its labels and (ts, value) samples). Spend is `value`
+    when one of them rose at least 60% as much as the spend did against its expected level,
+    `waste` when none did, `unknown` without such series.
+    """
+    start, stop = _at(a.start), _at(a.last) + DAY
+    before = start - dt.timedelta(days=history_days)
+    sums: dict[str, list[float]] = {}
+    for key, (labels, samples) in series.items():
+        if not all(labels.get(k) == v for k, v in wanted.items()):
+            continue
+        for ts, value in samples:
+            if before <= ts < stop:
+                sums.setdefault(key, [0.0, 0.0])[0 if ts >= start else 1] += value or 0.0
     span = (a.last - a.start).days + 1
     ratios = [
         during / span / (before_ / history_days) for during, before_ in sums.values() if before_
@@ -162,8 +202,8 @@ def _summary(n: Incident, name: str, known: Mapping[Key, str], impact: Decimal, 
     )
 
 
-def incident_finding(
-    n: Incident,
+def incident_findings(
+    explained: Sequence[Incident],
     known: Mapping[Key, str],
     *,
     end: dt.date,
@@ -172,16 +212,43 @@ def incident_finding(
     annotations: ibis.Table | None,
     metrics: ibis.Table | None,
     history: int,
+    shape: Callable[[Incident], tuple[Mapping[str, Any], str]] | None = None,
+) -> list[Finding]:
+    """The finding of each incident (`incident_finding`); what changed around them and whether
+    successful requests rose with them are read in one query each for all of them. `shape`
+    gives an incident's shape evidence and sentence (see `incident_finding`)."""
+    causes = [_cause_rows(n, known) for n in explained]
+    calls = verdicts(metrics, [(n.frame, c) for n, c in zip(explained, causes, strict=True)],
+                     history)  # fmt: skip
+    changed = changes(annotations, [n.frame for n in explained])
+    out = []
+    for n, c, judged, ch in zip(explained, causes, calls, changed, strict=True):
+        evidence, said = shape(n) if shape is not None else ({}, "")
+        out.append(incident_finding(n, known, end=end, rules=rules, clock=clock, causes=c,
+                                    judged=judged, changed=ch, shape=evidence, said=said))  # fmt: skip
+    return out
+
+
+def incident_finding(
+    n: Incident,
+    known: Mapping[Key, str],
+    *,
+    end: dt.date,
+    rules: Rules,
+    clock: Clock,
+    causes: list[dict[str, Any]],
+    judged: tuple[str, dict[str, Any]],
+    changed: list[dict[str, Any]],
     shape: Mapping[str, Any] | None = None,
     said: str = "",
 ) -> Finding:
-    """The finding of one incident (`end`: the first day not scanned). `shape`: evidence of the
-    kind of anomaly its largest one is (pattern, still open, baseline, a creep's projection),
-    merged into the evidence, and `said` appended to the summary, from the scan."""
+    """The finding of one incident (`end`: the first day not scanned), with its root cause as
+    evidence (`_cause_rows`), its verdict (`verdict`) and what changed (`changes`). `shape`:
+    evidence of the kind of anomaly its largest one is (pattern, still open, baseline, a creep's
+    projection), merged into the evidence, and `said` appended to the summary, from the scan."""
     a = n.frame
-    causes = _cause_rows(n, known)
     impact = Decimal(repr(a.anomaly.impact)).quantize(CENT)
-    call, value_evidence = verdict(metrics, a, causes, history)
+    call, value_evidence = judged
     ratio = a.anomaly.observed / a.anomaly.expected if a.anomaly.expected > 0 else None
     severity = ("info" if call == "value" else "critical" if impact >= 5000
                 else "warning" if impact >= 1000 else "info")  # fmt: skip
@@ -203,7 +270,7 @@ def incident_finding(
         **value_evidence,
         "root_cause": causes,
         "seen_on": [_seen(m) for m in n.members],
-        "changes": changes(annotations, a),
+        "changes": changed,
     }
     times = f"{ratio:.1f}x its expected" if ratio else "new"
     return Finding.new(

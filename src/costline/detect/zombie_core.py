@@ -174,7 +174,12 @@ def meter_kind(lines: ir.Table) -> ir.StringValue:
     `egress`, `request` (requests, operations, transactions), `stored` (GB-months), else NULL;
     from its units, description, SKU and usage type (`x_UsageType`)."""
     units = lines.PricingUnit.fill_null("") + " " + lines.ConsumedUnit.fill_null("")
-    text = instance_text(lines) + " " + units
+    return meter_of(instance_text(lines) + " " + units, units)
+
+
+def meter_of(text: ir.StringValue, units: ir.StringValue) -> ir.StringValue:
+    """`meter_kind` of a line's `text` (its instance text and units) and `units` (its pricing and
+    consumed units), for a table that holds those rather than the line's columns."""
     return ibis.cases(
         (text.re_search(_COPY), "copy"),
         (text.re_search(_EGRESS), "egress"),

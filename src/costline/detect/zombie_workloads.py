@@ -16,7 +16,7 @@ from costline.allocation.gpu import held_by_hour
 from costline.attribution.rules import Rules, bucket_of, fold_text
 from costline.attribution.storage import ended_run_objects, newest_inventory, storage_uri
 from costline.clock import Clock
-from costline.detect.spend import usage
+from costline.detect.usage_sums import usage
 from costline.detect.zombie_core import (
     CENT,
     DAYS_PER_MONTH,
@@ -105,6 +105,8 @@ def idle_gpu_holders(
     (notebooks, endpoints, anything else) up to the telemetry's last hour, priced by the
     allocation's held-idle dollars of those hours."""
     start = end - dt.timedelta(hours=s.gpu_hours)
+    if not fetch.value(samples.filter(samples.ts >= start, samples.ts < end).count()):
+        return []  # no telemetry of these hours: nothing to build the hourly query for
     runs = fetch.rows(_idle_runs(samples, start, end, s))
     if not runs:
         return []

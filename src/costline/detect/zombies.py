@@ -34,9 +34,9 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from costline.attribution.rules import Rules, bucket_of, derive_lines
+from costline.attribution.rules import Rules
 from costline.clock import Clock
-from costline.detect.spend import usage
+from costline.detect.usage_sums import usage_sums
 from costline.detect.zombie_core import (
     CENT,
     DAYS_PER_MONTH,
@@ -45,7 +45,6 @@ from costline.detect.zombie_core import (
     Zombie,
     ZombieSettings,
     day_start,
-    meter_kind,
     quiet_run,
     zombie_finding,
 )  # fmt: skip
@@ -64,9 +63,11 @@ def detect_zombies(
     rules: Rules | None = None,
     clock: Clock,
     settings: ZombieSettings | None = None,
+    sums: ir.Table | None = None,
 ) -> list[Finding]:
     """The zombie findings of [start, end) (whole UTC days), largest cost so far first;
-    `table` names a ledger table (`Ledger.table`)."""
+    `table` names a ledger table (`Ledger.table`); `sums`: the lines' `usage_sums` (their
+    `in_window` from `start`), when the caller has derived them already (`detect_all`)."""
     rules = rules or Rules()
     s = settings or ZombieSettings()
     t = {
@@ -82,7 +83,9 @@ def detect_zombies(
     }
     lines = t["cost_lines"]
     with contextlib.ExitStack() as stack:
-        narrow = fetch.kept(stack, narrow_bill(lines, start, end, rules))
+        if sums is None:
+            sums = fetch.kept(stack, usage_sums(lines, start, start, end, rules))
+        narrow = fetch.kept(stack, narrow_bill(sums))
         n = _billed_days(narrow, start)
         found = [
             *idle_endpoints(narrow, t["metrics"], t["llm_requests"], start, end, n, rules, clock, s),
@@ -98,17 +101,15 @@ def detect_zombies(
 # -- the bill side: daily cost per resource ------------------------------------------------------
 
 
-def narrow_bill(lines: ir.Table, start: dt.datetime, end: dt.datetime, rules: Rules) -> ir.Table:
-    """The window's usage lines, derived once and summed per day, resource and meter: all that
-    cases 1 and 3 ask the engine about (cost, quantity, the resource's names, team and owner)."""
-    d = derive_lines(usage(lines).filter(lines.ChargePeriodStart >= start,
-                                         lines.ChargePeriodStart < end), rules)  # fmt: skip
-    keys = {"rid": d.ResourceId, "day": d.ChargePeriodStart.date(), "bucket": bucket_of(d),
-            "meter": meter_kind(d)}  # fmt: skip
-    return d.group_by(keys).aggregate(
-        cost=d.EffectiveCost.sum(), qty=d.ConsumedQuantity.sum().cast("float64"),
-        name=d.ResourceName.arbitrary(), endpoint=d.endpoint.arbitrary(), team=d.team.arbitrary(),
-        owner=d.owner.arbitrary(), service=d.ServiceName.arbitrary(),
+def narrow_bill(sums: ir.Table) -> ir.Table:
+    """The window's usage lines summed per day, resource and meter, from their `usage_sums`: all
+    that cases 1 and 3 ask the engine about (cost, quantity, the resource's names, team and
+    owner)."""
+    d = sums.filter(sums.in_window)
+    return d.group_by(["rid", "day", "bucket", "meter"]).aggregate(
+        cost=d.cost.sum(), qty=d.qty.sum().cast("float64"), name=d.name.arbitrary(),
+        endpoint=d.endpoint.arbitrary(), team=d.team.arbitrary(), owner=d.owner.arbitrary(),
+        service=d.service.arbitrary(),
     )  # fmt: skip
 
 
@@ -167,14 +168,15 @@ def _use_keys(metrics: ir.Table, requests: ir.Table, start: dt.datetime, end: dt
     m = metrics.filter(metrics.metric.isin(list(REQUEST_METRICS)), metrics.ts >= start,
                        metrics.ts < end)  # fmt: skip
     m = m.mutate(day=m.ts.date(), source="metric:" + m.metric)
-    parts = [m.select("source", "day", ident=m.labels.get(k), use=m.value) for k in USE_LABELS]
     q = requests.filter(requests.ts >= start, requests.ts < end)
     q = q.mutate(day=q.ts.date(), source=ibis.literal("llm_requests"),
                  use=q.requests.fill_null(1).cast("float64"))  # fmt: skip
-    parts += [q.select("source", "day", ident=q[k], use=q.use) for k in ("endpoint", "app")]
-    u = parts[0]
-    for p in parts[1:]:
-        u = u.union(p, distinct=False)
+    # One row per identity a row names (each label, the endpoint and the app), in one scan.
+    labels = ibis.array([m.labels.get(k) for k in USE_LABELS]).unnest()
+    u = m.select("source", "day", ident=labels, use=m.value).union(
+        q.select("source", "day", ident=ibis.array([q.endpoint, q.app]).unnest(), use=q.use),
+        distinct=False,
+    )
     u = u.filter(u.ident.notnull() & (u.ident != ""))
     use = u.group_by(["source", "ident", "day"]).aggregate(use=u.use.sum())
     alive = m.select("source", "day").union(q.select("source", "day")).distinct()
@@ -187,22 +189,20 @@ def idle_endpoints(
 ) -> list[Finding]:  # fmt: skip
     """Case 1: billed resources whose requests stayed near zero for a week or more (`narrow`:
     `narrow_bill`; `n`: the days the bill has reached)."""
-    with contextlib.ExitStack() as stack:
-        use, alive = _use_keys(metrics, requests, start, end)
-        use = fetch.kept(stack, use)
-        if not fetch.value(use.count()):
-            return []  # no request metrics or logs: nothing to judge endpoints by
-        names = [narrow.select("rid", ident=narrow[c]) for c in ("rid", "name", "endpoint")]
-        ident = names[0].union(names[1]).union(names[2]).distinct()
-        keys = use.select("source", "ident").distinct()
-        matched = ident.join(keys, ident.ident == keys.ident).select("rid", "source", "ident")
-        matched = fetch.kept(stack, matched.filter(matched.rid.notnull()))
-        j = matched.join(use, [matched.source == use.source, matched.ident == use.ident])
-        daily_use = j.group_by([j.rid, j.source, j.day]).aggregate(use=j.use.sum())
-        use_rows = fetch.rows(daily_use)
-        alive_rows = fetch.rows(alive)
-        bill = narrow.semi_join(matched, narrow.rid == matched.rid)
-        bill_rows = fetch.rows(_bill(bill, "rid"))
+    use, alive = _use_keys(metrics, requests, start, end)
+    names = [narrow.select("rid", ident=narrow[c]) for c in ("rid", "name", "endpoint")]
+    ident = names[0].union(names[1]).union(names[2]).distinct()
+    ident = ident.filter(ident.rid.notnull())
+    j = use.join(ident, use.ident == ident.ident)
+    use_rows = fetch.rows(j.group_by([j.rid, j.source, j.day]).aggregate(use=j.use.sum()))
+    if not use_rows:
+        return []  # no requests name a billed resource: nothing to judge endpoints by
+    alive_rows = fetch.rows(alive)
+    # The resources as one list of text, not one literal each: the query's SQL is then the same
+    # from one run to the next (`ledger.compiled`).
+    billed = ibis.literal(sorted({r["rid"] for r in use_rows}), type="array<string>")
+    bill = narrow.filter(billed.contains(narrow.rid))
+    bill_rows = fetch.rows(_bill(bill, "rid"))
     costs, info = _billed(bill_rows, start, n)
     up = {(r["source"], (r["day"] - start.date()).days) for r in alive_rows}
     by_source: dict[tuple[str, str], list[float | None]] = {}

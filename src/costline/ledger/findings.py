@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import duckdb
 
@@ -40,40 +40,62 @@ class UnknownFinding(CostlineError, LookupError):
 
 
 def upsert(con: duckdb.DuckDBPyConnection, findings: Sequence[Finding]) -> None:
-    """Insert new findings; merge ones already stored (first_seen kept, last_seen moved on)."""
+    """Insert new findings; merge ones already stored (first_seen kept, last_seen moved on).
+
+    One read of the stored ones, one delete and one insert for all of them (not three
+    statements each: a daily detection run stores a dozen). The same fingerprint twice in
+    `findings` merges the second into the first, as storing them one after the other does."""
+    if not findings:
+        return
+    wanted = sorted({f.fingerprint for f in findings})
+    stored = dict(run(con, "SELECT fingerprint, body FROM findings "
+                           "WHERE fingerprint IN (SELECT unnest(?))", [wanted]))  # fmt: skip
+    kept: dict[str, Finding] = {}  # in the order they are written, as stored one by one
     for finding in findings:
-        row = run_one(con, "SELECT body FROM findings WHERE fingerprint = ?", [finding.fingerprint])
-        if row is not None:
-            finding = _settled(Finding.model_validate_json(row[0]), finding)
-            run(con, "DELETE FROM findings WHERE fingerprint = ?", [finding.fingerprint])
+        body = kept.pop(finding.fingerprint).model_dump_json() if finding.fingerprint in kept else (
+            stored.get(finding.fingerprint))  # fmt: skip
+        if body is not None:
+            finding = _settled(Finding.model_validate_json(body), finding)
         elif _born_resolved(finding):
             continue  # it only closes a stored one: with none, there is nothing to record
-        window = finding.window
-        run(
-            con,
-            """INSERT INTO findings (fingerprint, kind, severity, status, title, summary, scope,
-                 owner, impact_usd, window_start, window_end, first_seen, last_seen,
-                 snoozed_until, body)
-               VALUES (?, ?, ?, ?, ?, ?, MAP(?::VARCHAR[], ?::VARCHAR[]), ?, ?, ?, ?, ?, ?, ?, ?)""",
-            [
-                finding.fingerprint,
-                str(finding.kind),
-                str(finding.severity),
-                str(finding.status),
-                finding.title,
-                finding.summary,
-                list(finding.scope),
-                list(finding.scope.values()),
-                finding.owner,
-                finding.impact_usd,
-                window.start if window else None,
-                window.end if window else None,
-                finding.first_seen,
-                finding.last_seen,
-                finding.snoozed_until,
-                finding.model_dump_json(),
-            ],
-        )
+        kept[finding.fingerprint] = finding
+    if not kept:
+        return
+    run(con, "DELETE FROM findings WHERE fingerprint IN (SELECT unnest(?))", [list(kept)])
+    rows = list(kept.values())
+    for at in range(0, len(rows), _BATCH):
+        batch = rows[at : at + _BATCH]
+        run(con, f"INSERT INTO findings ({_COLUMNS}) VALUES {', '.join([_ROW] * len(batch))}",
+            [p for f in batch for p in _params(f)])  # fmt: skip
+
+
+_COLUMNS = ("fingerprint, kind, severity, status, title, summary, scope, owner, impact_usd, "
+            "window_start, window_end, first_seen, last_seen, snoozed_until, body")  # fmt: skip
+_BATCH = 500  # findings an INSERT writes at most
+_ROW = "(?, ?, ?, ?, ?, ?, MAP(?::VARCHAR[], ?::VARCHAR[]), ?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def _params(finding: Finding) -> list[Any]:
+    """One finding's values for `_ROW`."""
+    window = finding.window
+    return [
+        finding.fingerprint,
+        str(finding.kind),
+        str(finding.severity),
+        str(finding.status),
+        finding.title,
+        finding.summary,
+        list(finding.scope),
+        list(finding.scope.values()),
+        finding.owner,
+        finding.impact_usd,
+        window.start if window else None,
+        window.end if window else None,
+        finding.first_seen,
+        finding.last_seen,
+        finding.snoozed_until,
+        finding.model_dump_json(),
+    ]
 
 
 def transition(

@@ -88,7 +88,8 @@ class Ledger:
         self.url = url
         # Rates into USD (`fx:` in costline.yaml) for the reporting view of cost_lines.
         self.fx_rates = list(fx_rates)
-        self._reporting: ibis.Table | None = None  # cost_lines in USD, until the next write
+        self._reporting: ibis.Table | None = None  # cost_lines in USD, until lines are written
+        self._tables: dict[str, ibis.Table] = {}  # each table's Ibis handle, read once
         self.path = ledger_path(url)
         self.clock = clock
         self.read_only = read_only
@@ -113,6 +114,7 @@ class Ledger:
         except duckdb.IOException as exc:
             raise LedgerError(f"cannot open the ledger {self.path}: {exc}") from exc
         self._ibis: DuckDBBackend = ibis.duckdb.from_connection(con)
+        self._tables = {}
         self.con: duckdb.DuckDBPyConnection = con
         self._run("SET TimeZone = 'UTC'")
         # Row order in the ledger carries no meaning; letting inserts run unordered parallelises them.
@@ -150,9 +152,13 @@ class Ledger:
         in another currency converted at their day's rate, or refused without one); `raw=True`
         gives the lines as billed (exports, ingestion checks).
         """
-        if name not in schema.tables():
-            raise LedgerError(f"no ledger table {name!r}; tables: {', '.join(schema.tables())}")
-        table = self._ibis.table(name)
+        table = self._tables.get(name)
+        if table is None:
+            if name not in schema.tables():
+                raise LedgerError(f"no ledger table {name!r}; tables: {', '.join(schema.tables())}")
+            # Reading a table's schema is a DESCRIBE (11 ms for the cost_lines view): once per
+            # connection, as the tables' columns change only when it migrates the ledger.
+            table = self._tables[name] = self._ibis.table(name)
         if name == "cost_lines" and not raw:
             # Checking the currencies is a scan: once per ledger state, not once per report table.
             if self._reporting is None:
@@ -245,7 +251,8 @@ class Ledger:
 
         A restatement that would remove more than half of a period's rows or cost is refused
         unless `replace_periods` (see `_replace_restated_periods`)."""
-        self._reporting = None
+        if batches:  # findings alone change no cost line, nor their currencies
+            self._reporting = None
         if self.read_only:
             raise LedgerError("the ledger was opened read-only")
         ingestion_id = _ingestion_id(batches, self.clock.now())
